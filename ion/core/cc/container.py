@@ -1,0 +1,129 @@
+"""The capability container: a tree of Twisted services hosting ion processes.
+
+Children, started in this order and stopped in reverse: the exchange manager
+(broker connection and the system's exchange), the process manager, and the
+app manager when apps are in use. Several containers can share one reactor.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ion.core.config import DEFAULTS, Config
+from ion.core.id import check_name, default_container_id
+from ion.core.messaging.broker import IBroker
+from ion.core.messaging.exchange import ExchangeManager
+from ion.core.process.manager import ProcessManager
+from ion.core.process.process import Process
+
+log = Logger()
+
+_instances = itertools.count(1)
+
+
+class Container(MultiService):
+    """One ion container: an id, a sysname, a broker connection and processes.
+
+    @param reactor: the reactor (defaults to the global one, imported lazily).
+    @param config: the container's configuration (defaults: L{DEFAULTS}).
+    @param container_id: overrides the host-and-pid based id.
+    @param sysname: the system this container belongs to (default: its id).
+    @param broker: an L{IBroker} connection (default: a private embedded broker).
+    """
+
+    def __init__(
+        self,
+        *,
+        reactor: Any = None,
+        config: Config | None = None,
+        container_id: str | None = None,
+        sysname: str | None = None,
+        broker: IBroker | None = None,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor  # noqa: PLC0415 - no import-time reactor
+        self.reactor = reactor
+        self.config = config if config is not None else Config(DEFAULTS)
+        n = next(_instances)
+        base = default_container_id()
+        self.id = check_name(container_id or (base if n == 1 else f"{base}-{n}"), "container id")
+        self.sysname = check_name(sysname or self.config.get("sysname") or self.id, "sysname")
+        if broker is None:
+            from ion.core.messaging.embedded import EmbeddedBroker
+
+            broker = EmbeddedBroker(reactor).connection()
+        self.exchange = ExchangeManager(broker, self.sysname)
+        self.exchange.setServiceParent(self)
+        self.proc_manager = ProcessManager(self)
+        self.proc_manager.setServiceParent(self)
+        self._boot_result: Failure | bool | None = None  # None: booting or not started
+        self._ready_waiters: list[Deferred[None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Container {self.id} sysname={self.sysname}>"
+
+    def startService(self) -> None:
+        super().startService()
+        Deferred.fromCoroutine(self._boot()).addBoth(self._booted)
+
+    async def _boot(self) -> None:
+        for service in list(self):
+            boot = getattr(service, "boot", None)
+            if boot is not None:
+                await boot()
+        log.info("container {id} ready (sysname {sysname})", id=self.id, sysname=self.sysname)
+
+    def _booted(self, result: object) -> None:
+        self._boot_result = result if isinstance(result, Failure) else True
+        if isinstance(result, Failure):
+            log.failure("container {id} failed to boot", result, id=self.id)
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            self._fire_ready(d)
+
+    def _fire_ready(self, d: Deferred[None]) -> None:
+        if isinstance(self._boot_result, Failure):
+            d.errback(self._boot_result)
+        else:
+            d.callback(None)
+
+    def when_ready(self) -> Deferred[None]:
+        """A Deferred that fires once every child has booted (fails if one could not)."""
+        d: Deferred[None] = Deferred()
+        if self._boot_result is None:
+            self._ready_waiters.append(d)
+        else:
+            self._fire_ready(d)
+        return d
+
+    async def start(self) -> Container:
+        """Start the container and wait until it is ready (for tests and scripts)."""
+        self.startService()
+        await self.when_ready()
+        return self
+
+    async def stop(self) -> None:
+        """Stop the container: processes terminated newest first, then the broker."""
+        if self.running:
+            await self.stopService()
+
+    async def spawn(
+        self,
+        target: Any,
+        name: str | None = None,
+        args: dict[str, Any] | None = None,
+        config: Any = None,
+    ) -> Process:
+        """Spawn a process in this container; see L{ProcessManager.spawn}."""
+        return await self.proc_manager.spawn(target, name=name, args=args, config=config)
+
+    async def terminate(self, proc_or_id: Process | str) -> None:
+        """Terminate one process of this container."""
+        await self.proc_manager.terminate(proc_or_id)

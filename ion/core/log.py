@@ -1,0 +1,186 @@
+"""Logging through C{twisted.logger}: readable text or JSON lines, levels per module.
+
+Modules log with C{log = twisted.logger.Logger()} (its namespace is the
+module's name). What reaches the output is set by configuration:
+
+    logging:
+      format: text          # or json: one JSON object per line
+      level: info           # namespaces not listed in levels (twisted, ...)
+      levels: {ion: info, ion.core.messaging: warn}
+
+A package's level applies to its modules unless they have their own
+(C{ion.core: debug} covers C{ion.core.messaging.broker}). Both formats mask
+passwords in URLs (L{redact_text}); log C{redact_url(url)}, not the URL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from constantly import NamedConstant
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    LogPublisher,
+    eventAsText,
+    formatEvent,
+    globalLogPublisher,
+)
+
+from ion.core.config import Config
+from ion.core.exception import ConfigurationError
+
+LEVELS: dict[str, NamedConstant] = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "warning": LogLevel.warn,
+    "error": LogLevel.error,
+    "critical": LogLevel.critical,
+}
+FORMATS = ("text", "json")
+MASK = "***"
+
+# scheme://user:password@ -- the password is what goes.
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s]*@")
+_SECRET_KEYS = re.compile(r"pass|secret|token|credential", re.IGNORECASE)
+# Keys Twisted (and its legacy bridge) put in events; not user fields.
+_EVENT_KEYS = frozenset({"message", "isError", "system", "time", "format", "why", "failure"})
+
+
+def redact_url(url: str) -> str:
+    """C{url} with its password masked: C{amqp://guest:***@host/}; others unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_text(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+
+
+def redact_text(text: str) -> str:
+    """C{text} with the password of every C{scheme://user:password@} in it masked."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}{MASK}@", text)
+
+
+def parse_level(name: Any, where: str = "logging.level") -> NamedConstant:
+    """The L{LogLevel} named C{name} (debug, info, warn/warning, error, critical)."""
+    level = LEVELS.get(str(name).strip().lower()) if isinstance(name, str) else None
+    if level is None:
+        raise ConfigurationError(
+            f"{where}: {name!r} is not a log level (one of {', '.join(LEVELS)})"
+        )
+    return level
+
+
+def _as_config(config: Config | Mapping[str, Any]) -> Config:
+    return config if isinstance(config, Config) else Config(config)
+
+
+def level_predicate(config: Config | Mapping[str, Any]) -> LogLevelFilterPredicate:
+    """A filter predicate for C{logging.level} and the per-namespace C{logging.levels}."""
+    cfg = _as_config(config)
+    predicate = LogLevelFilterPredicate(parse_level(cfg.get("logging.level", "info")))
+    levels = cfg.get("logging.levels", {}) or {}
+    if not isinstance(levels, Mapping):
+        raise ConfigurationError(f"logging.levels: must be a mapping, not {levels!r}")
+    for namespace, name in levels.items():
+        level = parse_level(name, f"logging.levels.{namespace}")
+        predicate.setLogLevelForNamespace(str(namespace), level)
+    return predicate
+
+
+def _timestamp(event: LogEvent) -> str:
+    when = event.get("log_time")
+    if when is None:
+        return "-"
+    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="milliseconds")
+
+
+def _level_name(event: LogEvent) -> str:
+    # LogLevel's members are NamedConstants, not LogLevel instances.
+    return getattr(event.get("log_level"), "name", "info")
+
+
+def format_text(event: LogEvent) -> str:
+    """One event as C{time [namespace] LEVEL: message}, traceback after it."""
+    text = eventAsText(event, includeTimestamp=False, includeSystem=False)
+    namespace = event.get("log_namespace", "-")
+    line = f"{_timestamp(event)} [{namespace}] {_level_name(event).upper()}: {text}"
+    return redact_text(line) + "\n"
+
+
+def _jsonable(key: str, value: Any) -> Any:
+    if _SECRET_KEYS.search(key):
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return redact_text(repr(value))
+    return json.loads(redact_text(json.dumps(value)))
+
+
+def format_json(event: LogEvent) -> str:
+    """One event as one JSON object: time, level, namespace, message, traceback, fields."""
+    record: dict[str, Any] = {
+        "time": _timestamp(event),
+        "level": _level_name(event),
+        "namespace": event.get("log_namespace", ""),
+        "message": redact_text(formatEvent(event)),
+    }
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["traceback"] = redact_text(failure.getTraceback())
+    for key, value in event.items():
+        if key.startswith("log_") or key in _EVENT_KEYS:
+            continue
+        name = key if key not in record else f"field.{key}"
+        record[name] = _jsonable(key, value)
+    return json.dumps(record, default=repr) + "\n"
+
+
+def make_observer(config: Config | Mapping[str, Any], stream: IO[str]) -> FilteringLogObserver:
+    """An observer writing to C{stream} in C{logging.format}, filtered by the levels.
+
+    It touches no global state: add it to any L{LogPublisher}.
+    """
+    cfg = _as_config(config)
+    fmt = cfg.get("logging.format", "text")
+    if fmt not in FORMATS:
+        raise ConfigurationError(f"logging.format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    formatter = format_json if fmt == "json" else format_text
+    return FilteringLogObserver(FileLogObserver(stream, formatter), [level_predicate(cfg)])
+
+
+def install_observers(
+    config: Config | Mapping[str, Any],
+    stream: IO[str],
+    publisher: LogPublisher | None = None,
+) -> ILogObserver:
+    """Add the configured observer to C{publisher} (default: the global one); return it.
+
+    Tests pass their own C{LogPublisher()}. Under twistd, which installs its own
+    observer, prefer C{application.setComponent(ILogObserver, make_observer(...))}
+    so lines are not written twice. Remove with C{publisher.removeObserver(obs)}.
+    """
+    observer = make_observer(config, stream)
+    (globalLogPublisher if publisher is None else publisher).addObserver(observer)
+    return observer

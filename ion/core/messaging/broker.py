@@ -1,0 +1,103 @@
+"""The broker interface: what the exchange manager needs from a message broker.
+
+Two implementations satisfy it and pass one conformance suite
+(C{tests/core/messaging/test_broker_conformance.py}): the embedded in-memory broker
+(L{ion.core.messaging.embedded}) and RabbitMQ over AMQP 0-9-1.
+
+An L{IBroker} is one I{connection}: exclusive queues belong to the connection
+that declared them, and closing it deletes them and gives every message it had
+not acknowledged back to its queue, marked redelivered. Every operation on a
+connection that is not open fails with L{ion.core.exception.BrokerError}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from zope.interface import Attribute, Interface
+
+EXCHANGE_TYPES = ("topic", "direct", "fanout")
+
+
+class IDelivery(Interface):
+    """One message handed to a consumer; it must be acked or rejected once."""
+
+    body: bytes = Attribute("The message body, always bytes.")
+    exchange: str = Attribute("The exchange it was published to.")
+    routing_key: str = Attribute("The routing key it was published with.")
+    headers: dict[str, Any] = Attribute("Transport headers (may be empty).")
+    redelivered: bool = Attribute("True when an earlier delivery was not acked.")
+
+    def ack() -> None:
+        """Acknowledge: the broker forgets the message.
+
+        Settling a delivery twice raises L{ion.core.exception.BrokerError}.
+        """
+
+    def reject(requeue: bool = False) -> None:
+        """Refuse: drop the message, or put it back at the head of its queue if C{requeue}."""
+
+
+class IBroker(Interface):
+    """A connection to a broker with AMQP 0-9-1 semantics.
+
+    Every method returns a Deferred (noted as its result type).
+    """
+
+    def connect() -> Any:
+        """Open the connection. -> Deferred[None]"""
+
+    def close() -> Any:
+        """Close (idempotent): exclusive queues go, unacked messages return. -> Deferred[None]"""
+
+    def declare_exchange(name: str, type: str = "topic", auto_delete: bool = False) -> Any:
+        """Declare an exchange (idempotent for equal arguments). -> Deferred[None]"""
+
+    def delete_exchange(name: str) -> Any:
+        """Delete an exchange and its bindings. -> Deferred[None]"""
+
+    def declare_queue(
+        name: str = "", exclusive: bool = False, auto_delete: bool = False, durable: bool = False
+    ) -> Any:
+        """Declare a queue; an empty name asks the broker to choose one. -> Deferred[str]"""
+
+    def delete_queue(name: str) -> Any:
+        """Delete a queue; messages in it are dropped. -> Deferred[None]"""
+
+    def queue_exists(name: str) -> Any:
+        """Whether a queue of that name exists (also another connection's exclusive one). -> Deferred[bool]"""
+
+    def bind_queue(queue: str, exchange: str, binding_key: str) -> Any:
+        """Route messages whose key matches C{binding_key} to C{queue}. -> Deferred[None]"""
+
+    def unbind_queue(queue: str, exchange: str, binding_key: str) -> Any:
+        """Remove a binding. -> Deferred[None]"""
+
+    def publish(
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        headers: dict[str, Any] | None = None,
+        mandatory: bool = False,
+        confirm: bool = False,
+    ) -> Any:
+        """Publish a message. -> Deferred[None]
+
+        With C{mandatory}, a message that matches no queue fails the Deferred
+        with L{ion.core.exception.UnroutableError}. With C{confirm}, the Deferred
+        fires when the broker has taken responsibility for the message.
+        """
+
+    def consume(queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int = 0) -> Any:
+        """Start delivering the queue's messages to C{on_delivery}. -> Deferred[str] (tag)
+
+        C{prefetch} bounds the deliveries not yet acked (0: unbounded). Consumers
+        of one queue take its messages round robin. Deliveries never re-enter
+        the caller: C{on_delivery} never runs inside C{publish}, only from the
+        reactor (the embedded broker may run it in the same drain that delivered
+        the message whose handler published, once that handler has returned).
+        """
+
+    def cancel(consumer_tag: str) -> Any:
+        """Stop a consumer; its unacked deliveries stay owned until acked. -> Deferred[None]"""

@@ -1,0 +1,159 @@
+"""The initiator side of one process's conversations: deadlines, replies, collection."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ion.core.exception import (
+    ConversationError,
+    RequestRefused,
+    TimeoutError,
+    received_error,
+)
+from ion.core.messaging.conversation.core import (
+    INITIATOR,
+    PARTICIPANT,
+    Conversation,
+    new_conversation,
+)
+from ion.core.messaging.message import STATUS, STATUS_ERROR, Message
+
+log = Logger()
+
+# How many recently finished conversation ids to remember, so a late reply is
+# told apart from a reply to a conversation this process never had.
+TOMBSTONES = 4096
+
+
+class ConversationManager:
+    """Holds a process's open initiated conversations until they finish or time out.
+
+    @ivar open: conv-id -> conversation; empty again once every call has ended.
+    """
+
+    def __init__(self, owner: str, clock: Any) -> None:
+        self.owner = owner
+        self.clock = clock
+        self.open: dict[str, Conversation] = {}
+        self.on_agree: dict[str, Callable[[Message], None]] = {}
+        self.generic: dict[str, Conversation] = {}
+        self._gone: deque[str] = deque(maxlen=TOMBSTONES)
+        self._gone_set: set[str] = set()
+
+    def start(self, conv_id: str, protocol: str, timeout: float) -> Conversation:
+        """Open a conversation whose request is about to be sent; arm its deadline."""
+        conv = new_conversation(conv_id, protocol, INITIATOR)
+        conv.feed("request")
+        conv.deferred = Deferred(lambda d: self._cancelled(conv))
+        conv.timer = self.clock.callLater(timeout, self._timed_out, conv, timeout)
+        self.open[conv_id] = conv
+        return conv
+
+    def start_generic(self, conv_id: str, idle: float) -> Conversation:
+        """Open a C{generic} conversation that closes after C{idle} quiet seconds."""
+        conv = new_conversation(conv_id, "generic", INITIATOR)
+        self.generic[conv_id] = conv
+        self._touch(conv, idle)
+        return conv
+
+    def generic_received(self, msg: Message, idle: float) -> Conversation:
+        """Feed a C{generic} message to its conversation, opening it if new."""
+        conv = self.generic.get(msg.conv_id)  # type: ignore[arg-type]
+        if conv is None:
+            conv = new_conversation(msg.conv_id, "generic", PARTICIPANT)  # type: ignore[arg-type]
+            self.generic[conv.conv_id] = conv
+        conv.feed(msg.performative)  # type: ignore[arg-type]
+        self._touch(conv, idle)
+        return conv
+
+    def _touch(self, conv: Conversation, idle: float) -> None:
+        if conv.timer is not None and conv.timer.active():
+            conv.timer.reset(idle)
+        else:
+            conv.timer = self.clock.callLater(idle, self._idle, conv)
+
+    def _idle(self, conv: Conversation) -> None:
+        conv.timer = None
+        conv.feed("timeout")
+        self.generic.pop(conv.conv_id, None)
+
+    def received(self, msg: Message) -> None:
+        """Feed a reply to its conversation; finish it when the protocol says so."""
+        conv_id = msg.conv_id
+        conv = self.open.get(conv_id)  # type: ignore[arg-type]
+        if conv is None:
+            if conv_id in self._gone_set:
+                log.info("{owner}: late reply dropped: {msg!r}", owner=self.owner, msg=msg)
+            else:
+                log.warn(
+                    "{owner}: reply for unknown conversation dropped: {msg!r}",
+                    owner=self.owner,
+                    msg=msg,
+                )
+            return
+        performative = msg.performative
+        try:
+            conv.feed(performative)  # type: ignore[arg-type]
+        except ConversationError as e:
+            log.warn("{owner}: unexpected message dropped: {err}", owner=self.owner, err=e)
+            return
+        if not conv.finished:
+            agree = self.on_agree.get(conv_id)  # type: ignore[arg-type]
+            if agree is not None:
+                agree(msg)
+            return
+        self._close(conv)
+        if performative == "refuse":
+            conv.deferred.errback(RequestRefused(msg.headers, msg.content))
+        elif performative == "failure" or msg.headers.get(STATUS) == STATUS_ERROR:
+            conv.deferred.errback(received_error(msg.headers, msg.content))
+        else:
+            conv.deferred.callback(msg)
+
+    def fail(self, conv: Conversation, error: BaseException) -> None:
+        """End a conversation that could not go on (its request could not be sent)."""
+        if self.open.get(conv.conv_id) is conv:
+            self._close(conv)
+            conv.deferred.errback(error)
+
+    def fail_all(self, error: Exception) -> None:
+        """End every open conversation with C{error} (the process is going away)."""
+        for conv in list(self.open.values()):
+            self.fail(conv, error)
+        for conv in list(self.generic.values()):
+            if conv.timer is not None and conv.timer.active():
+                conv.timer.cancel()
+            self._idle(conv)
+
+    def _timed_out(self, conv: Conversation, timeout: float) -> None:
+        conv.timer = None
+        conv.feed("timeout")
+        self._close(conv)
+        conv.deferred.errback(
+            TimeoutError(
+                f"{self.owner}: no reply within {timeout:g}s in {conv.protocol} "
+                f"conversation {conv.conv_id}"
+            )
+        )
+
+    def _cancelled(self, conv: Conversation) -> None:
+        # The caller cancelled the Deferred: forget the conversation; Deferred
+        # itself errbacks with CancelledError.
+        if self.open.get(conv.conv_id) is conv:
+            self._close(conv)
+
+    def _close(self, conv: Conversation) -> None:
+        del self.open[conv.conv_id]
+        self.on_agree.pop(conv.conv_id, None)
+        if conv.timer is not None:
+            conv.timer.cancel()
+            conv.timer = None
+        if len(self._gone) == self._gone.maxlen:
+            self._gone_set.discard(self._gone[0])
+        self._gone.append(conv.conv_id)
+        self._gone_set.add(conv.conv_id)

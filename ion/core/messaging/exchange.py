@@ -1,0 +1,66 @@
+"""The exchange manager: a container's door to the broker, scoped by sysname.
+
+Everything a system declares is named from its sysname: the exchange
+C{ion.<sysname>} and the queues C{<sysname>.<key>}, so two systems on one
+broker never meet and a system's objects can be listed and cleaned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ion.core.id import check_name
+from ion.core.messaging.broker import IBroker, IDelivery
+
+log = Logger()
+
+
+class ExchangeManager(Service):
+    """Owns the broker connection and the system's exchange; publishes and consumes."""
+
+    name = "exchange"
+
+    def __init__(self, broker: IBroker, sysname: str) -> None:
+        self.broker = broker
+        self.sysname = check_name(sysname, "sysname")
+        self.exchange_name = f"ion.{sysname}"
+
+    async def boot(self) -> None:
+        """Connect and declare the system's exchange."""
+        await self.broker.connect()
+        await self.broker.declare_exchange(self.exchange_name, "topic")
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.broker.close()
+
+    def queue_name(self, key: str) -> str:
+        """The queue name for routing key C{key} in this system."""
+        return f"{self.sysname}.{key}"
+
+    async def declare_queue(self, key: str, exclusive: bool = False) -> str:
+        """Declare the queue for C{key} (auto-delete) and bind it; return its name."""
+        queue = self.queue_name(key)
+        await self.broker.declare_queue(queue, exclusive=exclusive, auto_delete=True)
+        await self.broker.bind_queue(queue, self.exchange_name, key)
+        return queue
+
+    def publish(self, key: str, body: bytes, mandatory: bool = False) -> Deferred[None]:
+        """Publish to this system's exchange with routing key C{key}."""
+        return self.broker.publish(self.exchange_name, key, body, None, mandatory)
+
+    def consume(
+        self, queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int
+    ) -> Deferred[str]:
+        return self.broker.consume(queue, on_delivery, prefetch)
+
+    def cancel(self, tag: str) -> Deferred[None]:
+        return self.broker.cancel(tag)
+
+    def delete_queue(self, queue: str) -> Deferred[Any]:
+        return self.broker.delete_queue(queue)

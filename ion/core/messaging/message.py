@@ -1,0 +1,163 @@
+"""Messages: headers plus content, and their msgpack wire form.
+
+On the wire a message is the msgpack array C{[headers, content]}. Bytes stay
+bytes and strings stay strings. The C{encoding} header names how the content
+was encoded: plain msgpack by default; other content codecs (protobuf objects)
+register themselves in L{CONTENT_CODECS}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from ion.core.exception import MessageFormatError
+
+# Header names, after the original's "ION Common Message Format".
+SENDER = "sender"
+SENDER_NAME = "sender-name"
+RECEIVER = "receiver"
+REPLY_TO = "reply-to"
+CONV_ID = "conv-id"
+CONV_SEQ = "conv-seq"
+PROTOCOL = "protocol"
+PERFORMATIVE = "performative"
+OP = "op"
+STATUS = "status"
+USER_ID = "user-id"
+EXPIRY = "expiry"
+TS = "ts"
+ENCODING = "encoding"
+
+STATUS_OK = "OK"
+STATUS_ERROR = "ERROR"
+
+PROTOCOLS = frozenset({"rpc", "request", "generic", "none"})
+PERFORMATIVES = frozenset(
+    {"request", "agree", "refuse", "inform_result", "failure", "inform", "cancel"}
+)
+REQUIRED = (SENDER, RECEIVER, CONV_ID, PROTOCOL, PERFORMATIVE)
+
+ENCODING_MSGPACK = "msgpack"
+
+# encoding name -> (encode(content) -> wire value, decode(wire value) -> content)
+ContentCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+CONTENT_CODECS: dict[str, ContentCodec] = {}
+# (predicate on content, encoding name): which codec encodes a given content value
+CONTENT_ENCODERS: list[tuple[Callable[[Any], bool], str]] = []
+
+
+def register_content_codec(
+    encoding: str, accepts: Callable[[Any], bool], encode: Callable, decode: Callable
+) -> None:
+    """Teach the message codec another content encoding (protobuf objects use this)."""
+    CONTENT_CODECS[encoding] = (encode, decode)
+    CONTENT_ENCODERS.append((accepts, encoding))
+
+
+class Message:
+    """One received (or about to be sent) message.
+
+    @ivar headers: the header map (names above).
+    @ivar content: the decoded content.
+    @ivar delivery: the broker delivery it came in (None for outgoing ones).
+    """
+
+    __slots__ = ("headers", "content", "delivery", "conversation", "replied")
+
+    def __init__(self, headers: dict[str, Any], content: Any = None, delivery: Any = None):
+        self.headers = headers
+        self.content = content
+        self.delivery = delivery
+        self.conversation: Any = None
+        self.replied = False
+
+    @property
+    def op(self) -> str | None:
+        return self.headers.get(OP)
+
+    @property
+    def sender(self) -> str | None:
+        return self.headers.get(SENDER)
+
+    @property
+    def conv_id(self) -> str | None:
+        return self.headers.get(CONV_ID)
+
+    @property
+    def protocol(self) -> str | None:
+        return self.headers.get(PROTOCOL)
+
+    @property
+    def performative(self) -> str | None:
+        return self.headers.get(PERFORMATIVE)
+
+    @property
+    def status(self) -> str | None:
+        return self.headers.get(STATUS)
+
+    def __repr__(self) -> str:
+        h = self.headers
+        return (
+            f"<Message {h.get(PROTOCOL)}/{h.get(PERFORMATIVE)} op={h.get(OP)!r} "
+            f"{h.get(SENDER)} -> {h.get(RECEIVER)} conv={h.get(CONV_ID)}>"
+        )
+
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def encode(headers: dict[str, Any], content: Any) -> bytes:
+    """The wire bytes of a message; sets the C{encoding} header for non-msgpack content."""
+    for accepts, encoding in CONTENT_ENCODERS:
+        if accepts(content):
+            headers[ENCODING] = encoding
+            content = CONTENT_CODECS[encoding][0](content)
+            break
+    try:
+        return _packb([headers, content])
+    except (TypeError, ValueError, OverflowError) as e:
+        raise MessageFormatError(f"content cannot be encoded: {e}") from e
+
+
+def decode(body: bytes, delivery: Any = None) -> Message:
+    """Parse wire bytes into a L{Message}; raise L{MessageFormatError} if they are not one."""
+    try:
+        frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated types for bad input
+        raise MessageFormatError(f"body is not msgpack: {e}") from e
+    if not (isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict)):
+        raise MessageFormatError("body is not a [headers, content] pair")
+    headers, content = frame
+    encoding = headers.get(ENCODING)
+    if encoding is not None and encoding != ENCODING_MSGPACK:
+        codec = CONTENT_CODECS.get(encoding) if isinstance(encoding, str) else None
+        try:
+            if codec is None:
+                raise MessageFormatError(f"unknown content encoding {encoding!r}")
+            content = codec[1](content)
+        except Exception as e:
+            error = e if isinstance(e, MessageFormatError) else MessageFormatError(str(e))
+            # The headers were readable: keep them so the receiver can still answer.
+            error.headers = headers  # type: ignore[attr-defined]
+            raise error from e
+    return Message(headers, content, delivery)
+
+
+def check_headers(headers: dict[str, Any]) -> None:
+    """Raise L{MessageFormatError} naming the headers a message lacks or has wrong."""
+    for name in REQUIRED:
+        if not isinstance(headers.get(name), str):
+            missing = [n for n in REQUIRED if not isinstance(headers.get(n), str)]
+            raise MessageFormatError(f"missing or non-string headers: {', '.join(missing)}")
+    if headers[PROTOCOL] not in PROTOCOLS:
+        raise MessageFormatError(f"unknown protocol {headers[PROTOCOL]!r}")
+    if headers[PERFORMATIVE] not in PERFORMATIVES:
+        raise MessageFormatError(f"unknown performative {headers[PERFORMATIVE]!r}")
+    if headers[PERFORMATIVE] == "request" and not isinstance(headers.get(OP), str):
+        raise MessageFormatError("a request needs a string 'op' header")
+    seq = headers.get(CONV_SEQ)
+    if seq is not None and not isinstance(seq, int):
+        raise MessageFormatError("'conv-seq' must be an integer")

@@ -1,0 +1,7 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+TYPE_ID_FIELD_NUMBER: _ClassVar[int]
+type_id: _descriptor.FieldDescriptor

@@ -1,0 +1,156 @@
+"""Read the text of C{.app} and C{.rel} files into plain mappings, remembering lines.
+
+Two formats are read, never with C{eval}:
+
+  - YAML (preferred);
+  - the original's Python-literal dict (C{{"type": "application", "mod": ("m", [..])}}),
+    read with C{ast.literal_eval}, so old files load unchanged.
+
+Format rule: if the first character that is not blank and not in a C{#}
+comment line is C{"{"} and the whole text is a Python expression made only of
+literals, it is the literal format. A Python expression containing a call
+(C{dict(...)}, C{os.system(...)}) would need C{eval} and is refused, naming
+the line. Anything else (including JSON and YAML flow mappings with bare
+words) is read as YAML. Literals go first because YAML reads some Python
+literals differently (C{None} is the string "None", escapes in C{'...'}).
+
+Every problem raises one L{AppFileError} naming the file, and the field and
+line when known.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ion.core.exception import AppFileError
+
+
+class _LineDict(dict):
+    """A dict that remembers each key's line and, for scalars, its source text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[Any, int] = {}
+        self.raw: dict[Any, str] = {}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose mappings are L{_LineDict}s; a duplicate key is an error."""
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Any:
+    data = _LineDict()
+    yield data
+    data.update(loader.construct_mapping(node))
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in data.lines:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        data.lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode):
+            data.raw[key] = value_node.value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+
+
+def _from_ast(path: str, node: ast.AST, source: str) -> Any:
+    """The value of literal C{node}; a call or a name is refused with its line."""
+    if isinstance(node, ast.Dict):
+        out = _LineDict()
+        for key_node, value_node in zip(node.keys, node.values, strict=True):
+            if key_node is None:
+                raise AppFileError(path, "'**' is not allowed in a literal", line=node.lineno)
+            key = _from_ast(path, key_node, source)
+            if isinstance(key, (dict, list)):
+                raise AppFileError(path, f"unhashable key {key!r}", line=key_node.lineno)
+            out[key] = _from_ast(path, value_node, source)
+            out.lines[key] = key_node.lineno
+            segment = ast.get_source_segment(source, value_node)
+            if segment is not None and isinstance(value_node, ast.Constant | ast.UnaryOp):
+                out.raw[key] = segment
+        return out
+    if isinstance(node, ast.List | ast.Tuple):
+        return [_from_ast(path, item, source) for item in node.elts]
+    if isinstance(node, ast.Call):
+        text = ast.get_source_segment(source, node) or "a call"
+        raise AppFileError(
+            path,
+            f"{text} is a function call, which would need eval; use literals only",
+            line=node.lineno,
+        )
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        text = ast.get_source_segment(source, node) or type(node).__name__
+        raise AppFileError(path, f"{text} is not a literal", line=node.lineno) from None
+
+
+def _looks_literal(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.startswith("{")
+    return False
+
+
+def _is_python_literal(tree: ast.Expression) -> bool:
+    """True unless C{tree} holds a bare name (then it is YAML with bare words)."""
+    return not any(isinstance(node, ast.Name) for node in ast.walk(tree))
+
+
+def parse_text(text: str, path: str | os.PathLike[str] = "<string>") -> Mapping[str, Any]:
+    """The top-level mapping of an app or release file's C{text} (see module docstring)."""
+    where = str(path)
+    literal_error: SyntaxError | None = None
+    if _looks_literal(text):
+        try:
+            tree = ast.parse(text, filename=where, mode="eval")
+        except SyntaxError as exc:
+            tree, literal_error = None, exc
+        if tree is not None:
+            calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+            if calls:
+                _from_ast(where, min(calls, key=lambda n: (n.lineno, n.col_offset)), text)
+            if _is_python_literal(tree):
+                return _from_ast(where, tree.body, text)
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "unreadable"
+        line = mark.line + 1 if mark is not None else None
+        if literal_error is not None:
+            # Starts like the literal format: its own error is the likelier one.
+            raise AppFileError(
+                where,
+                f"malformed: not a Python literal ({literal_error.msg}) "
+                f"nor YAML (line {line}: {problem})",
+                line=literal_error.lineno,
+            ) from None
+        raise AppFileError(where, f"malformed YAML: {problem}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise AppFileError(where, f"malformed YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise AppFileError(where, f"expected a mapping of fields, the file is {kind}")
+    return data
+
+
+def read_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """The top-level mapping of the app or release file at C{path}."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AppFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise AppFileError(path, "not UTF-8 text") from None
+    return parse_text(text, path)

@@ -1,0 +1,145 @@
+"""The process manager: spawns, finds and terminates a container's processes."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ion.core.config import Config
+from ion.core.exception import ProcessError
+from ion.core.id import ProcessId, check_name
+from ion.core.process.process import Process
+
+if TYPE_CHECKING:
+    from ion.core.cc.container import Container
+
+log = Logger()
+
+
+def resolve_process_class(target: Any) -> type[Process]:
+    """A Process subclass from a class or a dotted C{module.Class} / C{module:Class} name."""
+    if isinstance(target, type):
+        cls = target
+    elif isinstance(target, str):
+        module_name, sep, attr = target.rpartition(":") if ":" in target else target.rpartition(".")
+        if not sep or not module_name:
+            raise ProcessError(f"cannot spawn {target!r}: expected 'module.Class'")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ProcessError(f"cannot spawn {target!r}: no module {module_name!r} ({e})") from e
+        cls = getattr(module, attr, None)
+        if cls is None:
+            raise ProcessError(f"cannot spawn {target!r}: module {module_name!r} has no {attr!r}")
+    else:
+        raise ProcessError(f"cannot spawn {target!r}: give a Process class or 'module.Class'")
+    if not (isinstance(cls, type) and issubclass(cls, Process)):
+        raise ProcessError(f"cannot spawn {target!r}: not a Process subclass")
+    return cls
+
+
+class ProcessManager(Service):
+    """Spawns processes with unique ids and terminates them in reverse order."""
+
+    name = "process"
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.processes: dict[str, Process] = {}
+        self._numbers = itertools.count(1)
+
+    async def spawn(
+        self,
+        target: Any,
+        name: str | None = None,
+        args: dict[str, Any] | None = None,
+        config: Config | dict[str, Any] | None = None,
+        parent: Process | None = None,
+    ) -> Process:
+        """Create, initialize and activate a process; return it ACTIVE.
+
+        @raise ProcessError: it could not be created or a hook failed (it is
+            terminated again and the cause is chained).
+        """
+        cls = resolve_process_class(target)
+        proc_config = self.container.config
+        if isinstance(config, Config):
+            proc_config = config
+        elif config:
+            proc_config = proc_config.merged(config)
+        proc = cls(name=name, args=args, config=proc_config)
+        check_name(proc.proc_name, "process name")
+        pid = ProcessId(proc.proc_name, next(self._numbers), self.container.id)
+        proc.attach(self.container, pid)
+        proc.parent = parent
+        self.processes[str(pid)] = proc
+        try:
+            await proc.initialize()
+            await proc.activate()
+        except Exception as e:
+            log.failure("spawn of {pid} failed", pid=str(pid))
+            await self._discard(proc)
+            raise ProcessError(f"spawn of {pid} ({cls.__name__}) failed: {e}") from e
+        if parent is not None:
+            parent.children.append(proc)
+        log.debug("spawned {pid}", pid=str(pid))
+        return proc
+
+    async def _discard(self, proc: Process) -> None:
+        try:
+            if proc.state != "TERMINATED":
+                await proc.terminate()
+        except Exception:
+            log.failure("cleanup of {pid} failed", pid=str(proc.id))
+        self.processes.pop(str(proc.id), None)
+
+    async def terminate(self, proc_or_id: Process | str) -> None:
+        """Terminate a process (and its children) and forget it."""
+        proc = proc_or_id if isinstance(proc_or_id, Process) else self.find(proc_or_id)
+        if proc is None:
+            raise ProcessError(f"no process {proc_or_id!r} in container {self.container.id}")
+        try:
+            await proc.terminate()
+        finally:
+            self.processes.pop(str(proc.id), None)
+            if proc.parent is not None and proc in proc.parent.children:
+                proc.parent.children.remove(proc)
+
+    def find(self, key: str | int) -> Process | None:
+        """A process by full id, by local number, or by name (the newest of that name)."""
+        if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+            number = int(key)
+            for proc in self.processes.values():
+                if proc.id is not None and proc.id.local == number:
+                    return proc
+            return None
+        found = self.processes.get(str(key))
+        if found is not None:
+            return found
+        for proc in reversed(list(self.processes.values())):
+            if proc.proc_name == key:
+                return proc
+        return None
+
+    def stopService(self) -> Deferred[None]:
+        """Terminate every process, newest first (children go with their parents)."""
+        super().stopService()
+        return Deferred.fromCoroutine(self._terminate_all())
+
+    async def _terminate_all(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            if str(proc.id) in self.processes and proc.parent is None:
+                try:
+                    await self.terminate(proc)
+                except Exception:
+                    log.failure("terminating {pid} failed", pid=str(proc.id))
+        for proc in reversed(list(self.processes.values())):
+            try:
+                await self.terminate(proc)
+            except Exception:
+                log.failure("terminating {pid} failed", pid=str(proc.id))

@@ -1,0 +1,82 @@
+"""Fixtures shared by the whole suite: containers on the embedded broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest_twisted
+from twisted.logger import globalLogPublisher
+
+from ion.core.cc.container import Container
+from ion.core.messaging.embedded import EmbeddedBroker
+
+
+class LogCapture:
+    """Records log events while installed; C{await wait_for_text(s)} for a matching one."""
+
+    def __init__(self) -> None:
+        from tests.helpers import Collector
+
+        self.events: Collector[dict[str, Any]] = Collector()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events(event)
+
+    @staticmethod
+    def text(event: dict[str, Any]) -> str:
+        from twisted.logger import formatEvent
+
+        return formatEvent(event)
+
+    async def wait_for_text(self, fragment: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first event whose formatted text contains C{fragment}."""
+        items = await self.events.wait_until(lambda e: fragment in self.text(e), timeout)
+        return items[-1]
+
+    def texts(self) -> list[str]:
+        return [self.text(e) for e in self.events.items]
+
+
+@pytest_twisted.async_yield_fixture
+async def make_container() -> AsyncIterator[Callable[..., Awaitable[Container]]]:
+    """C{await make_container(**kw)}: a started container; all are stopped at teardown.
+
+    Containers made in one test share one embedded broker, as containers of one
+    system share RabbitMQ.
+    """
+    from twisted.internet import reactor
+
+    broker = EmbeddedBroker(reactor)
+    made: list[Container] = []
+    counter = iter(range(1, 1000))
+
+    async def make(**kwargs: Any) -> Container:
+        kwargs.setdefault("container_id", f"test{next(counter)}")
+        kwargs.setdefault("sysname", "testsys")
+        kwargs.setdefault("broker", broker.connection())
+        container = Container(reactor=reactor, **kwargs)
+        await container.start()
+        made.append(container)
+        return container
+
+    yield make
+    for container in reversed(made):
+        await container.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def container(
+    make_container: Callable[..., Awaitable[Container]],
+) -> AsyncIterator[Container]:
+    """One started container on the embedded broker."""
+    yield await make_container()
+
+
+@pytest_twisted.async_yield_fixture
+async def logs() -> AsyncIterator[LogCapture]:
+    """Captures every log event emitted during the test."""
+    capture = LogCapture()
+    globalLogPublisher.addObserver(capture)
+    yield capture
+    globalLogPublisher.removeObserver(capture)

@@ -1,0 +1,125 @@
+"""The initiator-side conversation manager, on a fake clock: deadlines and collection."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock
+
+from ion.core import exception as exc
+from ion.core.messaging import message as m
+from ion.core.messaging.conversation.manager import TOMBSTONES, ConversationManager
+
+
+def reply(conv_id: str, performative: str = "inform_result", content: object = "ok", **h: object):
+    headers = {m.CONV_ID: conv_id, m.PERFORMATIVE: performative, m.PROTOCOL: "rpc", **h}
+    return m.Message(headers, content)
+
+
+def make() -> tuple[Clock, ConversationManager]:
+    clock = Clock()
+    return clock, ConversationManager("me.1@c", clock)
+
+
+def test_reply_resolves_and_collects() -> None:
+    """A reply fires the caller's Deferred with the message and forgets the conversation."""
+    clock, manager = make()
+    conv = manager.start("c#1", "rpc", 5)
+    manager.received(reply("c#1"))
+    result = conv.deferred.result
+    assert result.content == "ok"
+    assert manager.open == {} and clock.getDelayedCalls() == []
+
+
+def test_timeout_fails_and_collects() -> None:
+    """At the deadline the caller gets TimeoutError and nothing is left behind."""
+    clock, manager = make()
+    conv = manager.start("c#1", "rpc", 5)
+    failures: list = []
+    conv.deferred.addErrback(failures.append)
+    clock.advance(4.9)
+    assert failures == []
+    clock.advance(0.1)
+    assert failures[0].check(exc.TimeoutError)
+    assert "no reply within 5s" in str(failures[0].value)
+    assert manager.open == {} and conv.state == "TIMEDOUT"
+
+
+def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    """A reply after the deadline is recognised as late; a stranger's as unknown."""
+    from twisted.logger import globalLogPublisher
+
+    seen: list[str] = []
+    observer = lambda e: seen.append(e.get("log_format", ""))  # noqa: E731
+    globalLogPublisher.addObserver(observer)
+    try:
+        clock, manager = make()
+        conv = manager.start("c#1", "rpc", 1)
+        conv.deferred.addErrback(lambda f: None)
+        clock.advance(1)
+        manager.received(reply("c#1"))
+        manager.received(reply("c#999"))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert any("late reply dropped" in s for s in seen)
+    assert any("unknown conversation" in s for s in seen)
+
+
+def test_tombstones_are_bounded() -> None:
+    """The memory of finished conversations never grows past its bound."""
+    clock, manager = make()
+    for i in range(TOMBSTONES + 100):
+        conv = manager.start(f"c#{i}", "rpc", 5)
+        manager.received(reply(f"c#{i}"))
+        assert conv.deferred.called
+    assert len(manager._gone) == len(manager._gone_set) == TOMBSTONES
+
+
+def test_error_and_refusal_replies() -> None:
+    """failure replies errback a ReceivedError subclass; refuse errbacks RequestRefused."""
+    clock, manager = make()
+    failed = manager.start("c#1", "rpc", 5)
+    refused = manager.start("c#2", "request", 5)
+    errors: list = []
+    failed.deferred.addErrback(errors.append)
+    refused.deferred.addErrback(errors.append)
+    manager.received(reply("c#1", "failure", {"code": 404, "message": "gone"}, status="ERROR"))
+    manager.received(reply("c#2", "refuse", {"code": 403, "message": "no"}))
+    assert errors[0].check(exc.ReceivedApplicationError) and errors[0].value.code == 404
+    assert errors[1].check(exc.RequestRefused)
+    assert manager.open == {}
+
+
+def test_cancel_forgets_conversation() -> None:
+    """Cancelling the caller's Deferred forgets the conversation and its deadline."""
+    clock, manager = make()
+    conv = manager.start("c#1", "rpc", 5)
+    conv.deferred.cancel()
+    assert conv.deferred.result.check(CancelledError)
+    conv.deferred.addErrback(lambda f: None)
+    assert manager.open == {} and clock.getDelayedCalls() == []
+
+
+def test_generic_closes_when_idle() -> None:
+    """A generic conversation stays open while used and is collected once idle."""
+    clock, manager = make()
+    conv = manager.start_generic("g#1", idle=10)
+    clock.advance(9)
+    msg = m.Message({m.CONV_ID: "g#1", m.PERFORMATIVE: "inform", m.PROTOCOL: "generic"})
+    assert manager.generic_received(msg, idle=10) is conv
+    clock.advance(9)
+    assert "g#1" in manager.generic
+    clock.advance(1)
+    assert manager.generic == {} and conv.state == "CLOSED"
+
+
+def test_fail_all_ends_everything() -> None:
+    """fail_all ends open calls with the error and closes generic conversations."""
+    clock, manager = make()
+    conv = manager.start("c#1", "rpc", 5)
+    manager.start_generic("g#1", idle=10)
+    errors: list = []
+    conv.deferred.addErrback(errors.append)
+    manager.fail_all(exc.ProcessError("gone"))
+    assert errors[0].check(exc.ProcessError)
+    assert manager.open == {} and manager.generic == {} and clock.getDelayedCalls() == []

@@ -1,0 +1,218 @@
+"""Layered configuration: layers, environment mapping, -a parsing, per-app views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ion.core.config import (
+    DEFAULTS,
+    Config,
+    app_config,
+    config_layers,
+    env_layer,
+    load_config,
+    merge,
+    parse_args_option,
+    value_sources,
+)
+from ion.core.exception import ConfigurationError
+
+REPO = Path(__file__).resolve().parents[2]
+
+LAYERS = ["defaults", "ion.yml", "ionlocal.yml", "env", "--config", "-a"]
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _stack(tmp_path: Path, top: int) -> dict:
+    """Set container.rpc_timeout in every layer up to index C{top} (1..5) to its index."""
+    root = tmp_path / "root"
+    (root / "res/config").mkdir(parents=True)
+    kwargs: dict = {"root": root, "environ": {}}
+    if top >= 1:
+        _write(root / "res/config/ion.yml", {"container": {"rpc_timeout": 1}})
+    if top >= 2:
+        _write(root / "res/config/ionlocal.yml", {"container": {"rpc_timeout": 2}})
+    if top >= 3:
+        kwargs["environ"] = {"ION_CONTAINER__RPC_TIMEOUT": "3"}
+    if top >= 4:
+        kwargs["config_file"] = _write(tmp_path / "extra.yml", {"container": {"rpc_timeout": 4}})
+    if top >= 5:
+        kwargs["cli_args"] = parse_args_option("container.rpc_timeout=5")
+    return kwargs
+
+
+def test_shipped_ion_yml_equals_defaults() -> None:
+    """res/config/ion.yml documents exactly the built-in DEFAULTS."""
+    shipped = yaml.safe_load((REPO / "res/config/ion.yml").read_text())
+    assert shipped == DEFAULTS
+
+
+def test_defaults_alone_when_no_files(tmp_path: Path) -> None:
+    """With no files, no ION_ variables and no arguments the config is DEFAULTS."""
+    config = load_config(root=tmp_path, environ={"HOME": "/x"})
+    assert config.as_dict() == DEFAULTS
+    assert config.get("container.rpc_timeout") == 15.0
+
+
+@pytest.mark.parametrize("top", range(1, 6))
+def test_each_layer_wins_over_the_one_before(tmp_path: Path, top: int) -> None:
+    """The highest layer that sets a key gives its value, and is reported as its source."""
+    kwargs = _stack(tmp_path, top)
+    assert load_config(**kwargs).get("container.rpc_timeout") == top
+    sources = value_sources(config_layers(**kwargs))
+    assert sources["container.rpc_timeout"] == (top, LAYERS[top])
+    assert sources["broker.url"] == ("local", "defaults")
+
+
+def test_layers_merge_deeply(tmp_path: Path) -> None:
+    """A layer setting one key of a section keeps the section's other keys."""
+    config = load_config(root=tmp_path, environ={"ION_BROKER__PREFETCH": "1"})
+    assert config.get("broker") == {"url": "local", "prefetch": 1}
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    """A --config file that does not exist is one ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match="nope.yml"):
+        load_config(root=tmp_path, environ={}, config_file=tmp_path / "nope.yml")
+
+
+def test_malformed_config_file_names_file_and_line(tmp_path: Path) -> None:
+    """Malformed YAML in a config file is reported with the file and the line."""
+    bad = tmp_path / "res/config/ionlocal.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("container:\n  rpc_timeout: [1\n")
+    with pytest.raises(ConfigurationError, match=r"ionlocal\.yml: malformed YAML, line 3"):
+        load_config(root=tmp_path, environ={})
+
+
+def test_config_file_must_be_a_mapping(tmp_path: Path) -> None:
+    """A config file holding a list is refused."""
+    path = tmp_path / "list.yml"
+    path.write_text("- a\n")
+    with pytest.raises(ConfigurationError, match="must hold a mapping"):
+        load_config(root=tmp_path, environ={}, config_file=path)
+
+
+def test_env_mapping() -> None:
+    """ION_A__B_C maps to a.b_c with YAML-typed values; other variables are ignored."""
+    environ = {
+        "ION_CONTAINER__RPC_TIMEOUT": "5",
+        "ION_BROKER__URL": "amqp://guest:guest@localhost:5672/",
+        "ION_CONTAINER__DEBUG": "true",
+        "ION_LOGGING__LEVELS": "{ion.core: debug}",
+        "ION_PACK__APP_PATH": "[apps, more/apps]",
+        "ION_A__B__C": "",
+        "ION_HOME": "/opt/ion",
+        "ION___X": "1",
+        "PATH": "/bin",
+    }
+    assert env_layer(environ) == {
+        "container": {"rpc_timeout": 5, "debug": True},
+        "broker": {"url": "amqp://guest:guest@localhost:5672/"},
+        "logging": {"levels": {"ion.core": "debug"}},
+        "pack": {"app_path": ["apps", "more/apps"]},
+        "a": {"b": {"c": ""}},
+    }
+
+
+def test_parse_args_pairs() -> None:
+    """key=value pairs nest dotted keys, type values as YAML and keep bracketed commas."""
+    assert parse_args_option("sysname=lab,container.rpc_timeout=5, apps=[a, b],k={x: 1, y: 2}") == {
+        "sysname": "lab",
+        "container": {"rpc_timeout": 5},
+        "apps": ["a", "b"],
+        "k": {"x": 1, "y": 2},
+    }
+
+
+def test_parse_args_pair_values() -> None:
+    """Quoted values stay strings and values may contain '=' and URLs."""
+    assert parse_args_option("sysname='007',url=amqp://u:p@h/?a=b") == {
+        "sysname": "007",
+        "url": "amqp://u:p@h/?a=b",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"sysname": "lab", "apparg_hello": {"k": 1}}',
+        "{'sysname': 'lab', 'apparg_hello': {'k': 1}}",
+        "{sysname: lab, apparg_hello: {k: 1}}",
+        "sysname: lab\napparg_hello: {k: 1}",
+    ],
+)
+def test_parse_args_mapping(text: str) -> None:
+    """JSON, YAML and the original's Python-dict forms all give the same mapping."""
+    assert parse_args_option(text) == {"sysname": "lab", "apparg_hello": {"k": 1}}
+
+
+def test_parse_args_empty() -> None:
+    """No -a text gives no args."""
+    assert parse_args_option("  ") == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["garbage", "a=1,b", "=1", "a=1,,b=2", "[1, 2]", "{a: [1}", "a='x", "1=2", "{1: a}"],
+)
+def test_parse_args_rejects_garbage(text: str) -> None:
+    """Text that is neither key=value pairs nor a string-keyed mapping is a clear error."""
+    with pytest.raises(ConfigurationError, match=r"^-a "):
+        parse_args_option(text)
+
+
+def test_parse_args_never_evaluates() -> None:
+    """A Python expression given to -a is data or an error, never run."""
+    with pytest.raises(ConfigurationError):
+        parse_args_option("__import__('os').system('false')")
+
+
+def test_app_views_do_not_leak() -> None:
+    """Each app's view layers app < release over the base; neither base nor sibling changes."""
+    base = load_config(root="/nonexistent", environ={})
+    app_defaults = {"container": {"rpc_timeout": 30.0}, "hello": {"greeting": "hi", "n": 1}}
+    a = app_config(base, app_defaults, {"hello": {"greeting": "yo"}})
+    b = app_config(base, {"other": {"x": [1]}}, None)
+    assert a.get("container.rpc_timeout") == 30.0
+    assert a.get("hello") == {"greeting": "yo", "n": 1}
+    assert a.get("container.terminate_timeout") == 10.0
+    assert "hello" not in b and "other" not in a
+    assert base.get("container.rpc_timeout") == 15.0
+    assert app_defaults["hello"] == {"greeting": "hi", "n": 1}
+    b.get("other.x").append(2)
+    assert b.get("other.x") == [1]
+
+
+def test_config_does_not_share_input() -> None:
+    """Mutating the dict a Config was made from, or as_dict's result, changes nothing."""
+    data = {"a": {"b": [1]}}
+    config = Config(data)
+    data["a"]["b"].append(2)
+    config.as_dict()["a"]["b"].append(3)
+    assert config.get("a.b") == [1]
+
+
+def test_merge_replaces_non_mappings() -> None:
+    """merge: mappings merge key by key, anything else replaces."""
+    assert merge({"a": {"x": 1, "y": 2}, "b": [1]}, {"a": {"y": 3}, "b": [2]}) == {
+        "a": {"x": 1, "y": 3},
+        "b": [2],
+    }
+
+
+def test_dotted_keys_reach_module_named_sections() -> None:
+    """Old-style module-named sections ("ion.services.x") are reachable by dotted get."""
+    config = Config({"ion.services.datastore": {"blobs": "mem"}, "ion": {"core": {"k": 1}}})
+    assert config.get("ion.services.datastore.blobs") == "mem"
+    assert config.get("ion.core.k") == 1
+    assert config.view("ion.services.datastore").get("blobs") == "mem"
+    assert config.get("ion.missing.k", "d") == "d"

@@ -1,0 +1,159 @@
+"""Logging: text and JSON output, per-module levels, and credential redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from twisted.logger import Logger, LogPublisher
+
+from ion.core.config import DEFAULTS, Config
+from ion.core.exception import ConfigurationError
+from ion.core.log import install_observers, redact_text, redact_url
+
+
+def setup(logging: dict) -> tuple[LogPublisher, io.StringIO]:
+    """A private publisher with the configured observer, and the stream it writes."""
+    publisher, stream = LogPublisher(), io.StringIO()
+    config = Config(DEFAULTS).merged({"logging": logging})
+    install_observers(config, stream, publisher=publisher)
+    return publisher, stream
+
+
+def logger(publisher: LogPublisher, namespace: str) -> Logger:
+    return Logger(namespace=namespace, observer=publisher)
+
+
+def test_text_output() -> None:
+    """Text lines carry time, namespace, level and the formatted message."""
+    publisher, stream = setup({"format": "text"})
+    logger(publisher, "ion.core.x").info("hello {who}", who="you")
+    line = stream.getvalue()
+    assert line.endswith(" [ion.core.x] INFO: hello you\n")
+    assert line[:4].isdigit() and line.count("\n") == 1
+
+
+def test_text_output_has_traceback() -> None:
+    """A logged failure prints its traceback under the line."""
+    publisher, stream = setup({"format": "text"})
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        logger(publisher, "ion.core.x").failure("it broke")
+    out = stream.getvalue()
+    assert "CRITICAL: it broke\nTraceback" in out and "ZeroDivisionError: boom" in out
+
+
+def test_json_output() -> None:
+    """JSON output is one object per line with level, namespace, message and fields."""
+    publisher, stream = setup({"format": "json"})
+    log = logger(publisher, "ion.core.x")
+    log.warn("call {op} failed", op="hello", n=3, obj=object())
+    log.error("second")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["level"] == "warn" and first["namespace"] == "ion.core.x"
+    assert first["message"] == "call hello failed"
+    assert first["op"] == "hello" and first["n"] == 3 and first["obj"].startswith("<object")
+    assert "T" in first["time"]
+    assert second["message"] == "second" and second["level"] == "error"
+
+
+def test_json_output_has_traceback() -> None:
+    """A failure logged in JSON carries its traceback as a field."""
+    publisher, stream = setup({"format": "json"})
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        logger(publisher, "ion.x").failure("oops")
+    record = json.loads(stream.getvalue())
+    assert "ValueError: bad" in record["traceback"]
+
+
+def test_levels_follow_the_package_hierarchy() -> None:
+    """A package's level covers its modules unless a deeper entry overrides it."""
+    publisher, stream = setup(
+        {
+            "format": "json",
+            "level": "warn",
+            "levels": {"ion": "info", "ion.core": "debug", "ion.core.messaging": "error"},
+        }
+    )
+    cases = [
+        ("ion.services.hello", "debug", False),
+        ("ion.services.hello", "info", True),
+        ("ion.core.process.process", "debug", True),
+        ("ion.core.messaging.broker", "warn", False),
+        ("ion.core.messaging.broker", "error", True),
+        ("ion.core.messaging", "error", True),
+        ("twisted.internet", "info", False),
+        ("twisted.internet", "warn", True),
+        ("ionic", "info", False),
+    ]
+    for namespace, level, _ in cases:
+        getattr(logger(publisher, namespace), level)("m")
+    seen = [(r["namespace"], r["level"]) for r in map(json.loads, stream.getvalue().splitlines())]
+    assert seen == [(ns, level) for ns, level, shown in cases if shown]
+
+
+@pytest.mark.parametrize(
+    "logging",
+    [{"format": "xml"}, {"level": "loud"}, {"levels": {"ion": "verbose"}}, {"levels": ["ion"]}],
+)
+def test_bad_logging_config_is_a_clear_error(logging: dict) -> None:
+    """An unknown format or level is a ConfigurationError naming the key."""
+    with pytest.raises(ConfigurationError, match=r"logging\.(format|level)"):
+        setup(logging)
+
+
+def test_warning_is_an_alias() -> None:
+    """'warning' and upper-case level names are accepted."""
+    publisher, stream = setup({"levels": {"ion": "WARNING"}})
+    logger(publisher, "ion.x").info("hidden")
+    logger(publisher, "ion.x").warn("shown")
+    assert "hidden" not in stream.getvalue() and "shown" in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("amqp://user:pass@host/", "amqp://user:***@host/"),
+        (
+            "amqp://guest:s3cr%40t@broker.example:5672/vhost",
+            "amqp://guest:***@broker.example:5672/vhost",
+        ),
+        ("amqps://user@host/", "amqps://user@host/"),
+        ("amqp://host:5672/", "amqp://host:5672/"),
+        ("local", "local"),
+        ("", ""),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    """Passwords in URLs are masked; URLs without one are unchanged."""
+    assert redact_url(url) == shown
+
+
+def test_redact_text() -> None:
+    """Every URL password inside free text is masked."""
+    text = "to amqp://a:p1@h1/ and http://b:p2/x@h2:80/ then done"
+    assert redact_text(text) == "to amqp://a:***@h1/ and http://b:***@h2:80/ then done"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_logged_credentials_never_reach_the_output(fmt: str) -> None:
+    """A URL with a password, or a password field, is masked in both formats."""
+    publisher, stream = setup({"format": fmt})
+    url = "amqp://guest:hunter2@localhost:5672/"
+    logger(publisher, "ion.core.messaging").info("connecting to {url}", url=url, password="hunter2")
+    out = stream.getvalue()
+    assert "hunter2" not in out and "guest:***@localhost" in out
+
+
+def test_install_uses_the_given_publisher_only() -> None:
+    """install_observers adds to the publisher given and the observer can be removed."""
+    publisher, stream = LogPublisher(), io.StringIO()
+    observer = install_observers(Config(DEFAULTS), stream, publisher=publisher)
+    logger(publisher, "ion.x").info("one")
+    publisher.removeObserver(observer)
+    logger(publisher, "ion.x").info("two")
+    assert "one" in stream.getvalue() and "two" not in stream.getvalue()
