@@ -433,9 +433,13 @@ class Process:
         """Take one delivery: decode, route to a conversation or handler, ack when done."""
         try:
             msg = m.decode(delivery.body, delivery)
+        except exc.MessageFormatError as e:
+            self._bad_message(delivery, e, getattr(e, "headers", None))
+            return
+        try:
             m.check_headers(msg.headers)
         except exc.MessageFormatError as e:
-            self._bad_message(delivery, e)
+            self._bad_message(delivery, e, msg.headers)
             return
         if msg.performative in _REPLY_PERFORMATIVES and msg.protocol != "generic":
             delivery.ack()
@@ -522,11 +526,10 @@ class Process:
         else:
             self.log.failure("{proc}: handler for {op} raised", failure, proc=self, op=msg.op)
 
-    def _bad_message(self, delivery: Any, error: Exception) -> None:
-        """Answer a malformed request if it says where to, then drop it."""
+    def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
+        """Answer a malformed request if its headers say where to, then drop it."""
         self.log.warn("{proc}: bad message dropped: {err}", proc=self, err=error)
         delivery.ack()
-        h = getattr(error, "headers", None)
         if (
             isinstance(h, dict)
             and isinstance(h.get(m.REPLY_TO), str)
