@@ -129,28 +129,33 @@ class ReceivedError(IonError):
         self.content = content
         super().__init__(self.describe())
 
+    def _field(self, *names: str) -> Any:
+        # The envelope is a dict {code, type, message}, or a protobuf Response
+        # object {code, error_type, text}.
+        for name in names:
+            if isinstance(self.content, dict):
+                if name in self.content:
+                    return self.content[name]
+            elif hasattr(self.content, name) and hasattr(self.content, "SerializeToString"):
+                return getattr(self.content, name)
+        return None
+
     @property
     def code(self) -> int:
         """The response code the other side sent (500 when it sent none)."""
-        if isinstance(self.content, dict):
-            code = self.content.get("code")
-            if isinstance(code, int):
-                return code
-        return INTERNAL_ERROR
+        code = self._field("code")
+        return code if isinstance(code, int) and code else INTERNAL_ERROR
 
     @property
     def error_type(self) -> str:
         """The name of the exception type raised on the other side, if it said."""
-        if isinstance(self.content, dict):
-            return str(self.content.get("type", ""))
-        return ""
+        return str(self._field("type", "error_type") or "")
 
     @property
     def message(self) -> str:
         """The other side's error message."""
-        if isinstance(self.content, dict):
-            return str(self.content.get("message", ""))
-        return str(self.content)
+        text = self._field("message", "text")
+        return str(self.content) if text is None else str(text)
 
     def describe(self) -> str:
         """One line: code, remote type and message."""

@@ -2,13 +2,12 @@
 
 On the wire a message is the msgpack array C{[headers, content]}. Bytes stay
 bytes and strings stay strings. The C{encoding} header names how the content
-was encoded: plain msgpack by default; other content codecs (protobuf objects)
-register themselves in L{CONTENT_CODECS}.
+was encoded: plain msgpack when absent; C{ion-object:<type id>} for a protobuf
+object, carried as its serialized bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -41,20 +40,9 @@ PERFORMATIVES = frozenset(
 REQUIRED = (SENDER, RECEIVER, CONV_ID, PROTOCOL, PERFORMATIVE)
 
 ENCODING_MSGPACK = "msgpack"
-
-# encoding name -> (encode(content) -> wire value, decode(wire value) -> content)
-ContentCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
-CONTENT_CODECS: dict[str, ContentCodec] = {}
-# (predicate on content, encoding name): which codec encodes a given content value
-CONTENT_ENCODERS: list[tuple[Callable[[Any], bool], str]] = []
-
-
-def register_content_codec(
-    encoding: str, accepts: Callable[[Any], bool], encode: Callable, decode: Callable
-) -> None:
-    """Teach the message codec another content encoding (protobuf objects use this)."""
-    CONTENT_CODECS[encoding] = (encode, decode)
-    CONTENT_ENCODERS.append((accepts, encoding))
+# Protobuf objects travel as their bytes, with encoding "ion-object:<type id>".
+ENCODING_OBJECT = "ion-object:"
+_PLAIN = frozenset({dict, list, str, bytes, int, float, bool, type(None), tuple})
 
 
 class Message:
@@ -110,12 +98,12 @@ _packb = msgpack.Packer(use_bin_type=True).pack
 
 
 def encode(headers: dict[str, Any], content: Any) -> bytes:
-    """The wire bytes of a message; sets the C{encoding} header for non-msgpack content."""
-    for accepts, encoding in CONTENT_ENCODERS:
-        if accepts(content):
-            headers[ENCODING] = encoding
-            content = CONTENT_CODECS[encoding][0](content)
-            break
+    """The wire bytes of a message; sets the C{encoding} header for object content."""
+    if type(content) not in _PLAIN and hasattr(content, "SerializeToString"):
+        from ion.core.object.codec import encode_object  # protobuf only when used
+
+        type_id, content = encode_object(content)
+        headers[ENCODING] = f"{ENCODING_OBJECT}{type_id}"
     try:
         return _packb([headers, content])
     except (TypeError, ValueError, OverflowError) as e:
@@ -123,7 +111,11 @@ def encode(headers: dict[str, Any], content: Any) -> bytes:
 
 
 def decode(body: bytes, delivery: Any = None) -> Message:
-    """Parse wire bytes into a L{Message}; raise L{MessageFormatError} if they are not one."""
+    """Parse wire bytes into a L{Message}; raise L{MessageFormatError} if they are not one.
+
+    When the headers were readable but the content was not, the error carries
+    them as C{error.headers}, so the receiver can still answer the sender.
+    """
     try:
         frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as e:  # msgpack raises several unrelated types for bad input
@@ -133,17 +125,25 @@ def decode(body: bytes, delivery: Any = None) -> Message:
     headers, content = frame
     encoding = headers.get(ENCODING)
     if encoding is not None and encoding != ENCODING_MSGPACK:
-        codec = CONTENT_CODECS.get(encoding) if isinstance(encoding, str) else None
         try:
-            if codec is None:
-                raise MessageFormatError(f"unknown content encoding {encoding!r}")
-            content = codec[1](content)
+            content = _decode_content(encoding, content)
         except Exception as e:
-            error = e if isinstance(e, MessageFormatError) else MessageFormatError(str(e))
-            # The headers were readable: keep them so the receiver can still answer.
+            error = MessageFormatError(f"content: {e}")
+            error.code = getattr(e, "code", error.code)
             error.headers = headers  # type: ignore[attr-defined]
             raise error from e
     return Message(headers, content, delivery)
+
+
+def _decode_content(encoding: Any, content: Any) -> Any:
+    if not (isinstance(encoding, str) and encoding.startswith(ENCODING_OBJECT)):
+        raise MessageFormatError(f"unknown content encoding {encoding!r}")
+    type_id = encoding[len(ENCODING_OBJECT) :]
+    if not type_id.isdigit() or not isinstance(content, bytes):
+        raise MessageFormatError(f"malformed object content (encoding {encoding!r})")
+    from ion.core.object.codec import decode_object
+
+    return decode_object(int(type_id), content)
 
 
 def check_headers(headers: dict[str, Any]) -> None:
