@@ -29,11 +29,13 @@ class ExchangeManager(Service):
         self.broker = broker
         self.sysname = check_name(sysname, "sysname")
         self.exchange_name = f"ion.{sysname}"
+        self.events_exchange = f"ion.{sysname}.events"
 
     async def boot(self) -> None:
         """Connect and declare the system's exchange."""
         await self.broker.connect()
         await self.broker.declare_exchange(self.exchange_name, "topic")
+        await self.broker.declare_exchange(self.events_exchange, "topic")
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -53,6 +55,22 @@ class ExchangeManager(Service):
     def publish(self, key: str, body: bytes, mandatory: bool = False) -> Deferred[None]:
         """Publish to this system's exchange with routing key C{key}."""
         return self.broker.publish(self.exchange_name, key, body, None, mandatory)
+
+    def publish_event(self, key: str, body: bytes) -> Deferred[None]:
+        """Publish to this system's events exchange (nobody listening is fine)."""
+        return self.broker.publish(self.events_exchange, key, body, None, False)
+
+    async def declare_subscription(self, binding_key: str, name: str | None = None) -> str:
+        """A queue bound to the events exchange: private (exclusive, broker-named)
+        or, with C{name}, the durable shared queue C{<sysname>.<name>}, which
+        outlives its subscribers; return its name."""
+        if name:
+            queue = self.queue_name(check_name(name, "subscription queue name"))
+            await self.broker.declare_queue(queue, durable=True)
+        else:
+            queue = await self.broker.declare_queue("", exclusive=True, auto_delete=True)
+        await self.broker.bind_queue(queue, self.events_exchange, binding_key)
+        return queue
 
     def consume(
         self, queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int

@@ -72,6 +72,7 @@ class Process:
         self._queues: list[str] = []
         self._inflight = 0
         self._idle: list[Deferred[None]] = []
+        self._owned: list[Any] = []  # things with async stop(), stopped on terminate
 
     # -- identity and state ------------------------------------------------
 
@@ -138,7 +139,9 @@ class Process:
             await _run_hook(self.on_init)
         except BaseException:
             self._lifecycle.fail()
+            self._announce("ERROR")
             raise
+        self._announce("READY")
 
     async def activate(self) -> None:
         """READY -> ACTIVE: run C{on_activate}, then start taking requests."""
@@ -152,7 +155,9 @@ class Process:
                 self._consumers.append(await exchange.consume(queue, self._on_delivery, prefetch))
         except BaseException:
             self._lifecycle.fail()
+            self._announce("ERROR")
             raise
+        self._announce("ACTIVE")
 
     async def terminate(self) -> None:
         """Stop intake, wait (bounded) for in-flight handlers, terminate children,
@@ -166,6 +171,12 @@ class Process:
             for tag in self._consumers:
                 await exchange.cancel(tag)
             self._consumers.clear()
+            for thing in reversed(self._owned):
+                try:
+                    await thing.stop()
+                except Exception:
+                    self.log.failure("{proc}: stopping {thing!r} failed", proc=self, thing=thing)
+            self._owned.clear()
             await self._drain(float(self.config.get("container.terminate_timeout", 10.0)))
             for child in reversed(self.children):
                 if child.state != "TERMINATED":
@@ -184,6 +195,7 @@ class Process:
                 if queue.endswith(str(self.id)) or queue.endswith(REPLY_KEY_SUFFIX):
                     await exchange.delete_queue(queue)
             self._queues.clear()
+            self._announce("TERMINATED")
         if hook_error is not None:
             hook_error.raiseException()
 
@@ -203,6 +215,32 @@ class Process:
             )
 
         return d.addTimeout(timeout, self.container.reactor, onTimeoutCancel=late)
+
+    def own(self, thing: Any) -> None:
+        """Stop C{thing} (it has an async C{stop()}) when this process terminates."""
+        self._owned.append(thing)
+
+    def _announce(self, state: str) -> None:
+        """Publish this process's life cycle event (1052, origin = process id)."""
+        assert self.container is not None
+        from ion.core import events
+
+        try:
+            event = events.create_event(
+                events.EventId.PROCESS_LIFECYCLE,
+                origin=str(self.id),
+                process_id=str(self.id),
+                name=self.proc_name,
+                container_id=self.container.id,
+                state=state,
+            )
+            events.publish(self.container.exchange, str(self.id), event).addErrback(
+                lambda f: self.log.warn(
+                    "{proc}: {state} event lost: {f}", proc=self, state=state, f=f.value
+                )
+            )
+        except Exception:
+            self.log.failure("{proc}: could not announce {state}", proc=self, state=state)
 
     async def spawn_child(
         self, target: Any, name: str | None = None, args: dict[str, Any] | None = None

@@ -1,0 +1,274 @@
+"""Events: typed notifications on the system's events exchange.
+
+An event is an C{EventMessage} object published to C{ion.<sysname>.events}
+with routing key C{<event id>.<origin>}. Subscribers bind with AMQP wildcards:
+C{*} matches one word and C{#} any number, so an origin that contains dots
+(C{ion.services.hello}) is matched whole by C{#} or word by word by C{*}.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+from ion.core.exception import FieldError, IonError, MessageFormatError
+from ion.core.messaging import message as m
+from ion.core.object.event_ids import PAYLOAD_FIELD, EventId
+
+if TYPE_CHECKING:
+    from ion.core.messaging.exchange import ExchangeManager
+    from ion.core.process.process import Process
+
+log = Logger()
+
+# EventMessage fields a publisher may set by keyword; the rest are payload fields.
+_EVENT_FIELDS = ("origin", "description", "name", "user_id", "datetime")
+
+
+def _event_message_class() -> Any:
+    from ion.core.object.proto.events_pb2 import EventMessage  # protobuf only when used
+
+    return EventMessage
+
+
+def create_event(event_id: int, **fields: Any) -> Any:
+    """An C{EventMessage} for C{event_id} with event and payload fields set.
+
+    @raise FieldError: a keyword names no field of the event or its payload, or
+        has the wrong type (code 400).
+    """
+    from ion.core.object.helpers import set_fields
+
+    event = _event_message_class()()
+    event.event_id = int(event_id)
+    event.datetime = fields.pop("datetime", None) or time.time()
+    own = {k: fields.pop(k) for k in _EVENT_FIELDS if k in fields}
+    set_fields(event, **own)
+    payload_field = (
+        PAYLOAD_FIELD.get(EventId(event_id)) if event_id in EventId._value2member_map_ else None
+    )
+    if payload_field is None:
+        if fields:
+            raise FieldError(f"event {event_id} has no payload; unknown fields: {sorted(fields)}")
+        return event
+    payload = getattr(event, payload_field)
+    set_fields(payload, **fields)
+    payload.SetInParent()  # select the oneof member even when no payload field is set
+    return event
+
+
+def routing_key(event_id: int | str, origin: str) -> str:
+    """The routing key of an event: C{<event id>.<origin>}."""
+    return f"{event_id}.{origin}"
+
+
+def publish(
+    exchange: ExchangeManager, sender: str, event: Any, origin: str | None = None
+) -> Deferred[None]:
+    """Publish C{event} (its C{origin} field, unless C{origin} is given)."""
+    if origin is not None:
+        event.origin = origin
+    if not event.origin:
+        raise FieldError("an event needs an origin")
+    headers = {
+        m.SENDER: sender,
+        m.RECEIVER: exchange.events_exchange,
+        m.CONV_ID: f"{sender}#event",
+        m.PROTOCOL: "none",
+        m.PERFORMATIVE: "inform",
+        m.OP: "event",
+        m.TS: int(time.time() * 1000),
+    }
+    body = m.encode(headers, event)
+    return exchange.publish_event(routing_key(event.event_id, event.origin), body)
+
+
+class EventPublisher:
+    """Publishes one kind of event on behalf of a process.
+
+    Subclasses set C{event_id}; the payload type follows from it.
+    """
+
+    event_id: ClassVar[int]
+
+    def __init__(self, process: Process, origin: str | None = None) -> None:
+        self.process = process
+        self.origin = origin
+
+    def create_event(self, **fields: Any) -> Any:
+        """An event of this publisher's kind; see L{create_event}."""
+        fields.setdefault("origin", self.origin or str(self.process.id))
+        return create_event(self.event_id, **fields)
+
+    def publish_event(self, event: Any, origin: str | None = None) -> Deferred[None]:
+        """Publish an event made by L{create_event}."""
+        assert self.process.container is not None, "process is not spawned"
+        return publish(self.process.container.exchange, str(self.process.id), event, origin)
+
+    def create_and_publish_event(self, **fields: Any) -> Deferred[None]:
+        """Create an event from keyword fields and publish it."""
+        return self.publish_event(self.create_event(**fields))
+
+
+class EventSubscriber:
+    """Receives events matching an event id and origin pattern, for a process.
+
+    @param origin: an origin or AMQP pattern (default C{#}: any origin).
+    @param event_id: overrides the class's C{event_id} (None: any event).
+    @param queue_name: a shared queue C{<sysname>.<queue_name>}: subscribers
+        that name the same queue share its events, each event going to one of
+        them; the queue outlives them. Without it, each gets every event.
+    @param handler: called with C{(event, msg)}; or override L{ondata}.
+    """
+
+    event_id: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        process: Process,
+        origin: str = "#",
+        event_id: int | None = None,
+        queue_name: str | None = None,
+        handler: Callable[[Any, m.Message], Any] | None = None,
+    ) -> None:
+        self.process = process
+        self.origin = origin
+        if event_id is not None:
+            self.event_id = event_id
+        self.queue_name = queue_name
+        self.handler = handler
+        self.queue: str | None = None
+        self._tag: str | None = None
+
+    @property
+    def binding_key(self) -> str:
+        return routing_key("*" if self.event_id is None else self.event_id, self.origin)
+
+    async def start(self) -> EventSubscriber:
+        """Declare and bind the queue, start receiving; the process stops it with itself."""
+        container = self.process.container
+        assert container is not None, "process is not spawned"
+        exchange = container.exchange
+        self.queue = await exchange.declare_subscription(self.binding_key, self.queue_name)
+        self._tag = await exchange.consume(self.queue, self._on_delivery, 0)
+        self.process.own(self)
+        return self
+
+    async def stop(self) -> None:
+        """Stop receiving (a shared queue stays for the other subscribers)."""
+        if self._tag is not None:
+            assert self.process.container is not None
+            tag, self._tag = self._tag, None
+            await self.process.container.exchange.cancel(tag)
+
+    def ondata(self, event: Any, msg: m.Message) -> Any:
+        """Handle one event (default: call the handler given)."""
+        if self.handler is not None:
+            return self.handler(event, msg)
+        return None
+
+    def _on_delivery(self, delivery: Any) -> None:
+        try:
+            msg = m.decode(delivery.body, delivery)
+            event = msg.content
+            if not hasattr(event, "event_id"):
+                raise MessageFormatError("not an event message")
+        except (MessageFormatError, IonError) as e:
+            log.warn("{proc}: bad event dropped: {err}", proc=self.process, err=e)
+            delivery.ack()
+            return
+        try:
+            result = self.ondata(event, msg)
+        except Exception:
+            log.failure("{proc}: event handler raised", proc=self.process)
+            delivery.ack()
+            return
+        if isinstance(result, Deferred) or hasattr(result, "__await__"):
+            d = ensureDeferred(result)
+            d.addErrback(
+                lambda f: log.failure("{proc}: event handler failed", f, proc=self.process)
+            )
+            d.addBoth(lambda _: delivery.ack())
+        else:
+            delivery.ack()
+
+
+def _publisher(name: str, eid: EventId) -> type[EventPublisher]:
+    return type(
+        name,
+        (EventPublisher,),
+        {"event_id": int(eid), "__doc__": f"Publishes {eid.name} events ({int(eid)})."},
+    )
+
+
+def _subscriber(name: str, eid: EventId) -> type[EventSubscriber]:
+    return type(
+        name,
+        (EventSubscriber,),
+        {"event_id": int(eid), "__doc__": f"Receives {eid.name} events ({int(eid)})."},
+    )
+
+
+# Publisher and subscriber classes for the original's event id table.
+ResourceLifecycleEventPublisher = _publisher(
+    "ResourceLifecycleEventPublisher", EventId.RESOURCE_LIFECYCLE
+)
+ResourceLifecycleEventSubscriber = _subscriber(
+    "ResourceLifecycleEventSubscriber", EventId.RESOURCE_LIFECYCLE
+)
+ContainerLifecycleEventPublisher = _publisher(
+    "ContainerLifecycleEventPublisher", EventId.CONTAINER_LIFECYCLE
+)
+ContainerLifecycleEventSubscriber = _subscriber(
+    "ContainerLifecycleEventSubscriber", EventId.CONTAINER_LIFECYCLE
+)
+ProcessLifecycleEventPublisher = _publisher(
+    "ProcessLifecycleEventPublisher", EventId.PROCESS_LIFECYCLE
+)
+ProcessLifecycleEventSubscriber = _subscriber(
+    "ProcessLifecycleEventSubscriber", EventId.PROCESS_LIFECYCLE
+)
+AppLifecycleEventPublisher = _publisher("AppLifecycleEventPublisher", EventId.APP_LIFECYCLE)
+AppLifecycleEventSubscriber = _subscriber("AppLifecycleEventSubscriber", EventId.APP_LIFECYCLE)
+ContainerStartupEventPublisher = _publisher(
+    "ContainerStartupEventPublisher", EventId.CONTAINER_STARTUP
+)
+ContainerStartupEventSubscriber = _subscriber(
+    "ContainerStartupEventSubscriber", EventId.CONTAINER_STARTUP
+)
+ResourceModificationEventPublisher = _publisher(
+    "ResourceModificationEventPublisher", EventId.BUSINESS_STATE_MODIFICATION
+)
+ResourceModificationEventSubscriber = _subscriber(
+    "ResourceModificationEventSubscriber", EventId.BUSINESS_STATE_MODIFICATION
+)
+NewSubscriptionEventPublisher = _publisher(
+    "NewSubscriptionEventPublisher", EventId.NEW_SUBSCRIPTION
+)
+NewSubscriptionEventSubscriber = _subscriber(
+    "NewSubscriptionEventSubscriber", EventId.NEW_SUBSCRIPTION
+)
+DelSubscriptionEventPublisher = _publisher(
+    "DelSubscriptionEventPublisher", EventId.DEL_SUBSCRIPTION
+)
+DelSubscriptionEventSubscriber = _subscriber(
+    "DelSubscriptionEventSubscriber", EventId.DEL_SUBSCRIPTION
+)
+ScheduleEventPublisher = _publisher("ScheduleEventPublisher", EventId.SCHEDULE)
+ScheduleEventSubscriber = _subscriber("ScheduleEventSubscriber", EventId.SCHEDULE)
+LoggingCriticalEventPublisher = _publisher(
+    "LoggingCriticalEventPublisher", EventId.LOGGING_CRITICAL
+)
+LoggingErrorEventPublisher = _publisher("LoggingErrorEventPublisher", EventId.LOGGING_ERROR)
+LoggingInfoEventPublisher = _publisher("LoggingInfoEventPublisher", EventId.LOGGING_INFO)
+LoggingCriticalEventSubscriber = _subscriber(
+    "LoggingCriticalEventSubscriber", EventId.LOGGING_CRITICAL
+)
+LoggingErrorEventSubscriber = _subscriber("LoggingErrorEventSubscriber", EventId.LOGGING_ERROR)
+LoggingInfoEventSubscriber = _subscriber("LoggingInfoEventSubscriber", EventId.LOGGING_INFO)
+DataBlockEventPublisher = _publisher("DataBlockEventPublisher", EventId.DATABLOCK)
+DataBlockEventSubscriber = _subscriber("DataBlockEventSubscriber", EventId.DATABLOCK)

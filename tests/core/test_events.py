@@ -1,0 +1,163 @@
+"""Events: publishers, subscribers, filters, shared queues, standard events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from ion.core import events
+from ion.core.cc.container import Container
+from ion.core.exception import FieldError
+from ion.core.object.event_ids import EventId
+from ion.core.process.process import Process
+from tests.helpers import Collector, wait_for
+
+
+async def subscribe(proc: Process, **kwargs: Any) -> Collector:
+    got: Collector = Collector()
+    await events.EventSubscriber(proc, handler=lambda e, msg: got(e), **kwargs).start()
+    return got
+
+
+async def publisher_and_listener(container: Container) -> tuple[Process, Process]:
+    return (
+        await container.spawn(Process, name="publisher"),
+        await container.spawn(Process, name="listener"),
+    )
+
+
+def emit(proc: Process, event_id: int, origin: str, **fields: Any):
+    return events.publish(
+        proc.container.exchange,
+        str(proc.id),
+        events.create_event(event_id, origin=origin, **fields),
+    )
+
+
+MARK = int(EventId.LOGGING_INFO)
+
+
+@pytest.mark.parametrize(
+    "filters,sent,expected",
+    [
+        # by event id
+        ({"event_id": 1001}, [(2001, "x"), (1001, "x")], [(1001, "x")]),
+        # by origin, any event id
+        ({"origin": "a"}, [(1001, "b"), (2001, "a"), (1001, "a")], [(2001, "a"), (1001, "a")]),
+        # by both
+        ({"event_id": 1001, "origin": "a"}, [(1001, "b"), (2001, "a"), (1001, "a")], [(1001, "a")]),
+        # dotted origins: * is one word, # is any number
+        ({"origin": "ion.*"}, [(1001, "ion.svc.hello"), (1001, "ion.svc")], [(1001, "ion.svc")]),
+        (
+            {"origin": "ion.#"},
+            [(1001, "ion.svc.hello"), (1001, "other.ion"), (1001, "ion")],
+            [(1001, "ion.svc.hello"), (1001, "ion")],
+        ),
+        ({"origin": "*.hello"}, [(1001, "a.b.hello"), (1001, "a.hello")], [(1001, "a.hello")]),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_filters(container: Container, filters: dict, sent: list, expected: list) -> None:
+    """A subscriber gets exactly the events its event id and origin pattern match."""
+    pub, listener = await publisher_and_listener(container)
+    got = await subscribe(listener, **filters)
+    marker = await subscribe(listener, event_id=MARK, origin="marker")
+    for event_id, origin in sent:
+        await emit(pub, event_id, origin)
+    await emit(pub, MARK, "marker")  # published last: once it is in, the rest are too
+    await marker.wait(1)
+    await got.wait(len(expected))
+    assert [(e.event_id, e.origin) for e in got.items] == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_named_queue_shares_events(make_container: Any) -> None:
+    """Two subscribers on one named queue (in two containers) get each event once."""
+    a = await make_container()
+    b = await make_container()
+    got: Collector = Collector()
+    for container, side in ((a, "a"), (b, "b")):
+        proc = await container.spawn(Process, name="sub")
+        sub = events.EventSubscriber(
+            proc, event_id=2001, queue_name="jobs", handler=lambda e, msg, s=side: got((s, e))
+        )
+        await sub.start()
+    pub = await a.spawn(Process, name="publisher")
+    for n in range(10):
+        await emit(pub, 2001, "scheduler", task_id=f"t{n}")
+    await emit(pub, 2001, "scheduler", task_id="last")  # once it is in, all are
+    items = await got.wait_until(lambda item: item[1].schedule.task_id == "last")
+    ids = sorted(e.schedule.task_id for _, e in items)
+    assert ids == sorted([f"t{n}" for n in range(10)] + ["last"])  # each once
+    assert {side for side, _ in items} == {"a", "b"}  # shared between them
+    await a.exchange.delete_queue(a.exchange.queue_name("jobs"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_process_lifecycle_events(container: Container) -> None:
+    """Spawning and terminating a process publishes 1052 READY, ACTIVE, TERMINATED."""
+    listener = await container.spawn(Process, name="listener")
+    got = await subscribe(listener, event_id=1052, origin="#")
+    proc = await container.spawn(Process, name="watched")
+    await container.terminate(proc)
+    seen = await got.wait_until(
+        lambda e: e.origin == str(proc.id) and e.process_lifecycle.state == 3
+    )
+    states = [
+        e.process_lifecycle.State.Name(e.process_lifecycle.state)
+        for e in seen
+        if e.origin == str(proc.id)
+    ]
+    assert states == ["READY", "ACTIVE", "TERMINATED"]
+    assert seen[-1].process_lifecycle.container_id == container.id
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_do_not_cross_sysnames(make_container: Any) -> None:
+    """An event published in one system never reaches a subscriber in another."""
+    mine = await make_container(sysname="sys-a")
+    other = await make_container(sysname="sys-b")
+    listener = await mine.spawn(Process, name="listener")
+    got = await subscribe(listener, origin="#")
+    stranger = await other.spawn(Process, name="stranger")
+    await emit(stranger, 1001, "shared-origin")
+    local = await mine.spawn(Process, name="local")
+    await emit(local, MARK, "marker")
+    seen = await got.wait_until(lambda e: e.origin == "marker")
+    assert [e.origin for e in seen if e.origin == "shared-origin"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_publisher_classes(container: Container) -> None:
+    """An EventPublisher subclass builds its payload from keywords and publishes it."""
+    pub, listener = await publisher_and_listener(container)
+    got = await subscribe(listener, event_id=1001)
+    publisher = events.ResourceLifecycleEventPublisher(pub, origin="resource.42")
+    await publisher.create_and_publish_event(resource_id="42", state="ACTIVE", description="up")
+    (event,) = await got.wait(1)
+    assert event.origin == "resource.42" and event.description == "up"
+    assert event.WhichOneof("payload") == "resource_lifecycle"
+    assert event.resource_lifecycle.resource_id == "42"
+
+
+def test_unknown_and_wrong_fields_rejected() -> None:
+    """Unknown keywords and wrongly typed fields are refused with a clear FieldError."""
+    with pytest.raises(FieldError, match="colour"):
+        events.create_event(1001, origin="x", colour="red")
+    with pytest.raises(FieldError, match="resource_id"):
+        events.create_event(1001, origin="x", resource_id=["not", "a", "string"])
+    with pytest.raises(FieldError, match="state"):
+        events.create_event(1052, origin="x", state="SLEEPING")
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscriber_stops_with_its_process(container: Container) -> None:
+    """Terminating a process stops its subscriptions; its private queue goes away."""
+    listener = await container.spawn(Process, name="listener")
+    sub = await events.EventSubscriber(listener, event_id=1001).start()
+    queue = sub.queue
+    assert await container.exchange.broker.queue_exists(queue)
+    await container.terminate(listener)
+    assert not await wait_for(container.exchange.broker.queue_exists(queue))
