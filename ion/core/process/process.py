@@ -342,7 +342,8 @@ class Process:
             self._conversations.on_agree[conv_id] = on_agree
         assert self.container is not None
         sent = self.container.exchange.publish(to, body, mandatory=True)
-        sent.addErrback(self._call_not_sent, conv, to)
+        if not _succeeded(sent):
+            sent.addErrback(self._call_not_sent, conv, to)
         return conv.deferred
 
     def rpc_send(
@@ -432,7 +433,7 @@ class Process:
             out.update(headers)
         assert self.container is not None
         d = self.container.exchange.publish(reply_to, m.encode(out, content))
-        return d.addErrback(self._reply_lost, msg)
+        return d if _succeeded(d) else d.addErrback(self._reply_lost, msg)
 
     def reply_ok(self, msg: m.Message, content: Any = None, headers: dict[str, Any] | None = None):
         """Answer C{msg} with a result, status OK."""
@@ -583,6 +584,12 @@ class Process:
     def op_ping(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """Answer that this process is alive, with its id and state."""
         return {"pong": str(self.id), "state": self.state}
+
+
+def _succeeded(d: Deferred[Any]) -> bool:
+    """Whether C{d} already fired with success (the embedded broker's publish
+    does); then there is no errback worth adding on the message path."""
+    return d.called and not isinstance(d.result, Failure)
 
 
 def _content(msg: m.Message) -> Any:
