@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from ion.core.exception import FieldError, IonError, MessageFormatError
 from ion.core.messaging import message as m
+from ion.core.messaging.broker import settle
 from ion.core.object.event_ids import PAYLOAD_FIELD, EventId
 
 if TYPE_CHECKING:
@@ -179,22 +180,22 @@ class EventSubscriber:
                 raise MessageFormatError("not an event message")
         except (MessageFormatError, IonError) as e:
             log.warn("{proc}: bad event dropped: {err}", proc=self.process, err=e)
-            delivery.ack()
+            settle(delivery)
             return
         try:
             result = self.ondata(event, msg)
         except Exception:
             log.failure("{proc}: event handler raised", proc=self.process)
-            delivery.ack()
+            settle(delivery)
             return
         if isinstance(result, Deferred) or hasattr(result, "__await__"):
             d = ensureDeferred(result)
             d.addErrback(
                 lambda f: log.failure("{proc}: event handler failed", f, proc=self.process)
             )
-            d.addBoth(lambda _: delivery.ack())
+            d.addBoth(lambda _: settle(delivery))
         else:
-            delivery.ack()
+            settle(delivery)
 
 
 def _publisher(name: str, eid: EventId) -> type[EventPublisher]:

@@ -101,3 +101,19 @@ class IBroker(Interface):
 
     def cancel(consumer_tag: str) -> Any:
         """Stop a consumer; its unacked deliveries stay owned until acked. -> Deferred[None]"""
+
+
+def settle(delivery: IDelivery, requeue: bool | None = None) -> bool:
+    """Ack (or reject, when C{requeue} is given) a delivery; return False instead of
+    raising when its connection has gone, since the broker has then given the
+    message back to its queue already."""
+    from ion.core.exception import BrokerError
+
+    try:
+        if requeue is None:
+            delivery.ack()
+        else:
+            delivery.reject(requeue)
+        return True
+    except BrokerError:
+        return False

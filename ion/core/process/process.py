@@ -21,6 +21,7 @@ from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
+from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.messaging.conversation.manager import ConversationManager
@@ -481,14 +482,14 @@ class Process:
             self._bad_message(delivery, e, msg.headers)
             return
         if msg.performative in _REPLY_PERFORMATIVES and msg.protocol != "generic":
-            delivery.ack()
+            settle(delivery)
             assert self._conversations is not None
             self._conversations.received(msg)
             return
         if self.state != "ACTIVE":
             # Requests reach a process only while ACTIVE; one that races with
             # terminate goes back to its queue for another instance.
-            delivery.reject(requeue=True)
+            settle(delivery, requeue=True)
             return
         protocol = msg.protocol
         if protocol == "rpc" or protocol == "request":
@@ -547,7 +548,7 @@ class Process:
         except Exception:
             self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
         finally:
-            msg.delivery.ack()
+            settle(msg.delivery)
             self._inflight -= 1
             if self._inflight == 0 and self._idle:
                 idle, self._idle = self._idle, []
@@ -568,7 +569,7 @@ class Process:
     def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
         """Answer a malformed request if its headers say where to, then drop it."""
         self.log.warn("{proc}: bad message dropped: {err}", proc=self, err=error)
-        delivery.ack()
+        settle(delivery)
         if (
             isinstance(h, dict)
             and isinstance(h.get(m.REPLY_TO), str)
