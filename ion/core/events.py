@@ -198,78 +198,29 @@ class EventSubscriber:
             settle(delivery)
 
 
-def _publisher(name: str, eid: EventId) -> type[EventPublisher]:
-    return type(
-        name,
-        (EventPublisher,),
-        {"event_id": int(eid), "__doc__": f"Publishes {eid.name} events ({int(eid)})."},
-    )
+# Publisher and subscriber classes for the original's event id table:
+# <Kind>EventPublisher and <Kind>EventSubscriber for each row.
+_KINDS = {
+    "ResourceLifecycle": EventId.RESOURCE_LIFECYCLE,
+    "ContainerLifecycle": EventId.CONTAINER_LIFECYCLE,
+    "ProcessLifecycle": EventId.PROCESS_LIFECYCLE,
+    "AppLifecycle": EventId.APP_LIFECYCLE,
+    "ContainerStartup": EventId.CONTAINER_STARTUP,
+    "ResourceModification": EventId.BUSINESS_STATE_MODIFICATION,
+    "NewSubscription": EventId.NEW_SUBSCRIPTION,
+    "DelSubscription": EventId.DEL_SUBSCRIPTION,
+    "Schedule": EventId.SCHEDULE,
+    "LoggingCritical": EventId.LOGGING_CRITICAL,
+    "LoggingError": EventId.LOGGING_ERROR,
+    "LoggingInfo": EventId.LOGGING_INFO,
+    "DataBlock": EventId.DATABLOCK,
+}
 
-
-def _subscriber(name: str, eid: EventId) -> type[EventSubscriber]:
-    return type(
-        name,
-        (EventSubscriber,),
-        {"event_id": int(eid), "__doc__": f"Receives {eid.name} events ({int(eid)})."},
-    )
-
-
-# Publisher and subscriber classes for the original's event id table.
-ResourceLifecycleEventPublisher = _publisher(
-    "ResourceLifecycleEventPublisher", EventId.RESOURCE_LIFECYCLE
-)
-ResourceLifecycleEventSubscriber = _subscriber(
-    "ResourceLifecycleEventSubscriber", EventId.RESOURCE_LIFECYCLE
-)
-ContainerLifecycleEventPublisher = _publisher(
-    "ContainerLifecycleEventPublisher", EventId.CONTAINER_LIFECYCLE
-)
-ContainerLifecycleEventSubscriber = _subscriber(
-    "ContainerLifecycleEventSubscriber", EventId.CONTAINER_LIFECYCLE
-)
-ProcessLifecycleEventPublisher = _publisher(
-    "ProcessLifecycleEventPublisher", EventId.PROCESS_LIFECYCLE
-)
-ProcessLifecycleEventSubscriber = _subscriber(
-    "ProcessLifecycleEventSubscriber", EventId.PROCESS_LIFECYCLE
-)
-AppLifecycleEventPublisher = _publisher("AppLifecycleEventPublisher", EventId.APP_LIFECYCLE)
-AppLifecycleEventSubscriber = _subscriber("AppLifecycleEventSubscriber", EventId.APP_LIFECYCLE)
-ContainerStartupEventPublisher = _publisher(
-    "ContainerStartupEventPublisher", EventId.CONTAINER_STARTUP
-)
-ContainerStartupEventSubscriber = _subscriber(
-    "ContainerStartupEventSubscriber", EventId.CONTAINER_STARTUP
-)
-ResourceModificationEventPublisher = _publisher(
-    "ResourceModificationEventPublisher", EventId.BUSINESS_STATE_MODIFICATION
-)
-ResourceModificationEventSubscriber = _subscriber(
-    "ResourceModificationEventSubscriber", EventId.BUSINESS_STATE_MODIFICATION
-)
-NewSubscriptionEventPublisher = _publisher(
-    "NewSubscriptionEventPublisher", EventId.NEW_SUBSCRIPTION
-)
-NewSubscriptionEventSubscriber = _subscriber(
-    "NewSubscriptionEventSubscriber", EventId.NEW_SUBSCRIPTION
-)
-DelSubscriptionEventPublisher = _publisher(
-    "DelSubscriptionEventPublisher", EventId.DEL_SUBSCRIPTION
-)
-DelSubscriptionEventSubscriber = _subscriber(
-    "DelSubscriptionEventSubscriber", EventId.DEL_SUBSCRIPTION
-)
-ScheduleEventPublisher = _publisher("ScheduleEventPublisher", EventId.SCHEDULE)
-ScheduleEventSubscriber = _subscriber("ScheduleEventSubscriber", EventId.SCHEDULE)
-LoggingCriticalEventPublisher = _publisher(
-    "LoggingCriticalEventPublisher", EventId.LOGGING_CRITICAL
-)
-LoggingErrorEventPublisher = _publisher("LoggingErrorEventPublisher", EventId.LOGGING_ERROR)
-LoggingInfoEventPublisher = _publisher("LoggingInfoEventPublisher", EventId.LOGGING_INFO)
-LoggingCriticalEventSubscriber = _subscriber(
-    "LoggingCriticalEventSubscriber", EventId.LOGGING_CRITICAL
-)
-LoggingErrorEventSubscriber = _subscriber("LoggingErrorEventSubscriber", EventId.LOGGING_ERROR)
-LoggingInfoEventSubscriber = _subscriber("LoggingInfoEventSubscriber", EventId.LOGGING_INFO)
-DataBlockEventPublisher = _publisher("DataBlockEventPublisher", EventId.DATABLOCK)
-DataBlockEventSubscriber = _subscriber("DataBlockEventSubscriber", EventId.DATABLOCK)
+for _kind, _eid in _KINDS.items():
+    for _base, _role in ((EventPublisher, "Publisher"), (EventSubscriber, "Subscriber")):
+        _name = f"{_kind}Event{_role}"
+        globals()[_name] = type(
+            _name,
+            (_base,),
+            {"event_id": int(_eid), "__doc__": f"{_role} of {_eid.name} events ({int(_eid)})."},
+        )
