@@ -99,6 +99,13 @@ class IBroker(Interface):
         the message whose handler published, once that handler has returned).
         """
 
+    def on_connection_lost(callback: Callable[[Exception], None]) -> None:
+        """Call C{callback(error)} each time the connection is lost (never, for
+        a broker that cannot lose it)."""
+
+    def on_reconnected(callback: Callable[[], None]) -> None:
+        """Call C{callback()} each time a lost connection is back with its topology."""
+
     def cancel(consumer_tag: str) -> Any:
         """Stop a consumer; its unacked deliveries stay owned until acked. -> Deferred[None]"""
 

@@ -358,6 +358,12 @@ class EmbeddedConnection:
         self._state = _OPEN
         return defer.succeed(None)
 
+    def on_connection_lost(self, callback: Callable[[Exception], None]) -> None:
+        """An in-process connection is never lost: nothing to call."""
+
+    def on_reconnected(self, callback: Callable[[], None]) -> None:
+        """An in-process connection is never lost: nothing to call."""
+
     def close(self) -> defer.Deferred[None]:
         """Close: consumers go, unacked deliveries return, exclusive queues are deleted."""
         if self._state == _CLOSED:

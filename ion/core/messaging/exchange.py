@@ -12,8 +12,11 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from ion.core.config import DEFAULTS, Config
+from ion.core.exception import BrokerError, StartupError
 from ion.core.id import check_name
 from ion.core.messaging.broker import IBroker, IDelivery
 
@@ -25,15 +28,44 @@ class ExchangeManager(Service):
 
     name = "exchange"
 
-    def __init__(self, broker: IBroker, sysname: str) -> None:
+    def __init__(
+        self, broker: IBroker, sysname: str, config: Config | None = None, clock: Any = None
+    ) -> None:
         self.broker = broker
+        self.config = config if config is not None else Config(DEFAULTS)
+        self._clock = clock
         self.sysname = check_name(sysname, "sysname")
         self.exchange_name = f"ion.{sysname}"
         self.events_exchange = f"ion.{sysname}.events"
+        self.shared_queues: set[str] = set()  # declared here and left behind on stop
+        broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
 
     async def boot(self) -> None:
-        """Connect and declare the system's exchange."""
-        await self.broker.connect()
+        """Connect (retrying with backoff, C{broker.connect_attempts} times) and
+        declare the system's exchanges.
+
+        @raise StartupError: the broker could not be reached.
+        """
+        attempts = max(1, int(self.config.get("broker.connect_attempts", 5)))
+        delay = float(self.config.get("broker.retry_delay", 0.5))
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.broker.connect()
+                break
+            except BrokerError as e:
+                if attempt == attempts:
+                    raise StartupError(
+                        f"broker unreachable after {attempts} attempts: {e}"
+                    ) from None
+                log.warn(
+                    "broker unreachable (attempt {n} of {total}): {why}; retrying in {delay:.1f}s",
+                    n=attempt,
+                    total=attempts,
+                    why=e,
+                    delay=delay,
+                )
+                await deferLater(self._clock, delay, lambda: None)
+                delay = min(delay * 2, 10.0)
         await self.broker.declare_exchange(self.exchange_name, "topic")
         await self.broker.declare_exchange(self.events_exchange, "topic")
 
@@ -46,9 +78,16 @@ class ExchangeManager(Service):
         return f"{self.sysname}.{key}"
 
     async def declare_queue(self, key: str, exclusive: bool = False) -> str:
-        """Declare the queue for C{key} (auto-delete) and bind it; return its name."""
+        """Declare the queue for C{key} and bind it; return its name.
+
+        An exclusive queue (a process's own) goes with its connection; a shared
+        one (a service's) stays when its consumers go, so no message that was
+        accepted for a service is lost while no instance runs.
+        """
         queue = self.queue_name(key)
-        await self.broker.declare_queue(queue, exclusive=exclusive, auto_delete=True)
+        await self.broker.declare_queue(queue, exclusive=exclusive, auto_delete=exclusive)
+        if not exclusive:
+            self.shared_queues.add(queue)
         await self.broker.bind_queue(queue, self.exchange_name, key)
         return queue
 
@@ -67,6 +106,7 @@ class ExchangeManager(Service):
         if name:
             queue = self.queue_name(check_name(name, "subscription queue name"))
             await self.broker.declare_queue(queue, durable=True)
+            self.shared_queues.add(queue)
         else:
             queue = await self.broker.declare_queue("", exclusive=True, auto_delete=True)
         await self.broker.bind_queue(queue, self.events_exchange, binding_key)

@@ -52,6 +52,15 @@ class ProcessManager(Service):
         self.container = container
         self.processes: dict[str, Process] = {}
         self._numbers = itertools.count(1)
+        container.exchange.broker.on_connection_lost(self._broker_lost)
+
+    def _broker_lost(self, error: Exception) -> None:
+        """Fail every open call at once: replies cannot come back over a lost
+        connection, and waiting for each deadline would only hide that."""
+        log.warn("broker connection lost: {why}; failing open calls", why=error)
+        for proc in list(self.processes.values()):
+            if proc._conversations is not None:
+                proc._conversations.fail_all(error)
 
     async def spawn(
         self,

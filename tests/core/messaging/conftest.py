@@ -14,7 +14,7 @@ import pytest_twisted
 
 from ion.core.messaging.broker import IBroker
 
-BROKER_KINDS = ["embedded"]
+BROKER_KINDS = ["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
 
 
 def _connection_factory(kind: str) -> Callable[[], IBroker]:
@@ -25,6 +25,14 @@ def _connection_factory(kind: str) -> Callable[[], IBroker]:
         from ion.core.messaging.embedded import EmbeddedBroker
 
         return EmbeddedBroker(reactor).connection
+    if kind == "rabbitmq":
+        from twisted.internet import reactor
+
+        from ion.core.messaging.amqp import AmqpBroker
+        from tests.rabbit import URL, require_rabbitmq
+
+        require_rabbitmq()
+        return lambda: AmqpBroker(reactor, URL)
     raise ValueError(f"unknown broker kind {kind!r}")
 
 

@@ -1,0 +1,48 @@
+"""Choose and build the broker connection a container's configuration asks for."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ion.core.config import Config
+from ion.core.exception import ConfigurationError
+from ion.core.messaging.broker import IBroker
+
+
+def broker_url(config: Config) -> str:
+    """The broker URL from C{broker.url}, with C{broker.username}/C{broker.password}
+    filled in when given separately (from a credentials file or the environment,
+    so they never stand on the command line)."""
+    url = str(config.get("broker.url", "local"))
+    user, password = config.get("broker.username"), config.get("broker.password")
+    if url == "local" or (user is None and password is None):
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(f"broker.url: not a URL: {url!r}")
+    rest = rest.rpartition("@")[2]  # credentials from the file or environment win
+    creds = quote(str(user or "guest"), safe="") + ":" + quote(str(password or ""), safe="")
+    return f"{scheme}://{creds}@{rest}"
+
+
+def make_broker(reactor: Any, config: Config, name: str | None = None) -> IBroker:
+    """The embedded broker (C{local}) or an AMQP connection (C{amqp://}, C{amqps://})."""
+    url = broker_url(config)
+    if url == "local":
+        from ion.core.messaging.embedded import EmbeddedBroker
+
+        return EmbeddedBroker(reactor).connection()
+    if url.startswith(("amqp://", "amqps://")):
+        from ion.core.messaging.amqp import AmqpBroker, parse_amqp_url
+
+        tls = {
+            k: config.get(f"broker.{k}") for k in ("ca", "cert", "key") if config.get(f"broker.{k}")
+        }
+        params = parse_amqp_url(url, **tls)
+        return AmqpBroker(
+            reactor, params, heartbeat=int(config.get("broker.heartbeat", 10)), name=name
+        )
+    raise ConfigurationError(
+        f"broker.url: {url.split('://')[0]!r} is not a broker: use 'local', amqp:// or amqps://"
+    )

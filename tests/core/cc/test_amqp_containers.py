@@ -1,0 +1,206 @@
+"""Containers of one system on RabbitMQ, in one reactor: calls, round robin,
+isolation, redelivery, and a broker link cut under them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+from ion.core import exception as exc
+from ion.core.cc.container import Container
+from ion.core.config import DEFAULTS, Config
+from ion.core.messaging import message as m
+from ion.core.messaging.amqp import AmqpBroker
+from ion.core.process.process import Process
+from ion.core.process.service import ServiceProcess
+from ion.services.hello import HelloService
+from tests.helpers import Collector, wait_for
+from tests.proxy import Proxy
+from tests.rabbit import HOST, PORT, URL, require_rabbitmq
+
+pytestmark = pytest.mark.rabbitmq
+
+
+class Gated(ServiceProcess):
+    """Holds every call until released; records what it saw."""
+
+    service_name = "gated"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.entered = Collector()
+        self.gate: defer.Deferred[None] = defer.Deferred()
+
+    async def op_work(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        self.entered((content, msg.delivery.redelivered))
+        await self.gate
+        return {"by": str(self.id), "work": content}
+
+    def op_echo(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        self.entered((content, False))
+        return content
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class System:
+    """Makes containers of one (or another) unique sysname on RabbitMQ; cleans up after."""
+
+    def __init__(self) -> None:
+        self.sysname = f"t-{uuid.uuid4().hex[:8]}"
+        self.containers: list[Container] = []
+        self.proxies: list[Proxy] = []
+
+    async def container(self, sysname: str | None = None, proxy: Proxy | None = None) -> Container:
+        reactor = _reactor()
+        n = len(self.containers) + 1
+        endpoint = None
+        if proxy is not None:
+            endpoint = lambda r, _p: TCP4ClientEndpoint(r, "127.0.0.1", proxy.port)  # noqa: E731
+        broker = AmqpBroker(reactor, URL, heartbeat=10, endpoint_factory=endpoint, name=f"c{n}")
+        config = Config(DEFAULTS).merged({"container": {"rpc_timeout": 10}})
+        container = Container(
+            reactor=reactor,
+            config=config,
+            container_id=f"{self.sysname}-c{n}",
+            sysname=sysname or self.sysname,
+            broker=broker,
+        )
+        await container.start()
+        self.containers.append(container)
+        return container
+
+    async def proxy(self) -> Proxy:
+        proxy = Proxy(_reactor(), (HOST, PORT))
+        await proxy.start()
+        self.proxies.append(proxy)
+        return proxy
+
+    async def cleanup(self) -> None:
+        sysnames = {c.sysname for c in self.containers}
+        shared = set().union(*(c.exchange.shared_queues for c in self.containers))
+        for container in reversed(self.containers):
+            await container.stop()
+        for proxy in self.proxies:
+            await proxy.stop()
+        cleaner = AmqpBroker(_reactor(), URL, reconnect=False)
+        await cleaner.connect()
+        for queue in shared:
+            await cleaner.delete_queue(queue)
+        for sysname in sysnames:
+            await cleaner.delete_exchange(f"ion.{sysname}")
+            await cleaner.delete_exchange(f"ion.{sysname}.events")
+        await cleaner.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def system() -> AsyncIterator[System]:
+    """A fresh system (unique sysname) on the shared RabbitMQ, removed afterwards."""
+    require_rabbitmq()
+    s = System()
+    yield s
+    await s.cleanup()
+
+
+@pytest_twisted.ensureDeferred
+async def test_call_across_containers(system: System) -> None:
+    """A client in one container calls a service in another exactly as a local one."""
+    a, b = await system.container(), await system.container()
+    await a.spawn(HelloService)
+    client = await b.spawn(Process, name="client")
+    assert await wait_for(client.rpc_send("hello", "hello", "you")) == {"value": "Hello there, you"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_round_robin_across_containers(system: System) -> None:
+    """Instances of one service in two containers share its calls."""
+    a, b = await system.container(), await system.container()
+    sa, sb = await a.spawn(Gated), await b.spawn(Gated)
+    client = await a.spawn(Process, name="client")
+    for i in range(10):
+        await wait_for(client.rpc_send("gated", "echo", i))
+    assert len(sa.entered) + len(sb.entered) == 10
+    assert len(sa.entered) >= 3 and len(sb.entered) >= 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_other_sysname_cannot_reach(system: System) -> None:
+    """A container of another sysname on the same broker gets 'no such service' at once."""
+    a = await system.container()
+    await a.spawn(HelloService)
+    stranger = await system.container(sysname=system.sysname + "-other")
+    client = await stranger.spawn(Process, name="client")
+    with pytest.raises(exc.NoSuchServiceError):
+        await wait_for(client.rpc_send("hello", "hello", "x", timeout=30), timeout=5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unacked_request_redelivered_when_instance_dies(system: System) -> None:
+    """A request taken by an instance whose connection dies goes to the surviving one."""
+    proxy = await system.proxy()
+    doomed = await system.container(proxy=proxy)
+    survivor_c = await system.container()
+    first = await doomed.spawn(Gated)
+    client = await survivor_c.spawn(Process, name="client")
+    call = client.rpc_send("gated", "work", "job")
+    await first.entered.wait(1)  # the doomed instance holds it, unacked
+    survivor = await survivor_c.spawn(Gated)
+    survivor.gate.callback(None)
+    proxy.cut()  # the doomed container's link dies with the request unacked
+    result = await wait_for(call, timeout=10)
+    assert result == {"by": str(survivor.id), "work": "job"}
+    assert survivor.entered.items == [("job", True)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_link_cut_fails_calls_then_recovers(system: System, logs: Any) -> None:
+    """A cut link fails in-flight calls promptly with a clear error; the container
+    reconnects and serves again, and keeps running throughout."""
+    proxy = await system.proxy()
+    server_c = await system.container()
+    server = await server_c.spawn(Gated)
+    client_c = await system.container(proxy=proxy)
+    reconnected = Collector()
+    client_c.exchange.broker.on_reconnected(lambda: reconnected(True))
+    client = await client_c.spawn(Process, name="client")
+    assert await wait_for(client.rpc_send("gated", "echo", "before")) == "before"
+    call = client.rpc_send("gated", "work", "during", timeout=30)
+    await server.entered.wait(2)
+    proxy.cut()
+    with pytest.raises(exc.ConnectionLostError):
+        await wait_for(call, timeout=5)
+    server.gate.callback(None)
+    await reconnected.wait(1, timeout=20)
+    await logs.wait_for_text("broker connection restored")
+    assert client_c.running and client.state == "ACTIVE"
+    assert await wait_for(client.rpc_send("gated", "echo", "after"), timeout=10) == "after"
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_accepted_during_outage_are_not_lost(system: System) -> None:
+    """Messages the broker accepted for a service while its only instance was cut
+    off reach it once it has reconnected: nothing acknowledged is lost."""
+    proxy = await system.proxy()
+    server_c = await system.container(proxy=proxy)
+    reconnected = Collector()
+    server_c.exchange.broker.on_reconnected(lambda: reconnected(True))
+    server = await server_c.spawn(Gated)
+    client = await (await system.container()).spawn(Process, name="client")
+    proxy.hold()  # reconnects stall until restore(), so the outage lasts
+    proxy.cut()
+    for i in range(20):
+        await wait_for(client.send("gated", "echo", i))  # confirmed by the broker
+    proxy.restore()
+    await reconnected.wait(1, timeout=20)
+    got = await server.entered.wait(20, timeout=10)
+    assert sorted(content for content, _ in got) == list(range(20))

@@ -1,0 +1,43 @@
+"""Parsing broker URLs into AmqpParameters (no broker needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ion.core.exception import ConfigurationError
+from ion.core.messaging.amqp_connection import AmqpParameters, parse_amqp_url
+
+
+def test_full_url():
+    """Every part of an amqp URL lands in its field, the vhost percent-decoded."""
+    p = parse_amqp_url("amqp://alice:s%40cret@rabbit.example:5673/lab%2Fone")
+    assert p == AmqpParameters("rabbit.example", 5673, "lab/one", "alice", "s@cret")
+
+
+def test_defaults():
+    """A bare URL means guest/guest, port 5672 and the default vhost C{/}."""
+    assert parse_amqp_url("amqp://localhost") == AmqpParameters(host="localhost")
+    assert parse_amqp_url("amqp://localhost/").vhost == "/"
+
+
+def test_amqps_with_tls_files():
+    """amqps defaults to port 5671 and takes ca, cert and key from the query or keywords."""
+    p = parse_amqp_url("amqps://u:p@h/?ca=/ca.pem&cert=/c.pem", key="/k.pem")
+    assert (p.tls, p.port, p.ca, p.cert, p.key) == (True, 5671, "/ca.pem", "/c.pem", "/k.pem")
+
+
+def test_url_property_masks_password():
+    """The URL an AmqpParameters reports for logging never shows the password."""
+    p = parse_amqp_url("amqp://bob:hunter2@h:5672/v")
+    assert p.url == "amqp://bob:***@h:5672/v"
+    assert "hunter2" not in repr(p)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://h/", "amqp://h:notaport/", "amqp://h/?ca=/x.pem", "amqps://h/?colour=red"],
+)
+def test_bad_urls_refused(url):
+    """A wrong scheme, a bad port, TLS files without amqps or an unknown option is a ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        parse_amqp_url(url)

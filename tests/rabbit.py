@@ -1,0 +1,39 @@
+"""RabbitMQ for tests: is the broker at 127.0.0.1:5672 there, and if not, skip (or fail on CI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+HOST, PORT = "127.0.0.1", 5672
+URL = f"amqp://guest:guest@{HOST}:{PORT}/"
+
+_reachable: str | None = None  # "" once reachable, else why not
+
+
+def _probe() -> str:
+    try:
+        with socket.create_connection((HOST, PORT), timeout=1.0):
+            return ""
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def require_rabbitmq() -> None:
+    """Skip the test if RabbitMQ is not reachable at 127.0.0.1:5672; fail it instead when C{CI} is set."""
+    global _reachable
+    if _reachable is None or _reachable:
+        _reachable = _probe()
+    if not _reachable:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"RabbitMQ is not reachable at {HOST}:{PORT} and CI is set: {_reachable} "
+            "(start it with `rabbitmq-server -detached`)"
+        )
+    pytest.skip(
+        f"RabbitMQ not reachable at {HOST}:{PORT}: {_reachable} "
+        "(start it with `rabbitmq-server -detached`; set CI=1 to make this a failure)"
+    )
