@@ -1,8 +1,9 @@
 """The capability container: a tree of Twisted services hosting ion processes.
 
-Children, started in this order and stopped in reverse: the exchange manager
-(broker connection and the system's exchange), the process manager, and the
-app manager when apps are in use. Several containers can share one reactor.
+Children, started in this order and stopped one after another in reverse: the
+exchange manager (broker connection and the system's exchange), the process
+manager, and the app manager (which starts the C{ioncore} app at boot). Several
+containers can share one reactor.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -19,6 +20,7 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.id import check_name, default_container_id
 from ion.core.messaging.broker import IBroker
 from ion.core.messaging.exchange import ExchangeManager
+from ion.core.pack.app_manager import AppInfo, AppManager
 from ion.core.process.manager import ProcessManager
 from ion.core.process.process import Process
 
@@ -56,13 +58,15 @@ class Container(MultiService):
         self.id = check_name(container_id or (base if n == 1 else f"{base}-{n}"), "container id")
         self.sysname = check_name(sysname or self.config.get("sysname") or self.id, "sysname")
         if broker is None:
-            from ion.core.messaging.embedded import EmbeddedBroker
+            from ion.core.messaging.connect import make_broker
 
-            broker = EmbeddedBroker(reactor).connection()
-        self.exchange = ExchangeManager(broker, self.sysname)
+            broker = make_broker(reactor, self.config, name=self.id)
+        self.exchange = ExchangeManager(broker, self.sysname, self.config, reactor)
         self.exchange.setServiceParent(self)
         self.proc_manager = ProcessManager(self)
         self.proc_manager.setServiceParent(self)
+        self.app_manager = AppManager(self)
+        self.app_manager.setServiceParent(self)
         self._boot_result: Failure | bool | None = None  # None: booting or not started
         self._ready_waiters: list[Deferred[None]] = []
 
@@ -72,6 +76,19 @@ class Container(MultiService):
     def startService(self) -> None:
         super().startService()
         Deferred.fromCoroutine(self._boot()).addBoth(self._booted)
+
+    def stopService(self) -> Deferred[None]:
+        # MultiService stops all children at once; apps must be gone before
+        # their processes are terminated, and processes before the broker closes.
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop_children())
+
+    async def _stop_children(self) -> None:
+        for service in reversed(list(self)):
+            try:
+                await maybeDeferred(service.stopService)
+            except Exception:
+                log.failure("stopping {service} failed", service=service.name)
 
     async def _boot(self) -> None:
         for service in list(self):
@@ -127,3 +144,19 @@ class Container(MultiService):
     async def terminate(self, proc_or_id: Process | str) -> None:
         """Terminate one process of this container."""
         await self.proc_manager.terminate(proc_or_id)
+
+    async def start_app(self, app: Any, **kwargs: Any) -> AppInfo:
+        """Start an app by name or path; see L{AppManager.start_app}."""
+        return await self.app_manager.start_app(app, **kwargs)
+
+    async def start_rel(self, path: Any) -> list[AppInfo]:
+        """Start a release by path or name; see L{AppManager.start_rel}."""
+        return await self.app_manager.start_rel(path)
+
+    async def stop_app(self, name: str) -> None:
+        """Stop app C{name}; see L{AppManager.stop_app}."""
+        await self.app_manager.stop_app(name)
+
+    def apps(self) -> list[AppInfo]:
+        """The running apps, in start order."""
+        return self.app_manager.apps()

@@ -2,24 +2,36 @@
 
     twistd -n cc [options] [FILE ...]
 
-C{FILE}s (C{.app}, C{.rel}, C{.py}) are started in order once the container is
-ready. A container that cannot boot logs why and exits with status 1.
+C{FILE}s are started in order once the container (and its C{ioncore} app) is
+ready: a C{.app} with L{Container.start_app}, a C{.rel} with
+L{Container.start_rel}, and a C{.py} runs as a boot script with C{container}
+(also C{cc}) in its namespace; it may C{await} at top level. When all have
+started, C{--ready-file PATH} is written (atomically), for launchers to wait on.
+A container that cannot boot, or a file that cannot start, logs one line
+saying why (the file, and the field or line) and exits with status 1, after
+stopping whatever had started.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 
 import ion
 from ion.core.cc.container import Container
-from ion.core.config import Config, load_config, parse_args_option
-from ion.core.exception import ConfigurationError
+from ion.core.config import Config, config_layers, merge, parse_args_option, value_sources
+from ion.core.exception import ConfigurationError, IonError, StartupError
 
 log = Logger()
 
@@ -37,10 +49,11 @@ class Options(usage.Options):
         ["config", None, None, "A YAML config file layered over res/config."],
         ["container-id", None, None, "Override the container id (default: host and pid)."],
         ["log-format", None, None, "Log output: text or json."],
+        ["ready-file", None, None, "Write this file once every FILE has started."],
     ]
     optFlags = [
         ["no_shell", "n", "Run headless, without the interactive shell."],
-        ["show-config", None, "Print the effective configuration and exit."],
+        ["show-config", None, "Print the effective configuration (and sources) and exit."],
     ]
 
     def __init__(self) -> None:
@@ -51,6 +64,10 @@ class Options(usage.Options):
         """Print ion's version and exit."""
         print(f"ion {ion.__version__}")
         sys.exit(0)
+
+    def opt_lockfile(self, path: str) -> None:
+        """Alias of --ready-file."""
+        self["ready-file"] = path
 
     def parseArgs(self, *files: str) -> None:
         self.files = list(files)
@@ -67,15 +84,17 @@ class Options(usage.Options):
         if self["log-format"]:
             cli.setdefault("logging", {})["format"] = self["log-format"]
         try:
-            self.config = load_config(
+            layers = config_layers(
                 root=os.getcwd(), environ=os.environ, config_file=self["config"], cli_args=cli
             )
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from e
+        data: dict[str, Any] = {}
+        for _name, layer in layers:
+            data = merge(data, layer)
+        self.config = Config(data)
         if self["show-config"]:
-            import yaml
-
-            print(yaml.safe_dump(self.config.as_dict(), sort_keys=True), end="")
+            print(show_config(layers), end="")
             sys.exit(0)
         url = str(self.config.get("broker.url", "local"))
         if url != "local":
@@ -93,11 +112,18 @@ class Options(usage.Options):
 class ContainerRunner(MultiService):
     """The top service twistd runs: one container, its boot files, and the exit status."""
 
-    def __init__(self, container: Container, config: Config, files: list[str]) -> None:
+    def __init__(
+        self,
+        container: Container,
+        config: Config,
+        files: list[str],
+        ready_file: str | None = None,
+    ) -> None:
         super().__init__()
         self.container = container
         self.config = config
         self.files = files
+        self.ready_file = ready_file
         container.setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> None:
@@ -111,13 +137,73 @@ class ContainerRunner(MultiService):
         super().setServiceParent(parent)
 
     def startService(self) -> None:
+        # A ready file left by an earlier run must not tell a launcher we are up.
+        self._remove_ready_file()
         super().startService()
         self.container.when_ready().addCallbacks(self._ready, self._failed)
 
+    def stopService(self) -> Deferred[None]:
+        self._remove_ready_file()
+        d = super().stopService()
+        d.addCallback(self._stopped)
+        return d
+
+    def _stopped(self, result: Any) -> Any:
+        # SIGINT/SIGTERM is how a container is asked to stop: once it has
+        # stopped cleanly, exit 0 rather than have twistd re-raise the signal.
+        reactor = self.container.reactor
+        if getattr(reactor, "_exitSignal", None) is not None:
+            reactor._exitSignal = None
+        return result
+
     def _ready(self, _: object) -> None:
-        if self.files:
-            log.error("starting files needs the app manager: {files}", files=self.files)
-            self._fail_exit()
+        # Boot can finish while twistd is still starting the reactor, before its
+        # signal handlers exist; a launcher that sees the ready file may SIGINT
+        # at once, so start the files (and write the file) once it runs.
+        self.container.reactor.callWhenRunning(self._start)
+
+    def _start(self) -> None:
+        Deferred.fromCoroutine(self._start_files()).addErrback(self._start_failed)
+
+    async def _start_files(self) -> None:
+        for path in self.files:
+            try:
+                if path.endswith(".app"):
+                    await self.container.start_app(path)
+                elif path.endswith(".rel"):
+                    await self.container.start_rel(path)
+                else:
+                    await run_script(path, self.container)
+            except IonError as exc:
+                if path in str(exc):
+                    raise
+                # Say which file the error came from when it does not.
+                raise StartupError(f"{path}: {exc}") from exc
+        if self.ready_file:
+            write_ready_file(self.ready_file, self.container)
+        log.info(
+            "container {id} started: {apps}",
+            id=self.container.id,
+            apps=", ".join(a.name for a in self.container.apps()),
+        )
+
+    def _start_failed(self, failure: Any) -> None:
+        if not self.running:
+            # Stopped (SIGINT) while files were starting: what started is stopped.
+            log.info("stopped before every file had started: {why}", why=failure.value)
+            return
+        if isinstance(failure.value, IonError):
+            log.critical("{why}", why=failure.value)
+        else:
+            log.failure("starting {files} failed", failure, files=" ".join(self.files))
+        self._fail_exit()
+
+    def _remove_ready_file(self) -> None:
+        if self.ready_file:
+            try:
+                os.unlink(self.ready_file)
+            except FileNotFoundError:
+                pass
 
     def _failed(self, failure: Any) -> None:
         log.critical(
@@ -128,7 +214,89 @@ class ContainerRunner(MultiService):
     def _fail_exit(self) -> None:
         reactor = self.container.reactor
         reactor.addSystemEventTrigger("after", "shutdown", _exit, 1)
-        reactor.stop()
+        # A failure can come while twistd is still starting the reactor, when
+        # stop() would be lost: stop once it runs (at once if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+
+class ScriptError(IonError):
+    """A boot script raised; names the script and its line."""
+
+
+async def run_script(path: str | os.PathLike[str], container: Container) -> None:
+    """Run the user's boot script C{path} with C{container} and C{cc} in its namespace.
+
+    Top-level C{await} is allowed. This runs the file the user named, as
+    C{python FILE} would; nothing else is ever evaluated.
+    """
+    where = str(path)
+    source = Path(path).read_text(encoding="utf-8")
+    namespace: dict[str, Any] = {
+        "__name__": "__ion_boot__",
+        "__file__": where,
+        "container": container,
+        "cc": container,
+    }
+    try:
+        code = compile(source, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        result = eval(code, namespace)  # noqa: S307 - the user's own boot script
+        if result is not None:
+            await result
+    except SyntaxError as exc:
+        raise ScriptError(f"{where}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == where]
+        line = f":{frames[-1].lineno}" if frames else ""
+        raise ScriptError(
+            f"{where}{line}: boot script failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def write_ready_file(path: str, container: Container) -> None:
+    """Write C{path} atomically (a temporary file renamed), so readers never see half of it."""
+    text = json.dumps(
+        {
+            "pid": os.getpid(),
+            "container": container.id,
+            "sysname": container.sysname,
+            "apps": [a.name for a in container.apps()],
+        }
+    )
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """The effective config as YAML, each value commented with the layer it came from."""
+    import yaml
+
+    sources = value_sources(layers)
+    merged: dict[str, Any] = {}
+    for _name, layer in layers:
+        merged = merge(merged, layer)
+    lines: list[str] = []
+
+    def scalar(value: Any) -> str:
+        return (
+            yaml.safe_dump(value, default_flow_style=True, width=10**6)
+            .strip()
+            .removesuffix("\n...")
+        )
+
+    def walk(node: Mapping[str, Any], prefix: str, indent: str) -> None:
+        for key in sorted(node, key=str):
+            value, dotted = node[key], f"{prefix}{key}"
+            if isinstance(value, Mapping) and value:
+                lines.append(f"{indent}{scalar(key)}:")
+                walk(value, dotted + ".", indent + "  ")
+            else:
+                source = sources.get(dotted, (None, "?"))[1]
+                lines.append(f"{indent}{scalar(key)}: {scalar(value)}  # {source}")
+
+    walk(merged, "", "")
+    return "\n".join(lines) + "\n"
 
 
 def _exit(code: int) -> None:
@@ -141,4 +309,4 @@ def makeService(options: Options) -> ContainerRunner:
     """Build the container for C{twistd cc}."""
     config: Config = options.config
     container = Container(config=config, container_id=options["container-id"])
-    return ContainerRunner(container, config, options.files)
+    return ContainerRunner(container, config, options.files, options["ready-file"])

@@ -1,0 +1,471 @@
+"""The app manager: starts apps and releases in a container, and stops them again.
+
+An app's module (the first item of its C{mod}) provides
+
+    start(container, starttype, app_definition, *args, **kwargs) -> state
+    stop(container, state)                                  # optional
+    check(app_definition, *args, **kwargs)                  # optional, raises if unusable
+
+C{start} and C{stop} may return a Deferred or be C{async}; C{check} runs
+before anything starts (the process app looks up its class there). An app
+without C{mod} is a library app: it is recorded as running, nothing is called.
+C{args} are C{mod}'s args; C{kwargs} are C{mod}'s kwargs < the release entry's
+C{args} < L{AppManager.start_app}'s C{args} < the container arg C{apparg_<app>}
+(C{-a apparg_hello={greeting: hi}}). The C{app_definition} given to C{start}
+carries the app's own config view in C{config}: container config < the
+C{.app}'s C{config} < the release entry's C{config} (< C{start_app}'s C{config}).
+
+Everything that can be checked is checked before anything starts: files,
+dependencies (order, cycles, missing apps, names, versions), a second start
+without C{mult}, and each module's import and C{start}. If an app's C{start}
+then fails, the apps this request already started are stopped, newest first,
+and one error names the file and field.
+
+App files are looked up by name in C{pack.app_path}, relative to C{pack.root}
+(default: the working directory), then in ion's own C{res/apps}, so the
+C{ioncore} app every container starts first is found from anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.logger import Logger
+
+import ion
+from ion.core.config import Config, app_config, merge, parse_args_option
+from ion.core.exception import (
+    AppFileError,
+    ConfigurationError,
+    IllegalStateError,
+    IonError,
+    StartupError,
+)
+from ion.core.pack.appfile import (
+    AppDefinition,
+    AppRef,
+    ReleaseDefinition,
+    ReleaseEntry,
+    load_app,
+    load_release,
+)
+from ion.core.pack.fileformat import read_file
+from ion.core.pack.resolve import (
+    FileAppLoader,
+    find_file,
+    plan_release,
+    resolve,
+    version_matches,
+)
+
+if TYPE_CHECKING:
+    from ion.core.cc.container import Container
+
+log = Logger()
+
+STARTTYPE = "normal"
+CORE_APP = "ioncore"
+# ion's own apps (ioncore, hello, ...): the last place an app name is looked up.
+ION_APPS = Path(ion.__file__).resolve().parent.parent / "res" / "apps"
+
+
+class AppStartError(StartupError):
+    """An app's C{start} failed; names the file and field that define the app.
+
+    @ivar path: the file; @ivar field: the field (C{mod}, or a release entry);
+    @ivar line: its 1-based line when known.
+    """
+
+    def __init__(
+        self, path: str, reason: str, field: str | None = None, line: int | None = None
+    ) -> None:
+        self.path, self.field, self.line, self.reason = path, field, line, reason
+        where = path if line is None else f"{path}:{line}"
+        what = f" field {field!r}:" if field else ""
+        super().__init__(f"{where}:{what} {reason}")
+
+
+class AppInfo(NamedTuple):
+    """One running app as L{AppManager.apps} lists it."""
+
+    name: str
+    version: str
+    state: str  # running | stopping
+    release: str | None
+
+
+@dataclasses.dataclass
+class RunningApp:
+    """An app from planning to stop: what it starts with, and what C{start} returned."""
+
+    definition: AppDefinition
+    config: Config  # the app's own view
+    kwargs: dict[str, Any]
+    entry_where: tuple[str, str, int | None] | None = None  # a release entry: file, field, line
+    release: str | None = None
+    module: Any = None  # ModuleType, set once imported and checked
+    state: Any = None
+    status: str = "planned"  # planned | running | stopping | stopped
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def where(self) -> tuple[str, str, int | None]:
+        """The file, field and line to name in an error about this app (reads lines lazily)."""
+        app = self.definition
+        if app.path is not None:
+            return (str(app.path), "mod", _field_line(app.path, "mod"))
+        return self.entry_where or (f"app {app.name!r}", "mod", None)
+
+    def info(self) -> AppInfo:
+        return AppInfo(self.name, self.definition.version, self.status, self.release)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _field_line(path: str | os.PathLike[str] | None, key: str) -> int | None:
+    """The line of top-level field C{key} in the file at C{path} (errors only: re-reads)."""
+    if path is None:
+        return None
+    try:
+        return getattr(read_file(path), "lines", {}).get(key)
+    except AppFileError:
+        return None
+
+
+async def _settle(result: Any) -> Any:
+    """C{result}, awaited if it is a Deferred or a coroutine."""
+    if isinstance(result, Deferred) or inspect.isawaitable(result):
+        return await result
+    return result
+
+
+class AppManager(Service):
+    """Starts apps and releases in dependency order; stops them newest first."""
+
+    name = "app"
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self._running: list[RunningApp] = []
+        # One start or stop at a time: each sees the apps the one before left.
+        self._lock = DeferredLock()
+
+    # -- where files are ------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        """The directory C{pack.app_path} and C{pack.rel_path} are relative to."""
+        root = self.container.config.get("pack.root")
+        return Path(root) if root else Path.cwd()
+
+    def _dirs(self, key: str, default: str) -> list[Path]:
+        dirs = self.container.config.get(key, [default])
+        return [self.root / d for d in ([dirs] if isinstance(dirs, str) else dirs)]
+
+    def _loader(self, extra: Mapping[str, AppDefinition] | None = None) -> Any:
+        """A loader by name: running apps, then C{extra}, then files (fresh each request)."""
+        dirs = self._dirs("pack.app_path", "res/apps")
+        if ION_APPS.is_dir() and ION_APPS not in [d.resolve() for d in dirs]:
+            dirs.append(ION_APPS)
+        files = FileAppLoader(dirs)
+        running = {rec.name: rec.definition for rec in self._running}
+        known = {**(extra or {}), **running}
+
+        def load(name: str) -> AppDefinition:
+            return known[name] if name in known else files(name)
+
+        return load
+
+    # -- queries ----------------------------------------------------------------
+
+    def apps(self) -> list[AppInfo]:
+        """The running apps, in start order."""
+        return [rec.info() for rec in self._running]
+
+    def is_running(self, name: str) -> bool:
+        """Whether an app called C{name} is running."""
+        return any(rec.name == name for rec in self._running)
+
+    def config_of(self, name: str) -> Config:
+        """The config view of the newest running app C{name}."""
+        for rec in reversed(self._running):
+            if rec.name == name:
+                return rec.config
+        raise IllegalStateError(f"app {name!r} is not running")
+
+    # -- starting ---------------------------------------------------------------
+
+    async def boot(self) -> None:
+        """Start the C{ioncore} app, which every container runs first."""
+        await self.start_app(CORE_APP)
+
+    async def start_app(
+        self,
+        app: str | os.PathLike[str],
+        *,
+        config: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
+        version: str | None = None,
+        mult: bool = False,
+    ) -> AppInfo:
+        """Start an app (a name, or the path of its C{.app} file) after the apps it needs.
+
+        Apps it needs that are running are not started again; the app itself,
+        if running, only with C{mult}. C{config} and C{args} apply to this app,
+        not to its dependencies.
+        """
+        await self._lock.acquire()
+        try:
+            extra: dict[str, AppDefinition] = {}
+            if _is_path(app):
+                definition = _load_app_file(Path(app))
+                name = definition.name
+                if not self.is_running(name):
+                    extra[name] = definition
+            else:
+                name = str(app)
+            order = resolve([AppRef(name, version)], self._loader(extra), f"start_app({app!s})")
+            target = order[-1]
+            if self.is_running(name) and not mult:
+                raise IllegalStateError(
+                    f"app {name!r} is already running; pass mult=True to start another"
+                )
+            plan = [self._plan(a, None, None) for a in order[:-1] if not self.is_running(a.name)]
+            plan.append(self._plan(target, None, None, config=config, args=args))
+            started = await self._run(plan)
+            return started[-1].info()
+        finally:
+            self._lock.release()
+
+    async def start_rel(self, path: str | os.PathLike[str]) -> list[AppInfo]:
+        """Start a release (the path of a C{.rel} file, or its name): each entry after its deps.
+
+        Apps already running are not started again, unless their entry says
+        C{mult: true}.
+        """
+        await self._lock.acquire()
+        try:
+            release = self._load_release(path)
+            self._check_ioncore(release)
+            plan = []
+            for step in plan_release(release, self._loader()):
+                entry = step.entry
+                if self.is_running(step.app.name) and not (entry is not None and entry.mult):
+                    log.debug(
+                        "release {rel}: app {app} is already running",
+                        rel=release.name,
+                        app=step.app.name,
+                    )
+                    continue
+                plan.append(self._plan(step.app, entry, release))
+            return [rec.info() for rec in await self._run(plan)]
+        finally:
+            self._lock.release()
+
+    def _load_release(self, path: str | os.PathLike[str]) -> ReleaseDefinition:
+        if _is_path(path, ".rel"):
+            return load_release(path)
+        return load_release(find_file(str(path), ".rel", self._dirs("pack.rel_path", "res/deploy")))
+
+    def _check_ioncore(self, release: ReleaseDefinition) -> None:
+        if not release.ioncore:
+            return
+        core = next((rec for rec in self._running if rec.name == CORE_APP), None)
+        have = core.definition.version if core is not None else None
+        if have is None or not version_matches(release.ioncore, have):
+            running = f"version {have!r}" if have is not None else "no ioncore app"
+            raise AppFileError(
+                str(release.path or release.name),
+                f"the release needs ioncore {release.ioncore!r}; this container runs {running}",
+                field="ioncore",
+                line=_field_line(release.path, "ioncore"),
+            )
+
+    def _plan(
+        self,
+        app: AppDefinition,
+        entry: ReleaseEntry | None,
+        release: ReleaseDefinition | None,
+        config: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
+    ) -> RunningApp:
+        """Work out an app's config, kwargs and where it is defined; import its module."""
+        where = None
+        if release is not None and entry is not None:
+            index = next(i for i, e in enumerate(release.apps) if e is entry)
+            where = (str(release.path or release.name), f"apps[{index}]", entry.line)
+        view = app_config(self.container.config, app.config, entry.config if entry else None)
+        if config:
+            view = view.merged(config)
+        kwargs = merge({}, app.mod[2]) if app.mod else {}
+        if entry is not None:
+            kwargs.update(merge({}, entry.args))
+        kwargs.update(args or {})
+        kwargs.update(self._apparg(app.name))
+        rec = RunningApp(app, view, kwargs, where, release.name if release else None)
+        rec.module = self._module(rec)
+        return rec
+
+    def _apparg(self, name: str) -> dict[str, Any]:
+        """The kwargs of container arg C{apparg_<name>} (a mapping, or text of one)."""
+        key = f"apparg_{name}"
+        value = self.container.config.get(key)
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            value = parse_args_option(value)
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise ConfigurationError(
+                f"-a {key}: must be a mapping of keyword arguments, not {value!r}"
+            )
+        return merge({}, value)
+
+    def _module(self, rec: RunningApp) -> ModuleType | None:
+        """The app's module, imported and checked; errors name where the app is defined."""
+        app = rec.definition
+        if app.mod is None:
+            return None  # a library app: its modules are used, nothing runs
+        module_name = app.mod[0]
+
+        def fail(reason: str) -> AppFileError:
+            path, field, line = rec.where()
+            return AppFileError(path, reason, field, line)
+
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise fail(f"cannot import module {module_name!r}: {exc}") from exc
+        if not callable(getattr(module, "start", None)):
+            raise fail(
+                f"module {module_name!r} has no start(container, starttype, app_definition, ...)"
+            )
+        check = getattr(module, "check", None)
+        if check is not None:
+            try:
+                check(app, *app.mod[1], **rec.kwargs)
+            except (IonError, TypeError, ValueError) as exc:
+                raise fail(f"app {app.name!r}: {exc}") from exc
+        return module
+
+    async def _run(self, plan: list[RunningApp]) -> list[RunningApp]:
+        """Start C{plan} in order; if one fails, stop the ones started, newest first."""
+        started: list[RunningApp] = []
+        for rec in plan:
+            try:
+                if not self.running:
+                    raise StartupError(f"not starting app {rec.name!r}: the container stops")
+                started.append(await self._start_one(rec))
+            except Exception:
+                for done in reversed(started):
+                    await self._stop_one(done)
+                raise
+        return started
+
+    async def _start_one(self, rec: RunningApp) -> RunningApp:
+        app, module = rec.definition, rec.module
+        definition = dataclasses.replace(app, config=_frozen(rec.config.as_dict()))
+        before = set(self.container.proc_manager.processes)
+        try:
+            if app.mod is not None:
+                rec.state = await _settle(
+                    module.start(self.container, STARTTYPE, definition, *app.mod[1], **rec.kwargs)
+                )
+        except Exception as exc:
+            await self._reap(before)
+            path, field, line = rec.where()
+            raise AppStartError(
+                path,
+                f"app {app.name!r} failed to start: {type(exc).__name__}: {exc}",
+                field,
+                line,
+            ) from exc
+        rec.status = "running"
+        self._running.append(rec)
+        log.info("started app {app} {version}", app=app.name, version=app.version)
+        return rec
+
+    async def _reap(self, before: set[str]) -> None:
+        """Terminate processes a failed start left behind, newest first."""
+        procs = self.container.proc_manager.processes
+        for pid in reversed([pid for pid in procs if pid not in before]):
+            proc = procs.get(pid)
+            if proc is not None and proc.parent is None:
+                try:
+                    await self.container.terminate(proc)
+                except Exception:
+                    log.failure("terminating {pid} after a failed start failed", pid=pid)
+
+    # -- stopping ---------------------------------------------------------------
+
+    async def stop_app(self, name: str) -> None:
+        """Stop every running instance of app C{name}, newest first."""
+        await self._lock.acquire()
+        try:
+            recs = [rec for rec in self._running if rec.name == name]
+            if not recs:
+                raise IllegalStateError(f"app {name!r} is not running")
+            for rec in reversed(recs):
+                await self._stop_one(rec)
+        finally:
+            self._lock.release()
+
+    async def _stop_one(self, rec: RunningApp) -> None:
+        """Stop one app (once, even if asked twice); a failing C{stop} is logged."""
+        if rec not in self._running or rec.status != "running":
+            return
+        rec.status = "stopping"
+        try:
+            stop = getattr(rec.module, "stop", None)
+            if stop is not None:
+                await _settle(stop(self.container, rec.state))
+        except Exception:
+            log.failure("stopping app {app} failed", app=rec.name)
+        finally:
+            rec.status = "stopped"
+            self._running.remove(rec)
+        log.info("stopped app {app}", app=rec.name)
+
+    def stopService(self) -> Deferred[None]:
+        """Stop every app, newest first (before the process manager ends the rest)."""
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop_all())
+
+    async def _stop_all(self) -> None:
+        for rec in reversed(list(self._running)):
+            await self._stop_one(rec)
+
+
+def _is_path(target: str | os.PathLike[str], suffix: str = ".app") -> bool:
+    """Whether C{target} names a file rather than an app or release."""
+    text = os.fspath(target)
+    return not isinstance(target, str) or text.endswith(suffix) or os.sep in text
+
+
+def _load_app_file(path: Path) -> AppDefinition:
+    """Load an app given by path; its C{name} must be the file's name."""
+    definition = load_app(path)
+    if definition.name != path.stem:
+        raise AppFileError(
+            str(path),
+            f"name {definition.name!r} does not match the file name {path.name!r}",
+            field="name",
+            line=_field_line(path, "name"),
+        )
+    return definition

@@ -1,0 +1,1 @@
+"""App modules the app manager tests start (importable by twistd subprocesses too)."""
