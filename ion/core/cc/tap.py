@@ -17,11 +17,13 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -32,6 +34,8 @@ import ion
 from ion.core.cc.container import Container
 from ion.core.config import Config, config_layers, merge, parse_args_option, value_sources
 from ion.core.exception import ConfigurationError, IonError, StartupError
+from ion.core.log import redact_url
+from ion.core.messaging.connect import broker_url
 
 log = Logger()
 
@@ -43,7 +47,25 @@ class Options(usage.Options):
     longdesc = "Run an ion capability container, starting the apps and releases given."
 
     optParameters = [
-        ["broker", None, None, "Broker: 'local' (embedded, the default)."],
+        [
+            "broker",
+            None,
+            None,
+            "Broker: 'local' (embedded, the default) or amqp[s]://host:port/vhost.",
+        ],
+        ["broker_host", "h", None, "RabbitMQ host (implies amqp://)."],
+        ["broker_port", "p", None, "RabbitMQ port (default 5672, amqps 5671)."],
+        ["broker_vhost", "v", None, "RabbitMQ virtual host (default /)."],
+        ["broker_heartbeat", None, None, "AMQP heartbeat in seconds (default 10)."],
+        [
+            "broker_credfile",
+            None,
+            None,
+            "File with the broker user and password (user:password, two lines, or YAML).",
+        ],
+        ["broker_ca", None, None, "amqps: CA certificate file."],
+        ["broker_cert", None, None, "amqps: client certificate file."],
+        ["broker_key", None, None, "amqps: client key file."],
         ["sysname", "s", None, "The system this container joins (default: its own id)."],
         ["args", "a", None, "Config overrides: k=v,k2=v2 or a YAML/JSON mapping."],
         ["config", None, None, "A YAML config file layered over res/config."],
@@ -79,8 +101,12 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from e
         if self["sysname"]:
             cli["sysname"] = self["sysname"]
-        if self["broker"]:
-            cli.setdefault("broker", {})["url"] = self["broker"]
+        try:
+            broker = broker_options(self)
+        except ConfigurationError as e:
+            raise usage.UsageError(str(e)) from e
+        if broker:
+            cli["broker"] = merge(cli.get("broker", {}), broker)
         if self["log-format"]:
             cli.setdefault("logging", {})["format"] = self["log-format"]
         try:
@@ -96,17 +122,74 @@ class Options(usage.Options):
         if self["show-config"]:
             print(show_config(layers), end="")
             sys.exit(0)
-        url = str(self.config.get("broker.url", "local"))
-        if url != "local":
-            raise usage.UsageError(
-                f"--broker {url.split('://')[0]}://...: only the embedded broker ('local') "
-                "is available in this version"
-            )
+        try:
+            broker_url(self.config)
+        except ConfigurationError as e:
+            raise usage.UsageError(str(e)) from e
         for path in self.files:
             if not path.endswith((".app", ".rel", ".py")):
                 raise usage.UsageError(f"{path}: expected a .app, .rel or .py file")
             if not os.path.exists(path):
                 raise usage.UsageError(f"{path}: no such file")
+
+
+def broker_options(options: Options) -> dict[str, Any]:
+    """The C{broker} config the broker options ask for (empty when none is given)."""
+    broker: dict[str, Any] = {}
+    if options["broker"]:
+        broker["url"] = options["broker"]
+    if options["broker_host"] or options["broker_port"] or options["broker_vhost"]:
+        base = options["broker"] or "amqp://127.0.0.1/"
+        if base == "local":
+            raise ConfigurationError("--broker local cannot take a host, port or vhost")
+        scheme, _, rest = base.partition("://")
+        creds, _, hostpart = rest.rpartition("@")
+        netloc, _, vhost = hostpart.partition("/")
+        host, _, port = netloc.partition(":")
+        host = options["broker_host"] or host or "127.0.0.1"
+        port = options["broker_port"] or port
+        vhost = options["broker_vhost"] if options["broker_vhost"] is not None else vhost
+        vhost = quote(vhost.lstrip("/") if vhost != "/" else "/", safe="")
+        broker["url"] = (
+            f"{scheme}://{creds + '@' if creds else ''}{host}{':' + port if port else ''}/{vhost}"
+        )
+    if options["broker_heartbeat"]:
+        try:
+            broker["heartbeat"] = int(options["broker_heartbeat"])
+        except ValueError:
+            raise ConfigurationError("--broker_heartbeat: expected whole seconds") from None
+    if options["broker_credfile"]:
+        broker.update(read_credfile(options["broker_credfile"]))
+    for key in ("ca", "cert", "key"):
+        if options[f"broker_{key}"]:
+            broker[key] = options[f"broker_{key}"]
+    return broker
+
+
+def read_credfile(path: str) -> dict[str, str]:
+    """Broker credentials from a file: C{user:password}, two lines, or a YAML mapping
+    with C{username} and C{password}. They never reach the command line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigurationError(f"--broker_credfile {path}: {e.strerror}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) == 1 and ":" in lines[0] and not lines[0].startswith(("username", "password")):
+        user, _, password = lines[0].partition(":")
+        return {"username": user, "password": password}
+    if len(lines) == 2 and ":" not in lines[0]:
+        return {"username": lines[0], "password": lines[1]}
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict) and {"username", "password"} <= set(data):
+        return {"username": str(data["username"]), "password": str(data["password"])}
+    raise ConfigurationError(
+        f"--broker_credfile {path}: expected user:password, two lines, or username/password keys"
+    )
 
 
 class ContainerRunner(MultiService):
@@ -268,6 +351,9 @@ def write_ready_file(path: str, container: Container) -> None:
     os.replace(tmp, path)
 
 
+_SECRET_KEY = re.compile(r"pass|secret|token|credential", re.IGNORECASE)
+
+
 def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     """The effective config as YAML, each value commented with the layer it came from."""
     import yaml
@@ -293,6 +379,10 @@ def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
                 walk(value, dotted + ".", indent + "  ")
             else:
                 source = sources.get(dotted, (None, "?"))[1]
+                if _SECRET_KEY.search(str(key)):
+                    value = "***"
+                elif isinstance(value, str):
+                    value = redact_url(value)
                 lines.append(f"{indent}{scalar(key)}: {scalar(value)}  # {source}")
 
     walk(merged, "", "")

@@ -34,7 +34,13 @@ def make_broker(reactor: Any, config: Config, name: str | None = None) -> IBroke
 
         return EmbeddedBroker(reactor).connection()
     if url.startswith(("amqp://", "amqps://")):
+        import logging
+
         from ion.core.messaging.amqp import AmqpBroker, parse_amqp_url
+
+        # pika logs every refused declare and lost connection on stdlib logging;
+        # AmqpBroker reports those conditions itself, through ion's log.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
 
         tls = {
             k: config.get(f"broker.{k}") for k in ("ca", "cert", "key") if config.get(f"broker.{k}")

@@ -1,0 +1,79 @@
+"""Launch C{twistd -n cc} containers as real OS processes, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_SCRIPT = Path(sys.executable).parent / "twistd"
+TWISTD = (
+    [str(_SCRIPT)]
+    if _SCRIPT.exists()
+    else [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+)
+TIMEOUT = 20.0
+POLL = 0.02  # another OS process writes the file: look every 20 ms, up to TIMEOUT
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without ION_ variables (they are a config layer), plus C{extra}."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ION_")}
+    env.update(extra)
+    return env
+
+
+def cc_command(tag: str, *args: str) -> list[str]:
+    return [*TWISTD, "--pidfile=", "-n", "cc", "--container-id", f"t-{tag}-{os.getpid()}", *args]
+
+
+def launch(tag: str, *args: str, cwd: Path = REPO, **env: str) -> subprocess.Popen[str]:
+    """Start C{twistd -n cc} with C{args}; output (stdout and stderr) on C{.stdout}."""
+    return subprocess.Popen(
+        cc_command(tag, *args),
+        cwd=cwd,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen[str]) -> None:
+    """Return once C{path} exists; fail if C{proc} exits first or after TIMEOUT."""
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"container exited with {proc.returncode}:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {path.name} after {TIMEOUT}s:\n{proc.communicate()[0]}")
+        time.sleep(POLL)
+
+
+def interrupt(proc: subprocess.Popen[str]) -> str:
+    """SIGINT the container, wait for it to exit; its output."""
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=TIMEOUT)
+    return output
+
+
+async def await_file(path: Path, proc: subprocess.Popen[str]) -> None:
+    """L{wait_for_file} for async tests: polls without blocking the reactor."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"container exited with {proc.returncode}:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {path.name} after {TIMEOUT}s:\n{proc.communicate()[0]}")
+        await deferLater(reactor, POLL, lambda: None)
