@@ -1,0 +1,1 @@
+"""The bank example's trial suite: `python -m twisted.trial tests_trial` from examples/bank."""
