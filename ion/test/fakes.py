@@ -100,7 +100,9 @@ class OfflineExchange:
     async def declare_subscription(self, binding_key: str, name: str | None = None) -> str:
         return self.queue_name(name or f"subscription.{next(self._tags)}")
 
-    def consume(self, queue: str, on_delivery: Any, prefetch: int) -> defer.Deferred[str]:
+    def consume(
+        self, queue: str, on_delivery: Any, prefetch: int, auto_ack: bool = False
+    ) -> defer.Deferred[str]:
         return defer.succeed(f"offline-{next(self._tags)}")
 
     def cancel(self, tag: str) -> defer.Deferred[None]:

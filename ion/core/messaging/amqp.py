@@ -129,8 +129,14 @@ class AmqpBroker:
         self._generation = 0
         self._ctl: Channel | None = None
         self._ctl_tail: defer.Deferred[None] = defer.succeed(None)
-        self._publisher: Publisher | None = None
-        self._pub_waiting: list[tuple[tuple, defer.Deferred[None]]] = []
+        # Two publish channels: one in confirm mode for mandatory and confirmed
+        # publishes, one plain for the rest (replies, events), so those cost the
+        # broker no acks and the publisher no extra frames to read.
+        self._publishers: dict[bool, Publisher | None] = {True: None, False: None}
+        self._pub_waiting: dict[bool, list[tuple[tuple, defer.Deferred[None]]]] = {
+            True: [],
+            False: [],
+        }
         self._sub: Channel | None = None
         self._sub_opening: defer.Deferred[Channel] | None = None
         self._known_exchanges: set[str] = set()
@@ -197,10 +203,12 @@ class AmqpBroker:
         if self._state in (_CLOSING, _CLOSED):
             raise ConnectionClosedError(f"{self.name} is closed")
         self._proto = proto
-        self._ctl = self._publisher = self._sub = None
+        self._ctl = self._sub = None
+        self._publishers = {True: None, False: None}
         self._known_exchanges.clear()
         self._ctl = await self._open_channel()
-        self._publisher = await self._open_publisher()
+        self._publishers[True] = await self._open_publisher(True)
+        self._publishers[False] = await self._open_publisher(False)
         await self._consumer_channel()
         if self._generation:
             self._state = _RECOVERING
@@ -457,7 +465,7 @@ class AmqpBroker:
         args = (exchange, routing_key, body, headers or None, mandatory, confirm)
         if exchange and exchange not in self._known_exchanges:
             return self._after_exchange_check(exchange, args)
-        publisher = self._publisher
+        publisher = self._publishers[bool(args[4] or args[5])]
         if publisher is not None and publisher.chan.is_open:
             try:
                 return publisher.publish(*args)
@@ -491,7 +499,7 @@ class AmqpBroker:
     def _publish_later(self, args: tuple) -> defer.Deferred[None]:
         if self._state != _OPEN:
             return defer.fail(self._gone())
-        publisher = self._publisher
+        publisher = self._publishers[bool(args[4] or args[5])]
         if publisher is not None and publisher.chan.is_open:
             try:
                 return publisher.publish(*args)
@@ -500,33 +508,37 @@ class AmqpBroker:
         return self._after_publisher_opens(args)
 
     def _after_publisher_opens(self, args: tuple) -> defer.Deferred[None]:
+        confirming = bool(args[4] or args[5])
         d: defer.Deferred[None] = defer.Deferred()
-        self._pub_waiting.append((args, d))
-        if len(self._pub_waiting) == 1:
-            defer.Deferred.fromCoroutine(self._open_publisher()).addBoth(self._publisher_opened)
+        waiting = self._pub_waiting[confirming]
+        waiting.append((args, d))
+        if len(waiting) == 1:
+            opening = defer.Deferred.fromCoroutine(self._open_publisher(confirming))
+            opening.addBoth(self._publisher_opened, confirming)
         return d
 
-    async def _open_publisher(self) -> Publisher:
+    async def _open_publisher(self, confirming: bool) -> Publisher:
         chan = await self._open_channel()
-        publisher = Publisher(chan)
-        await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)
-        chan.raw.add_on_return_callback(publisher.on_return)
+        publisher = Publisher(chan, confirming)
+        if confirming:
+            await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)
+            chan.raw.add_on_return_callback(publisher.on_return)
         chan.closed.addCallback(self._publisher_closed, publisher)
         return publisher
 
-    def _publisher_opened(self, result: Any) -> None:
-        waiting, self._pub_waiting = self._pub_waiting, []
+    def _publisher_opened(self, result: Any, confirming: bool) -> None:
+        waiting, self._pub_waiting[confirming] = self._pub_waiting[confirming], []
         if isinstance(result, Failure):
             for _, d in waiting:
                 d.errback(result.value)
             return
-        self._publisher = result
+        self._publishers[confirming] = result
         for args, d in waiting:
             self._publish_later(args).chainDeferred(d)
 
     def _publisher_closed(self, reason: BaseException, publisher: Publisher) -> None:
-        if self._publisher is publisher:
-            self._publisher = None
+        if self._publishers[publisher.confirming] is publisher:
+            self._publishers[publisher.confirming] = None
         if self._state == _OPEN:  # the broker closed it: a stale exchange, probably
             self._known_exchanges.clear()
             _log.warn("{name}: publish channel closed: {reason}", name=self.name, reason=reason)
@@ -535,13 +547,19 @@ class AmqpBroker:
     # --- consuming ----------------------------------------------------------------------------
 
     def consume(
-        self, queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int = 0
+        self,
+        queue: str,
+        on_delivery: Callable[[IDelivery], None],
+        prefetch: int = 0,
+        auto_ack: bool = False,
     ) -> defer.Deferred[str]:
         if refused := self._refused():
             return refused
         if prefetch < 0:
             return defer.fail(ValueError(f"prefetch must be >= 0, not {prefetch}"))
-        c = Consumer(f"ion.ctag-{self.name}.{next(self._ctags)}", queue, on_delivery, prefetch)
+        c = Consumer(
+            f"ion.ctag-{self.name}.{next(self._ctags)}", queue, on_delivery, prefetch, auto_ack
+        )
         return defer.Deferred.fromCoroutine(self._consume(c))
 
     async def _consume(self, c: Consumer) -> str:
@@ -553,6 +571,7 @@ class AmqpBroker:
             queue=c.queue,
             on_message_callback=partial(self._on_message, c),
             consumer_tag=c.tag,
+            auto_ack=c.auto_ack,
         )
         c.chan = chan
         try:
@@ -583,7 +602,7 @@ class AmqpBroker:
         d = Delivery(
             self,
             c.chan,
-            method.delivery_tag,
+            None if c.auto_ack else method.delivery_tag,
             body,
             method.exchange,
             method.routing_key,

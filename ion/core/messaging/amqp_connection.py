@@ -290,14 +290,16 @@ class Delivery:
         return f"<Delivery {self.exchange}:{self.routing_key} {len(self.body)}B tag={self._tag}>"
 
     def ack(self) -> None:
-        """Acknowledge: the broker forgets the message."""
-        self._settle()
-        self._chan.raw.basic_ack(self._tag)
+        """Acknowledge: the broker forgets the message (nothing to do when auto-acked)."""
+        if self._tag is not None:
+            self._settle()
+            self._chan.raw.basic_ack(self._tag)
 
     def reject(self, requeue: bool = False) -> None:
         """Drop the message, or put it back at the head of its queue if C{requeue}."""
-        self._settle()
-        self._chan.raw.basic_reject(self._tag, requeue=requeue)
+        if self._tag is not None:
+            self._settle()
+            self._chan.raw.basic_reject(self._tag, requeue=requeue)
 
     def _settle(self) -> None:
         if self._settled:
@@ -312,21 +314,26 @@ class Delivery:
 class Consumer:
     """A consumer: its tag, queue, callback, prefetch and the channel it is on."""
 
-    __slots__ = ("tag", "queue", "callback", "prefetch", "chan")
+    __slots__ = ("tag", "queue", "callback", "prefetch", "auto_ack", "chan")
 
-    def __init__(self, tag: str, queue: str, callback: Callable, prefetch: int) -> None:
+    def __init__(
+        self, tag: str, queue: str, callback: Callable, prefetch: int, auto_ack: bool = False
+    ) -> None:
         self.tag = tag
         self.queue = queue
         self.callback = callback
-        self.prefetch = prefetch
+        self.prefetch = 0 if auto_ack else prefetch
+        self.auto_ack = auto_ack
         self.chan: Channel | None = None
 
 
 class Publisher:
-    """The publish channel in confirm mode: one pending entry per publish, by sequence number."""
+    """A publish channel. In confirm mode it keeps one pending entry per publish,
+    by sequence number; a plain one keeps nothing."""
 
-    def __init__(self, chan: Channel) -> None:
+    def __init__(self, chan: Channel, confirming: bool = True) -> None:
         self.chan = chan
+        self.confirming = confirming
         self.seq = 0
         self.unconfirmed: dict[int, tuple[defer.Deferred[None], str, str] | None] = {}
         self.returned: set[int] = set()
@@ -337,6 +344,8 @@ class Publisher:
             headers=headers, message_id=str(seq) if mandatory else None
         )
         self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
+        if not self.confirming:
+            return defer.succeed(None)
         self.seq = seq
         if mandatory or confirm:
             d: defer.Deferred[None] = defer.Deferred()

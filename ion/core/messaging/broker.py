@@ -89,7 +89,12 @@ class IBroker(Interface):
         fires when the broker has taken responsibility for the message.
         """
 
-    def consume(queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int = 0) -> Any:
+    def consume(
+        queue: str,
+        on_delivery: Callable[[IDelivery], None],
+        prefetch: int = 0,
+        auto_ack: bool = False,
+    ) -> Any:
         """Start delivering the queue's messages to C{on_delivery}. -> Deferred[str] (tag)
 
         C{prefetch} bounds the deliveries not yet acked (0: unbounded). Consumers
@@ -97,6 +102,11 @@ class IBroker(Interface):
         the caller: C{on_delivery} never runs inside C{publish}, only from the
         reactor (the embedded broker may run it in the same drain that delivered
         the message whose handler published, once that handler has returned).
+
+        With C{auto_ack} the broker forgets each message as it hands it over:
+        C{ack}/C{reject} do nothing, C{prefetch} does not apply, and a message
+        the consumer had not finished is not redelivered. (ion uses it for
+        replies, which only their caller waits for.)
         """
 
     def on_connection_lost(callback: Callable[[Exception], None]) -> None:

@@ -40,7 +40,7 @@ _log = Logger()
 
 _DRAINING = object()  # stands in for the pending DelayedCall while _drain runs
 _ROUTE_CACHE_MAX = 4096
-_PENDING, _SETTLED, _RETURNED = 0, 1, 2
+_PENDING, _SETTLED, _RETURNED, _AUTO = 0, 1, 2, 3
 _NEW, _OPEN, _CLOSED = "new", "open", "closed"
 
 
@@ -118,15 +118,16 @@ class _Queue:
 
 
 class _Consumer:
-    __slots__ = ("tag", "queue", "conn", "callback", "prefetch", "unacked")
+    __slots__ = ("tag", "queue", "conn", "callback", "prefetch", "unacked", "auto_ack")
 
-    def __init__(self, tag, queue, conn, callback, prefetch) -> None:
+    def __init__(self, tag, queue, conn, callback, prefetch, auto_ack=False) -> None:
         self.tag = tag
         self.queue = queue
         self.conn = conn
         self.callback = callback
-        self.prefetch = prefetch
+        self.prefetch = 0 if auto_ack else prefetch
         self.unacked = 0
+        self.auto_ack = auto_ack
 
 
 @implementer(IDelivery)
@@ -152,10 +153,13 @@ class _Delivery:
 
     def ack(self) -> None:
         """Acknowledge: the broker forgets the message."""
-        self._settle()
+        if self._state != _AUTO:
+            self._settle()
 
     def reject(self, requeue: bool = False) -> None:
         """Drop the message, or put it back at the head of its queue if C{requeue}."""
+        if self._state == _AUTO:
+            return
         self._settle()
         if requeue:
             self._return()
@@ -267,13 +271,21 @@ class EmbeddedBroker:
                     break  # every consumer is at its prefetch limit
                 q.rr = i
             d = msgs.popleft()
+            budget -= 1
+            if c.auto_ack:  # the broker forgets it as it hands it over
+                d._state = _AUTO
+                d._consumer = c
+                try:
+                    c.callback(d)
+                except Exception:
+                    _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
+                continue
             conn = c.conn
             tag = next(conn._tags)
             d._tag = tag
             d._consumer = c
             conn._unacked[tag] = d
             c.unacked += 1
-            budget -= 1
             try:
                 c.callback(d)
             except Exception:
@@ -507,13 +519,17 @@ class EmbeddedConnection:
 
     @_operation
     def consume(
-        self, queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int = 0
+        self,
+        queue: str,
+        on_delivery: Callable[[IDelivery], None],
+        prefetch: int = 0,
+        auto_ack: bool = False,
     ) -> str:
         if prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, not {prefetch}")
         q = self._queue(queue)
         tag = f"amq.ctag-{self._serial}.{next(self._ctags)}"
-        c = self._consumers[tag] = _Consumer(tag, q, self, on_delivery, prefetch)
+        c = self._consumers[tag] = _Consumer(tag, q, self, on_delivery, prefetch, auto_ack)
         q.consumers.append(c)
         if q.messages and not q.scheduled:
             self._broker._schedule(q)

@@ -113,9 +113,13 @@ class ExchangeManager(Service):
         return queue
 
     def consume(
-        self, queue: str, on_delivery: Callable[[IDelivery], None], prefetch: int
+        self,
+        queue: str,
+        on_delivery: Callable[[IDelivery], None],
+        prefetch: int,
+        auto_ack: bool = False,
     ) -> Deferred[str]:
-        return self.broker.consume(queue, on_delivery, prefetch)
+        return self.broker.consume(queue, on_delivery, prefetch, auto_ack)
 
     def cancel(self, tag: str) -> Deferred[None]:
         return self.broker.cancel(tag)

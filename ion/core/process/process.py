@@ -136,7 +136,11 @@ class Process:
                 if queue not in self._queues:
                     await exchange.declare_queue(key, exclusive=key == str(self.id))
                     self._queues.append(queue)
-            self._reply_consumer = await exchange.consume(reply_queue, self._on_delivery, 0)
+            # Replies are auto-acked: only this process waits for them, and one
+            # it did not finish handling is of no use to anyone else.
+            self._reply_consumer = await exchange.consume(
+                reply_queue, self._on_delivery, 0, auto_ack=True
+            )
             await _run_hook(self.on_init)
         except BaseException:
             self._lifecycle.fail()

@@ -346,6 +346,26 @@ async def test_close_returns_unacked_to_other_consumer(connect, names):
 
 
 @pytest_twisted.ensureDeferred
+async def test_auto_ack_forgets_on_delivery(connect, names):
+    """An auto-ack consumer gets messages past its prefetch without acking, settling
+    is a no-op, and what it held is not redelivered when its connection closes."""
+    first, second = await connect(), await connect()
+    q = await first.declare_queue(names("q"))
+    held = Collector()
+    await first.consume(q, held, prefetch=1, auto_ack=True)
+    for body in (b"a", b"b", b"c"):
+        await first.publish("", q, body)
+    got = await held.wait(3)  # prefetch 1 does not hold the rest back
+    got[0].ack()
+    got[1].reject(requeue=True)  # no-ops: the broker already forgot them
+    takeover = Collector(ack=True)
+    await second.consume(q, takeover)
+    await first.close()
+    await second.publish("", q, b"marker")
+    assert bodies(await takeover.wait(1)) == [b"marker"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_cancel_keeps_unacked_owned(connect, names):
     """Cancelling a consumer leaves its unacked deliveries with it; they can still be acked."""
     conn = await connect()

@@ -1,0 +1,299 @@
+#!/usr/bin/env python
+"""Benchmark: RPC over RabbitMQ, ion beside the raw pika floor and nameko, in one run.
+
+The same workload for each: an echo service in its own OS process, 1 KiB
+request and reply; sequential calls (p50/p99 latency) and calls with 32 in
+flight (calls/s). Runs are interleaved (floor, ion, nameko, floor, ...) and
+the table shows medians of --runs runs and ion's ratio to the floor.
+
+    scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
+        [--bench-dir ../shared/bench] [--nameko-venv /tmp/nameko-venv]
+
+The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
+2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
+a side that is not available is left out with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+URL = "amqp://guest:guest@127.0.0.1:5672/"
+PAYLOAD = {"data": b"x" * 1024}
+WARMUP = 200
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+# -- ion: echo service in a twistd container, client in this process ---------
+
+
+def ion_run(seq: int, calls: int, conc: int) -> dict[str, float]:
+    sysname = f"bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "ready"
+        boot = Path(tmp) / "boot.py"
+        boot.write_text("from ion.services.echo import EchoService\nawait cc.spawn(EchoService)\n")
+        twistd = Path(sys.executable).parent / "twistd"
+        server = subprocess.Popen(
+            [
+                str(twistd),
+                "--pidfile=",
+                "-n",
+                "cc",
+                "-n",
+                "--broker",
+                URL,
+                "-s",
+                sysname,
+                "--container-id",
+                f"{sysname}-server",
+                "--ready-file",
+                str(ready),
+                str(boot),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not ready.exists():  # another OS process writes it
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the ion echo container did not start")
+                time.sleep(0.02)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--ion-client",
+                    sysname,
+                    "--seq",
+                    str(seq),
+                    "--calls",
+                    str(calls),
+                    "--conc",
+                    str(conc),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            ).stdout
+            return json.loads(out.strip().splitlines()[-1])
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+            cleanup(sysname)
+
+
+def cleanup(sysname: str) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(URL))
+    ch = conn.channel()
+    ch.queue_delete(f"{sysname}.echo")
+    ch.exchange_delete(f"ion.{sysname}")
+    ch.exchange_delete(f"ion.{sysname}.events")
+    conn.close()
+
+
+def ion_client(sysname: str, seq: int, calls: int, conc: int) -> None:
+    from twisted.internet import defer, task
+
+    from ion.core.cc.container import Container
+    from ion.core.messaging.amqp import AmqpBroker
+    from ion.core.process.process import Process
+
+    async def main(reactor: Any) -> None:
+        broker = AmqpBroker(reactor, URL, name=f"{sysname}-client")
+        cc = Container(
+            reactor=reactor, container_id=f"{sysname}-client", sysname=sysname, broker=broker
+        )
+        await cc.start()
+        client = await cc.spawn(Process, name="client")
+        for _ in range(WARMUP):
+            await client.rpc_send("echo", "echo", PAYLOAD)
+        lat = []
+        for _ in range(seq):
+            t = time.perf_counter()
+            await client.rpc_send("echo", "echo", PAYLOAD)
+            lat.append(time.perf_counter() - t)
+        left = calls
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await client.rpc_send("echo", "echo", PAYLOAD)
+
+        t0 = time.perf_counter()
+        await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(conc)])
+        elapsed = time.perf_counter() - t0
+        await cc.stop()
+        print(
+            json.dumps(
+                {
+                    "seq_p50_us": percentile(lat, 0.5) * 1e6,
+                    "seq_p99_us": percentile(lat, 0.99) * 1e6,
+                    "conc_calls_per_s": calls / elapsed,
+                }
+            )
+        )
+
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+
+
+# -- the raw pika floor and nameko, from the shared bench scripts --------------
+
+
+def floor_run(bench: Path, seq: int, calls: int, conc: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(bench / "baseline" / "rpc_bench.py"),
+            "--lib",
+            "pika",
+            "--seq",
+            str(seq),
+            "--calls",
+            str(calls),
+            "--conc",
+            str(conc),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line[len("RESULT ") :])
+    return {k: r[k] for k in ("seq_p50_us", "seq_p99_us", "conc_calls_per_s")}
+
+
+def nameko_run(peers: Path, venv: Path, seq: int, calls: int, conc: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "peers"
+        shutil.copytree(peers, work, ignore=shutil.ignore_patterns("results"))
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        svc = subprocess.Popen(
+            [
+                str(venv / "bin" / "nameko"),
+                "run",
+                "--config",
+                "peers_config.yaml",
+                "peers_echo_service",
+            ],
+            cwd=work,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            def bench(*args: str) -> dict[str, Any]:
+                out = subprocess.run(
+                    [str(venv / "bin" / "python"), "nameko_bench.py", *args],
+                    cwd=work,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=True,
+                ).stdout
+                return json.loads(out.strip().splitlines()[-1])
+
+            deadline = time.monotonic() + 60
+            while True:  # until the service answers
+                try:
+                    bench("rpc-seq", "--calls", "1", "--warmup", "0")
+                    break
+                except subprocess.CalledProcessError:
+                    if time.monotonic() > deadline:
+                        raise
+            s = bench("rpc-seq", "--calls", str(seq), "--payload", "1024")
+            c = bench(
+                "rpc-conc", "--calls", str(calls), "--inflight", str(conc), "--payload", "1024"
+            )
+        finally:
+            svc.send_signal(signal.SIGTERM)
+            svc.wait(timeout=30)
+    return {
+        "seq_p50_us": _first(s, "p50_us", "seq_p50_us", "p50"),
+        "seq_p99_us": _first(s, "p99_us", "seq_p99_us", "p99"),
+        "conc_calls_per_s": _first(c, "calls_per_s", "conc_calls_per_s", "throughput"),
+    }
+
+
+def _first(d: dict[str, Any], *keys: str) -> float:
+    for k in keys:
+        if k in d:
+            return float(d[k])
+    raise KeyError(f"none of {keys} in {sorted(d)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seq", type=int, default=2000)
+    ap.add_argument("--calls", type=int, default=10000)
+    ap.add_argument("--conc", type=int, default=32)
+    ap.add_argument("--bench-dir", type=Path, default=REPO.parent / "shared" / "bench")
+    ap.add_argument("--nameko-venv", type=Path, default=Path("/tmp/nameko-venv"))
+    ap.add_argument("--ion-client", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.ion_client:
+        ion_client(a.ion_client, a.seq, a.calls, a.conc)
+        return
+    sides: dict[str, Any] = {"ion": lambda: ion_run(a.seq, a.calls, a.conc)}
+    if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
+        sides["floor"] = lambda: floor_run(a.bench_dir, a.seq, a.calls, a.conc)
+    else:
+        print(f"(no floor: {a.bench_dir}/baseline/rpc_bench.py not found)")
+    if (a.nameko_venv / "bin" / "nameko").exists() and (a.bench_dir / "peers").exists():
+        sides["nameko"] = lambda: nameko_run(
+            a.bench_dir / "peers", a.nameko_venv, a.seq, a.calls, a.conc
+        )
+    else:
+        print(f"(no nameko: needs {a.nameko_venv}/bin/nameko and {a.bench_dir}/peers)")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    for _ in range(a.runs):
+        for name, run in sides.items():
+            runs[name].append(run())
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+    print(
+        f"RPC over RabbitMQ, 1 KiB echo; {a.seq} sequential, {a.calls} with {a.conc} in flight;"
+        f" median of {a.runs}"
+    )
+    print(f"{'':8}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
+    for name, m in med.items():
+        print(
+            f"{name:8}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}{m['conc_calls_per_s']:>18,.0f}"
+        )
+    if "floor" in med:
+        f, i = med["floor"], med["ion"]
+        print(
+            f"ion/floor: p50 {i['seq_p50_us'] / f['seq_p50_us']:.2f}x (target <= 1.3), "
+            f"throughput {i['conc_calls_per_s'] / f['conc_calls_per_s']:.2f}x (target >= 0.7)"
+        )
+    print("RESULT " + json.dumps(med))
+
+
+if __name__ == "__main__":
+    main()
