@@ -10,6 +10,13 @@ started, C{--ready-file PATH} is written (atomically), for launchers to wait on.
 A container that cannot boot, or a file that cannot start, logs one line
 saying why (the file, and the field or line) and exits with status 1, after
 stopping whatever had started.
+
+With stdin and stdout on a terminal and without C{-n/--no_shell}, the shell
+(L{ion.core.cc.shell}) opens on it once every file has started; Ctrl-D there
+stops the container. Its history is C{--history PATH} (config key
+C{shell.history}, default C{~/.cchistory}); C{-i/--no-history} (or
+C{shell.history: false}) keeps none. C{--manhole PATH} serves the same shell
+on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to.
 """
 
 from __future__ import annotations
@@ -31,7 +38,11 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 
 import ion
+from ion.core.cc.console import ConsoleShell, LogStream
 from ion.core.cc.container import Container
+from ion.core.cc.manhole import ManholeServer
+from ion.core.cc.shell import HISTORY_FILE, banner
+from ion.core.cc.shell_api import ShellApi, namespace
 from ion.core.config import Config, config_layers, merge, parse_args_option, value_sources
 from ion.core.exception import ConfigurationError, IonError, StartupError
 from ion.core.log import redact_url
@@ -72,9 +83,12 @@ class Options(usage.Options):
         ["container-id", None, None, "Override the container id (default: host and pid)."],
         ["log-format", None, None, "Log output: text or json."],
         ["ready-file", None, None, "Write this file once every FILE has started."],
+        ["manhole", None, None, "Serve the shell on this UNIX socket (mode 0600), for ion-shell."],
+        ["history", None, None, "The shell's history file (default ~/.cchistory)."],
     ]
     optFlags = [
         ["no_shell", "n", "Run headless, without the interactive shell."],
+        ["no-history", "i", "Keep no shell history."],
         ["show-config", None, "Print the effective configuration (and sources) and exit."],
     ]
 
@@ -109,6 +123,8 @@ class Options(usage.Options):
             cli["broker"] = merge(cli.get("broker", {}), broker)
         if self["log-format"]:
             cli.setdefault("logging", {})["format"] = self["log-format"]
+        if self["history"] or self["no-history"]:
+            cli.setdefault("shell", {})["history"] = not self["no-history"] and self["history"]
         try:
             layers = config_layers(
                 root=os.getcwd(), environ=os.environ, config_file=self["config"], cli_args=cli
@@ -201,12 +217,17 @@ class ContainerRunner(MultiService):
         config: Config,
         files: list[str],
         ready_file: str | None = None,
+        shell: bool = False,
+        manhole: str | None = None,
     ) -> None:
         super().__init__()
         self.container = container
         self.config = config
         self.files = files
         self.ready_file = ready_file
+        self.shell = shell
+        self.manhole = manhole
+        self.log_stream = LogStream(sys.stdout)
         container.setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> None:
@@ -216,7 +237,7 @@ class ContainerRunner(MultiService):
         if set_component is not None:
             from ion.core.log import make_observer
 
-            set_component(ILogObserver, make_observer(self.config, sys.stdout))
+            set_component(ILogObserver, make_observer(self.config, self.log_stream))
         super().setServiceParent(parent)
 
     def startService(self) -> None:
@@ -249,6 +270,9 @@ class ContainerRunner(MultiService):
         Deferred.fromCoroutine(self._start_files()).addErrback(self._start_failed)
 
     async def _start_files(self) -> None:
+        api = ShellApi(self.container)
+        if self.manhole:
+            ManholeServer(self.manhole, api, self._history()).setServiceParent(self)
         for path in self.files:
             try:
                 if path.endswith(".app"):
@@ -269,6 +293,19 @@ class ContainerRunner(MultiService):
             id=self.container.id,
             apps=", ".join(a.name for a in self.container.apps()),
         )
+        if self.shell:
+            shell = ConsoleShell(
+                namespace(api),
+                self._history(),
+                banner(self.container, "stops the container"),
+                self.log_stream,
+                self.container.reactor,
+            )
+            shell.setServiceParent(self)
+
+    def _history(self) -> str | None:
+        history = self.config.get("shell.history", HISTORY_FILE)
+        return str(history) if history else None
 
     def _start_failed(self, failure: Any) -> None:
         if not self.running:
@@ -399,4 +436,7 @@ def makeService(options: Options) -> ContainerRunner:
     """Build the container for C{twistd cc}."""
     config: Config = options.config
     container = Container(config=config, container_id=options["container-id"])
-    return ContainerRunner(container, config, options.files, options["ready-file"])
+    shell = not options["no_shell"] and os.isatty(0) and os.isatty(1)
+    return ContainerRunner(
+        container, config, options.files, options["ready-file"], shell, options["manhole"]
+    )

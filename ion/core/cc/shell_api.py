@@ -1,0 +1,406 @@
+"""The helpers of the cc shell: the C{cc} object and the original's top-level names.
+
+    ><> ps()                                   # this container's processes
+    ><> p = await cc.spawn('hello', name='hello2')
+    ><> rpc_send('hello', 'hello', 'you')      # the shell shows the reply when it comes
+    {'value': 'Hello there, you'}
+
+A process is addressed by its full id (C{hello.1@host_42}), its name (the
+newest process of that name) or its local number (C{1}). Helpers that list
+things return a L{Table}, which the shell prints aligned and code can iterate;
+helpers that wait return a Deferred or coroutine, which the shell awaits.
+Messages go out from one implicit process, C{shell}, spawned on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ion.core.exception import ProcessError
+from ion.core.id import ProcessId
+from ion.core.log import redact_url
+from ion.core.process.manager import resolve_process_class
+from ion.core.process.process import Process
+from ion.core.process.service import ServiceProcess
+
+if TYPE_CHECKING:
+    from ion.core.cc.container import Container
+
+
+class Text(str):
+    """A string the shell shows as it is, without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class Table:
+    """Rows under named columns; its text (and repr) is the aligned table."""
+
+    def __init__(
+        self, columns: Sequence[str], rows: Sequence[Sequence[Any]], what: str = ""
+    ) -> None:
+        self.columns = list(columns)
+        self.rows = [["" if v is None else str(v) for v in row] for row in rows]
+        self.what = what  # "process" -> footer "2 processes"
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list[str]:
+        """The values of column C{name}, top to bottom."""
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+    def __str__(self) -> str:
+        widths = [len(c) for c in self.columns]
+        for row in self.rows:
+            widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+
+        def line(values: Sequence[str]) -> str:
+            return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+        out = [line(self.columns), line(["-" * w for w in widths])]
+        out += [line(row) for row in self.rows]
+        if self.what:
+            n = len(self.rows)
+            out.append(
+                f"{n} {self.what}{'' if n == 1 else 'es' if self.what.endswith('s') else 's'}"
+            )
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def service_name_of(cls: type) -> str | None:
+    """The service a ServiceProcess class declares (None if it declares none)."""
+    declared = getattr(cls, "declare", None) or {}
+    return declared.get("name") or getattr(cls, "service_name", None)
+
+
+def declared_services() -> list[type[ServiceProcess]]:
+    """Every imported ServiceProcess class that declares a service name."""
+    found: list[type[ServiceProcess]] = []
+    todo = list(ServiceProcess.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls not in found:
+            todo.extend(cls.__subclasses__())
+            if service_name_of(cls) and not cls.__name__.startswith("_"):
+                found.append(cls)
+    return found
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def resolve_spawnable(target: Any) -> type[Process]:
+    """A Process class from a class, C{module.Class}, a module defining one, or a service name.
+
+    @raise ProcessError: nothing (or more than one thing) matches, with the reason.
+    """
+    if not isinstance(target, str):
+        return resolve_process_class(target)
+    if "." in target or ":" in target:
+        try:
+            module = importlib.import_module(target) if ":" not in target else None
+        except ImportError as e:
+            if e.name is None or not target.startswith(e.name):
+                raise ProcessError(f"cannot spawn {target!r}: importing it failed: {e}") from e
+            module = None  # not a module: maybe module.Class
+        except Exception as e:
+            raise ProcessError(f"cannot spawn {target!r}: importing it failed: {e!r}") from e
+        if module is None:
+            return resolve_process_class(target)
+        classes = [
+            c
+            for _, c in inspect.getmembers(module, inspect.isclass)
+            if issubclass(c, Process) and c.__module__.startswith(module.__name__)
+        ]
+        services = [c for c in classes if issubclass(c, ServiceProcess)] or classes
+        if len(services) != 1:
+            names = ", ".join(c.__name__ for c in services) or "none"
+            raise ProcessError(
+                f"cannot spawn module {target!r}: expected one process class, found {names}; "
+                "name one as 'module.Class'"
+            )
+        return services[0]
+    known = declared_services()
+    matches = [c for c in known if service_name_of(c) == target]
+    if len(matches) > 1:  # subclasses inherit the declaration: prefer the declaring class
+        own = [c for c in matches if "declare" in vars(c) or "service_name" in vars(c)]
+        matches = own if len(own) == 1 else [c for c in own if c.__module__.startswith("ion.")]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(_qualname(c) for c in matches)
+        raise ProcessError(f"cannot spawn {target!r}: several classes declare it ({names})")
+    names = ", ".join(sorted({service_name_of(c) or "" for c in known})) or "none"
+    raise ProcessError(
+        f"cannot spawn {target!r}: not a module, a 'module.Class' or a declared service "
+        f"(declared: {names})"
+    )
+
+
+class ShellApi:
+    """The C{cc} object of the shell: one container's processes, apps, services and names."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self._shell_proc: Process | None = None
+
+    def __repr__(self) -> str:
+        return f"<cc: container {self.container.id}, sysname {self.container.sysname}; info()>"
+
+    @property
+    def config(self) -> Any:
+        """The container's configuration (C{cc.config.get('broker.url')})."""
+        return self.container.config
+
+    @property
+    def id(self) -> str:
+        return self.container.id
+
+    @property
+    def sysname(self) -> str:
+        return self.container.sysname
+
+    # -- processes ---------------------------------------------------------------
+
+    def get_proc(self, pid: Any) -> Process:
+        """The local process with this full id, name or local number."""
+        if isinstance(pid, Process):
+            return pid
+        proc = self.container.proc_manager.find(pid if isinstance(pid, int) else str(pid))
+        if proc is None:
+            raise ProcessError(f"no process {pid!r} in container {self.container.id} (see ps())")
+        return proc
+
+    def ps(self) -> Table:
+        """Print a table of this container's processes: number, name, id, state, service, class."""
+        rows = []
+        for proc in self.container.proc_manager.processes.values():
+            assert proc.id is not None
+            rows.append(
+                [
+                    proc.id.local,
+                    proc.proc_name,
+                    str(proc.id),
+                    proc.state,
+                    getattr(proc, "svc_name", ""),
+                    type(proc).__name__,
+                ]
+            )
+        return Table(["#", "name", "id", "state", "service", "class"], rows, "process")
+
+    async def spawn(
+        self,
+        target: Any,
+        name: str | None = None,
+        args: dict[str, Any] | None = None,
+        container: Any = None,
+    ) -> Process:
+        """Spawn a process from a class, 'module.Class', a module or a declared service name;
+        return it once ACTIVE."""
+        where = self._container(container)
+        return await where.spawn(resolve_spawnable(target), name=name, args=args)
+
+    def _container(self, container: Any) -> Container:
+        if container is None or container is self.container or container == self.container.id:
+            return self.container
+        if hasattr(container, "proc_manager"):
+            return container
+        raise ProcessError(
+            f"container {container!r}: only this container ({self.container.id}) or another "
+            "Container object in this OS process can be given"
+        )
+
+    async def kill(self, pid: Any) -> Text:
+        """Terminate a local process (full id, name or number)."""
+        proc = self.get_proc(pid)
+        await self.container.terminate(proc)
+        if proc is self._shell_proc:
+            self._shell_proc = None
+        return Text(f"terminated {proc.id}")
+
+    async def makeprocess(self, name: str = "shellproc") -> Process:
+        """Spawn a bare Process to send from (C{await p.rpc_send(...)})."""
+        return await self.container.spawn(Process, name=name)
+
+    async def shell_process(self) -> Process:
+        """The implicit process C{send}, C{rpc_send} and C{ping} use (spawned on first use)."""
+        if self._shell_proc is None or self._shell_proc.state != "ACTIVE":
+            self._shell_proc = await self.container.spawn(Process, name="shell")
+        return self._shell_proc
+
+    # -- messages ----------------------------------------------------------------
+
+    def address(self, to: Any) -> str:
+        """The routing key for C{to}: a local number or a local process's name becomes
+        its id; a process id or a service name is used as it is."""
+        if isinstance(to, Process):
+            return str(to.id)
+        if isinstance(to, int) or (isinstance(to, str) and to.isdigit()):
+            return str(self.get_proc(to).id)
+        to = str(to)
+        if ProcessId.is_pid(to):
+            return to
+        proc = self.container.proc_manager.find(to)
+        if proc is not None and getattr(proc, "svc_name", None) != to:
+            return str(proc.id)
+        return to
+
+    async def send(
+        self, to: Any, op: str, content: Any = None, headers: dict[str, Any] | None = None
+    ) -> Text:
+        """Send a one-off message C{op} to C{to} (no reply is awaited)."""
+        key = self.address(to)
+        await (await self.shell_process()).send(key, op, content, headers)
+        return Text(f"sent {op} to {key}")
+
+    async def rpc_send(
+        self,
+        to: Any,
+        op: str,
+        content: Any = None,
+        headers: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call C{op} of C{to} (service name, process id, name or number); the reply content."""
+        proc = await self.shell_process()
+        return await proc.rpc_send(self.address(to), op, content, headers=headers, timeout=timeout)
+
+    async def ping(self, service: Any, timeout: float | None = None) -> Text:
+        """Ping a service or process and say who answered, and how fast."""
+        proc = await self.shell_process()
+        start = time.monotonic()
+        reply = await proc.rpc_send(self.address(service), "ping", timeout=timeout)
+        ms = (time.monotonic() - start) * 1000
+        who = reply.get("pong", "?") if isinstance(reply, dict) else reply
+        return Text(f"ping {service}: ok from {who} in {ms:.1f} ms")
+
+    # -- apps, services, names ---------------------------------------------------
+
+    def apps(self) -> Table:
+        """Print a table of the running apps: name, version, state, release."""
+        rows = [[a.name, a.version, a.state, a.release or ""] for a in self.container.apps()]
+        return Table(["name", "version", "state", "release"], rows, "app")
+
+    async def start_app(self, app: Any, **kwargs: Any) -> Text:
+        """Start an app by name or .app path (after the apps it needs)."""
+        info = await self.container.start_app(app, **kwargs)
+        return Text(f"started app {info.name} {info.version}")
+
+    async def start_rel(self, path: Any) -> Text:
+        """Start a release by .rel path or name."""
+        infos = await self.container.start_rel(path)
+        return Text(
+            f"started release {path}: " + (", ".join(i.name for i in infos) or "nothing new")
+        )
+
+    async def stop_app(self, name: str) -> Text:
+        """Stop a running app (and its processes)."""
+        await self.container.stop_app(name)
+        return Text(f"stopped app {name}")
+
+    def svc(self) -> Table:
+        """Print the declared services: name, version, class, and instances running here."""
+        running: dict[str, int] = {}
+        for proc in self.container.proc_manager.processes.values():
+            key = _qualname(type(proc))
+            running[key] = running.get(key, 0) + 1
+        rows = [
+            [
+                service_name_of(cls),
+                (getattr(cls, "declare", None) or {}).get("version", getattr(cls, "version", "")),
+                _qualname(cls),
+                running.get(_qualname(cls), 0),
+            ]
+            for cls in sorted(declared_services(), key=lambda c: (service_name_of(c), _qualname(c)))
+        ]
+        return Table(["service", "version", "class", "here"], rows, "service")
+
+    def ms(self) -> Table:
+        """Print the broker names of this container: exchanges, service queues, mailboxes."""
+        ex = self.container.exchange
+        rows = [
+            [ex.exchange_name, "exchange (topic)", "", "processes and services"],
+            [ex.events_exchange, "exchange (topic)", "", "events"],
+        ]
+        for queue in sorted(ex.shared_queues):
+            key = queue[len(ex.sysname) + 1 :]
+            rows.append([queue, "shared queue", key, "service or subscription"])
+        for proc in self.container.proc_manager.processes.values():
+            rows.append([ex.queue_name(str(proc.id)), "mailbox", str(proc.id), proc.proc_name])
+        return Table(["name", "kind", "routing key", "for"], rows)
+
+    def info(self) -> Text:
+        """Print this container and every helper of the shell, one line each."""
+        c = self.container
+        head = [
+            f"container {c.id}   sysname {c.sysname}   "
+            f"broker {redact_url(str(c.config.get('broker.url', 'local')))}",
+            f"{len(c.proc_manager.processes)} processes, apps: "
+            + (", ".join(a.name for a in c.apps()) or "none"),
+            "",
+            "helpers (also as cc.<name>; a process is a full id, a name or a number):",
+        ]
+        width = max(len(n) for n, _ in HELPERS) + 2
+        lines = [f"  {name.ljust(width)}{doc}" for name, doc in HELPERS]
+        tail = [
+            "",
+            "expr? shows the help of expr; a Deferred or coroutine is awaited and its result",
+            "shown (await works too); Tab completes; Ctrl-C clears the line or stops waiting;",
+            "Ctrl-D leaves the shell.",
+        ]
+        return Text("\n".join(head + lines + tail))
+
+
+HELPERS: list[tuple[str, str]] = [
+    ("info()", "this text"),
+    ("ps()", "the processes of this container"),
+    ("ms()", "exchanges and queues of this container on the broker"),
+    ("svc()", "declared services (classes), and how many run here"),
+    ("spawn(what, name=, args=)", "spawn a process: class, 'module.Class', module or service name"),
+    ("kill(pid)", "terminate a local process"),
+    ("get_proc(pid)", "the local Process object"),
+    ("makeprocess(name=)", "spawn a bare Process to send from"),
+    ("send(to, op, content)", "send a one-off message from the shell process"),
+    ("rpc_send(to, op, content)", "call an operation; shows the reply content"),
+    ("ping(service)", "ping a service or process"),
+    ("cc.apps()", "running apps"),
+    ("cc.start_app(app)", "start an app by name or .app path"),
+    ("cc.start_rel(path)", "start a release"),
+    ("cc.stop_app(name)", "stop an app"),
+    ("cc.config", "the container's configuration"),
+    ("container", "the Container object itself"),
+]
+
+TOP_LEVEL = (
+    "info",
+    "ps",
+    "ms",
+    "svc",
+    "spawn",
+    "send",
+    "rpc_send",
+    "ping",
+    "kill",
+    "makeprocess",
+    "get_proc",
+)
+
+
+def namespace(api: ShellApi) -> dict[str, Any]:
+    """The names a shell session starts with: C{cc}, C{container} and the helpers."""
+    ns: dict[str, Any] = {"cc": api, "container": api.container, "__name__": "__ion_shell__"}
+    ns.update({name: getattr(api, name) for name in TOP_LEVEL})
+    return ns

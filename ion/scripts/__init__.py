@@ -1,0 +1,1 @@
+"""ion's command-line tools: C{ion-shell} and C{ion-rpc}."""

@@ -1,0 +1,225 @@
+"""ion-rpc: call a service of a running system once, from the command line.
+
+    ion-rpc [--broker URL] [-s SYSNAME] [--timeout S] SERVICE OP [CONTENT]
+    ion-rpc -s lab hello hello '"you"'          -> {"value": "Hello there, you"}
+    ion-rpc -s lab --timeout 2 hello ping && echo up
+
+CONTENT is YAML (so JSON too; C{-} reads it from stdin; none sends null).
+The reply content is printed as JSON on stdout; bytes in it are printed as
+base64 strings, protobuf objects as their JSON mapping, and anything else JSON
+cannot hold as its repr.
+
+Exit status: 0 the reply was OK; 1 the service answered with an error (its
+message on stderr); 2 no answer: the call timed out, nobody serves SERVICE in
+SYSNAME, or the broker could not be reached; 64 usage error, including
+C{--broker local}: the embedded broker lives inside one container process,
+so there is nothing another process could reach.
+
+The broker is C{--broker}, else the configuration's C{broker.url} (ion.yml,
+ionlocal.yml, C{ION_BROKER__URL}; credentials may come from
+C{ION_BROKER__USERNAME}/C{ION_BROKER__PASSWORD}), else amqp://127.0.0.1:5672/.
+The sysname is C{-s}, else the configuration's C{sysname}. Credentials are
+never printed. A tiny container with a unique id makes the call and is gone
+after it (its mailbox queue with it); like any container it declares the
+system's exchanges, which exist already in a running system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import uuid
+from typing import Any, NoReturn
+
+EX_OK, EX_ERROR_REPLY, EX_NO_ANSWER, EX_USAGE = 0, 1, 2, 64
+DEFAULT_BROKER = "amqp://127.0.0.1:5672/"
+
+
+class Usage(Exception):
+    """A usage error: exit 64 with the message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise Usage(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="ion-rpc",
+        description="Call SERVICE's operation OP once; print the reply content as JSON.",
+        epilog="exit status: 0 OK, 1 error reply, 2 timeout/no such service/no broker, 64 usage",
+    )
+    p.add_argument(
+        "--broker", metavar="URL", help="amqp[s]://user:password@host:port/vhost of the system"
+    )
+    p.add_argument("-s", "--sysname", help="the system to call into")
+    p.add_argument(
+        "--timeout", metavar="S", type=float, default=10.0, help="seconds to wait (default 10)"
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log the container's work to stderr"
+    )
+    p.add_argument("service", help="service name or process id")
+    p.add_argument("op", help="operation")
+    p.add_argument("content", nargs="?", help="YAML/JSON content; - reads stdin")
+    return p
+
+
+def to_json(value: Any) -> Any:
+    """C{value} as JSON can hold it: bytes as base64, protobuf as its mapping, else repr."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {
+            (k if isinstance(k, str) else str(to_json(k))): to_json(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(v) for v in value]
+    if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(value)
+    return repr(value)
+
+
+def settings(args: argparse.Namespace) -> tuple[str, str, Any]:
+    """The broker URL, sysname and content the arguments (and configuration) ask for."""
+    import yaml
+
+    from ion.core.config import Config, config_layers, merge
+    from ion.core.exception import ConfigurationError
+    from ion.core.messaging.connect import broker_url
+
+    if args.broker == "local":
+        raise Usage(
+            "--broker local: the embedded broker lives inside one container process; there is "
+            "nothing to reach from here. Give the URL of the RabbitMQ the system runs on."
+        )
+    if not args.timeout > 0:
+        raise Usage(f"--timeout {args.timeout}: must be more than 0 seconds")
+    try:
+        data: dict[str, Any] = {}
+        for _name, layer in config_layers(root=os.getcwd(), environ=os.environ):
+            data = merge(data, layer)
+        config = Config(data)
+        if args.broker:
+            config = config.merged({"broker": {"url": args.broker}})
+        elif config.get("broker.url", "local") == "local":
+            config = config.merged({"broker": {"url": DEFAULT_BROKER}})
+        url = broker_url(config)
+    except ConfigurationError as e:
+        raise Usage(str(e)) from None
+    if not url.startswith(("amqp://", "amqps://")):
+        raise Usage(f"--broker: expected amqp:// or amqps://, not {url.split('://')[0]!r}")
+    sysname = args.sysname or config.get("sysname")
+    if not sysname:
+        raise Usage("no sysname: give -s SYSNAME (the -s the containers run with)")
+    text = sys.stdin.read() if args.content == "-" else args.content
+    try:
+        content = yaml.safe_load(text) if text is not None else None
+    except yaml.YAMLError as e:
+        raise Usage(f"CONTENT is not YAML or JSON: {str(e).splitlines()[0]}") from None
+    return url, str(sysname), content
+
+
+async def call(reactor: Any, args: argparse.Namespace, url: str, sysname: str, content: Any) -> int:
+    """Make the call from a tiny container; print the outcome; the exit status."""
+    from ion.core import exception as exc
+    from ion.core.cc.container import Container
+    from ion.core.config import DEFAULTS, Config
+    from ion.core.log import redact_text, redact_url
+    from ion.core.process.process import Process
+
+    where = f"{args.service}.{args.op}"
+    config = Config(DEFAULTS).merged(
+        {"broker": {"url": url, "connect_attempts": 1}, "container": {"rpc_timeout": args.timeout}}
+    )
+    cid = f"ion-rpc-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        container = Container(reactor=reactor, config=config, container_id=cid, sysname=sysname)
+    except exc.IonError as e:
+        raise Usage(redact_text(str(e))) from None
+    try:
+        try:
+            await container.start()
+        except exc.IonError as e:
+            print(
+                f"ion-rpc: cannot reach {redact_url(url)}: {redact_text(str(e))}", file=sys.stderr
+            )
+            return EX_NO_ANSWER
+        proc = await container.spawn(Process, name="ion-rpc")
+        try:
+            reply = await proc.rpc_send(args.service, args.op, content, timeout=args.timeout)
+        except exc.TimeoutError:
+            print(f"ion-rpc: {where}: no reply within {args.timeout:g}s", file=sys.stderr)
+            return EX_NO_ANSWER
+        except exc.NoSuchServiceError:
+            print(
+                f"ion-rpc: {where}: no service or process {args.service!r} in system "
+                f"{sysname!r} at {redact_url(url)}",
+                file=sys.stderr,
+            )
+            return EX_NO_ANSWER
+        except exc.ReceivedError as e:
+            print(f"ion-rpc: {where} failed: {redact_text(e.describe())}", file=sys.stderr)
+            return EX_ERROR_REPLY
+        except exc.BrokerError as e:
+            print(f"ion-rpc: {where}: broker: {redact_text(str(e))}", file=sys.stderr)
+            return EX_NO_ANSWER
+        print(json.dumps(to_json(reply), ensure_ascii=False))
+        return EX_OK
+    finally:
+        await container.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ion-rpc; return the exit status."""
+    try:
+        args = parser().parse_args(argv)
+        url, sysname, content = settings(args)
+    except Usage as e:
+        print(f"ion-rpc: {e}", file=sys.stderr)
+        parser().print_usage(sys.stderr)
+        return EX_USAGE
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+    from twisted.logger import globalLogBeginner
+
+    from ion.core.config import Config
+    from ion.core.log import make_observer
+
+    # ion-rpc says what went wrong itself; the container's log only with -v.
+    observer = make_observer(Config({"logging": {"level": "info"}}), sys.stderr)
+    globalLogBeginner.beginLoggingTo(
+        [observer if args.verbose else lambda event: None], redirectStandardIO=False
+    )
+    outcome: list[Any] = []
+
+    def run() -> None:
+        d = Deferred.fromCoroutine(call(reactor, args, url, sysname, content))
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(run)
+    reactor.run()
+    result = outcome[0] if outcome else EX_NO_ANSWER
+    if isinstance(result, int):
+        return result
+    error = getattr(result, "value", result)
+    if isinstance(error, Usage):
+        print(f"ion-rpc: {error}", file=sys.stderr)
+        return EX_USAGE
+    from ion.core.log import redact_text
+
+    print(f"ion-rpc: failed: {redact_text(repr(error))}", file=sys.stderr)
+    return EX_NO_ANSWER
+
+
+if __name__ == "__main__":
+    sys.exit(main())

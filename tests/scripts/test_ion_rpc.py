@@ -1,0 +1,178 @@
+"""ion-rpc: one call from the command line into a system on RabbitMQ, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.launch import REPO, TIMEOUT, clean_env, interrupt, launch, wait_for_file
+from tests.rabbit import URL, require_rabbitmq
+
+_SCRIPT = Path(sys.executable).parent / "ion-rpc"
+ION_RPC = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ion.scripts.ion_rpc"]
+
+# A service that holds every call until it is terminated: a call to it times out.
+SLOW = """\
+from twisted.internet.defer import Deferred
+from ion.core.process.service import ServiceProcess
+
+
+class Gate:
+    def __init__(self):
+        self.held = []
+
+    def hold(self):
+        d = Deferred()
+        self.held.append(d)
+        return d
+
+    async def stop(self):
+        for d in self.held:
+            d.callback(None)
+
+
+class Slow(ServiceProcess):
+    service_name = "slow"
+
+    def on_init(self):
+        self.gate = Gate()
+        self.own(self.gate)
+
+    async def op_wait(self, content, headers, msg):
+        await self.gate.hold()
+        return "late"
+
+
+await cc.spawn(Slow)
+"""
+
+SERVICES = ("hello", "slow")
+
+
+def ion_rpc(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ion-rpc with C{args}; its exit code and output."""
+    return subprocess.run(
+        [*ION_RPC, *args],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def delete_system(sysname: str) -> None:
+    """Remove what the system declared on RabbitMQ: its exchanges and service queues."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(URL))
+    try:
+        channel = connection.channel()
+        for service in SERVICES:
+            channel.queue_delete(f"{sysname}.{service}")
+        for exchange in (f"ion.{sysname}", f"ion.{sysname}.events"):
+            channel.exchange_delete(exchange)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A headless twistd container on RabbitMQ with hello and slow, in a unique sysname."""
+    require_rabbitmq()
+    sysname = f"t-rpc-{uuid.uuid4().hex[:8]}"
+    tmp = tmp_path_factory.mktemp("ion-rpc")
+    boot, ready = tmp / "slow.py", tmp / "ready"
+    boot.write_text(SLOW)
+    proc = launch(
+        f"rpc-{sysname}",
+        "-n",
+        "--broker",
+        URL,
+        "-s",
+        sysname,
+        "--ready-file",
+        str(ready),
+        "res/deploy/hello.rel",
+        str(boot),
+    )
+    try:
+        wait_for_file(ready, proc)
+        yield sysname
+    finally:
+        if proc.poll() is None:
+            interrupt(proc)
+        delete_system(sysname)
+
+
+@pytest.mark.rabbitmq
+def test_ok_reply_prints_json_and_exits_0(system: str) -> None:
+    """A call that succeeds prints the reply content as JSON on stdout and exits 0."""
+    done = ion_rpc("--broker", URL, "-s", system, "hello", "hello", '"you"')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"value": "Hello there, you"} and done.stderr == ""
+    ping = ion_rpc("--broker", URL, "-s", system, "--timeout", "5", "hello", "ping")
+    assert ping.returncode == 0 and json.loads(ping.stdout)["state"] == "ACTIVE"
+
+
+@pytest.mark.rabbitmq
+def test_error_reply_exits_1_with_the_message_on_stderr(system: str) -> None:
+    """An error reply exits 1, with the remote error's code, type and message on stderr."""
+    done = ion_rpc("--broker", URL, "-s", system, "hello", "hello", "{not: a string}")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "hello.hello failed: [400] BadRequest: hello takes a string, not dict" in done.stderr
+    unknown = ion_rpc("--broker", URL, "-s", system, "hello", "nope")
+    assert unknown.returncode == 1 and "UnknownOpError" in unknown.stderr
+
+
+@pytest.mark.rabbitmq
+def test_timeout_exits_2(system: str) -> None:
+    """A call that gets no reply within --timeout exits 2 and says so."""
+    done = ion_rpc("--broker", URL, "-s", system, "--timeout", "0.5", "slow", "wait")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "slow.wait: no reply within 0.5s" in done.stderr
+
+
+@pytest.mark.rabbitmq
+def test_no_such_service_exits_2(system: str) -> None:
+    """A call to a service nobody serves in the system exits 2 at once and names it."""
+    done = ion_rpc("--broker", URL, "-s", system, "--timeout", "30", "nosuch", "op")
+    assert done.returncode == 2
+    assert f"no service or process 'nosuch' in system {system!r}" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hello"], "the following arguments are required: op"),
+        (["-s", "x", "hello", "hello", "{a: ["], "CONTENT is not YAML or JSON"),
+        (["-s", "x", "--timeout", "0", "hello", "hello"], "--timeout 0.0: must be more than 0"),
+        (["-s", "x", "--timeout", "soon", "hello", "hello"], "invalid float value: 'soon'"),
+        (["--broker", "local", "-s", "x", "hello", "hello"], "there is nothing to reach from here"),
+        (
+            ["--broker", "http://h/", "-s", "x", "hello", "hello"],
+            "expected amqp:// or amqps://, not 'http'",
+        ),
+        (["hello", "hello"], "no sysname: give -s SYSNAME"),
+    ],
+    ids=["missing-op", "bad-yaml", "zero-timeout", "bad-timeout", "local", "http", "no-sysname"],
+)
+def test_usage_errors_exit_64(args: list[str], message: str) -> None:
+    """Bad arguments, --broker local among them, exit 64 with the reason and the usage."""
+    done = ion_rpc(*args)
+    assert done.returncode == 64, done.stderr
+    assert message in done.stderr and "usage: ion-rpc" in done.stderr and done.stdout == ""
+
+
+def test_unreachable_broker_exits_2_without_printing_the_password() -> None:
+    """A broker that cannot be reached exits 2, and the password in its URL is never printed."""
+    done = ion_rpc("--broker", "amqp://guest:s3cret@127.0.0.1:1/", "-s", "x", "hello", "hello")
+    assert done.returncode == 2
+    assert "cannot reach amqp://guest:***@127.0.0.1:1/" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
