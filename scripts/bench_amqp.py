@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -29,6 +27,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (scripts/peers.py)
 
 REPO = Path(__file__).resolve().parents[1]
 URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -187,53 +188,10 @@ def floor_run(bench: Path, seq: int, calls: int, conc: int) -> dict[str, float]:
     return {k: r[k] for k in ("seq_p50_us", "seq_p99_us", "conc_calls_per_s")}
 
 
-def nameko_run(peers: Path, venv: Path, seq: int, calls: int, conc: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "peers"
-        shutil.copytree(peers, work, ignore=shutil.ignore_patterns("results"))
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
-        svc = subprocess.Popen(
-            [
-                str(venv / "bin" / "nameko"),
-                "run",
-                "--config",
-                "peers_config.yaml",
-                "peers_echo_service",
-            ],
-            cwd=work,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-
-            def bench(*args: str) -> dict[str, Any]:
-                out = subprocess.run(
-                    [str(venv / "bin" / "python"), "nameko_bench.py", *args],
-                    cwd=work,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                    check=True,
-                ).stdout
-                return json.loads(out.strip().splitlines()[-1])
-
-            deadline = time.monotonic() + 60
-            while True:  # until the service answers
-                try:
-                    bench("rpc-seq", "--calls", "1", "--warmup", "0")
-                    break
-                except subprocess.CalledProcessError:
-                    if time.monotonic() > deadline:
-                        raise
-            s = bench("rpc-seq", "--calls", str(seq), "--payload", "1024")
-            c = bench(
-                "rpc-conc", "--calls", str(calls), "--inflight", str(conc), "--payload", "1024"
-            )
-        finally:
-            svc.send_signal(signal.SIGTERM)
-            svc.wait(timeout=30)
+def nameko_run(bench_dir: Path, venv: Path, seq: int, calls: int, conc: int) -> dict[str, float]:
+    with peers.nameko_service(bench_dir, venv) as bench:
+        s = bench("rpc-seq", "--calls", str(seq), "--payload", "1024")
+        c = bench("rpc-conc", "--calls", str(calls), "--inflight", str(conc), "--payload", "1024")
     return {
         "seq_p50_us": _first(s, "p50_us", "seq_p50_us", "p50"),
         "seq_p99_us": _first(s, "p99_us", "seq_p99_us", "p99"),
@@ -266,10 +224,8 @@ def main() -> None:
         sides["floor"] = lambda: floor_run(a.bench_dir, a.seq, a.calls, a.conc)
     else:
         print(f"(no floor: {a.bench_dir}/baseline/rpc_bench.py not found)")
-    if (a.nameko_venv / "bin" / "nameko").exists() and (a.bench_dir / "peers").exists():
-        sides["nameko"] = lambda: nameko_run(
-            a.bench_dir / "peers", a.nameko_venv, a.seq, a.calls, a.conc
-        )
+    if peers.available(a.bench_dir, a.nameko_venv):
+        sides["nameko"] = lambda: nameko_run(a.bench_dir, a.nameko_venv, a.seq, a.calls, a.conc)
     else:
         print(f"(no nameko: needs {a.nameko_venv}/bin/nameko and {a.bench_dir}/peers)")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}

@@ -6,7 +6,7 @@ of about 1 KiB (a data block event), published as fast as the broker takes
 them; the time runs from the first publish to the last event handled. Median
 of --runs runs per broker.
 
-    scripts/bench_events.py [--events 10000] [--runs 3] [--broker local] [--broker amqp://...]
+    scripts/bench_events.py [--events 10000] [--runs 3] [--broker local] [--broker amqp://...] [--nameko]
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, task
@@ -25,15 +27,18 @@ from ion.core.cc.container import Container
 from ion.core.object.event_ids import EventId
 from ion.core.process.process import Process
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (scripts/peers.py)
+
+REPO = Path(__file__).resolve().parents[1]
 DATA = b"x" * 1000
 
 
 def make_broker(reactor: Any, url: str) -> Any:
-    if url == "local":
-        return None  # the container's own embedded broker
-    from ion.core.messaging.amqp import AmqpBroker  # noqa: PLC0415 - only when asked
+    from ion.core.config import DEFAULTS, Config
+    from ion.core.messaging.connect import make_broker
 
-    return AmqpBroker.from_url(reactor, url)
+    return make_broker(reactor, Config(DEFAULTS).merged({"broker": {"url": url}}))
 
 
 async def run_once(reactor: Any, url: str, n: int) -> float:
@@ -70,6 +75,16 @@ async def run_once(reactor: Any, url: str, n: int) -> float:
         return n / (time.perf_counter() - t0)
     finally:
         await container.stop()
+        if url != "local":
+            await _delete_system(reactor, url, sysname)
+
+
+async def _delete_system(reactor: Any, url: str, sysname: str) -> None:
+    cleaner = make_broker(reactor, url)
+    await cleaner.connect()
+    await cleaner.delete_exchange(f"ion.{sysname}")
+    await cleaner.delete_exchange(f"ion.{sysname}.events")
+    await cleaner.close()
 
 
 async def main(reactor: Any, args: argparse.Namespace) -> None:
@@ -88,6 +103,19 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
             + ", ".join(f"{r:,.0f}" for r in rates)
             + ")"
         )
+    if args.nameko:
+        rates = []
+        with peers.nameko_service(args.bench_dir, args.nameko_venv) as bench:
+            for _ in range(args.runs):
+                r = bench("events", "--events", str(args.events), "--mode", "standalone",
+                          "--payload", "1000")  # fmt: skip
+                rates.append(float(r["events_per_s"]))
+        summary["nameko"] = statistics.median(rates)
+        print(
+            f"  {'nameko':10} {summary['nameko']:>10,.0f} events/s   (runs: "
+            + ", ".join(f"{r:,.0f}" for r in rates)
+            + ")"
+        )
     print("RESULT " + json.dumps(summary))
 
 
@@ -96,5 +124,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--broker", action="append", help="local or an amqp:// URL (repeatable)")
+    parser.add_argument("--nameko", action="store_true", help="also nameko's event dispatch")
+    parser.add_argument("--bench-dir", type=Path, default=REPO.parent / "shared" / "bench")
+    parser.add_argument("--nameko-venv", type=Path, default=Path("/tmp/nameko-venv"))
     ns = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, ns)))

@@ -15,6 +15,72 @@ from ion.core.process.process import Process
 from tests.helpers import Collector, wait_for
 
 
+@pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Every event test runs on the embedded broker and on RabbitMQ."""
+    return request.param
+
+
+@pytest_twisted.async_yield_fixture
+async def make_container(broker_kind: str) -> Any:
+    """Containers on the broker of this run; on RabbitMQ each test's sysnames are
+    made unique, and what they declared is deleted afterwards."""
+    import uuid
+
+    from twisted.internet import reactor
+
+    from ion.core.messaging.embedded import EmbeddedBroker
+
+    made: list[Container] = []
+    tag = uuid.uuid4().hex[:8]
+    embedded = EmbeddedBroker(reactor)
+    if broker_kind == "rabbitmq":
+        from tests.rabbit import URL, require_rabbitmq
+
+        require_rabbitmq()
+
+    def broker(n: int) -> Any:
+        if broker_kind == "embedded":
+            return embedded.connection()
+        from ion.core.messaging.amqp import AmqpBroker
+
+        return AmqpBroker(reactor, URL, name=f"ev{tag}-{n}")
+
+    async def make(sysname: str = "testsys", **kwargs: Any) -> Container:
+        n = len(made) + 1
+        container = Container(
+            reactor=reactor,
+            container_id=f"ev{tag}-{n}",
+            sysname=f"{sysname}-{tag}",
+            broker=broker(n),
+            **kwargs,
+        )
+        await container.start()
+        made.append(container)
+        return container
+
+    yield make
+    shared = set().union(*(c.exchange.shared_queues for c in made))
+    sysnames = {c.sysname for c in made}
+    for container in reversed(made):
+        await container.stop()
+    if broker_kind == "rabbitmq":
+        cleaner = broker(0)
+        await cleaner.connect()
+        for queue in shared:
+            await cleaner.delete_queue(queue)
+        for sysname in sysnames:
+            await cleaner.delete_exchange(f"ion.{sysname}")
+            await cleaner.delete_exchange(f"ion.{sysname}.events")
+        await cleaner.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def container(make_container: Any) -> Any:
+    """One container on the broker of this run."""
+    yield await make_container()
+
+
 async def subscribe(proc: Process, **kwargs: Any) -> Collector:
     got: Collector = Collector()
     await events.EventSubscriber(proc, handler=lambda e, msg: got(e), **kwargs).start()
@@ -87,12 +153,13 @@ async def test_named_queue_shares_events(make_container: Any) -> None:
     pub = await a.spawn(Process, name="publisher")
     for n in range(10):
         await emit(pub, 2001, "scheduler", task_id=f"t{n}")
-    await emit(pub, 2001, "scheduler", task_id="last")  # once it is in, all are
-    items = await got.wait_until(lambda item: item[1].schedule.task_id == "last")
-    ids = sorted(e.schedule.task_id for _, e in items)
+    await got.wait(10)
+    # One more after all ten arrived: a duplicate of any would show up before it.
+    await emit(pub, 2001, "scheduler", task_id="last")
+    await got.wait(11)
+    ids = sorted(e.schedule.task_id for _, e in got.items)
     assert ids == sorted([f"t{n}" for n in range(10)] + ["last"])  # each once
-    assert {side for side, _ in items} == {"a", "b"}  # shared between them
-    await a.exchange.delete_queue(a.exchange.queue_name("jobs"))
+    assert {side for side, _ in got.items} == {"a", "b"}  # shared between them
 
 
 @pytest_twisted.ensureDeferred
@@ -161,3 +228,53 @@ async def test_subscriber_stops_with_its_process(container: Container) -> None:
     assert await container.exchange.broker.queue_exists(queue)
     await container.terminate(listener)
     assert not await wait_for(container.exchange.broker.queue_exists(queue))
+
+
+@pytest_twisted.ensureDeferred
+async def test_app_and_container_events(tmp_path: Any) -> None:
+    """A booting container announces 1075 per app started, 1051 READY, and 1076 once
+    with the files it started; stopping it announces the apps stopped, then 1051
+    TERMINATED."""
+    from twisted.internet import reactor
+
+    from ion.core.cc.tap import ContainerRunner
+    from ion.core.config import DEFAULTS, Config
+    from ion.core.messaging.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker(reactor)
+    watcher = Container(
+        reactor=reactor, container_id="watcher", sysname="evsys", broker=broker.connection()
+    )
+    await watcher.start()
+    try:
+        listener = await watcher.spawn(Process, name="listener")
+        got = await subscribe(listener, origin="#")
+        booted = Container(
+            reactor=reactor, container_id="booted", sysname="evsys", broker=broker.connection()
+        )
+        runner = ContainerRunner(booted, Config(DEFAULTS), ["res/deploy/hello.rel"])
+        runner.startService()
+        await got.wait_until(lambda e: e.event_id == 1076)
+        await runner.stopService()
+        seen = await got.wait_until(
+            lambda e: e.event_id == 1051 and e.container_lifecycle.state == 3  # TERMINATED
+        )
+    finally:
+        await watcher.stop()
+    mine = [e for e in seen if e.event_id in (1051, 1075, 1076)]
+    summary = [
+        (e.event_id, e.origin, e.container_lifecycle.state or e.app_lifecycle.state or 0)
+        for e in mine
+    ]
+    STARTED, STOPPED, READY, TERMINATED = 1, 2, 1, 3
+    assert summary == [
+        (1075, "ioncore", STARTED),  # the base app starts as part of booting
+        (1051, "booted", READY),
+        (1075, "hello", STARTED),
+        (1076, "booted", 0),
+        (1075, "hello", STOPPED),
+        (1075, "ioncore", STOPPED),
+        (1051, "booted", TERMINATED),
+    ]
+    (startup,) = [e for e in mine if e.event_id == 1076]
+    assert list(startup.container_startup.startup_names) == ["res/deploy/hello.rel"]

@@ -85,6 +85,9 @@ class Container(MultiService):
 
     async def _stop_children(self) -> None:
         for service in reversed(list(self)):
+            if service is self.exchange and self._boot_result is True:
+                # The last word before the broker connection closes.
+                self.announce(1051, self.id, container_id=self.id, state="TERMINATED")
             try:
                 await maybeDeferred(service.stopService)
             except Exception:
@@ -96,6 +99,7 @@ class Container(MultiService):
             if boot is not None:
                 await boot()
         log.info("container {id} ready (sysname {sysname})", id=self.id, sysname=self.sysname)
+        self.announce(1051, self.id, container_id=self.id, state="READY")
 
     def _booted(self, result: object) -> None:
         self._boot_result = result if isinstance(result, Failure) else True
@@ -130,6 +134,20 @@ class Container(MultiService):
         """Stop the container: processes terminated newest first, then the broker."""
         if self.running:
             await self.stopService()
+
+    def announce(self, event_id: int, origin: str, **fields: Any) -> None:
+        """Publish a standard event from the container (a lost one is only logged)."""
+        from ion.core import events
+
+        try:
+            event = events.create_event(event_id, origin=origin, **fields)
+            d = events.publish(self.exchange, self.id, event)
+        except Exception:
+            log.failure("{id}: could not announce event {eid}", id=self.id, eid=event_id)
+            return
+        d.addErrback(
+            lambda f: log.warn("{id}: event {eid} lost: {f}", id=self.id, eid=event_id, f=f.value)
+        )
 
     async def spawn(
         self,

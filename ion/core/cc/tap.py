@@ -286,6 +286,9 @@ class ContainerRunner(MultiService):
                     raise
                 # Say which file the error came from when it does not.
                 raise StartupError(f"{path}: {exc}") from exc
+        self.container.announce(
+            1076, self.container.id, container_id=self.container.id, startup_names=self.files
+        )
         if self.ready_file:
             write_ready_file(self.ready_file, self.container)
         log.info(

@@ -399,6 +399,9 @@ class AppManager(Service):
         rec.status = "running"
         self._running.append(rec)
         log.info("started app {app} {version}", app=app.name, version=app.version)
+        self.container.announce(
+            1075, app.name, app_name=app.name, version=str(app.version), state="STARTED"
+        )
         return rec
 
     async def _reap(self, before: set[str]) -> None:
@@ -441,6 +444,9 @@ class AppManager(Service):
             rec.status = "stopped"
             self._running.remove(rec)
         log.info("stopped app {app}", app=rec.name)
+        self.container.announce(
+            1075, rec.name, app_name=rec.name, version=str(rec.definition.version), state="STOPPED"
+        )
 
     def stopService(self) -> Deferred[None]:
         """Stop every app, newest first (before the process manager ends the rest)."""
