@@ -61,6 +61,9 @@ class _NoBroker:
     def on_connection_lost(self, callback: Callable[[Exception], None]) -> None:
         pass
 
+    def on_returned(self, callback: Callable[[str, str, bytes], None]) -> None:
+        pass
+
     def on_reconnected(self, callback: Callable[[], None]) -> None:
         pass
 
@@ -111,7 +114,9 @@ class OfflineExchange:
     def delete_queue(self, queue: str) -> defer.Deferred[None]:
         return defer.succeed(None)
 
-    def publish(self, key: str, body: bytes, mandatory: bool = False) -> defer.Deferred[None]:
+    def publish(
+        self, key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
+    ) -> defer.Deferred[None]:
         msg = m.decode(body)
         self.published.append((key, msg))
         receiver = self._routes.get(key)

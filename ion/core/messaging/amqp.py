@@ -149,6 +149,7 @@ class AmqpBroker:
         self._ctags = itertools.count(1)
         self._lost_callbacks: list[Callable[[ConnectionLostError], None]] = []
         self._reconnected_callbacks: list[Callable[[], None]] = []
+        self._returned_callbacks: list[Callable[[str, str, bytes], None]] = []
 
     def __repr__(self) -> str:
         return f"<AmqpBroker {self.name} {self.params.url} {self._state}>"
@@ -159,6 +160,17 @@ class AmqpBroker:
     def is_open(self) -> bool:
         """Whether operations are accepted now."""
         return self._state == _OPEN
+
+    def on_returned(self, callback: Callable[[str, str, bytes], None]) -> None:
+        """Call C{callback(exchange, routing_key, body)} for each unroutable report_returns publish."""
+        self._returned_callbacks.append(callback)
+
+    def _returned(self, _raw: Any, method: Any, _props: Any, body: bytes) -> None:
+        for callback in list(self._returned_callbacks):
+            try:
+                callback(method.exchange, method.routing_key, body)
+            except Exception:
+                _log.failure("on_returned callback raised")
 
     def on_connection_lost(self, callback: Callable[[ConnectionLostError], None]) -> None:
         """Call C{callback(error)} (soon after, from the reactor) each time the connection is lost."""
@@ -450,6 +462,7 @@ class AmqpBroker:
         headers: dict[str, Any] | None = None,
         mandatory: bool = False,
         confirm: bool = False,
+        report_returns: bool = False,
     ) -> defer.Deferred[None]:
         if self._state != _OPEN:
             return defer.fail(self._gone())
@@ -462,6 +475,19 @@ class AmqpBroker:
                 headers = to_wire_headers(headers)
             except TypeError:
                 return defer.fail()
+        if mandatory and report_returns and not confirm:
+            # Sent mandatory on the plain channel: a return goes to on_returned.
+            args = (exchange, routing_key, body, headers or None, True, False)
+            publisher = self._publishers[False]
+            if (
+                publisher is not None
+                and publisher.chan.is_open
+                and (not exchange or exchange in self._known_exchanges)
+            ):
+                try:
+                    return publisher.publish(*args)
+                except Exception:
+                    return defer.fail()
         args = (exchange, routing_key, body, headers or None, mandatory, confirm)
         if exchange and exchange not in self._known_exchanges:
             return self._after_exchange_check(exchange, args)
@@ -523,6 +549,8 @@ class AmqpBroker:
         if confirming:
             await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)
             chan.raw.add_on_return_callback(publisher.on_return)
+        else:
+            chan.raw.add_on_return_callback(self._returned)
         chan.closed.addCallback(self._publisher_closed, publisher)
         return publisher
 

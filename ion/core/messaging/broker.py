@@ -81,12 +81,18 @@ class IBroker(Interface):
         headers: dict[str, Any] | None = None,
         mandatory: bool = False,
         confirm: bool = False,
+        report_returns: bool = False,
     ) -> Any:
         """Publish a message. -> Deferred[None]
 
         With C{mandatory}, a message that matches no queue fails the Deferred
         with L{ion.core.exception.UnroutableError}. With C{confirm}, the Deferred
         fires when the broker has taken responsibility for the message.
+
+        With C{mandatory} and C{report_returns}, the Deferred fires as soon as
+        the message is sent, and one that matches no queue is handed later to
+        the L{on_returned} callbacks instead: no confirm round trip per message
+        (ion's requests use this; their headers say whose call to fail).
         """
 
     def consume(
@@ -108,6 +114,10 @@ class IBroker(Interface):
         the consumer had not finished is not redelivered. (ion uses it for
         replies, which only their caller waits for.)
         """
+
+    def on_returned(callback: Callable[[str, str, bytes], None]) -> None:
+        """Call C{callback(exchange, routing_key, body)} for each message sent with
+        C{report_returns} that matched no queue."""
 
     def on_connection_lost(callback: Callable[[Exception], None]) -> None:
         """Call C{callback(error)} each time the connection is lost (never, for

@@ -360,6 +360,7 @@ class EmbeddedConnection:
         self._exclusive: dict[str, _Queue] = {}
         self._tags = itertools.count(1)
         self._ctags = itertools.count(1)
+        self._returned_callbacks: list[Callable[[str, str, bytes], None]] = []
 
     def __repr__(self) -> str:
         return f"<EmbeddedConnection {self.name} {self._state}>"
@@ -484,6 +485,7 @@ class EmbeddedConnection:
         headers: dict[str, Any] | None = None,
         mandatory: bool = False,
         confirm: bool = False,
+        report_returns: bool = False,
     ) -> defer.Deferred[None]:
         # The hot path: written out rather than wrapped in _operation.
         if self._state != _OPEN:
@@ -512,10 +514,24 @@ class EmbeddedConnection:
                 broker._schedule(q)
             routed = True
         if mandatory and not routed:
+            if report_returns:  # later, as a broker's basic.return would come
+                self._broker._reactor.callLater(0, self._returned, exchange, routing_key, body)
+                return defer.succeed(None)
             return defer.fail(
                 UnroutableError(f"NO_ROUTE - {exchange!r} has no queue for {routing_key!r}")
             )
         return defer.succeed(None)
+
+    def on_returned(self, callback: Callable[[str, str, bytes], None]) -> None:
+        """Call C{callback(exchange, routing_key, body)} for each unroutable report_returns publish."""
+        self._returned_callbacks.append(callback)
+
+    def _returned(self, exchange: str, routing_key: str, body: bytes) -> None:
+        for callback in list(self._returned_callbacks):
+            try:
+                callback(exchange, routing_key, body)
+            except Exception:
+                _log.failure("on_returned callback raised")
 
     @_operation
     def consume(

@@ -91,9 +91,13 @@ class ExchangeManager(Service):
         await self.broker.bind_queue(queue, self.exchange_name, key)
         return queue
 
-    def publish(self, key: str, body: bytes, mandatory: bool = False) -> Deferred[None]:
+    def publish(
+        self, key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
+    ) -> Deferred[None]:
         """Publish to this system's exchange with routing key C{key}."""
-        return self.broker.publish(self.exchange_name, key, body, None, mandatory)
+        return self.broker.publish(
+            self.exchange_name, key, body, None, mandatory, False, report_returns
+        )
 
     def publish_event(self, key: str, body: bytes) -> Deferred[None]:
         """Publish to this system's events exchange (nobody listening is fine)."""

@@ -11,8 +11,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ion.core.config import Config
-from ion.core.exception import ProcessError
+from ion.core.exception import MessageFormatError, ProcessError
 from ion.core.id import ProcessId, check_name
+from ion.core.messaging.message import CONV_ID, SENDER, decode
 from ion.core.process.process import Process
 
 if TYPE_CHECKING:
@@ -53,6 +54,19 @@ class ProcessManager(Service):
         self.processes: dict[str, Process] = {}
         self._numbers = itertools.count(1)
         container.exchange.broker.on_connection_lost(self._broker_lost)
+        container.exchange.broker.on_returned(self._returned)
+
+    def _returned(self, exchange: str, key: str, body: bytes) -> None:
+        """A request nobody could take came back: fail its caller's call at once."""
+        try:
+            headers = decode(body).headers
+        except MessageFormatError:
+            return
+        proc = self.processes.get(str(headers.get(SENDER)))
+        if proc is not None and proc._conversations is not None:
+            conv = proc._conversations.open.get(str(headers.get(CONV_ID)))
+            if conv is not None:
+                proc._conversations.fail(conv, proc._no_such(key))
 
     def _broker_lost(self, error: Exception) -> None:
         """Fail every open call at once: replies cannot come back over a lost

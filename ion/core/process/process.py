@@ -346,7 +346,9 @@ class Process:
         if on_agree is not None:
             self._conversations.on_agree[conv_id] = on_agree
         assert self.container is not None
-        sent = self.container.exchange.publish(to, body, mandatory=True)
+        # An unroutable request comes back through the process manager's
+        # on_returned (no confirm round trip), or, the first time, as a failure.
+        sent = self.container.exchange.publish(to, body, mandatory=True, report_returns=True)
         if not _succeeded(sent):
             sent.addErrback(self._call_not_sent, conv, to)
         return conv.deferred

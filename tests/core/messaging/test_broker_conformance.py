@@ -530,3 +530,25 @@ async def test_publish_from_delivery_not_reentrant(connect, names):
     await conn.publish("", q, b"ping")
     assert bodies(await c.wait(2)) == [b"ping", b"pong"]
     assert max_depth == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_report_returns_hands_unroutable_to_callback(connect, names):
+    """With report_returns, a mandatory message that matches no queue succeeds at send
+    and comes back through on_returned; a routable one is delivered as usual."""
+    conn = await connect()
+    ex = names("ex")
+    await conn.declare_exchange(ex, "topic")
+    q = await conn.declare_queue(names("q"))
+    await conn.bind_queue(q, ex, "home")
+    await conn.publish(ex, "warmup", b"w", mandatory=True, confirm=True).addErrback(
+        lambda f: f.trap(UnroutableError)
+    )  # the first publish to an exchange may check it exists
+    returned = Collector()
+    conn.on_returned(lambda exchange, key, body: returned((exchange, key, body)))
+    got = Collector(ack=True)
+    await conn.consume(q, got)
+    await conn.publish(ex, "nobody.home", b"lost", mandatory=True, report_returns=True)
+    await conn.publish(ex, "home", b"found", mandatory=True, report_returns=True)
+    assert await returned.wait(1) == [(ex, "nobody.home", b"lost")]
+    assert bodies(await got.wait(1)) == [b"found"]
