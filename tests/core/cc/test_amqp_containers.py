@@ -204,3 +204,75 @@ async def test_messages_accepted_during_outage_are_not_lost(system: System) -> N
     await reconnected.wait(1, timeout=20)
     got = await server.entered.wait(20, timeout=10)
     assert sorted(content for content, _ in got) == list(range(20))
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_input_from_the_wire(system: System, logs: Any) -> None:
+    """A body that is not msgpack, one with missing headers, one with RabbitMQ
+    x-death style header tables, and a 1 MiB body reach a service on RabbitMQ:
+    each is answered or dropped cleanly, and the service keeps serving."""
+    import datetime
+    from decimal import Decimal
+
+    import pika
+
+    a = await system.container()
+    service = await a.spawn(Gated)
+    client = await a.spawn(Process, name="client")
+    queue = a.exchange.queue_name("gated")
+    conn = pika.BlockingConnection(pika.URLParameters(URL))  # a foreign publisher
+    try:
+        ch = conn.channel()
+        ch.basic_publish("", queue, b"\xc1 not msgpack")
+        ch.basic_publish("", queue, m.encode({m.OP: "echo"}, "no headers"))
+        x_death = [
+            {
+                "count": 1,
+                "reason": "rejected",
+                "queue": "q",
+                "time": datetime.datetime(2026, 1, 1),
+                "exchange": "",
+                "routing-keys": ["q"],
+                "ratio": Decimal("1.5"),
+            }
+        ]
+        props = pika.BasicProperties(headers={"x-death": x_death, "big": 2**40, "none": None})
+        body = m.encode(
+            {
+                m.SENDER: "foreign",
+                m.RECEIVER: "gated",
+                m.CONV_ID: "foreign#1",
+                m.PROTOCOL: "none",
+                m.PERFORMATIVE: "request",
+                m.OP: "echo",
+            },
+            "with x-death",
+        )
+        ch.basic_publish("", queue, body, props)
+    finally:
+        conn.close()
+    await logs.wait_for_text("body is not msgpack")
+    await logs.wait_for_text("missing or non-string headers")
+    await service.entered.wait_until(lambda item: item[0] == "with x-death")
+    big = b"\x00\xff" * (512 * 1024)
+    assert await wait_for(client.rpc_send("gated", "echo", big), timeout=10) == big
+    assert service.state == "ACTIVE" and a.exchange.broker.is_open
+
+
+def test_unreachable_broker_at_boot_exits_1(tmp_path: Any) -> None:
+    """A container whose broker cannot be reached retries, says so, and then exits 1
+    with a clear message."""
+    from tests.launch import TIMEOUT, launch
+
+    proc = launch(
+        "nobroker",
+        "-n",
+        "--broker",
+        "amqp://127.0.0.1:1/",
+        "-a",
+        "broker.connect_attempts=2,broker.retry_delay=0.1",
+    )
+    output, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 1, output
+    assert "broker unreachable (attempt 1 of 2)" in output
+    assert "broker unreachable after 2 attempts" in output
