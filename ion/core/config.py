@@ -247,6 +247,18 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
+def _safe_load(text: str) -> Any:
+    """C{yaml.safe_load(text)}, on libyaml's parser when PyYAML has it (config files are
+    read at every boot); text it rejects is read again by the pure-Python parser, so
+    what is accepted and the errors reported stay the same."""
+    if getattr(yaml, "__with_libyaml__", False):
+        try:
+            return yaml.load(text, Loader=yaml.CSafeLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def read_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The mapping in YAML file C{path} (empty file: {}); errors name the file and line."""
     try:
@@ -254,7 +266,7 @@ def read_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read config file: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path}: malformed YAML, {_yaml_problem(exc)}") from None
     if data is None:

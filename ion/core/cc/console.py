@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-from ion.core.cc.shell import ShellProtocol, Terminal
+if TYPE_CHECKING:
+    from ion.core.cc.shell import ShellProtocol
 
 log = Logger()
 
@@ -70,6 +71,9 @@ class ConsoleShell(Service):
         import tty
 
         from twisted.internet.stdio import StandardIO
+
+        # The shell (conch, pydoc, rlcompleter) only once it opens: not for a headless boot.
+        from ion.core.cc.shell import ShellProtocol, Terminal
 
         super().startService()
         self._saved_tty = termios.tcgetattr(0)

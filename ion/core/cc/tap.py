@@ -29,7 +29,7 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from twisted.application.service import MultiService
@@ -40,13 +40,13 @@ from twisted.python import usage
 import ion
 from ion.core.cc.console import ConsoleShell, LogStream
 from ion.core.cc.container import Container
-from ion.core.cc.manhole import ManholeServer
-from ion.core.cc.shell import HISTORY_FILE, banner
-from ion.core.cc.shell_api import ShellApi, namespace
 from ion.core.config import Config, config_layers, merge, parse_args_option, value_sources
 from ion.core.exception import ConfigurationError, IonError, StartupError
 from ion.core.log import redact_url
 from ion.core.messaging.connect import broker_url
+
+if TYPE_CHECKING:
+    from ion.core.cc.shell_api import ShellApi
 
 log = Logger()
 
@@ -270,8 +270,16 @@ class ContainerRunner(MultiService):
         Deferred.fromCoroutine(self._start_files()).addErrback(self._start_failed)
 
     async def _start_files(self) -> None:
-        api = ShellApi(self.container)
+        api: ShellApi | None = None
+        if self.manhole or self.shell:
+            # The shell's modules (conch, pydoc, rlcompleter) load only when a shell
+            # is served: a headless container boots without them.
+            from ion.core.cc.shell_api import ShellApi
+
+            api = ShellApi(self.container)
         if self.manhole:
+            from ion.core.cc.manhole import ManholeServer
+
             ManholeServer(self.manhole, api, self._history()).setServiceParent(self)
         for path in self.files:
             try:
@@ -297,6 +305,9 @@ class ContainerRunner(MultiService):
             apps=", ".join(a.name for a in self.container.apps()),
         )
         if self.shell:
+            from ion.core.cc.shell import banner
+            from ion.core.cc.shell_api import namespace
+
             shell = ConsoleShell(
                 namespace(api),
                 self._history(),
@@ -307,6 +318,8 @@ class ContainerRunner(MultiService):
             shell.setServiceParent(self)
 
     def _history(self) -> str | None:
+        from ion.core.cc.shell import HISTORY_FILE
+
         history = self.config.get("shell.history", HISTORY_FILE)
         return str(history) if history else None
 

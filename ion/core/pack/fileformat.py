@@ -61,6 +61,18 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Any:
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
+# libyaml's parser, when PyYAML has it, reads a file several times faster (files
+# are read at every boot); a file it rejects is read again by _Loader, so what is
+# accepted and the errors reported stay those of the pure-Python parser.
+_FastLoader: Any = _Loader
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(yaml.CSafeLoader):
+        """L{_Loader} on libyaml's parser."""
+
+    _CLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+    _FastLoader = _CLoader
+
 
 def _from_ast(path: str, node: ast.AST, source: str) -> Any:
     """The value of literal C{node}; a call or a name is refused with its line."""
@@ -123,7 +135,10 @@ def parse_text(text: str, path: str | os.PathLike[str] = "<string>") -> Mapping[
             if _is_python_literal(tree):
                 return _from_ast(where, tree.body, text)
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        try:
+            data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError:
+            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "unreadable"
