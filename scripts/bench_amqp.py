@@ -7,7 +7,7 @@ flight (calls/s). Runs are interleaved (floor, ion, nameko, floor, ...) and
 the table shows medians of --runs runs and ion's ratio to the floor.
 
     scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
-        [--bench-dir ../shared/bench] [--nameko-venv /tmp/nameko-venv]
+        [--bench-dir ../shared/bench] [--nameko-venv DIR]
 
 The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
 2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
@@ -213,7 +213,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=10000)
     ap.add_argument("--conc", type=int, default=32)
     ap.add_argument("--bench-dir", type=Path, default=REPO.parent / "shared" / "bench")
-    ap.add_argument("--nameko-venv", type=Path, default=Path("/tmp/nameko-venv"))
+    ap.add_argument("--nameko-venv", type=Path, default=peers.DEFAULT_VENV)
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:

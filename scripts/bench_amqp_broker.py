@@ -4,7 +4,7 @@
 Publishes N x 1 KiB messages to a fresh exclusive queue and consumes them on the
 same connection, acking each (prefetch 1000), yielding to the reactor every 100
 publishes; msgs/s = N / (first publish -> last ack). Then runs the raw pika
-baseline (C{/work/shared/bench/baseline/oneway_bench.py --lib pika --mode ack})
+baseline (C{../shared/bench/baseline/oneway_bench.py --lib pika --mode ack})
 with the same N, when that script is there.
 
 usage: python scripts/bench_amqp_broker.py [--n 20000] [--mandatory] [--runs 3]
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BASELINE = Path("/work/shared/bench/baseline/oneway_bench.py")
+BASELINE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "baseline" / "oneway_bench.py"
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 PAYLOAD = random.Random(42).randbytes(1024)
 

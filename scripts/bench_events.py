@@ -126,6 +126,6 @@ if __name__ == "__main__":
     parser.add_argument("--broker", action="append", help="local or an amqp:// URL (repeatable)")
     parser.add_argument("--nameko", action="store_true", help="also nameko's event dispatch")
     parser.add_argument("--bench-dir", type=Path, default=REPO.parent / "shared" / "bench")
-    parser.add_argument("--nameko-venv", type=Path, default=Path("/tmp/nameko-venv"))
+    parser.add_argument("--nameko-venv", type=Path, default=peers.DEFAULT_VENV)
     ns = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, ns)))

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# Where the nameko virtualenv is looked for unless --nameko-venv says otherwise.
+DEFAULT_VENV = Path(os.environ.get("NAMEKO_VENV", Path(tempfile.gettempdir()) / "nameko-venv"))
+
 
 def available(bench_dir: Path, venv: Path) -> bool:
     return (venv / "bin" / "nameko").exists() and (bench_dir / "peers").exists()

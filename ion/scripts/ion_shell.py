@@ -1,7 +1,7 @@
 """ion-shell PATH: attach this terminal to the shell of a container started with --manhole PATH.
 
-    twistd -n cc -n --manhole /tmp/cc.sock res/deploy/hello.rel
-    ion-shell /tmp/cc.sock
+    twistd -n cc -n --manhole ./cc.sock res/deploy/hello.rel
+    ion-shell ./cc.sock
     ><> ps()
     ><> ^D                      # detaches; the container keeps running
 

@@ -1,7 +1,7 @@
 """The shell of a running container on a UNIX socket, for C{ion-shell PATH} to attach to.
 
-    twistd -n cc -n --manhole /tmp/cc.sock res/deploy/hello.rel   # headless
-    ion-shell /tmp/cc.sock                                        # attach; Ctrl-D detaches
+    twistd -n cc -n --manhole ./cc.sock res/deploy/hello.rel   # headless
+    ion-shell ./cc.sock                                        # attach; Ctrl-D detaches
 
 The original served an unauthenticated telnet manhole on every interface.
 This one listens on no TCP port: the socket file is created with mode 0600
