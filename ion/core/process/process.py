@@ -9,11 +9,10 @@ it raises is the error reply, and the process stays ACTIVE.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -21,26 +20,17 @@ from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
-from ion.core.messaging.broker import settle
-from ion.core.messaging.conversation import new_conversation
-from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process.lifecycle import Lifecycle
+from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
 
-REPLY_KEY_SUFFIX = ".reply"
-_REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
+__all__ = ["REPLY_KEY_SUFFIX", "Process", "UnknownOpError"]
 
 
-class UnknownOpError(exc.ApplicationError):
-    """The process has no handler for the operation asked for."""
-
-    code = exc.BAD_REQUEST
-
-
-class Process:
+class Process(Mailbox):
     """An ion process. Spawn it through a container; do not start it by hand.
 
     @ivar id: the L{ProcessId}, set when spawned.
@@ -254,353 +244,11 @@ class Process:
         assert self.container is not None
         return await self.container.proc_manager.spawn(target, name=name, args=args, parent=self)
 
-    # -- sending -------------------------------------------------------------
-
-    def _headers(self, to: str, op: str, protocol: str, conv_id: str) -> dict[str, Any]:
-        me = str(self.id)
-        return {
-            m.SENDER: me,
-            m.SENDER_NAME: self.proc_name,
-            m.RECEIVER: to,
-            m.REPLY_TO: me + REPLY_KEY_SUFFIX,
-            m.CONV_ID: conv_id,
-            m.CONV_SEQ: 1,
-            m.PROTOCOL: protocol,
-            m.PERFORMATIVE: "request",
-            m.OP: op,
-            m.TS: int(time.time() * 1000),
-        }
-
-    def _publish(self, to: str, headers: dict[str, Any], content: Any) -> Deferred[None]:
-        if self.container is None or self.state in ("INIT", "TERMINATED"):
-            raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
-        return self.container.exchange.publish(to, m.encode(headers, content), mandatory=True)
-
-    def send(
-        self,
-        to: str | ProcessId,
-        op: str,
-        content: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        conv: Any = None,
-        performative: str = "request",
-    ) -> Deferred[None]:
-        """Send a one-off message (protocol C{none}), or one message of the
-        C{generic} conversation C{conv} (see L{start_generic}); no reply is awaited.
-
-        The Deferred fails with L{NoSuchServiceError} when nobody serves C{to}.
-        """
-        to = str(to)
-        if conv is None:
-            h = self._headers(to, op, "none", f"{self.id}#{next(self._conv_counter)}")
-        else:
-            h = self._headers(to, op, "generic", conv.conv_id)
-            h[m.PERFORMATIVE] = performative
-        if headers:
-            h.update(headers)
-        d = self._publish(to, h, content)
-        if conv is not None:
-            conv.feed(performative)
-        return d.addErrback(self._unroutable, to)
-
-    def start_generic(self) -> Any:
-        """Open a C{generic} conversation; it closes after the idle timeout."""
-        assert self._conversations is not None, "process is not spawned"
-        conv_id = f"{self.id}#{next(self._conv_counter)}"
-        return self._conversations.start_generic(conv_id, self._idle_timeout())
-
-    def _idle_timeout(self) -> float:
-        return float(self.config.get("container.conversation_timeout", 60.0))
-
-    def call(
-        self,
-        to: str | ProcessId,
-        op: str,
-        content: Any = None,
-        *,
-        protocol: str = "rpc",
-        timeout: float | None = None,
-        headers: dict[str, Any] | None = None,
-        on_agree: Callable[[m.Message], None] | None = None,
-    ) -> Deferred[m.Message]:
-        """Start an C{rpc} or C{request} conversation; fire with the final reply message.
-
-        Fails with L{TimeoutError} after C{timeout} seconds (default: the
-        C{container.rpc_timeout} config), with a L{ReceivedError} subclass for
-        an error reply, with L{RequestRefused} for a refusal, and at once with
-        L{NoSuchServiceError} when nobody serves C{to}.
-        """
-        assert self._conversations is not None, "process is not spawned"
-        to = str(to)
-        if timeout is None:
-            timeout = self._rpc_timeout
-        conv_id = f"{self.id}#{next(self._conv_counter)}"
-        h = self._headers(to, op, protocol, conv_id)
-        if headers:
-            h.update(headers)
-        body = m.encode(h, content)
-        if self.state in ("INIT", "TERMINATED"):
-            raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
-        conv = self._conversations.start(conv_id, protocol, timeout)
-        if on_agree is not None:
-            self._conversations.on_agree[conv_id] = on_agree
-        assert self.container is not None
-        # An unroutable request comes back through the process manager's
-        # on_returned (no confirm round trip), or, the first time, as a failure.
-        sent = self.container.exchange.publish(to, body, mandatory=True, report_returns=True)
-        if not _succeeded(sent):
-            sent.addErrback(self._call_not_sent, conv, to)
-        return conv.deferred
-
-    def rpc_send(
-        self,
-        to: str | ProcessId,
-        op: str,
-        content: Any = None,
-        *,
-        timeout: float | None = None,
-        headers: dict[str, Any] | None = None,
-    ) -> Deferred[Any]:
-        """Call C{op} of C{to} in an C{rpc} conversation; fire with the reply content."""
-        d = self.call(to, op, content, timeout=timeout, headers=headers)
-        return d.addCallback(_content)
-
-    def request(
-        self,
-        to: str | ProcessId,
-        op: str,
-        content: Any = None,
-        *,
-        timeout: float | None = None,
-        headers: dict[str, Any] | None = None,
-        on_agree: Callable[[m.Message], None] | None = None,
-    ) -> Deferred[Any]:
-        """Ask C{to} to do C{op} in a C{request} conversation; fire with the result content."""
-        d = self.call(
-            to, op, content, protocol="request", timeout=timeout, headers=headers, on_agree=on_agree
-        )
-        return d.addCallback(_content)
-
-    def _unroutable(self, failure: Failure, to: str) -> Failure:
-        if failure.check(exc.UnroutableError):
-            return Failure(self._no_such(to))
-        return failure
-
-    def _no_such(self, to: str) -> exc.NoSuchServiceError:
-        return exc.NoSuchServiceError(
-            f"no process or service named {to!r} in system {self.sysname!r}"
-        )
-
-    def _call_not_sent(self, failure: Failure, conv: Any, to: str) -> None:
-        error = self._no_such(to) if failure.check(exc.UnroutableError) else failure.value
-        assert self._conversations is not None
-        self._conversations.fail(conv, error)
-
-    # -- replying ------------------------------------------------------------
-
-    def reply(
-        self,
-        msg: m.Message,
-        content: Any = None,
-        performative: str = "inform_result",
-        status: str = m.STATUS_OK,
-        headers: dict[str, Any] | None = None,
-    ) -> Deferred[None]:
-        """Answer C{msg} in its conversation (C{inform_result} by default)."""
-        h = msg.headers
-        reply_to = h.get(m.REPLY_TO)
-        if not isinstance(reply_to, str):
-            raise exc.ConversationError(f"{self}: {msg!r} has no reply-to; cannot answer it")
-        conv = msg.conversation
-        if conv is not None:
-            conv.feed(performative)
-            if conv.finished:
-                msg.replied = True
-        else:
-            msg.replied = True
-        seq = h.get(m.CONV_SEQ)
-        out = {
-            m.SENDER: str(self.id),
-            m.SENDER_NAME: self.proc_name,
-            m.RECEIVER: reply_to,
-            m.REPLY_TO: str(self.id) + REPLY_KEY_SUFFIX,
-            m.CONV_ID: h[m.CONV_ID],
-            m.CONV_SEQ: (seq if isinstance(seq, int) else 1) + 1,
-            m.PROTOCOL: h[m.PROTOCOL],
-            m.PERFORMATIVE: performative,
-            # A generic conversation goes on with the same op; others answer "result".
-            m.OP: h.get(m.OP) if h[m.PROTOCOL] == "generic" else "result",
-            m.STATUS: status,
-            m.TS: int(time.time() * 1000),
-        }
-        if m.USER_ID in h:
-            out[m.USER_ID] = h[m.USER_ID]
-        if headers:
-            out.update(headers)
-        assert self.container is not None
-        d = self.container.exchange.publish(reply_to, m.encode(out, content))
-        return d if _succeeded(d) else d.addErrback(self._reply_lost, msg)
-
-    def reply_ok(self, msg: m.Message, content: Any = None, headers: dict[str, Any] | None = None):
-        """Answer C{msg} with a result, status OK."""
-        return self.reply(msg, content, "inform_result", m.STATUS_OK, headers)
-
-    def reply_err(
-        self,
-        msg: m.Message,
-        content: Any = None,
-        exception: BaseException | None = None,
-        code: int | None = None,
-    ) -> Deferred[None]:
-        """Answer C{msg} with an error envelope (C{code}, C{type}, C{message}), status ERROR."""
-        if content is None:
-            content = exc.error_content(exception) if exception else {"message": "error"}
-            if code is not None:
-                content["code"] = code
-            content.setdefault("code", exc.INTERNAL_ERROR)
-        return self.reply(msg, content, "failure", m.STATUS_ERROR)
-
-    def reply_agree(self, msg: m.Message) -> Deferred[None]:
-        """Agree to a request; the result follows later."""
-        return self.reply(msg, None, "agree")
-
-    def reply_refuse(self, msg: m.Message, reason: str = "", code: int = exc.FORBIDDEN):
-        """Refuse a request."""
-        content = {"code": code, "type": "Refuse", "message": reason}
-        return self.reply(msg, content, "refuse", m.STATUS_ERROR)
-
-    def _reply_lost(self, failure: Failure, msg: m.Message) -> None:
-        self.log.warn("{proc}: reply to {msg!r} lost: {f}", proc=self, msg=msg, f=failure.value)
-
-    # -- receiving -----------------------------------------------------------
-
-    def _on_delivery(self, delivery: Any) -> None:
-        """Take one delivery: decode, route to a conversation or handler, ack when done."""
-        try:
-            msg = m.decode(delivery.body, delivery)
-        except exc.MessageFormatError as e:
-            self._bad_message(delivery, e, getattr(e, "headers", None))
-            return
-        try:
-            m.check_headers(msg.headers)
-        except exc.MessageFormatError as e:
-            self._bad_message(delivery, e, msg.headers)
-            return
-        if msg.performative in _REPLY_PERFORMATIVES and msg.protocol != "generic":
-            settle(delivery)
-            assert self._conversations is not None
-            self._conversations.received(msg)
-            return
-        if self.state != "ACTIVE":
-            # Requests reach a process only while ACTIVE; one that races with
-            # terminate goes back to its queue for another instance.
-            settle(delivery, requeue=True)
-            return
-        protocol = msg.protocol
-        if protocol == "rpc" or protocol == "request":
-            conv = new_conversation(msg.conv_id, protocol, PARTICIPANT)  # type: ignore[arg-type]
-            conv.feed("request")
-            msg.conversation = conv
-        elif protocol == "generic":
-            assert self._conversations is not None
-            try:
-                msg.conversation = self._conversations.generic_received(msg, self._idle_timeout())
-            except exc.ConversationError as e:
-                self._bad_message(delivery, e)
-                return
-        self._inflight += 1
-        handler = self._handler(msg.op)
-        if handler is None:
-            self._finish(
-                msg, Failure(UnknownOpError(f"{self.proc_name} has no operation {msg.op!r}"))
-            )
-            return
-        try:
-            result = handler(msg.content, msg.headers, msg)
-        except Exception:
-            self._finish(msg, Failure())
-            return
-        if isinstance(result, Deferred) or hasattr(result, "__await__"):
-            ensureDeferred(result).addBoth(self._finish_async, msg)
-        else:
-            self._finish(msg, result)
-
-    def _handler(self, op: Any) -> Callable[..., Any] | None:
-        if not isinstance(op, str) or not op.isidentifier():
-            return None
-        return getattr(self, "op_" + op, None)
-
-    def _finish_async(self, result: Any, msg: m.Message) -> None:
-        try:
-            self._finish(msg, result)
-        except Exception:
-            self.log.failure("{proc}: finishing {msg!r} failed", proc=self, msg=msg)
-
-    def _finish(self, msg: m.Message, result: Any) -> None:
-        """After a handler: answer an rpc/request if it did not, ack, count it done."""
-        try:
-            if isinstance(result, Failure):
-                self._log_handler_error(msg, result)
-            if msg.protocol in ("rpc", "request") and not msg.replied:
-                if isinstance(result, Failure):
-                    refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
-                    if refusable and result.check(exc.Refuse):
-                        self.reply_refuse(msg, str(result.value), result.value.code)
-                    else:
-                        self.reply_err(msg, exception=result.value)
-                else:
-                    self.reply_ok(msg, result)
-        except Exception:
-            self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
-        finally:
-            settle(msg.delivery)
-            self._inflight -= 1
-            if self._inflight == 0 and self._idle:
-                idle, self._idle = self._idle, []
-                for d in idle:
-                    d.callback(None)
-
-    def _log_handler_error(self, msg: m.Message, failure: Failure) -> None:
-        if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours
-            self.log.info(
-                "{proc}: {op} answered with an error: {err}",
-                proc=self,
-                op=msg.op,
-                err=failure.value,
-            )
-        else:
-            self.log.failure("{proc}: handler for {op} raised", failure, proc=self, op=msg.op)
-
-    def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
-        """Answer a malformed request if its headers say where to, then drop it."""
-        self.log.warn("{proc}: bad message dropped: {err}", proc=self, err=error)
-        settle(delivery)
-        if (
-            isinstance(h, dict)
-            and isinstance(h.get(m.REPLY_TO), str)
-            and isinstance(h.get(m.CONV_ID), str)
-            and h.get(m.PROTOCOL) in ("rpc", "request")
-            and h.get(m.PERFORMATIVE) == "request"
-            and self.state == "ACTIVE"
-        ):
-            self.reply_err(m.Message(h), exception=error)
-
     # -- built-in operations -------------------------------------------------
 
     def op_ping(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """Answer that this process is alive, with its id and state."""
         return {"pong": str(self.id), "state": self.state}
-
-
-def _succeeded(d: Deferred[Any]) -> bool:
-    """Whether C{d} already fired with success (the embedded broker's publish
-    does); then there is no errback worth adding on the message path."""
-    return d.called and not isinstance(d.result, Failure)
-
-
-def _content(msg: m.Message) -> Any:
-    return msg.content
 
 
 async def _noop() -> None:
