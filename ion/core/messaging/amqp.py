@@ -397,6 +397,7 @@ class AmqpBroker:
 
     def delete_queue(self, name: str) -> defer.Deferred[None]:
         if refused := self._refused():
+            self._forget_queue(name)  # so a reconnect does not declare it again
             return refused
         d = self._control(lambda ch: ch.rpc("queue_delete", queue=name))
         return d.addCallback(lambda _: self._forget_queue(name))
@@ -668,8 +669,8 @@ class AmqpBroker:
                            name=self.name, tag=c.tag, queue=c.queue, error=e)  # fmt: skip
 
     def cancel(self, consumer_tag: str) -> defer.Deferred[None]:
-        if refused := self._refused():
-            return refused
+        # Forget it first, whatever the connection's state: a consumer cancelled
+        # while the link is down must not come back when a reconnect resumes the rest.
         c = self._consumers.pop(consumer_tag, None)
         if c is None:
             return defer.succeed(None)
@@ -677,6 +678,8 @@ class AmqpBroker:
             other.queue == c.queue for other in self._consumers.values()
         ):
             self._forget_queue(c.queue)  # the broker deletes an auto-delete queue now
+        if self._state != _OPEN:
+            return defer.succeed(None)  # the broker dropped it with the connection
         chan = c.chan
         if chan is None or not chan.is_open or consumer_tag not in chan.raw.consumer_tags:
             return defer.succeed(None)

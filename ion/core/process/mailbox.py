@@ -61,8 +61,13 @@ class Mailbox:
             m.TS: int(time.time() * 1000),
         }
 
+    def _may_send(self) -> bool:
+        """Sending works from READY until terminate has finished."""
+        state = self.state  # type: ignore[attr-defined]
+        return state not in ("INIT", "TERMINATED") or self._terminating  # type: ignore[attr-defined]
+
     def _publish(self, to: str, headers: dict[str, Any], content: Any) -> Deferred[None]:
-        if self.container is None or self.state in ("INIT", "TERMINATED"):
+        if self.container is None or not self._may_send():
             raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
         return self.container.exchange.publish(to, m.encode(headers, content), mandatory=True)
 
@@ -89,9 +94,9 @@ class Mailbox:
             h[m.PERFORMATIVE] = performative
         if headers:
             h.update(headers)
-        d = self._publish(to, h, content)
         if conv is not None:
-            conv.feed(performative)
+            conv.feed(performative)  # first: a performative it refuses sends nothing
+        d = self._publish(to, h, content)
         return d.addErrback(self._unroutable, to)
 
     def start_generic(self) -> Any:
@@ -130,7 +135,7 @@ class Mailbox:
         if headers:
             h.update(headers)
         body = m.encode(h, content)
-        if self.state in ("INIT", "TERMINATED"):
+        if not self._may_send():
             raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
         conv = self._conversations.start(conv_id, protocol, timeout)
         if on_agree is not None:
@@ -202,13 +207,6 @@ class Mailbox:
         reply_to = h.get(m.REPLY_TO)
         if not isinstance(reply_to, str):
             raise exc.ConversationError(f"{self}: {msg!r} has no reply-to; cannot answer it")
-        conv = msg.conversation
-        if conv is not None:
-            conv.feed(performative)
-            if conv.finished:
-                msg.replied = True
-        else:
-            msg.replied = True
         seq = h.get(m.CONV_SEQ)
         out = {
             m.SENDER: str(self.id),
@@ -229,7 +227,15 @@ class Mailbox:
         if headers:
             out.update(headers)
         assert self.container is not None
-        d = self.container.exchange.publish(reply_to, m.encode(out, content))
+        body = m.encode(out, content)  # before the conversation moves: it may not encode
+        conv = msg.conversation
+        if conv is not None:
+            conv.feed(performative)
+            if conv.finished:
+                msg.replied = True
+        else:
+            msg.replied = True
+        d = self.container.exchange.publish(reply_to, body)
         return d if _succeeded(d) else d.addErrback(self._reply_lost, msg)
 
     def reply_ok(self, msg: m.Message, content: Any = None, headers: dict[str, Any] | None = None):
@@ -340,7 +346,13 @@ class Mailbox:
                     else:
                         self.reply_err(msg, exception=result.value)
                 else:
-                    self.reply_ok(msg, result)
+                    try:
+                        self.reply_ok(msg, result)
+                    except exc.MessageFormatError as e:
+                        # The handler's bug, not the caller's: answer 500, at once.
+                        error = exc.IonError(f"the result of {msg.op!r} cannot be sent: {e}")
+                        self.log.error("{proc}: {err}", proc=self, err=error)
+                        self.reply_err(msg, exception=error)
         except Exception:
             self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
         finally:
@@ -363,9 +375,20 @@ class Mailbox:
             self.log.failure("{proc}: handler for {op} raised", failure, proc=self, op=msg.op)
 
     def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
-        """Answer a malformed request if its headers say where to, then drop it."""
+        """Answer a malformed request if its headers say where to, fail the call a
+        malformed reply belongs to, then drop it."""
         self.log.warn("{proc}: bad message dropped: {err}", proc=self, err=error)
         settle(delivery)
+        if (
+            isinstance(h, dict)
+            and h.get(m.PERFORMATIVE) in _REPLY_PERFORMATIVES
+            and h.get(m.PROTOCOL) in ("rpc", "request")
+            and self._conversations is not None
+        ):
+            conv = self._conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
+            if conv is not None:
+                self._conversations.fail(conv, error)
+            return
         if (
             isinstance(h, dict)
             and isinstance(h.get(m.REPLY_TO), str)

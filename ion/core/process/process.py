@@ -64,6 +64,7 @@ class Process(Mailbox):
         self._inflight = 0
         self._idle: list[Deferred[None]] = []
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
+        self._terminating = False  # between terminate's start and its end: may still send
 
     # -- identity and state ------------------------------------------------
 
@@ -156,43 +157,54 @@ class Process(Mailbox):
 
     async def terminate(self) -> None:
         """Stop intake, wait (bounded) for in-flight handlers, terminate children,
-        run C{on_terminate} and release the queues. A failing hook is reported to
-        the caller; the process is TERMINATED all the same."""
+        run C{on_terminate} and release the queues. Until then the process can
+        still send (handlers finishing, C{on_terminate} saying goodbye). Each step
+        is attempted even when an earlier one failed (a broker link may be down);
+        a failing hook is reported to the caller, and the process is TERMINATED
+        all the same."""
         self._lifecycle.step("terminate")
+        self._terminating = True
         assert self.container is not None
         exchange = self.container.exchange
         hook_error: Failure | None = None
         try:
             for tag in self._consumers:
-                await exchange.cancel(tag)
+                await self._attempt(exchange.cancel(tag), "stopping intake")
             self._consumers.clear()
             for thing in reversed(self._owned):
-                try:
-                    await thing.stop()
-                except Exception:
-                    self.log.failure("{proc}: stopping {thing!r} failed", proc=self, thing=thing)
+                await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
             await self._drain(float(self.config.get("container.terminate_timeout", 10.0)))
             for child in reversed(self.children):
                 if child.state != "TERMINATED":
-                    await self.container.proc_manager.terminate(child)
+                    await self._attempt(
+                        self.container.proc_manager.terminate(child), f"terminating {child}"
+                    )
             try:
                 await _run_hook(self.on_terminate)
             except Exception:
                 hook_error = Failure()
         finally:
+            self._terminating = False
             assert self._conversations is not None
             self._conversations.fail_all(exc.ProcessError(f"{self} terminated"))
             if self._reply_consumer is not None:
-                await exchange.cancel(self._reply_consumer)
+                await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
                 self._reply_consumer = None
             for queue in self._queues:
                 if queue.endswith(str(self.id)) or queue.endswith(REPLY_KEY_SUFFIX):
-                    await exchange.delete_queue(queue)
+                    await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
             self._queues.clear()
             self._announce("TERMINATED")
         if hook_error is not None:
             hook_error.raiseException()
+
+    async def _attempt(self, step: Any, what: str) -> None:
+        """Await one step of terminating; log its failure instead of stopping there."""
+        try:
+            await step
+        except Exception as e:
+            self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
 
     def _drain(self, timeout: float) -> Deferred[None]:
         if self._inflight == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from ion.core.exception import ProcessError
 from ion.core.id import check_name
@@ -78,13 +79,32 @@ class ServiceClient:
         self.proc = proc
         self.container = container if container is not None else proc.container  # type: ignore[union-attr]
         self._implicit = proc is None
+        self._attaching: Deferred[Process] | None = None
+        self._waiters: list[Deferred[Process]] = []
 
     async def attach(self) -> Process:
-        """The process calls go out from (spawned on first use when implicit)."""
-        if self.proc is None:
+        """The process calls go out from (spawned on first use when implicit;
+        calls that start together share that one spawn)."""
+        if self.proc is not None:
+            return self.proc
+        waiter: Deferred[Process] = Deferred()
+        self._waiters.append(waiter)  # before spawning: it may finish at once
+        if self._attaching is None:
             name = type(self).__name__.lower() + "_aproc"
-            self.proc = await self.container.spawn(Process, name=name)
-        return self.proc
+            self._attaching = Deferred.fromCoroutine(self.container.spawn(Process, name=name))
+            self._attaching.addBoth(self._attached)
+        return await waiter
+
+    def _attached(self, result: Any) -> None:
+        self._attaching = None  # a failed spawn may be tried again by the next call
+        if not isinstance(result, Failure):
+            self.proc = result
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
 
     async def rpc_send(self, op: str, content: Any = None, **kwargs: Any) -> Any:
         """Call C{op} of the target service; return the reply content."""

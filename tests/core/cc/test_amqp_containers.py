@@ -276,3 +276,31 @@ def test_unreachable_broker_at_boot_exits_1(tmp_path: Any) -> None:
     assert proc.returncode == 1, output
     assert "broker unreachable (attempt 1 of 2)" in output
     assert "broker unreachable after 2 attempts" in output
+
+
+@pytest_twisted.ensureDeferred
+async def test_terminate_while_link_down_leaves_no_zombie(system: System) -> None:
+    """A process terminated while the broker link is down finishes terminating, and
+    after the reconnect none of its consumers come back to bounce messages."""
+    proxy = await system.proxy()
+    c = await system.container(proxy=proxy)
+    reconnected = Collector()
+    c.exchange.broker.on_reconnected(lambda: reconnected(True))
+    parent = await c.spawn(Gated)
+    child = await parent.spawn_child(Process, name="child")
+    survivor = await (await system.container()).spawn(Gated)
+    survivor.gate.callback(None)
+    client = await (await system.container()).spawn(Process, name="client")
+    proxy.hold()
+    proxy.cut()
+    await wait_for(c.terminate(parent))
+    assert parent.state == child.state == "TERMINATED"
+    proxy.restore()
+    await reconnected.wait(1, timeout=20)
+    consumers = [cons.queue for cons in c.exchange.broker._consumers.values()]
+    assert not any(str(parent.id) in q or str(child.id) in q for q in consumers), consumers
+    for i in range(6):  # all go to the survivor: nothing is bounced by a dead consumer
+        assert await wait_for(client.rpc_send("gated", "work", i), timeout=10) == {
+            "by": str(survivor.id),
+            "work": i,
+        }

@@ -123,3 +123,12 @@ def test_fail_all_ends_everything() -> None:
     manager.fail_all(exc.ProcessError("gone"))
     assert errors[0].check(exc.ProcessError)
     assert manager.open == {} and manager.generic == {} and clock.getDelayedCalls() == []
+
+
+def test_refused_generic_message_leaves_nothing() -> None:
+    """A first generic message whose performative is refused opens no conversation."""
+    clock, manager = make()
+    msg = m.Message({m.CONV_ID: "g#9", m.PERFORMATIVE: "agree", m.PROTOCOL: "generic"})
+    with pytest.raises(exc.ConversationError):
+        manager.generic_received(msg, idle=10)
+    assert manager.generic == {} and clock.getDelayedCalls() == []

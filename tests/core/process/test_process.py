@@ -314,3 +314,101 @@ async def test_caller_terminated_fails_open_calls(container: Any) -> None:
     with pytest.raises(exc.ProcessError, match="terminated"):
         await wait_for(call)
     service.gates[0].callback(None)
+
+
+class Farewell(ServiceProcess):
+    """Calls another service from on_terminate, and from a handler during the drain."""
+
+    service_name = "farewell"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.said: list[Any] = []
+        self.entered = Collector()
+        self.gate: defer.Deferred[None] = defer.Deferred()
+
+    async def op_two_calls(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        self.entered(content)
+        await self.gate
+        return await self.rpc_send("echo", "echo", "second call")
+
+    async def on_terminate(self) -> None:
+        self.said.append(await self.rpc_send("echo", "echo", "goodbye"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_terminating_process_can_still_send(container: Any) -> None:
+    """While terminating, in-flight handlers and on_terminate can still call others."""
+    await container.spawn(Echo)
+    farewell = await container.spawn(Farewell)
+    client = await container.spawn(Process, name="client")
+    call = client.rpc_send(farewell.id, "two_calls", "x")
+    await farewell.entered.wait(1)
+    terminating = defer.Deferred.fromCoroutine(container.terminate(farewell))
+    farewell.gate.callback(None)  # the held handler makes its second call while draining
+    await wait_for(terminating)
+    assert await wait_for(call) == "second call"
+    assert farewell.said == ["goodbye"]
+
+
+class Unsendable(ServiceProcess):
+    service_name = "unsendable"
+
+    def op_set(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        return {1, 2}  # msgpack cannot carry a set
+
+
+@pytest_twisted.ensureDeferred
+async def test_unencodable_result_is_answered_at_once(container: Any) -> None:
+    """A result the wire cannot carry gets the caller a 500 at once, not a timeout."""
+    await container.spawn(Unsendable)
+    client = await container.spawn(Process, name="client")
+    with pytest.raises(exc.ReceivedContainerError, match="cannot be sent"):
+        await wait_for(client.rpc_send("unsendable", "set", timeout=30), timeout=5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_undecodable_reply_fails_the_call_at_once(container: Any) -> None:
+    """A reply whose content cannot be decoded fails its call at once, not by timeout."""
+    from ion.core.process.process import REPLY_KEY_SUFFIX
+
+    client = await container.spawn(Process, name="client")
+    conv = client._conversations.start(f"{client.id}#x", "rpc", 30)
+    headers = {
+        m.SENDER: "someone.1@elsewhere",
+        m.RECEIVER: str(client.id),
+        m.CONV_ID: conv.conv_id,
+        m.PROTOCOL: "rpc",
+        m.PERFORMATIVE: "inform_result",
+        m.STATUS: "OK",
+        m.ENCODING: "ion-object:999999",
+    }
+    import msgpack
+
+    body = msgpack.packb([headers, b"\x00"], use_bin_type=True)
+    await container.exchange.publish(str(client.id) + REPLY_KEY_SUFFIX, body)
+    with pytest.raises(exc.MessageFormatError, match="999999"):
+        await wait_for(conv.deferred, timeout=5)
+
+
+def test_concurrent_first_calls_share_one_implicit_process() -> None:
+    """Calls that start together through a new ServiceClient spawn one process, not several."""
+    from ion.core.process.service import ServiceClient
+
+    class SlowContainer:
+        def __init__(self) -> None:
+            self.spawns: list[defer.Deferred[Any]] = []
+
+        async def spawn(self, target: Any, name: str | None = None) -> Any:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self.spawns.append(d)
+            return await d
+
+    slow = SlowContainer()
+    client = ServiceClient(targetname="echo", container=slow)
+    first = defer.ensureDeferred(client.attach())
+    second = defer.ensureDeferred(client.attach())
+    assert len(slow.spawns) == 1
+    proc = object()
+    slow.spawns[0].callback(proc)
+    assert first.result is proc and second.result is proc

@@ -66,8 +66,10 @@ class ConversationManager:
         conv = self.generic.get(msg.conv_id)  # type: ignore[arg-type]
         if conv is None:
             conv = new_conversation(msg.conv_id, "generic", PARTICIPANT)  # type: ignore[arg-type]
+            conv.feed(msg.performative)  # type: ignore[arg-type]  # kept only if it takes it
             self.generic[conv.conv_id] = conv
-        conv.feed(msg.performative)  # type: ignore[arg-type]
+        else:
+            conv.feed(msg.performative)  # type: ignore[arg-type]
         self._touch(conv, idle)
         return conv
 
