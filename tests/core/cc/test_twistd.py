@@ -132,7 +132,7 @@ def test_bad_input_is_one_clear_error(bad_runs: dict[str, Any], case: str) -> No
     assert "Traceback" not in output
     # hello (and, for boom, its own process) had started: all are stopped again.
     assert "stopped app hello" in output and "terminated process hello.1@" in output
-    assert not Path("/tmp/ion-evil-app-ran").exists()
+    assert not (REPO / "ion-evil-app-ran").exists()
 
 
 def test_show_config_shows_every_layer_winning(tmp_path: Path) -> None:

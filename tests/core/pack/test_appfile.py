@@ -74,7 +74,7 @@ def test_json_file_loads_as_yaml() -> None:
 
 def test_literal_with_a_call_is_refused(tmp_path: Path) -> None:
     """A literal file that would need eval is refused, naming file and line, and nothing runs."""
-    marker = Path("/tmp/ion-evil-app-ran")
+    marker = Path("ion-evil-app-ran")  # where eval would have written it: the working directory
     marker.unlink(missing_ok=True)
     with pytest.raises(AppFileError) as info:
         load_app(FILES / "evil.app")
