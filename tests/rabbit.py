@@ -37,3 +37,22 @@ def require_rabbitmq() -> None:
         f"RabbitMQ not reachable at {HOST}:{PORT}: {_reachable} "
         "(start it with `rabbitmq-server -detached`; set CI=1 to make this a failure)"
     )
+
+
+async def delete_systems(sysnames: set[str], queues: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Delete from RabbitMQ what tests' systems left there: their exchanges
+    (C{ion.<sysname>}, C{ion.<sysname>.events}) and the given shared queues."""
+    from twisted.internet import reactor
+
+    from ion.core.messaging.amqp import AmqpBroker
+
+    cleaner = AmqpBroker(reactor, URL, reconnect=False)
+    await cleaner.connect()
+    try:
+        for queue in queues:
+            await cleaner.delete_queue(queue)
+        for sysname in sysnames:
+            await cleaner.delete_exchange(f"ion.{sysname}")
+            await cleaner.delete_exchange(f"ion.{sysname}.events")
+    finally:
+        await cleaner.close()

@@ -65,14 +65,9 @@ async def make_container(broker_kind: str) -> Any:
     for container in reversed(made):
         await container.stop()
     if broker_kind == "rabbitmq":
-        cleaner = broker(0)
-        await cleaner.connect()
-        for queue in shared:
-            await cleaner.delete_queue(queue)
-        for sysname in sysnames:
-            await cleaner.delete_exchange(f"ion.{sysname}")
-            await cleaner.delete_exchange(f"ion.{sysname}.events")
-        await cleaner.close()
+        from tests.rabbit import delete_systems
+
+        await delete_systems(sysnames, shared)
 
 
 @pytest_twisted.async_yield_fixture

@@ -22,7 +22,7 @@ from ion.core.process.service import ServiceProcess
 from ion.services.hello import HelloService
 from tests.helpers import Collector, wait_for
 from tests.proxy import Proxy
-from tests.rabbit import HOST, PORT, URL, require_rabbitmq
+from tests.rabbit import HOST, PORT, URL, delete_systems, require_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -93,14 +93,7 @@ class System:
             await container.stop()
         for proxy in self.proxies:
             await proxy.stop()
-        cleaner = AmqpBroker(_reactor(), URL, reconnect=False)
-        await cleaner.connect()
-        for queue in shared:
-            await cleaner.delete_queue(queue)
-        for sysname in sysnames:
-            await cleaner.delete_exchange(f"ion.{sysname}")
-            await cleaner.delete_exchange(f"ion.{sysname}.events")
-        await cleaner.close()
+        await delete_systems(sysnames, shared)
 
 
 @pytest_twisted.async_yield_fixture

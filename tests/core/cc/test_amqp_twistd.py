@@ -16,7 +16,7 @@ from tests.core.cc.apps.whoami import Stuck
 from tests.core.cc.test_amqp_containers import System
 from tests.helpers import wait_for
 from tests.launch import await_file, interrupt, launch, wait_for_file
-from tests.rabbit import URL, require_rabbitmq
+from tests.rabbit import URL, delete_systems, require_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -55,13 +55,8 @@ class OsSystem(System):
             if proc.poll() is None:
                 interrupt(proc)
         await super().cleanup()
-        cleaner = __import__("ion.core.messaging.amqp", fromlist=["AmqpBroker"]).AmqpBroker(
-            _reactor(), URL, reconnect=False
-        )
-        await cleaner.connect()
-        for service in ("whoami", "stuck"):  # declared by the OS containers
-            await cleaner.delete_queue(f"{self.sysname}.{service}")
-        await cleaner.close()
+        # The OS containers declared these; the in-process ones do not know them.
+        await delete_systems(set(), {f"{self.sysname}.{svc}" for svc in ("whoami", "stuck")})
 
 
 def _reactor() -> Any:
