@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ion.core.exception import IonError
 
@@ -46,9 +46,14 @@ class ProcessId:
     name: str
     local: int
     container: str
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Formatted once: the id is written into the headers of every message.
+        object.__setattr__(self, "_text", f"{self.name}.{self.local}@{self.container}")
 
     def __str__(self) -> str:
-        return f"{self.name}.{self.local}@{self.container}"
+        return self._text
 
     @classmethod
     def parse(cls, text: str) -> ProcessId:

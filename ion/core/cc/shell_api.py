@@ -332,8 +332,8 @@ class ShellApi:
         """Print the broker names of this container: exchanges, service queues, mailboxes."""
         ex = self.container.exchange
         rows = [
-            [ex.exchange_name, "exchange (topic)", "", "processes and services"],
-            [ex.events_exchange, "exchange (topic)", "", "events"],
+            [ex.exchange_name, "exchange (direct)", "", "processes and services"],
+            [ex.events_exchange, "exchange (direct)", "", "events"],
         ]
         for queue in sorted(ex.shared_queues):
             key = queue[len(ex.sysname) + 1 :]

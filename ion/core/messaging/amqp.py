@@ -44,13 +44,10 @@ from ion.core.exception import (
     NoSuchQueueError,
     ResourceLockedError,
 )
+from ion.core.messaging.amqp_channel import Channel, Consumer, Delivery, Publisher
 from ion.core.messaging.amqp_connection import (
     DEFAULT_URL,
     AmqpParameters,
-    Channel,
-    Consumer,
-    Delivery,
-    Publisher,
     connection_parameters,
     default_endpoint,
     describe,
@@ -264,6 +261,8 @@ class AmqpBroker:
     async def _close(self) -> None:
         self._state = _CLOSING
         proto = self._proto
+        if self._sub is not None:
+            self._sub.flush_acks()  # what was handled must not come back to another consumer
         try:
             if proto is not None and proto.is_open:
                 await proto.close()
@@ -303,7 +302,7 @@ class AmqpBroker:
                 return failure
             return Failure(self._gone(describe(failure.value)))
 
-        return Channel.open(proto).addCallbacks(opened, failed)
+        return Channel.open(proto, self._reactor).addCallbacks(opened, failed)
 
     # --- control operations -------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The plumbing under L{ion.core.messaging.amqp}: URLs, endpoints, pika's protocol, channels,
-deliveries, consumers and the confirming publisher.
+"""The connection under L{ion.core.messaging.amqp}: URLs, endpoints, pika's protocol,
+error mapping and header conversion (channels are in L{ion.core.messaging.amqp_channel}).
 
 pika's Twisted adapter (C{pika.adapters.twisted_connection}) installs the default
 reactor when it is imported, so it is only imported inside functions here, once a
@@ -23,11 +23,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pika.exceptions
 import pika.spec
-from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from ion.core.exception import (
     BrokerError,
@@ -36,9 +34,7 @@ from ion.core.exception import (
     NoSuchQueueError,
     PreconditionFailedError,
     ResourceLockedError,
-    UnroutableError,
 )
-from ion.core.messaging.broker import IDelivery
 
 _log = Logger()
 
@@ -203,196 +199,6 @@ def map_error(exc: BaseException) -> BaseException:
             return PreconditionFailedError(text)
         return BrokerError(f"{code} {text}")
     return exc
-
-
-class Channel:
-    """One pika channel, with Deferred-returning RPCs that fail if the channel closes.
-
-    C{closed} fires (never fails) with the pika reason once the channel is
-    closed, whoever closed it.
-    """
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.reason: BaseException | None = None
-        self.closed: defer.Deferred[BaseException] = defer.Deferred()
-        self._pending: set[defer.Deferred[Any]] = set()
-        self.fail_with: Callable[[BaseException], BaseException] = map_error
-        raw.add_on_close_callback(self._on_close)
-
-    @classmethod
-    def open(cls, protocol: Any) -> defer.Deferred[Channel]:
-        """Open a new channel on C{protocol}'s connection."""
-        d: defer.Deferred[Channel] = defer.Deferred()
-        protocol._impl.channel(on_open_callback=lambda raw: d.callback(cls(raw)))
-        # If the connection dies first, pika errbacks nothing: tie d to it.
-        closed = protocol.closed
-        if closed is not None:
-            closed.addBoth(lambda r: (None if d.called else d.errback(BrokerError(f"{r}")), r)[1])
-        return d
-
-    @property
-    def is_open(self) -> bool:
-        return self.raw.is_open
-
-    def rpc(self, method: str, **kwargs: Any) -> defer.Deferred[Any]:
-        """Call C{raw.<method>(callback=..., **kwargs)}; the Deferred fires with the reply frame."""
-        if not self.raw.is_open:
-            return defer.fail(self.fail_with(self.reason or BrokerError("channel is closed")))
-        d: defer.Deferred[Any] = defer.Deferred()
-        self._pending.add(d)
-
-        def reply(frame: Any = None) -> None:
-            self._pending.discard(d)
-            d.callback(frame)
-
-        try:
-            getattr(self.raw, method)(callback=reply, **kwargs)
-        except Exception:
-            self._pending.discard(d)
-            return defer.fail()
-        return d
-
-    def close(self) -> defer.Deferred[BaseException]:
-        """Close the channel; the Deferred fires once it is closed."""
-        if self.raw.is_open:
-            self.raw.close()
-        return self.closed
-
-    def _on_close(self, _raw: Any, reason: BaseException) -> None:
-        self.reason = reason
-        pending, self._pending = self._pending, set()
-        error = self.fail_with(reason)
-        for d in pending:
-            d.errback(error)
-        self.closed.callback(reason)
-
-
-@implementer(IDelivery)
-class Delivery:
-    """One message handed to a consumer, settled on the channel it came on."""
-
-    __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
-                 "_broker", "_chan", "_tag", "_settled")  # fmt: skip
-
-    def __init__(self, broker, chan, tag, body, exchange, routing_key, headers, redelivered):
-        self.body = body
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.headers = headers
-        self.redelivered = redelivered
-        self._broker = broker
-        self._chan = chan
-        self._tag = tag
-        self._settled = False
-
-    def __repr__(self) -> str:
-        return f"<Delivery {self.exchange}:{self.routing_key} {len(self.body)}B tag={self._tag}>"
-
-    def ack(self) -> None:
-        """Acknowledge: the broker forgets the message (nothing to do when auto-acked)."""
-        if self._tag is not None:
-            self._settle()
-            self._chan.raw.basic_ack(self._tag)
-
-    def reject(self, requeue: bool = False) -> None:
-        """Drop the message, or put it back at the head of its queue if C{requeue}."""
-        if self._tag is not None:
-            self._settle()
-            self._chan.raw.basic_reject(self._tag, requeue=requeue)
-
-    def _settle(self) -> None:
-        if self._settled:
-            raise PreconditionFailedError(
-                f"PRECONDITION_FAILED - delivery {self._tag} settled twice"
-            )
-        if not self._chan.is_open:
-            raise self._broker._gone("the channel it came on is gone; it went back to its queue")
-        self._settled = True
-
-
-class Consumer:
-    """A consumer: its tag, queue, callback, prefetch and the channel it is on."""
-
-    __slots__ = ("tag", "queue", "callback", "prefetch", "auto_ack", "chan")
-
-    def __init__(
-        self, tag: str, queue: str, callback: Callable, prefetch: int, auto_ack: bool = False
-    ) -> None:
-        self.tag = tag
-        self.queue = queue
-        self.callback = callback
-        self.prefetch = 0 if auto_ack else prefetch
-        self.auto_ack = auto_ack
-        self.chan: Channel | None = None
-
-
-class Publisher:
-    """A publish channel. In confirm mode it keeps one pending entry per publish,
-    by sequence number; a plain one keeps nothing."""
-
-    def __init__(self, chan: Channel, confirming: bool = True) -> None:
-        self.chan = chan
-        self.confirming = confirming
-        self.seq = 0
-        self.unconfirmed: dict[int, tuple[defer.Deferred[None], str, str] | None] = {}
-        self.returned: set[int] = set()
-
-    def publish(self, exchange, key, body, headers, mandatory, confirm) -> defer.Deferred[None]:
-        seq = self.seq + 1
-        props = pika.spec.BasicProperties(
-            headers=headers, message_id=str(seq) if mandatory else None
-        )
-        self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
-        if not self.confirming:
-            return defer.succeed(None)
-        self.seq = seq
-        if mandatory or confirm:
-            d: defer.Deferred[None] = defer.Deferred()
-            self.unconfirmed[seq] = (d, exchange, key)
-            return d
-        self.unconfirmed[seq] = None
-        return defer.succeed(None)
-
-    def on_return(self, _raw: Any, _method: Any, props: Any, _body: bytes) -> None:
-        try:
-            self.returned.add(int(props.message_id))
-        except (TypeError, ValueError):
-            pass
-
-    def on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        tag = method.delivery_tag
-        nack = isinstance(method, pika.spec.Basic.Nack)
-        pending = self.unconfirmed
-        if method.multiple:
-            while pending:
-                seq = next(iter(pending))
-                if seq > tag:
-                    break
-                self._resolve(seq, pending.pop(seq), nack)
-        elif tag in pending:
-            self._resolve(tag, pending.pop(tag), nack)
-
-    def _resolve(self, seq: int, entry: Any, nack: bool) -> None:
-        returned = seq in self.returned
-        if returned:
-            self.returned.discard(seq)
-        if entry is None:
-            return
-        d, exchange, key = entry
-        if returned:
-            d.errback(UnroutableError(f"NO_ROUTE - {exchange!r} has no queue for {key!r}"))
-        elif nack:
-            d.errback(BrokerError(f"the broker refused (nacked) a message to {exchange!r}"))
-        else:
-            d.callback(None)
-
-    def fail_all(self, error: BaseException) -> None:
-        pending, self.unconfirmed = self.unconfirmed, {}
-        for entry in pending.values():
-            if entry is not None:
-                entry[0].errback(error)
 
 
 # --- headers ---------------------------------------------------------------------------------

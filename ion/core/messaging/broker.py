@@ -17,6 +17,8 @@ from typing import Any
 
 from zope.interface import Attribute, Interface
 
+from ion.core.exception import BrokerError
+
 EXCHANGE_TYPES = ("topic", "direct", "fanout")
 
 
@@ -134,8 +136,6 @@ def settle(delivery: IDelivery, requeue: bool | None = None) -> bool:
     """Ack (or reject, when C{requeue} is given) a delivery; return False instead of
     raising when its connection has gone, since the broker has then given the
     message back to its queue already."""
-    from ion.core.exception import BrokerError
-
     try:
         if requeue is None:
             delivery.ack()

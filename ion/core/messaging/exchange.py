@@ -66,7 +66,7 @@ class ExchangeManager(Service):
                 )
                 await deferLater(self._clock, delay, lambda: None)
                 delay = min(delay * 2, 10.0)
-        await self.broker.declare_exchange(self.exchange_name, "topic")
+        await self.broker.declare_exchange(self.exchange_name, "direct")
         await self.broker.declare_exchange(self.events_exchange, "topic")
 
     def stopService(self) -> Deferred[None]:

@@ -346,6 +346,35 @@ async def test_close_returns_unacked_to_other_consumer(connect, names):
 
 
 @pytest_twisted.ensureDeferred
+async def test_acks_out_of_order_release_only_what_was_acked(connect, names):
+    """Deliveries of two consumers on one connection, acked out of order just
+    before the connection closes, are gone; the one still held comes back."""
+    first, second = await connect(), await connect()
+    qa, qb = await first.declare_queue(names("a")), await first.declare_queue(names("b"))
+    held_a, held_b = Collector(), Collector()
+    await first.consume(qa, held_a)
+    await first.consume(qb, held_b)
+    for n in range(3):
+        await first.publish("", qa, b"a%d" % n)
+        await first.publish("", qb, b"b%d" % n)
+    got_a, got_b = await held_a.wait(3), await held_b.wait(3)
+    for d in reversed(got_a[1:] + got_b):  # everything but the first delivery, latest first
+        d.ack()
+    await first.close()
+    takeover = Collector(ack=True)
+    await second.consume(qa, takeover)
+    await second.consume(qb, takeover)
+    await second.publish("", qa, b"end")
+    await second.publish("", qb, b"end")
+    await takeover.wait(3)
+    assert sorted((d.body, d.redelivered) for d in takeover.items) == [
+        (b"a0", True),
+        (b"end", False),
+        (b"end", False),
+    ]
+
+
+@pytest_twisted.ensureDeferred
 async def test_auto_ack_forgets_on_delivery(connect, names):
     """An auto-ack consumer gets messages past its prefetch without acking, settling
     is a no-op, and what it held is not redelivered when its connection closes."""

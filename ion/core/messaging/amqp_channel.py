@@ -1,0 +1,274 @@
+"""Channels under L{ion.core.messaging.amqp}: Deferred RPCs, batched acks, deliveries,
+consumers and the confirming publisher.
+
+Acks are batched per channel: a delivery settled by C{ack} is acknowledged on
+the reactor's next turn, together with every other one settled meanwhile,
+with one C{basic.ack multiple} for the run of settled tags at the head of the
+channel's unacked ones (and single acks for settled tags behind an unsettled
+one). The ack frames so go out with the replies written in the same turn, at
+a fraction of the frames. Rejects go out at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import takewhile
+from typing import Any
+
+import pika.spec
+from twisted.internet import defer
+from zope.interface import implementer
+
+from ion.core.exception import BrokerError, PreconditionFailedError, UnroutableError
+from ion.core.messaging.amqp_connection import map_error
+from ion.core.messaging.broker import IDelivery
+
+# One shared, empty property set for publishes that carry none (pika only reads it).
+_NO_PROPERTIES = pika.spec.BasicProperties()
+
+
+class Channel:
+    """One pika channel, with Deferred-returning RPCs that fail if the channel closes.
+
+    C{closed} fires (never fails) with the pika reason once the channel is
+    closed, whoever closed it.
+    """
+
+    def __init__(self, raw: Any, clock: Any = None) -> None:
+        self.raw = raw
+        self.reason: BaseException | None = None
+        self.closed: defer.Deferred[BaseException] = defer.Deferred()
+        self._pending: set[defer.Deferred[Any]] = set()
+        self.fail_with: Callable[[BaseException], BaseException] = map_error
+        self._clock = clock
+        # Manual-ack delivery tags not yet acknowledged, in delivery order, and
+        # those of them settled since the last flush.
+        self._unacked: dict[int, None] = {}
+        self._settled: list[int] = []
+        self._flush_call: Any = None
+        raw.add_on_close_callback(self._on_close)
+
+    @classmethod
+    def open(cls, protocol: Any, clock: Any = None) -> defer.Deferred[Channel]:
+        """Open a new channel on C{protocol}'s connection (acks batched on C{clock}'s turns)."""
+        d: defer.Deferred[Channel] = defer.Deferred()
+        protocol._impl.channel(on_open_callback=lambda raw: d.callback(cls(raw, clock)))
+        # If the connection dies first, pika errbacks nothing: tie d to it.
+        closed = protocol.closed
+        if closed is not None:
+            closed.addBoth(lambda r: (None if d.called else d.errback(BrokerError(f"{r}")), r)[1])
+        return d
+
+    @property
+    def is_open(self) -> bool:
+        return self.raw.is_open
+
+    def rpc(self, method: str, **kwargs: Any) -> defer.Deferred[Any]:
+        """Call C{raw.<method>(callback=..., **kwargs)}; the Deferred fires with the reply frame."""
+        if not self.raw.is_open:
+            return defer.fail(self.fail_with(self.reason or BrokerError("channel is closed")))
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._pending.add(d)
+
+        def reply(frame: Any = None) -> None:
+            self._pending.discard(d)
+            d.callback(frame)
+
+        try:
+            getattr(self.raw, method)(callback=reply, **kwargs)
+        except Exception:
+            self._pending.discard(d)
+            return defer.fail()
+        return d
+
+    # -- acknowledgements ------------------------------------------------------------------
+
+    def delivered(self, tag: int) -> None:
+        """Note a delivery that will be acked or rejected here."""
+        self._unacked[tag] = None
+
+    def ack(self, tag: int) -> None:
+        """Acknowledge C{tag} on the next turn (at once without a clock)."""
+        self._settled.append(tag)
+        if self._clock is None:
+            self.flush_acks()
+        elif self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush_acks)
+
+    def reject(self, tag: int, requeue: bool) -> None:
+        """Reject C{tag} now."""
+        self._unacked.pop(tag, None)
+        self.raw.basic_reject(tag, requeue=requeue)
+
+    def flush_acks(self) -> None:
+        """Send the acks settled so far."""
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        settled, self._settled = self._settled, []
+        if not settled or not self.raw.is_open:
+            return  # a closed channel's unacked messages went back to their queues
+        unacked = self._unacked
+        done = set(settled)
+        head = list(takewhile(done.__contains__, unacked))
+        for tag in head:
+            del unacked[tag]
+        if head:
+            # Every unacked tag up to head[-1] is settled: one frame acks them all.
+            self.raw.basic_ack(head[-1], multiple=len(head) > 1)
+        for tag in sorted(done.difference(head)):
+            if unacked.pop(tag, 0) is None:
+                self.raw.basic_ack(tag)
+
+    def close(self) -> defer.Deferred[BaseException]:
+        """Close the channel (after sending the acks settled so far); fires once it is closed."""
+        if self.raw.is_open:
+            self.flush_acks()
+            self.raw.close()
+        return self.closed
+
+    def _on_close(self, _raw: Any, reason: BaseException) -> None:
+        self.reason = reason
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._unacked.clear()
+        self._settled = []
+        pending, self._pending = self._pending, set()
+        error = self.fail_with(reason)
+        for d in pending:
+            d.errback(error)
+        self.closed.callback(reason)
+
+
+@implementer(IDelivery)
+class Delivery:
+    """One message handed to a consumer, settled on the channel it came on."""
+
+    __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
+                 "_broker", "_chan", "_tag", "_settled")  # fmt: skip
+
+    def __init__(self, broker, chan, tag, body, exchange, routing_key, headers, redelivered):
+        self.body = body
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.headers = headers
+        self.redelivered = redelivered
+        self._broker = broker
+        self._chan = chan
+        self._tag = tag
+        self._settled = False
+        if tag is not None:
+            chan.delivered(tag)
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.exchange}:{self.routing_key} {len(self.body)}B tag={self._tag}>"
+
+    def ack(self) -> None:
+        """Acknowledge: the broker forgets the message (nothing to do when auto-acked)."""
+        if self._tag is not None:
+            self._settle()
+            self._chan.ack(self._tag)
+
+    def reject(self, requeue: bool = False) -> None:
+        """Drop the message, or put it back at the head of its queue if C{requeue}."""
+        if self._tag is not None:
+            self._settle()
+            self._chan.reject(self._tag, requeue)
+
+    def _settle(self) -> None:
+        if self._settled:
+            raise PreconditionFailedError(
+                f"PRECONDITION_FAILED - delivery {self._tag} settled twice"
+            )
+        if not self._chan.is_open:
+            raise self._broker._gone("the channel it came on is gone; it went back to its queue")
+        self._settled = True
+
+
+class Consumer:
+    """A consumer: its tag, queue, callback, prefetch and the channel it is on."""
+
+    __slots__ = ("tag", "queue", "callback", "prefetch", "auto_ack", "chan")
+
+    def __init__(
+        self, tag: str, queue: str, callback: Callable, prefetch: int, auto_ack: bool = False
+    ) -> None:
+        self.tag = tag
+        self.queue = queue
+        self.callback = callback
+        self.prefetch = 0 if auto_ack else prefetch
+        self.auto_ack = auto_ack
+        self.chan: Channel | None = None
+
+
+class Publisher:
+    """A publish channel. In confirm mode it keeps one pending entry per publish,
+    by sequence number; a plain one keeps nothing."""
+
+    def __init__(self, chan: Channel, confirming: bool = True) -> None:
+        self.chan = chan
+        self.confirming = confirming
+        self.seq = 0
+        self.unconfirmed: dict[int, tuple[defer.Deferred[None], str, str] | None] = {}
+        self.returned: set[int] = set()
+
+    def publish(self, exchange, key, body, headers, mandatory, confirm) -> defer.Deferred[None]:
+        if not self.confirming:
+            # Returns on a plain channel are told apart by their body, not a sequence number.
+            props = pika.spec.BasicProperties(headers=headers) if headers else _NO_PROPERTIES
+            self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
+            return defer.succeed(None)
+        seq = self.seq + 1
+        props = pika.spec.BasicProperties(
+            headers=headers, message_id=str(seq) if mandatory else None
+        )
+        self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
+        self.seq = seq
+        if mandatory or confirm:
+            d: defer.Deferred[None] = defer.Deferred()
+            self.unconfirmed[seq] = (d, exchange, key)
+            return d
+        self.unconfirmed[seq] = None
+        return defer.succeed(None)
+
+    def on_return(self, _raw: Any, _method: Any, props: Any, _body: bytes) -> None:
+        try:
+            self.returned.add(int(props.message_id))
+        except (TypeError, ValueError):
+            pass
+
+    def on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag = method.delivery_tag
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        pending = self.unconfirmed
+        if method.multiple:
+            while pending:
+                seq = next(iter(pending))
+                if seq > tag:
+                    break
+                self._resolve(seq, pending.pop(seq), nack)
+        elif tag in pending:
+            self._resolve(tag, pending.pop(tag), nack)
+
+    def _resolve(self, seq: int, entry: Any, nack: bool) -> None:
+        returned = seq in self.returned
+        if returned:
+            self.returned.discard(seq)
+        if entry is None:
+            return
+        d, exchange, key = entry
+        if returned:
+            d.errback(UnroutableError(f"NO_ROUTE - {exchange!r} has no queue for {key!r}"))
+        elif nack:
+            d.errback(BrokerError(f"the broker refused (nacked) a message to {exchange!r}"))
+        else:
+            d.callback(None)
+
+    def fail_all(self, error: BaseException) -> None:
+        pending, self.unconfirmed = self.unconfirmed, {}
+        for entry in pending.values():
+            if entry is not None:
+                entry[0].errback(error)
