@@ -88,7 +88,8 @@ class Mailbox:
         """
         to = str(to)
         if conv is None:
-            h = self._headers(to, op, "none", f"{self.id}#{next(self._conv_counter)}")
+            assert self._conversations is not None, "process is not spawned"
+            h = self._headers(to, op, "none", self._conversations.next_id())
         else:
             h = self._headers(to, op, "generic", conv.conv_id)
             h[m.PERFORMATIVE] = performative
@@ -102,7 +103,7 @@ class Mailbox:
     def start_generic(self) -> Any:
         """Open a C{generic} conversation; it closes after the idle timeout."""
         assert self._conversations is not None, "process is not spawned"
-        conv_id = f"{self.id}#{next(self._conv_counter)}"
+        conv_id = self._conversations.next_id()
         return self._conversations.start_generic(conv_id, self._idle_timeout())
 
     def _idle_timeout(self) -> float:
@@ -130,7 +131,7 @@ class Mailbox:
         to = str(to)
         if timeout is None:
             timeout = self._rpc_timeout
-        conv_id = f"{self.id}#{next(self._conv_counter)}"
+        conv_id = self._conversations.next_id()
         h = self._headers(to, op, protocol, conv_id)
         if headers:
             h.update(headers)

@@ -8,7 +8,6 @@ it raises is the error reply, and the process stays ACTIVE.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,7 +56,6 @@ class Process(Mailbox):
         self.log = Logger(namespace=f"ion.process.{self.proc_name}", source=self)
         self._lifecycle = Lifecycle(self)
         self._conversations: ConversationManager | None = None
-        self._conv_counter = itertools.count(1)
         self._consumers: list[str] = []  # request intake (mailbox, service queue)
         self._reply_consumer: str | None = None
         self._queues: list[str] = []

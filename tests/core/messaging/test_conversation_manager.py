@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from ion.core import exception as exc
 from ion.core.messaging import message as m
-from ion.core.messaging.conversation.manager import TOMBSTONES, ConversationManager
+from ion.core.messaging.conversation.manager import ConversationManager
 
 
 def reply(conv_id: str, performative: str = "inform_result", content: object = "ok", **h: object):
@@ -54,25 +54,30 @@ def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) 
     globalLogPublisher.addObserver(observer)
     try:
         clock, manager = make()
-        conv = manager.start("c#1", "rpc", 1)
+        conv_id = manager.next_id()
+        conv = manager.start(conv_id, "rpc", 1)
         conv.deferred.addErrback(lambda f: None)
         clock.advance(1)
-        manager.received(reply("c#1"))
-        manager.received(reply("c#999"))
+        manager.received(reply(conv_id))
+        late = [s for s in seen if "late reply dropped" in s]
+        for stranger in ("me.1@c#2", "me.1@c#0", "me.1@c#x", "other.1@c#1", "me.1@c"):
+            manager.received(reply(stranger))
     finally:
         globalLogPublisher.removeObserver(observer)
-    assert any("late reply dropped" in s for s in seen)
-    assert any("unknown conversation" in s for s in seen)
+    assert len(late) == 1
+    assert sum("late reply dropped" in s for s in seen) == 1
+    assert sum("unknown conversation" in s for s in seen) == 5
 
 
-def test_tombstones_are_bounded() -> None:
-    """The memory of finished conversations never grows past its bound."""
+def test_conversation_ids_are_the_owners_in_order() -> None:
+    """next_id numbers the owner's conversations; finishing them leaves nothing behind."""
     clock, manager = make()
-    for i in range(TOMBSTONES + 100):
-        conv = manager.start(f"c#{i}", "rpc", 5)
-        manager.received(reply(f"c#{i}"))
-        assert conv.deferred.called
-    assert len(manager._gone) == len(manager._gone_set) == TOMBSTONES
+    ids = [manager.next_id() for _ in range(3)]
+    assert ids == ["me.1@c#1", "me.1@c#2", "me.1@c#3"]
+    for conv_id in ids:
+        manager.start(conv_id, "rpc", 5)
+        manager.received(reply(conv_id))
+    assert manager.open == {} and manager.on_agree == {} and clock.getDelayedCalls() == []
 
 
 def test_error_and_refusal_replies() -> None:

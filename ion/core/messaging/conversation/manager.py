@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,13 +24,13 @@ from ion.core.messaging.message import STATUS, STATUS_ERROR, Message
 
 log = Logger()
 
-# How many recently finished conversation ids to remember, so a late reply is
-# told apart from a reply to a conversation this process never had.
-TOMBSTONES = 4096
-
 
 class ConversationManager:
     """Holds a process's open initiated conversations until they finish or time out.
+
+    Conversation ids are C{<owner>#<n>}, numbered in order by L{next_id}, so a
+    reply to one that has finished is told from a reply to one this process
+    never had without remembering finished ones.
 
     @ivar open: conv-id -> conversation; empty again once every call has ended.
     """
@@ -42,8 +41,19 @@ class ConversationManager:
         self.open: dict[str, Conversation] = {}
         self.on_agree: dict[str, Callable[[Message], None]] = {}
         self.generic: dict[str, Conversation] = {}
-        self._gone: deque[str] = deque(maxlen=TOMBSTONES)
-        self._gone_set: set[str] = set()
+        self._prefix = owner + "#"
+        self._issued = 0
+
+    def next_id(self) -> str:
+        """A new conversation id of this owner."""
+        self._issued += 1
+        return f"{self._prefix}{self._issued}"
+
+    def _was_issued(self, conv_id: Any) -> bool:
+        if not isinstance(conv_id, str) or not conv_id.startswith(self._prefix):
+            return False
+        n = conv_id[len(self._prefix) :]
+        return n.isdigit() and 0 < int(n) <= self._issued
 
     def start(self, conv_id: str, protocol: str, timeout: float) -> Conversation:
         """Open a conversation whose request is about to be sent; arm its deadline."""
@@ -89,7 +99,7 @@ class ConversationManager:
         conv_id = msg.conv_id
         conv = self.open.get(conv_id)  # type: ignore[arg-type]
         if conv is None:
-            if conv_id in self._gone_set:
+            if self._was_issued(conv_id):
                 log.info("{owner}: late reply dropped: {msg!r}", owner=self.owner, msg=msg)
             else:
                 log.warn(
@@ -155,7 +165,3 @@ class ConversationManager:
         if conv.timer is not None:
             conv.timer.cancel()
             conv.timer = None
-        if len(self._gone) == self._gone.maxlen:
-            self._gone_set.discard(self._gone[0])
-        self._gone.append(conv.conv_id)
-        self._gone_set.add(conv.conv_id)
