@@ -63,3 +63,68 @@ def test_unknown_performative_and_protocol() -> None:
         conv.feed("__init__")
     with pytest.raises(ConversationError, match="unknown conversation protocol"):
         new_conversation("p.1@c#4", "negotiate", "initiator")
+
+
+def _machine_step(protocol: str, taken: list[str], performative: str) -> str | None:
+    """Where a fresh Automat machine of C{protocol} goes after C{taken}, then C{performative}."""
+    from automat import NoTransition
+
+    from ion.core.messaging.conversation.core import PROTOCOL_MACHINES, ConversationCore
+
+    core = ConversationCore()
+    machine = PROTOCOL_MACHINES[protocol][0](core)
+    for p in taken:
+        getattr(machine, p)()
+    step = getattr(machine, performative, None)
+    if step is None:
+        return "unknown"
+    try:
+        step()
+    except NoTransition:
+        return None
+    return core.state
+
+
+@pytest.mark.parametrize("protocol", ["rpc", "request", "generic"])
+def test_conversations_step_as_their_automat_machine_does(protocol: str) -> None:
+    """From every reachable state, on every performative, a conversation (taking
+    the step first or again) goes where the protocol's Automat machine goes."""
+    from ion.core.messaging.conversation.core import _INPUTS
+
+    paths = {"INIT": []}
+    todo = ["INIT"]
+    while todo:
+        path = paths[todo.pop()]
+        for performative in sorted(_INPUTS):
+            want = _machine_step(protocol, path, performative)
+            for _ in range(2):  # the first time asks the machine, the second takes the kept step
+                conv = new_conversation("p.1@c#3", protocol, "participant")
+                for p in path:
+                    conv.feed(p)
+                if want in (None, "unknown"):
+                    with pytest.raises(ConversationError):
+                        conv.feed(performative)
+                else:
+                    assert conv.feed(performative) == want
+            if want not in (None, "unknown") and want not in paths:
+                paths[want] = [*path, performative]
+                todo.append(want)
+    assert len(paths) > 2
+
+
+def test_a_step_taken_before_runs_no_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a protocol's steps have been taken, a new conversation builds no Automat machine."""
+    from ion.core.messaging.conversation import core
+
+    first = new_conversation("p.1@c#4", "rpc", "initiator")
+    first.feed("request")
+    first.feed("inform_result")
+    machine, final = core.PROTOCOL_MACHINES["rpc"]
+    built: list[object] = []
+    monkeypatch.setitem(
+        core.PROTOCOL_MACHINES, "rpc", (lambda c: built.append(c) or machine(c), final)
+    )
+    conv = new_conversation("p.1@c#5", "rpc", "initiator")
+    conv.feed("request")
+    assert conv.feed("inform_result") == "DONE"
+    assert built == []

@@ -23,56 +23,82 @@ class ConversationCore:
 class Conversation:
     """One conversation as seen from one side.
 
+    The protocol's Automat machine decides every transition. Its behaviours only
+    record the new state's name (L{ion.core.fsm.declare}), so the machine is a
+    pure function of (state, input): each answer it gives is kept in
+    L{TRANSITIONS}, and a conversation runs a machine (replaying its own
+    inputs) only for a step no conversation of its protocol has taken yet.
+    That keeps two Automat dispatches and a machine per call off the message path.
+
     @ivar conv_id: the id every message of the conversation carries.
     @ivar protocol: C{rpc}, C{request} or C{generic}.
     @ivar role: L{INITIATOR} or L{PARTICIPANT}.
+    @ivar state: the current state's name.
     @ivar deferred: (initiator) fires with the final reply message.
     @ivar timer: the pending deadline call, if any.
     """
 
-    __slots__ = ("conv_id", "protocol", "role", "core", "_machine", "_final", "deferred", "timer")
+    __slots__ = ("conv_id", "protocol", "role", "state", "_final", "_taken", "deferred", "timer")
 
     def __init__(self, conv_id: str, protocol: str, role: str) -> None:
-        machine, self._final = PROTOCOL_MACHINES[protocol]
+        self._final = PROTOCOL_MACHINES[protocol][1]
         self.conv_id = conv_id
         self.protocol = protocol
         self.role = role
-        self.core = ConversationCore()
-        self._machine = machine(self.core)
+        self.state = "INIT"
+        self._taken: tuple[str, ...] = ()
         self.deferred: Any = None
         self.timer: Any = None
 
     @property
-    def state(self) -> str:
-        return self.core.state
-
-    @property
     def finished(self) -> bool:
-        return self.core.state in self._final
+        return self.state in self._final
 
     def feed(self, performative: str) -> str:
         """Advance on a performative sent or received; return the new state.
 
         @raise ConversationError: the protocol does not allow it in this state.
         """
-        step = getattr(self._machine, performative, None) if performative in _INPUTS else None
+        key = (self.protocol, self.state, performative)
+        new = TRANSITIONS.get(key, _UNKNOWN)
+        if new is _UNKNOWN:
+            new = TRANSITIONS[key] = self._ask_machine(performative)
+        if new is None:
+            raise ConversationError(
+                f"conversation {self.conv_id} ({self.protocol}): {performative!r} is not "
+                f"allowed in state {self.state}"
+            )
+        self.state = new
+        self._taken += (performative,)
+        return new
+
+    def _ask_machine(self, performative: str) -> str | None:
+        """Where the protocol's machine goes on C{performative} from this state (None: nowhere)."""
+        core = ConversationCore()
+        machine = PROTOCOL_MACHINES[self.protocol][0](core)
+        step = getattr(machine, performative, None) if performative in _INPUTS else None
         if step is None:
             raise ConversationError(
                 f"conversation {self.conv_id} ({self.protocol}): unknown performative "
                 f"{performative!r}"
             )
+        for taken in self._taken:
+            getattr(machine, taken)()
         try:
             step()
         except NoTransition:
-            raise ConversationError(
-                f"conversation {self.conv_id} ({self.protocol}): {performative!r} is not "
-                f"allowed in state {self.core.state}"
-            ) from None
-        return self.core.state
+            return None
+        return core.state
 
     def __repr__(self) -> str:
-        return f"<Conversation {self.protocol} {self.conv_id} {self.role} {self.core.state}>"
+        return f"<Conversation {self.protocol} {self.conv_id} {self.role} {self.state}>"
 
+
+_UNKNOWN = object()
+
+# (protocol, state, performative) -> the state the protocol's machine moved to,
+# or None where it has no transition; filled in as conversations take steps.
+TRANSITIONS: dict[tuple[str, str, str], str | None] = {}
 
 _INPUTS = frozenset({"request", "agree", "refuse", "inform_result", "failure", "inform", "timeout"})
 
