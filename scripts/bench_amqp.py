@@ -99,7 +99,7 @@ def ion_run(seq: int, calls: int, conc: int) -> dict[str, float]:
             ).stdout
             return json.loads(out.strip().splitlines()[-1])
         finally:
-            server.send_signal(signal.SIGINT)
+            server.send_signal(signal.SIGTERM)  # SIGINT is ignored in a background job
             server.wait(timeout=30)
             cleanup(sysname)
 

@@ -54,7 +54,14 @@ def boot_once(release: str, index: int, timeout: float, env: dict[str, str]) -> 
         ]
         start = time.perf_counter()
         proc = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # A shell's background job ignores SIGINT, and its children inherit that.
+            preexec_fn=_default_sigint,
         )
         try:
             deadline = start + timeout
@@ -74,6 +81,10 @@ def boot_once(release: str, index: int, timeout: float, env: dict[str, str]) -> 
         if proc.returncode != 0:
             raise SystemExit(f"container exited with {proc.returncode} after SIGINT:\n{output}")
         return elapsed
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def main() -> None:
