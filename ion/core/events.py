@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
-from ion.core.exception import FieldError, IonError, MessageFormatError
+from ion.core.exception import FieldError, IllegalStateError, IonError, MessageFormatError
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.object.event_ids import PAYLOAD_FIELD, EventId
@@ -150,13 +150,23 @@ class EventSubscriber:
         return routing_key("*" if self.event_id is None else self.event_id, self.origin)
 
     async def start(self) -> EventSubscriber:
-        """Declare and bind the queue, start receiving; the process stops it with itself."""
+        """Declare and bind the queue, start receiving; the process stops it with itself.
+
+        @raise IllegalStateError: the process is terminating or gone (also when
+            it went while the subscription was being made; it is stopped again).
+        """
         container = self.process.container
         assert container is not None, "process is not spawned"
+        if self.process.winding_down:
+            raise IllegalStateError(f"{self.process} is terminating or gone; not subscribing")
         exchange = container.exchange
         self.queue = await exchange.declare_subscription(self.binding_key, self.queue_name)
         self._tag = await exchange.consume(self.queue, self._on_delivery, 0)
-        self.process.own(self)
+        try:
+            self.process.own(self)
+        except IllegalStateError:
+            await self.stop()
+            raise
         return self
 
     async def stop(self) -> None:

@@ -12,11 +12,12 @@ import itertools
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ion.core.config import DEFAULTS, Config
+from ion.core.exception import StartupError
 from ion.core.id import check_name, default_container_id
 from ion.core.messaging.broker import IBroker
 from ion.core.messaging.exchange import ExchangeManager
@@ -69,6 +70,7 @@ class Container(MultiService):
         self.app_manager.setServiceParent(self)
         self._boot_result: Failure | bool | None = None  # None: booting or not started
         self._ready_waiters: list[Deferred[None]] = []
+        self.stopping = False  # set when stopping begins: no more booting or spawning
 
     def __repr__(self) -> str:
         return f"<Container {self.id} sysname={self.sysname}>"
@@ -80,10 +82,14 @@ class Container(MultiService):
     def stopService(self) -> Deferred[None]:
         # MultiService stops all children at once; apps must be gone before
         # their processes are terminated, and processes before the broker closes.
+        self.stopping = True
+        self.exchange.abandon_boot()
         Service.stopService(self)
         return Deferred.fromCoroutine(self._stop_children())
 
     async def _stop_children(self) -> None:
+        if self._boot_result is None:
+            await self._end_of_boot()
         for service in reversed(list(self)):
             if service is self.exchange and self._boot_result is True:
                 # The last word before the broker connection closes.
@@ -93,8 +99,26 @@ class Container(MultiService):
             except Exception:
                 log.failure("stopping {service} failed", service=service.name)
 
+    async def _end_of_boot(self) -> None:
+        """Stopped while booting: let the step under way end (boot goes no
+        further), so nothing is spawned behind the stop's back; a step that
+        hangs is given C{container.terminate_timeout} seconds."""
+        timeout = float(self.config.get("container.terminate_timeout", 10.0))
+        log.info("container {id} stopping while it boots", id=self.id)
+        try:
+            await self.when_ready().addTimeout(timeout, self.reactor)
+        except TimeoutError:
+            log.warn("container {id}: boot still busy after {t}s; stopping anyway",
+                     id=self.id, t=timeout)  # fmt: skip
+        except CancelledError:
+            raise  # the stop itself was cancelled
+        except Exception:
+            pass  # the boot's failure is logged by _booted
+
     async def _boot(self) -> None:
-        for service in list(self):
+        for service in [*self, None]:
+            if self.stopping:
+                raise StartupError(f"container {self.id} was stopped while booting")
             boot = getattr(service, "boot", None)
             if boot is not None:
                 await boot()
@@ -104,7 +128,11 @@ class Container(MultiService):
     def _booted(self, result: object) -> None:
         self._boot_result = result if isinstance(result, Failure) else True
         if isinstance(result, Failure):
-            log.failure("container {id} failed to boot", result, id=self.id)
+            if self.stopping:
+                log.info("container {id} stopped while booting: {why}", id=self.id,
+                         why=result.value)  # fmt: skip
+            else:
+                log.failure("container {id} failed to boot", result, id=self.id)
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
             self._fire_ready(d)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -39,6 +39,20 @@ class ExchangeManager(Service):
         self.events_exchange = f"ion.{sysname}.events"
         self.shared_queues: set[str] = set()  # declared here and left behind on stop
         broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
+        self._abandoned = False
+        self._connecting = False
+        self._retry_wait: Deferred[None] | None = None
+
+    def abandon_boot(self) -> None:
+        """Give up connecting (the container is stopping): no more retries, and
+        an attempt under way is ended by closing the connection."""
+        self._abandoned = True
+        if self._retry_wait is not None:
+            self._retry_wait.cancel()
+        if self._connecting:
+            self.broker.close().addErrback(
+                lambda f: log.warn("closing the broker connection failed: {f}", f=f.value)
+            )
 
     async def boot(self) -> None:
         """Connect (retrying with backoff, C{broker.connect_attempts} times) and
@@ -50,24 +64,43 @@ class ExchangeManager(Service):
         delay = float(self.config.get("broker.retry_delay", 0.5))
         for attempt in range(1, attempts + 1):
             try:
-                await self.broker.connect()
+                await self._connect_once()
                 break
             except BrokerError as e:
-                if attempt == attempts:
-                    raise StartupError(
-                        f"broker unreachable after {attempts} attempts: {e}"
-                    ) from None
-                log.warn(
-                    "broker unreachable (attempt {n} of {total}): {why}; retrying in {delay:.1f}s",
-                    n=attempt,
-                    total=attempts,
-                    why=e,
-                    delay=delay,
-                )
-                await deferLater(self._clock, delay, lambda: None)
-                delay = min(delay * 2, 10.0)
+                error = e
+            if self._abandoned:
+                raise StartupError(f"stopped while connecting to the broker: {error}")
+            if attempt == attempts:
+                raise StartupError(f"broker unreachable after {attempts} attempts: {error}")
+            log.warn(
+                "broker unreachable (attempt {n} of {total}): {why}; retrying in {delay:.1f}s",
+                n=attempt,
+                total=attempts,
+                why=error,
+                delay=delay,
+            )
+            await self._wait_to_retry(delay)
+            delay = min(delay * 2, 10.0)
         await self.broker.declare_exchange(self.exchange_name, "direct")
         await self.broker.declare_exchange(self.events_exchange, "topic")
+
+    async def _connect_once(self) -> None:
+        self._connecting = True
+        try:
+            await self.broker.connect()
+        finally:
+            self._connecting = False
+
+    async def _wait_to_retry(self, delay: float) -> None:
+        if self._abandoned:  # a log observer may have stopped the container just now
+            raise StartupError("stopped while connecting to the broker")
+        self._retry_wait = deferLater(self._clock, delay, lambda: None)
+        try:
+            await self._retry_wait
+        except CancelledError:
+            raise StartupError("stopped while waiting to retry the broker") from None
+        finally:
+            self._retry_wait = None
 
     def stopService(self) -> Deferred[None]:
         super().stopService()

@@ -44,6 +44,12 @@ class Mailbox:
     _conversations: ConversationManager | None
     _rpc_timeout: float
 
+    @property
+    def conversations(self) -> ConversationManager:
+        """This process's conversations: open calls and generic conversations."""
+        assert self._conversations is not None, "process is not spawned"
+        return self._conversations
+
     # -- sending -------------------------------------------------------------
 
     def _headers(self, to: str, op: str, protocol: str, conv_id: str) -> dict[str, Any]:
@@ -188,6 +194,19 @@ class Mailbox:
             f"no process or service named {to!r} in system {self.sysname!r}"
         )
 
+    def returned(self, conv_id: str, to: str) -> None:
+        """The request of call C{conv_id} came back unroutable: fail it with
+        L{NoSuchServiceError} now (a call already over is left alone)."""
+        if self._conversations is not None:
+            conv = self._conversations.open.get(conv_id)
+            if conv is not None:
+                self._conversations.fail(conv, self._no_such(to))
+
+    def fail_conversations(self, error: Exception) -> None:
+        """End every open conversation with C{error} (say, the broker link is lost)."""
+        if self._conversations is not None:
+            self._conversations.fail_all(error)
+
     def _call_not_sent(self, failure: Failure, conv: Any, to: str) -> None:
         error = self._no_such(to) if failure.check(exc.UnroutableError) else failure.value
         assert self._conversations is not None
@@ -289,12 +308,16 @@ class Mailbox:
             assert self._conversations is not None
             self._conversations.received(msg)
             return
-        if self.state != "ACTIVE":
+        protocol = msg.protocol
+        if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
             # Requests reach a process only while ACTIVE; one that races with
             # terminate goes back to its queue for another instance.
             settle(delivery, requeue=True)
+            if delivery.routing_key == str(self.id) + REPLY_KEY_SUFFIX:
+                # Auto-acked: there is no queue to go back to.
+                self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
+                              proc=self, msg=msg, state=self.state)  # fmt: skip
             return
-        protocol = msg.protocol
         if protocol == "rpc" or protocol == "request":
             conv = new_conversation(msg.conv_id, protocol, PARTICIPANT)  # type: ignore[arg-type]
             conv.feed("request")
@@ -322,6 +345,17 @@ class Mailbox:
             ensureDeferred(result).addBoth(self._finish_async, msg)
         else:
             self._finish(msg, result)
+
+    def _takes_while_inactive(self, msg: m.Message) -> bool:
+        """A message of a C{generic} conversation this process already holds is
+        its own business while C{on_init} runs (READY) and while it terminates,
+        as when ACTIVE: an answer to what those hooks asked."""
+        return (
+            msg.protocol == "generic"
+            and (self.state == "READY" or self._terminating)  # type: ignore[attr-defined]
+            and self._conversations is not None
+            and msg.conv_id in self._conversations.generic
+        )
 
     def _handler(self, op: Any) -> Callable[..., Any] | None:
         if not isinstance(op, str) or not op.isidentifier():

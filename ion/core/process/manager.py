@@ -63,18 +63,15 @@ class ProcessManager(Service):
         except MessageFormatError:
             return
         proc = self.processes.get(str(headers.get(SENDER)))
-        if proc is not None and proc._conversations is not None:
-            conv = proc._conversations.open.get(str(headers.get(CONV_ID)))
-            if conv is not None:
-                proc._conversations.fail(conv, proc._no_such(key))
+        if proc is not None:
+            proc.returned(str(headers.get(CONV_ID)), key)
 
     def _broker_lost(self, error: Exception) -> None:
         """Fail every open call at once: replies cannot come back over a lost
         connection, and waiting for each deadline would only hide that."""
         log.warn("broker connection lost: {why}; failing open calls", why=error)
         for proc in list(self.processes.values()):
-            if proc._conversations is not None:
-                proc._conversations.fail_all(error)
+            proc.fail_conversations(error)
 
     async def spawn(
         self,
@@ -89,6 +86,10 @@ class ProcessManager(Service):
         @raise ProcessError: it could not be created or a hook failed (it is
             terminated again and the cause is chained).
         """
+        if self.container.stopping:
+            raise ProcessError(
+                f"container {self.container.id} is stopping; not spawning {target!r}"
+            )
         cls = resolve_process_class(target)
         proc_config = self.container.config
         if isinstance(config, Config):
@@ -109,6 +110,11 @@ class ProcessManager(Service):
             await self._discard(proc)
             raise ProcessError(f"spawn of {pid} ({cls.__name__}) failed: {e}") from e
         if parent is not None:
+            if parent.winding_down:
+                # Its terminate has passed (or is past) the children: nobody
+                # would ever terminate this one.
+                await self._discard(proc)
+                raise ProcessError(f"spawn of {pid}: its parent {parent} terminated meanwhile")
             parent.children.append(proc)
         log.debug("spawned {pid}", pid=str(pid))
         return proc

@@ -72,6 +72,12 @@ class Process(Mailbox):
         return self._lifecycle.state
 
     @property
+    def winding_down(self) -> bool:
+        """Whether terminate has begun or the process is gone: it takes no new
+        children and owns nothing more."""
+        return self._terminating or self.state in ("TERMINATED", "ERROR")
+
+    @property
     def sysname(self) -> str:
         assert self.container is not None, "process is not spawned"
         return self.container.sysname
@@ -184,8 +190,7 @@ class Process(Mailbox):
                 hook_error = Failure()
         finally:
             self._terminating = False
-            assert self._conversations is not None
-            self._conversations.fail_all(exc.ProcessError(f"{self} terminated"))
+            self.fail_conversations(exc.ProcessError(f"{self} terminated"))
             if self._reply_consumer is not None:
                 await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
                 self._reply_consumer = None
@@ -222,8 +227,19 @@ class Process(Mailbox):
         return d.addTimeout(timeout, self.container.reactor, onTimeoutCancel=late)
 
     def own(self, thing: Any) -> None:
-        """Stop C{thing} (it has an async C{stop()}) when this process terminates."""
+        """Stop C{thing} (it has an async C{stop()}) when this process terminates.
+
+        @raise IllegalStateError: the process is terminating or gone, so nothing
+            would stop C{thing}.
+        """
+        if self.winding_down:
+            raise exc.IllegalStateError(
+                f"{self} is {self._winding_down_as()}; it cannot own {thing!r}"
+            )
         self._owned.append(thing)
+
+    def _winding_down_as(self) -> str:
+        return "terminating" if self._terminating else self.state
 
     def _announce(self, state: str) -> None:
         """Publish this process's life cycle event (1052, origin = process id)."""
@@ -250,8 +266,15 @@ class Process(Mailbox):
     async def spawn_child(
         self, target: Any, name: str | None = None, args: dict[str, Any] | None = None
     ) -> Process:
-        """Spawn a process that is terminated with this one."""
+        """Spawn a process that is terminated with this one.
+
+        @raise IllegalStateError: this process is terminating or gone.
+        """
         assert self.container is not None
+        if self.winding_down:
+            raise exc.IllegalStateError(
+                f"{self} is {self._winding_down_as()}; it cannot spawn {target!r}"
+            )
         return await self.container.proc_manager.spawn(target, name=name, args=args, parent=self)
 
     # -- built-in operations -------------------------------------------------

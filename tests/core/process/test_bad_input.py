@@ -48,7 +48,7 @@ async def test_missing_headers_answered_with_clear_error(container: Container) -
     """A request missing required headers gets a 400 error naming them, not a timeout."""
     service, client = await pair(container)
     conv_id = f"{client.id}#manual"
-    conv = client._conversations.start(conv_id, "rpc", 5)
+    conv = client.conversations.start(conv_id, "rpc", 5)
     headers = {
         m.REPLY_TO: str(client.id) + REPLY_KEY_SUFFIX,
         m.CONV_ID: conv_id,
@@ -98,7 +98,7 @@ async def test_memory_flat_over_100000_calls(container: Container) -> None:
     for _ in range(80_000):
         await client.rpc_send("echo", "echo", b"x" * 64)
     after, conversations = live()
-    assert client._conversations.open == {} and client._conversations.generic == {}
+    assert client.conversations.open == {} and client.conversations.generic == {}
     assert conversations <= 2  # at most the last call's, still referenced from its frame
     assert after - before < 500, f"{after - before} objects more after 80,000 more calls"
 

@@ -120,7 +120,7 @@ async def test_one_off_message(container: Any) -> None:
     await client.send("echo", "note", "hi")
     (seen,) = await service.seen.wait(1)
     assert seen == ("none", "request", "hi")
-    assert client._conversations.open == {}
+    assert client.conversations.open == {}
 
 
 class Chatter(Process):
@@ -148,7 +148,7 @@ async def test_generic_conversation(container: Any) -> None:
     assert b.got.items == [(cid, "generic", 0), (cid, "generic", 2)]
     assert a.got.items == [(cid, "generic", 1), (cid, "generic", 3)]
     for proc in (a, b):  # open on both sides until idle (see test_conversation_manager)
-        assert proc._conversations.generic[cid].timer.active()
+        assert proc.conversations.generic[cid].timer.active()
 
 
 @pytest_twisted.ensureDeferred
@@ -188,7 +188,7 @@ async def test_no_such_service_fails_at_once(container: Any) -> None:
     client = await container.spawn(Process, name="client")
     with pytest.raises(exc.NoSuchServiceError, match="nobody"):
         await wait_for(client.rpc_send("nobody", "op", timeout=30), timeout=5)
-    assert client._conversations.open == {}
+    assert client.conversations.open == {}
 
 
 @pytest_twisted.ensureDeferred
@@ -197,7 +197,7 @@ async def test_timeout_then_late_reply_dropped(container: Any, logs: Any) -> Non
     service, client = await spawn_pair(container)
     with pytest.raises(exc.TimeoutError, match="no reply within 0.2s"):
         await wait_for(client.rpc_send("echo", "gated", "slow", timeout=0.2))
-    assert client._conversations.open == {}
+    assert client.conversations.open == {}
     service.gates[0].callback(None)
     await logs.wait_for_text("late reply dropped")
     assert await wait_for(client.rpc_send("echo", "echo", "after")) == "after"
@@ -373,7 +373,7 @@ async def test_undecodable_reply_fails_the_call_at_once(container: Any) -> None:
     from ion.core.process.process import REPLY_KEY_SUFFIX
 
     client = await container.spawn(Process, name="client")
-    conv = client._conversations.start(f"{client.id}#x", "rpc", 30)
+    conv = client.conversations.start(f"{client.id}#x", "rpc", 30)
     headers = {
         m.SENDER: "someone.1@elsewhere",
         m.RECEIVER: str(client.id),

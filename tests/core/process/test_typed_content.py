@@ -70,7 +70,7 @@ async def test_bad_object_content_answered_400(
     """An unknown type id or corrupt object bytes get a 400 error; the service stays up."""
     service, client = await pair(container)
     conv_id = f"{client.id}#bad"
-    conv = client._conversations.start(conv_id, "rpc", 5)
+    conv = client.conversations.start(conv_id, "rpc", 5)
     headers = {
         m.SENDER: str(client.id),
         m.RECEIVER: "people",
