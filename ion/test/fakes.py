@@ -152,6 +152,7 @@ class OfflineContainer:
         self.sysname = sysname
         self.config = config if config is not None else Config(DEFAULTS)
         self.exchange = OfflineExchange(sysname)
+        self.stopping = False
         self.proc_manager = ProcessManager(self)  # type: ignore[arg-type]
 
     async def spawn(self, target: Any, name: str | None = None, args: Any = None, config=None):
@@ -162,6 +163,7 @@ class OfflineContainer:
 
     async def stop(self) -> None:
         """Terminate every process, newest first."""
+        self.stopping = True
         for proc in reversed(list(self.proc_manager.processes.values())):
             if proc.parent is None and str(proc.id) in self.proc_manager.processes:
                 await self.proc_manager.terminate(proc)
