@@ -3,15 +3,17 @@
 One L{AmqpBroker} is one AMQP connection with three kinds of long-lived channel:
 
 - a I{control} channel for declarations, bindings, deletions and passive checks,
-  used one operation at a time, so a refused declaration (which makes the broker
-  close the channel) fails only its own call; the channel is reopened for the next;
-- a I{publish} channel in confirm mode: each mandatory or confirmed publish gets
-  a Deferred that fires on the broker's ack (or fails with L{UnroutableError} when
-  the broker returned it), pipelined; other publishes fire once written;
-- a I{consumer} channel shared by every consumer, with C{basic.qos} set (per
-  consumer) right before each C{basic.consume}, acks and rejects on it. A queue is
-  checked (passively, on the control channel) before it is consumed, so a missing
-  or locked queue does not take the other consumers down with it.
+  used one operation at a time (L{ion.core.messaging.amqp_topology}, which also
+  records what was declared);
+- two I{publish} channels, one in confirm mode: each mandatory or confirmed
+  publish gets a Deferred that fires on the broker's ack (or fails with
+  L{UnroutableError} when the broker returned it), pipelined; other publishes
+  fire once written (L{ion.core.messaging.amqp_publish});
+- a I{consumer} channel shared by every consumer, acks and rejects on it
+  (L{ion.core.messaging.amqp_consume}).
+
+This module holds the connection's life cycle, the L{IBroker} methods (which
+hand their work to those three) and the fast path of L{AmqpBroker.publish}.
 
 The owner learns of a lost connection through L{AmqpBroker.on_connection_lost}.
 With C{reconnect} (the default), a Twisted C{ClientService} reconnects with
@@ -26,37 +28,31 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import pika.exceptions
-import pika.spec
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ion.core.exception import (
-    BrokerError,
-    ConnectionClosedError,
-    ConnectionLostError,
-    NoSuchQueueError,
-    ResourceLockedError,
-)
-from ion.core.messaging.amqp_channel import Channel, Consumer, Delivery, Publisher
+from ion.core.exception import BrokerError, ConnectionClosedError, ConnectionLostError
+from ion.core.messaging.amqp_channel import Channel, Consumer
 from ion.core.messaging.amqp_connection import (
     DEFAULT_URL,
     AmqpParameters,
     connection_parameters,
     default_endpoint,
     describe,
-    from_wire_headers,
     map_error,
     parse_amqp_url,
     protocol_class,
     to_wire_headers,
 )
+from ion.core.messaging.amqp_consume import ConsumerChannel
+from ion.core.messaging.amqp_publish import PublishPath
+from ion.core.messaging.amqp_topology import Topology
 from ion.core.messaging.broker import EXCHANGE_TYPES, IBroker, IDelivery
 
 __all__ = ["AmqpBroker", "AmqpParameters", "parse_amqp_url"]
@@ -81,12 +77,6 @@ class _Factory(protocol.Factory):
         proto.factory = self
         proto.on_lost = b._protocol_lost
         return proto
-
-
-def _first_error(failure: Failure) -> Failure:
-    if isinstance(failure.value, defer.FirstError):
-        return failure.value.subFailure
-    return failure
 
 
 @implementer(IBroker)
@@ -124,25 +114,9 @@ class AmqpBroker:
         self._error: BrokerError | None = None
         self._closing: defer.Deferred[None] | None = None
         self._generation = 0
-        self._ctl: Channel | None = None
-        self._ctl_tail: defer.Deferred[None] = defer.succeed(None)
-        # Two publish channels: one in confirm mode for mandatory and confirmed
-        # publishes, one plain for the rest (replies, events), so those cost the
-        # broker no acks and the publisher no extra frames to read.
-        self._publishers: dict[bool, Publisher | None] = {True: None, False: None}
-        self._pub_waiting: dict[bool, list[tuple[tuple, defer.Deferred[None]]]] = {
-            True: [],
-            False: [],
-        }
-        self._sub: Channel | None = None
-        self._sub_opening: defer.Deferred[Channel] | None = None
-        self._known_exchanges: set[str] = set()
-        self._checking: dict[str, list[tuple[tuple, defer.Deferred[None]]]] = {}
-        # What this connection declared, to declare again after a reconnect.
-        self._exchanges: dict[str, tuple[str, bool]] = {}
-        self._queues: dict[str, tuple[bool, bool, bool]] = {}
-        self._bindings: dict[tuple[str, str, str], None] = {}
-        self._consumers: dict[str, Consumer] = {}
+        self._topology = Topology(self._open_channel, self.name)
+        self._pub = PublishPath(self, self._topology)
+        self._sub = ConsumerChannel(self, self._topology)
         self._ctags = itertools.count(1)
         self._lost_callbacks: list[Callable[[ConnectionLostError], None]] = []
         self._reconnected_callbacks: list[Callable[[], None]] = []
@@ -150,6 +124,11 @@ class AmqpBroker:
 
     def __repr__(self) -> str:
         return f"<AmqpBroker {self.name} {self.params.url} {self._state}>"
+
+    @property
+    def _consumers(self) -> dict[str, Consumer]:
+        """The consumers to resume after a reconnect, by tag (tests read it too)."""
+        return self._topology.consumers
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -212,16 +191,14 @@ class AmqpBroker:
         if self._state in (_CLOSING, _CLOSED):
             raise ConnectionClosedError(f"{self.name} is closed")
         self._proto = proto
-        self._ctl = self._sub = None
-        self._publishers = {True: None, False: None}
-        self._known_exchanges.clear()
-        self._ctl = await self._open_channel()
-        self._publishers[True] = await self._open_publisher(True)
-        self._publishers[False] = await self._open_publisher(False)
-        await self._consumer_channel()
+        self._sub.forget()
+        self._pub.forget_publishers()
+        await self._topology.open_control()
+        await self._pub.open_publishers()
+        await self._sub.open()
         if self._generation:
             self._state = _RECOVERING
-            await self._replay()
+            await self._topology.replay(self._sub.consume)
         self._generation += 1
         self._state = _OPEN
         self._error = None
@@ -261,8 +238,7 @@ class AmqpBroker:
     async def _close(self) -> None:
         self._state = _CLOSING
         proto = self._proto
-        if self._sub is not None:
-            self._sub.flush_acks()  # what was handled must not come back to another consumer
+        self._sub.flush_acks()  # what was handled must not come back to another consumer
         try:
             if proto is not None and proto.is_open:
                 await proto.close()
@@ -304,27 +280,7 @@ class AmqpBroker:
 
         return Channel.open(proto, self._reactor).addCallbacks(opened, failed)
 
-    # --- control operations -------------------------------------------------------------------
-
-    def _control(self, op: Callable[[Channel], defer.Deferred[Any]]) -> defer.Deferred[Any]:
-        """Run C{op(channel)} on the control channel once earlier control operations are done."""
-        result: defer.Deferred[Any] = defer.Deferred()
-
-        def run(_: Any) -> defer.Deferred[None]:
-            if self._ctl is not None and self._ctl.is_open:
-                d = defer.maybeDeferred(op, self._ctl)
-            else:
-                d = self._open_channel()
-
-                def opened(chan: Channel) -> defer.Deferred[Any]:
-                    self._ctl = chan
-                    return op(chan)
-
-                d.addCallback(opened)
-            return d.chainDeferred(result)
-
-        self._ctl_tail.addCallback(run)
-        return result
+    # --- control operations (see Topology) ----------------------------------------------------
 
     def _refused(self) -> defer.Deferred[Any] | None:
         return None if self._state == _OPEN else defer.fail(self._gone())
@@ -340,31 +296,12 @@ class AmqpBroker:
             return defer.fail(
                 BrokerError("ACCESS_REFUSED - the default exchange cannot be declared")
             )
-        return self._declare_exchange(name, type, auto_delete)
-
-    def _declare_exchange(self, name: str, type: str, auto_delete: bool) -> defer.Deferred[None]:
-        def done(_: Any) -> None:
-            self._exchanges[name] = (type, auto_delete)
-            self._known_exchanges.add(name)
-
-        d = self._control(
-            lambda ch: ch.rpc(
-                "exchange_declare", exchange=name, exchange_type=type, auto_delete=auto_delete
-            )
-        )
-        return d.addCallback(done)
+        return self._topology.declare_exchange(name, type, auto_delete)
 
     def delete_exchange(self, name: str) -> defer.Deferred[None]:
         if refused := self._refused():
             return refused
-
-        def done(_: Any) -> None:
-            self._exchanges.pop(name, None)
-            self._known_exchanges.discard(name)
-            for binding in [b for b in self._bindings if b[1] == name]:
-                del self._bindings[binding]
-
-        return self._control(lambda ch: ch.rpc("exchange_delete", exchange=name)).addCallback(done)
+        return self._topology.delete_exchange(name)
 
     def declare_queue(
         self,
@@ -375,82 +312,33 @@ class AmqpBroker:
     ) -> defer.Deferred[str]:
         if refused := self._refused():
             return refused
-        return self._declare_queue(name, exclusive, auto_delete, durable)
-
-    def _declare_queue(self, name, exclusive, auto_delete, durable) -> defer.Deferred[str]:
-        def done(frame: Any) -> str:
-            if name:  # a server-named queue cannot be declared again under its name
-                self._queues[name] = (exclusive, auto_delete, durable)
-            return frame.method.queue
-
-        d = self._control(
-            lambda ch: ch.rpc(
-                "queue_declare",
-                queue=name,
-                exclusive=exclusive,
-                auto_delete=auto_delete,
-                durable=durable,
-            )
-        )
-        return d.addCallback(done)
+        return self._topology.declare_queue(name, exclusive, auto_delete, durable)
 
     def delete_queue(self, name: str) -> defer.Deferred[None]:
         if refused := self._refused():
-            self._forget_queue(name)  # so a reconnect does not declare it again
+            self._topology.forget_queue(name)  # so a reconnect does not declare it again
             return refused
-        d = self._control(lambda ch: ch.rpc("queue_delete", queue=name))
-        return d.addCallback(lambda _: self._forget_queue(name))
+        return self._topology.delete_queue(name)
 
-    def _forget_queue(self, name: str) -> None:
-        self._queues.pop(name, None)
-        for binding in [b for b in self._bindings if b[0] == name]:
-            del self._bindings[binding]
-        for tag in [t for t, c in self._consumers.items() if c.queue == name]:
-            del self._consumers[tag]
-
-    def _check_queue(self, name: str) -> defer.Deferred[Any]:
-        return self._control(lambda ch: ch.rpc("queue_declare", queue=name, passive=True))
+    def exchange_exists(self, name: str) -> defer.Deferred[bool]:
+        if refused := self._refused():
+            return refused
+        return self._topology.exchange_exists(name)
 
     def queue_exists(self, name: str) -> defer.Deferred[bool]:
         if refused := self._refused():
             return refused
-
-        def missing(failure: Failure) -> bool:
-            if failure.check(NoSuchQueueError):
-                return False
-            if failure.check(ResourceLockedError):  # another connection's exclusive queue
-                return True
-            return failure  # type: ignore[return-value]
-
-        return self._check_queue(name).addCallbacks(lambda _: True, missing)
+        return self._topology.queue_exists(name)
 
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> defer.Deferred[None]:
         if refused := self._refused():
             return refused
-        return self._bind(queue, exchange, binding_key)
-
-    def _bind(self, queue: str, exchange: str, key: str) -> defer.Deferred[None]:
-        def done(_: Any) -> None:
-            self._bindings[(queue, exchange, key)] = None
-
-        d = self._control(
-            lambda ch: ch.rpc("queue_bind", queue=queue, exchange=exchange, routing_key=key)
-        )
-        return d.addCallback(done)
+        return self._topology.bind(queue, exchange, binding_key)
 
     def unbind_queue(self, queue: str, exchange: str, binding_key: str) -> defer.Deferred[None]:
         if refused := self._refused():
             return refused
-
-        def done(_: Any) -> None:
-            self._bindings.pop((queue, exchange, binding_key), None)
-
-        d = self._control(
-            lambda ch: ch.rpc(
-                "queue_unbind", queue=queue, exchange=exchange, routing_key=binding_key
-            )
-        )
-        return d.addCallback(done)
+        return self._topology.unbind(queue, exchange, binding_key)
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -475,102 +363,30 @@ class AmqpBroker:
                 headers = to_wire_headers(headers)
             except TypeError:
                 return defer.fail()
+        pub = self._pub
         if mandatory and report_returns and not confirm:
             # Sent mandatory on the plain channel: a return goes to on_returned.
             args = (exchange, routing_key, body, headers or None, True, False)
-            publisher = self._publishers[False]
+            publisher = pub.publishers[False]
             if (
                 publisher is not None
                 and publisher.chan.is_open
-                and (not exchange or exchange in self._known_exchanges)
+                and (not exchange or exchange in self._topology.known_exchanges)
             ):
                 try:
                     return publisher.publish(*args)
                 except Exception:
                     return defer.fail()
         args = (exchange, routing_key, body, headers or None, mandatory, confirm)
-        if exchange and exchange not in self._known_exchanges:
-            return self._after_exchange_check(exchange, args)
-        publisher = self._publishers[bool(args[4] or args[5])]
+        if exchange and exchange not in self._topology.known_exchanges:
+            return pub.after_exchange_check(exchange, args)
+        publisher = pub.publishers[bool(args[4] or args[5])]
         if publisher is not None and publisher.chan.is_open:
             try:
                 return publisher.publish(*args)
             except Exception:
                 return defer.fail()
-        return self._after_publisher_opens(args)
-
-    def _after_exchange_check(self, exchange: str, args: tuple) -> defer.Deferred[None]:
-        """Publish once the exchange is known to exist, so a missing one fails just this call."""
-        d: defer.Deferred[None] = defer.Deferred()
-        waiters = self._checking.get(exchange)
-        if waiters is None:
-            waiters = self._checking[exchange] = []
-            check = self._control(
-                lambda ch: ch.rpc("exchange_declare", exchange=exchange, passive=True)
-            )
-            check.addBoth(self._exchange_checked, exchange)
-        waiters.append((args, d))
-        return d
-
-    def _exchange_checked(self, result: Any, exchange: str) -> None:
-        waiters = self._checking.pop(exchange)
-        if isinstance(result, Failure):
-            for _, d in waiters:
-                d.errback(result.value)
-            return
-        self._known_exchanges.add(exchange)
-        for args, d in waiters:
-            self._publish_later(args).chainDeferred(d)
-
-    def _publish_later(self, args: tuple) -> defer.Deferred[None]:
-        if self._state != _OPEN:
-            return defer.fail(self._gone())
-        publisher = self._publishers[bool(args[4] or args[5])]
-        if publisher is not None and publisher.chan.is_open:
-            try:
-                return publisher.publish(*args)
-            except Exception:
-                return defer.fail()
-        return self._after_publisher_opens(args)
-
-    def _after_publisher_opens(self, args: tuple) -> defer.Deferred[None]:
-        confirming = bool(args[4] or args[5])
-        d: defer.Deferred[None] = defer.Deferred()
-        waiting = self._pub_waiting[confirming]
-        waiting.append((args, d))
-        if len(waiting) == 1:
-            opening = defer.Deferred.fromCoroutine(self._open_publisher(confirming))
-            opening.addBoth(self._publisher_opened, confirming)
-        return d
-
-    async def _open_publisher(self, confirming: bool) -> Publisher:
-        chan = await self._open_channel()
-        publisher = Publisher(chan, confirming)
-        if confirming:
-            await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)
-            chan.raw.add_on_return_callback(publisher.on_return)
-        else:
-            chan.raw.add_on_return_callback(self._returned)
-        chan.closed.addCallback(self._publisher_closed, publisher)
-        return publisher
-
-    def _publisher_opened(self, result: Any, confirming: bool) -> None:
-        waiting, self._pub_waiting[confirming] = self._pub_waiting[confirming], []
-        if isinstance(result, Failure):
-            for _, d in waiting:
-                d.errback(result.value)
-            return
-        self._publishers[confirming] = result
-        for args, d in waiting:
-            self._publish_later(args).chainDeferred(d)
-
-    def _publisher_closed(self, reason: BaseException, publisher: Publisher) -> None:
-        if self._publishers[publisher.confirming] is publisher:
-            self._publishers[publisher.confirming] = None
-        if self._state == _OPEN:  # the broker closed it: a stale exchange, probably
-            self._known_exchanges.clear()
-            _log.warn("{name}: publish channel closed: {reason}", name=self.name, reason=reason)
-        publisher.fail_all(self._channel_error(reason))
+        return pub.after_publisher_opens(args)
 
     # --- consuming ----------------------------------------------------------------------------
 
@@ -588,119 +404,17 @@ class AmqpBroker:
         c = Consumer(
             f"ion.ctag-{self.name}.{next(self._ctags)}", queue, on_delivery, prefetch, auto_ack
         )
-        return defer.Deferred.fromCoroutine(self._consume(c))
-
-    async def _consume(self, c: Consumer) -> str:
-        await self._check_queue(c.queue)  # a refused basic.consume would close the shared channel
-        chan = await self._consumer_channel()
-        qos = chan.rpc("basic_qos", prefetch_count=c.prefetch, global_qos=False)
-        consume = chan.rpc(
-            "basic_consume",
-            queue=c.queue,
-            on_message_callback=partial(self._on_message, c),
-            consumer_tag=c.tag,
-            auto_ack=c.auto_ack,
-        )
-        c.chan = chan
-        try:
-            await defer.gatherResults([qos, consume], consumeErrors=True)
-        except defer.FirstError as e:
-            e.subFailure.raiseException()
-        self._consumers[c.tag] = c
-        return c.tag
-
-    async def _consumer_channel(self) -> Channel:
-        if self._sub is not None and self._sub.is_open:
-            return self._sub
-        if self._sub_opening is None:
-            self._sub_opening = self._open_channel()
-        opening = self._sub_opening
-        try:
-            chan = await opening
-        finally:
-            if self._sub_opening is opening:
-                self._sub_opening = None
-        if self._sub is None or not self._sub.is_open:
-            self._sub = chan
-            chan.raw.add_on_cancel_callback(self._cancelled_by_broker)
-            chan.closed.addCallback(self._consumer_channel_closed, chan)
-        return self._sub
-
-    def _on_message(self, c: Consumer, _raw: Any, method: Any, props: Any, body: bytes) -> None:
-        d = Delivery(
-            self,
-            c.chan,
-            None if c.auto_ack else method.delivery_tag,
-            body,
-            method.exchange,
-            method.routing_key,
-            from_wire_headers(props.headers),
-            method.redelivered,
-        )
-        try:
-            c.callback(d)
-        except Exception:
-            _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
-
-    def _cancelled_by_broker(self, frame: Any) -> None:
-        c = self._consumers.pop(frame.method.consumer_tag, None)
-        if c is not None:
-            _log.info("{name}: the broker cancelled consumer {tag} of {queue}",
-                      name=self.name, tag=c.tag, queue=c.queue)  # fmt: skip
-
-    def _consumer_channel_closed(self, reason: BaseException, chan: Channel) -> None:
-        if self._sub is chan:
-            self._sub = None
-        if self._state == _OPEN and self._consumers:
-            _log.warn("{name}: consumer channel closed ({reason}); resuming consumers",
-                      name=self.name, reason=reason)  # fmt: skip
-            defer.Deferred.fromCoroutine(self._resume_consumers())
-
-    async def _resume_consumers(self) -> None:
-        for c in list(self._consumers.values()):
-            self._consumers.pop(c.tag, None)
-            try:
-                await self._consume(c)
-            except Exception as e:
-                if isinstance(e, ConnectionLostError | ConnectionClosedError):
-                    raise
-                _log.error("{name}: consumer {tag} of {queue} not resumed: {error}",
-                           name=self.name, tag=c.tag, queue=c.queue, error=e)  # fmt: skip
+        return defer.Deferred.fromCoroutine(self._sub.consume(c))
 
     def cancel(self, consumer_tag: str) -> defer.Deferred[None]:
         # Forget it first, whatever the connection's state: a consumer cancelled
         # while the link is down must not come back when a reconnect resumes the rest.
-        c = self._consumers.pop(consumer_tag, None)
+        c = self._topology.drop_consumer(consumer_tag)
         if c is None:
             return defer.succeed(None)
-        if self._queues.get(c.queue, (False, False))[1] and not any(
-            other.queue == c.queue for other in self._consumers.values()
-        ):
-            self._forget_queue(c.queue)  # the broker deletes an auto-delete queue now
         if self._state != _OPEN:
             return defer.succeed(None)  # the broker dropped it with the connection
         chan = c.chan
         if chan is None or not chan.is_open or consumer_tag not in chan.raw.consumer_tags:
             return defer.succeed(None)
         return chan.rpc("basic_cancel", consumer_tag=consumer_tag).addCallback(lambda _: None)
-
-    # --- reconnecting -------------------------------------------------------------------------
-
-    async def _replay(self) -> None:
-        """Declare again what this connection declared, then resume its consumers."""
-        steps: list[tuple[str, Callable[[], defer.Deferred[Any]]]] = []
-        for name, (type, auto_delete) in self._exchanges.items():
-            steps.append((f"exchange {name}", partial(self._declare_exchange, name, type, auto_delete)))  # fmt: skip
-        for name, flags in self._queues.items():
-            steps.append((f"queue {name}", partial(self._declare_queue, name, *flags)))
-        for queue, exchange, key in self._bindings:
-            steps.append((f"binding {queue}<-{exchange}:{key}", partial(self._bind, queue, exchange, key)))  # fmt: skip
-        for what, step in steps:
-            try:
-                await step()
-            except BrokerError as e:
-                if isinstance(e, ConnectionLostError | ConnectionClosedError):
-                    raise
-                _log.error("{name}: could not declare {what} again: {error}",
-                           name=self.name, what=what, error=e)  # fmt: skip
-        await self._resume_consumers()

@@ -67,6 +67,9 @@ class IBroker(Interface):
     def delete_queue(name: str) -> Any:
         """Delete a queue; messages in it are dropped. -> Deferred[None]"""
 
+    def exchange_exists(name: str) -> Any:
+        """Whether an exchange of that name exists; declares nothing. -> Deferred[bool]"""
+
     def queue_exists(name: str) -> Any:
         """Whether a queue of that name exists (also another connection's exclusive one). -> Deferred[bool]"""
 

@@ -458,6 +458,10 @@ class EmbeddedConnection:
             self._broker._delete_queue(self._queue(name))
 
     @_operation
+    def exchange_exists(self, name: str) -> bool:
+        return name in self._broker._exchanges
+
+    @_operation
     def queue_exists(self, name: str) -> bool:
         return name in self._broker._queues
 

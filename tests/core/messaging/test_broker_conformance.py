@@ -517,6 +517,20 @@ async def test_queue_exists(connect, names):
 
 
 @pytest_twisted.ensureDeferred
+async def test_exchange_exists(connect, names):
+    """C{exchange_exists} is false for an unknown name (and declares nothing), true
+    once declared, and the connection goes on working either way."""
+    conn = await connect()
+    ex = names("ex")
+    assert await conn.exchange_exists(ex) is False
+    assert await conn.exchange_exists(ex) is False
+    await conn.declare_exchange(ex, "direct")
+    assert await conn.exchange_exists(ex) is True
+    q = await conn.declare_queue(names("q"))
+    assert await conn.queue_exists(q) is True
+
+
+@pytest_twisted.ensureDeferred
 async def test_delete_exchange(connect, names):
     """A deleted exchange refuses publishes."""
     conn = await connect()

@@ -1,0 +1,225 @@
+"""What an L{ion.core.messaging.amqp.AmqpBroker} declared, and its control channel.
+
+L{Topology} runs declarations, bindings, deletions and passive checks on the
+connection's I{control} channel one at a time, so a refused declaration (which
+makes the broker close the channel) fails only its own call; the channel is
+reopened for the next. It remembers the exchanges, queues, bindings and consumers
+of the connection, to declare them again and resume the consumers after a
+reconnect, and the exchanges known to exist on the current connection, which
+can be published to without a check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ion.core.exception import (
+    BrokerError,
+    ConnectionClosedError,
+    ConnectionLostError,
+    NoSuchExchangeError,
+    NoSuchQueueError,
+    ResourceLockedError,
+)
+from ion.core.messaging.amqp_channel import Channel, Consumer
+
+__all__ = ["Topology"]
+
+_log = Logger()
+
+
+class Topology:
+    """The control channel of one broker connection and the record of what it declared.
+
+    @param open_channel: opens a channel on the current connection, or fails.
+    @param name: the connection's name, for the log.
+    """
+
+    def __init__(self, open_channel: Callable[[], defer.Deferred[Channel]], name: str) -> None:
+        self._open_channel = open_channel
+        self._name = name
+        self._ctl: Channel | None = None
+        self._ctl_tail: defer.Deferred[None] = defer.succeed(None)
+        self.known_exchanges: set[str] = set()
+        self.exchanges: dict[str, tuple[str, bool]] = {}
+        self.queues: dict[str, tuple[bool, bool, bool]] = {}
+        self.bindings: dict[tuple[str, str, str], None] = {}
+        self.consumers: dict[str, Consumer] = {}
+
+    async def open_control(self) -> None:
+        """Open the control channel on a new connection, which knows no exchange yet."""
+        self._ctl = None
+        self.known_exchanges.clear()
+        self._ctl = await self._open_channel()
+
+    def _control(self, op: Callable[[Channel], defer.Deferred[Any]]) -> defer.Deferred[Any]:
+        """Run C{op(channel)} on the control channel once earlier control operations are done."""
+        result: defer.Deferred[Any] = defer.Deferred()
+
+        def run(_: Any) -> defer.Deferred[None]:
+            if self._ctl is not None and self._ctl.is_open:
+                d = defer.maybeDeferred(op, self._ctl)
+            else:
+                d = self._open_channel()
+
+                def opened(chan: Channel) -> defer.Deferred[Any]:
+                    self._ctl = chan
+                    return op(chan)
+
+                d.addCallback(opened)
+            return d.chainDeferred(result)
+
+        self._ctl_tail.addCallback(run)
+        return result
+
+    # --- exchanges ----------------------------------------------------------------------------
+
+    def declare_exchange(self, name: str, type: str, auto_delete: bool) -> defer.Deferred[None]:
+        def done(_: Any) -> None:
+            self.exchanges[name] = (type, auto_delete)
+            self.known_exchanges.add(name)
+
+        d = self._control(
+            lambda ch: ch.rpc(
+                "exchange_declare", exchange=name, exchange_type=type, auto_delete=auto_delete
+            )
+        )
+        return d.addCallback(done)
+
+    def delete_exchange(self, name: str) -> defer.Deferred[None]:
+        def done(_: Any) -> None:
+            self.exchanges.pop(name, None)
+            self.known_exchanges.discard(name)
+            for binding in [b for b in self.bindings if b[1] == name]:
+                del self.bindings[binding]
+
+        return self._control(lambda ch: ch.rpc("exchange_delete", exchange=name)).addCallback(done)
+
+    def check_exchange(self, name: str) -> defer.Deferred[None]:
+        """Check passively that exchange C{name} exists; it is known to from then on."""
+        d = self._control(lambda ch: ch.rpc("exchange_declare", exchange=name, passive=True))
+        return d.addCallback(lambda _: self.known_exchanges.add(name))
+
+    # --- queues and bindings ------------------------------------------------------------------
+
+    def declare_queue(
+        self, name: str, exclusive: bool, auto_delete: bool, durable: bool
+    ) -> defer.Deferred[str]:
+        def done(frame: Any) -> str:
+            if name:  # a server-named queue cannot be declared again under its name
+                self.queues[name] = (exclusive, auto_delete, durable)
+            return frame.method.queue
+
+        d = self._control(
+            lambda ch: ch.rpc(
+                "queue_declare",
+                queue=name,
+                exclusive=exclusive,
+                auto_delete=auto_delete,
+                durable=durable,
+            )
+        )
+        return d.addCallback(done)
+
+    def delete_queue(self, name: str) -> defer.Deferred[None]:
+        d = self._control(lambda ch: ch.rpc("queue_delete", queue=name))
+        return d.addCallback(lambda _: self.forget_queue(name))
+
+    def forget_queue(self, name: str) -> None:
+        """Forget queue C{name}, its bindings and its consumers."""
+        self.queues.pop(name, None)
+        for binding in [b for b in self.bindings if b[0] == name]:
+            del self.bindings[binding]
+        for tag in [t for t, c in self.consumers.items() if c.queue == name]:
+            del self.consumers[tag]
+
+    def check_queue(self, name: str) -> defer.Deferred[Any]:
+        return self._control(lambda ch: ch.rpc("queue_declare", queue=name, passive=True))
+
+    def exchange_exists(self, name: str) -> defer.Deferred[bool]:
+        def missing(failure: Failure) -> bool:
+            if failure.check(NoSuchExchangeError):
+                return False
+            return failure  # type: ignore[return-value]
+
+        return self.check_exchange(name).addCallbacks(lambda _: True, missing)
+
+    def queue_exists(self, name: str) -> defer.Deferred[bool]:
+        def missing(failure: Failure) -> bool:
+            if failure.check(NoSuchQueueError):
+                return False
+            if failure.check(ResourceLockedError):  # another connection's exclusive queue
+                return True
+            return failure  # type: ignore[return-value]
+
+        return self.check_queue(name).addCallbacks(lambda _: True, missing)
+
+    def bind(self, queue: str, exchange: str, key: str) -> defer.Deferred[None]:
+        def done(_: Any) -> None:
+            self.bindings[(queue, exchange, key)] = None
+
+        d = self._control(
+            lambda ch: ch.rpc("queue_bind", queue=queue, exchange=exchange, routing_key=key)
+        )
+        return d.addCallback(done)
+
+    def unbind(self, queue: str, exchange: str, key: str) -> defer.Deferred[None]:
+        def done(_: Any) -> None:
+            self.bindings.pop((queue, exchange, key), None)
+
+        d = self._control(
+            lambda ch: ch.rpc("queue_unbind", queue=queue, exchange=exchange, routing_key=key)
+        )
+        return d.addCallback(done)
+
+    # --- consumers ----------------------------------------------------------------------------
+
+    def drop_consumer(self, tag: str) -> Consumer | None:
+        """Forget consumer C{tag}, and its queue if the broker deletes that with it."""
+        c = self.consumers.pop(tag, None)
+        if (
+            c is not None
+            and self.queues.get(c.queue, (False, False))[1]
+            and not any(other.queue == c.queue for other in self.consumers.values())
+        ):
+            self.forget_queue(c.queue)  # the broker deletes an auto-delete queue now
+        return c
+
+    # --- reconnecting -------------------------------------------------------------------------
+
+    async def replay(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
+        """Declare again what was declared, then resume the consumers with C{consume}."""
+        steps: list[tuple[str, Callable[[], defer.Deferred[Any]]]] = []
+        for name, (type, auto_delete) in self.exchanges.items():
+            steps.append((f"exchange {name}", partial(self.declare_exchange, name, type, auto_delete)))  # fmt: skip
+        for name, flags in self.queues.items():
+            steps.append((f"queue {name}", partial(self.declare_queue, name, *flags)))
+        for queue, exchange, key in self.bindings:
+            steps.append((f"binding {queue}<-{exchange}:{key}", partial(self.bind, queue, exchange, key)))  # fmt: skip
+        for what, step in steps:
+            try:
+                await step()
+            except BrokerError as e:
+                if isinstance(e, ConnectionLostError | ConnectionClosedError):
+                    raise
+                _log.error("{name}: could not declare {what} again: {error}",
+                           name=self._name, what=what, error=e)  # fmt: skip
+        await self.resume_consumers(consume)
+
+    async def resume_consumers(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
+        """Consume again, with C{consume}, for each remembered consumer (which it records anew)."""
+        for c in list(self.consumers.values()):
+            self.consumers.pop(c.tag, None)
+            try:
+                await consume(c)
+            except Exception as e:
+                if isinstance(e, ConnectionLostError | ConnectionClosedError):
+                    raise
+                _log.error("{name}: consumer {tag} of {queue} not resumed: {error}",
+                           name=self._name, tag=c.tag, queue=c.queue, error=e)  # fmt: skip
