@@ -11,17 +11,18 @@ cannot hold as its repr.
 
 Exit status: 0 the reply was OK; 1 the service answered with an error (its
 message on stderr); 2 no answer: the call timed out, nobody serves SERVICE in
-SYSNAME, or the broker could not be reached; 64 usage error, including
-C{--broker local}: the embedded broker lives inside one container process,
-so there is nothing another process could reach.
+SYSNAME, nothing runs as SYSNAME, or the broker could not be reached; 64
+usage error, including C{--broker local}: the embedded broker lives inside one
+container process, so there is nothing another process could reach.
 
 The broker is C{--broker}, else the configuration's C{broker.url} (ion.yml,
 ionlocal.yml, C{ION_BROKER__URL}; credentials may come from
 C{ION_BROKER__USERNAME}/C{ION_BROKER__PASSWORD}), else amqp://127.0.0.1:5672/.
 The sysname is C{-s}, else the configuration's C{sysname}. Credentials are
 never printed. A tiny container with a unique id makes the call and is gone
-after it (its mailbox queue with it); like any container it declares the
-system's exchanges, which exist already in a running system.
+after it (its mailbox queue with it). It starts only once the system's exchange
+C{ion.<SYSNAME>} is found to exist, so a call into a system that does not run
+leaves no exchanges behind.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ion-rpc",
         description="Call SERVICE's operation OP once; print the reply content as JSON.",
-        epilog="exit status: 0 OK, 1 error reply, 2 timeout/no such service/no broker, 64 usage",
+        epilog=(
+            "exit status: 0 OK, 1 error reply, 2 timeout/no such service or system/no broker, "
+            "64 usage"
+        ),
     )
     p.add_argument(
         "--broker", metavar="URL", help="amqp[s]://user:password@host:port/vhost of the system"
@@ -147,12 +151,22 @@ async def call(reactor: Any, args: argparse.Namespace, url: str, sysname: str, c
         raise Usage(redact_text(str(e))) from None
     try:
         try:
-            await container.start()
+            # Connected before the container starts, because starting declares the
+            # system's exchanges: a sysname where nothing runs must not get them.
+            await container.exchange.broker.connect()
         except exc.IonError as e:
             print(
                 f"ion-rpc: cannot reach {redact_url(url)}: {redact_text(str(e))}", file=sys.stderr
             )
             return EX_NO_ANSWER
+        if not await container.exchange.broker.exchange_exists(container.exchange.exchange_name):
+            print(
+                f"ion-rpc: {where}: no system {sysname!r} at {redact_url(url)}: "
+                f"its exchange {container.exchange.exchange_name} does not exist",
+                file=sys.stderr,
+            )
+            return EX_NO_ANSWER
+        await container.start()
         proc = await container.spawn(Process, name="ion-rpc")
         try:
             reply = await proc.rpc_send(args.service, args.op, content, timeout=args.timeout)
@@ -176,6 +190,7 @@ async def call(reactor: Any, args: argparse.Namespace, url: str, sysname: str, c
         return EX_OK
     finally:
         await container.stop()
+        await container.exchange.broker.close()  # when the container never started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,28 @@ def ion_rpc(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def exchanges_left(sysname: str) -> list[str]:
+    """Which of the system's exchanges exist on RabbitMQ (passive declares: nothing is made)."""
+    import pika
+    import pika.exceptions
+
+    connection = pika.BlockingConnection(pika.URLParameters(URL))
+    left = []
+    try:
+        for exchange in (f"ion.{sysname}", f"ion.{sysname}.events"):
+            channel = connection.channel()  # a 404 closes the channel it came on
+            try:
+                channel.exchange_declare(exchange, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as e:
+                assert e.reply_code == 404, e
+                continue
+            left.append(exchange)
+            channel.close()
+    finally:
+        connection.close()
+    return left
+
+
 def delete_system(sysname: str) -> None:
     """Remove what the system declared on RabbitMQ: its exchanges and service queues."""
     import pika
@@ -145,6 +167,21 @@ def test_no_such_service_exits_2(system: str) -> None:
     done = ion_rpc("--broker", URL, "-s", system, "--timeout", "30", "nosuch", "op")
     assert done.returncode == 2
     assert f"no service or process 'nosuch' in system {system!r}" in done.stderr
+
+
+@pytest.mark.rabbitmq
+def test_no_such_system_exits_2_and_leaves_no_exchanges() -> None:
+    """A call into a sysname where nothing runs exits 2, names the sysname, and leaves
+    no exchange of that system behind."""
+    require_rabbitmq()
+    sysname = f"t-rpc-none-{uuid.uuid4().hex[:8]}"
+    try:
+        done = ion_rpc("--broker", URL, "-s", sysname, "--timeout", "30", "hello", "hello")
+        assert done.returncode == 2, done.stderr
+        assert f"no system {sysname!r} at amqp://guest:***@" in done.stderr and done.stdout == ""
+        assert exchanges_left(sysname) == []
+    finally:
+        delete_system(sysname)  # only when the check above failed is there anything to delete
 
 
 @pytest.mark.parametrize(
