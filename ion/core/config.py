@@ -39,7 +39,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "broker": {"url": "local", "prefetch": 32},
     "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
-    "pack": {"app_path": ["res/apps"], "rel_path": ["res/deploy"]},
+    "pack": {"app_path": ["res/apps"], "rel_path": ["res/deploy"], "root": None},
+    "shell": {"history": "~/.cchistory"},
 }
 
 ENV_PREFIX = "ION_"

@@ -46,7 +46,6 @@ from ion.core.exception import IonError
 
 log = Logger()
 
-HISTORY_FILE = "~/.cchistory"
 HISTORY_LINES = 2500
 _HERE = os.path.abspath(__file__).removesuffix("c")
 _INTERNAL = (_HERE, code.__file__, os.sep + os.path.join("twisted", "internet", "defer.py"))

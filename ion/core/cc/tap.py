@@ -318,9 +318,7 @@ class ContainerRunner(MultiService):
             shell.setServiceParent(self)
 
     def _history(self) -> str | None:
-        from ion.core.cc.shell import HISTORY_FILE
-
-        history = self.config.get("shell.history", HISTORY_FILE)
+        history = self.config.get("shell.history")
         return str(history) if history else None
 
     def _start_failed(self, failure: Any) -> None:

@@ -163,6 +163,8 @@ def test_show_config_shows_every_layer_winning(tmp_path: Path) -> None:
         "  k5: cli  # -a",
         "sysname: lab  # -a",
         "  rpc_timeout: 15.0  # defaults",
+        "  root: null  # defaults",
+        "  history: ~/.cchistory  # defaults",
     ]:
         assert line in lines, result.stdout
 
