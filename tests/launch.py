@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,8 +34,15 @@ def cc_command(tag: str, *args: str) -> list[str]:
     return [*TWISTD, "--pidfile=", "-n", "cc", "--container-id", f"t-{tag}-{os.getpid()}", *args]
 
 
-def launch(tag: str, *args: str, cwd: Path = REPO, **env: str) -> subprocess.Popen[str]:
-    """Start C{twistd -n cc} with C{args}; output (stdout and stderr) on C{.stdout}."""
+def launch(
+    tag: str, *args: str, cwd: Path = REPO, sigint: Any = signal.SIG_DFL, **env: str
+) -> subprocess.Popen[str]:
+    """Start C{twistd -n cc} with C{args}; output (stdout and stderr) on C{.stdout}.
+
+    SIGINT starts out as C{sigint} in the container (default: the default
+    disposition, even when this suite runs as a shell's background job, whose
+    children inherit an ignored SIGINT).
+    """
     return subprocess.Popen(
         cc_command(tag, *args),
         cwd=cwd,
@@ -42,6 +50,7 @@ def launch(tag: str, *args: str, cwd: Path = REPO, **env: str) -> subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
 
 

@@ -232,7 +232,7 @@ async def test_app_and_container_events(tmp_path: Any) -> None:
     TERMINATED."""
     from twisted.internet import reactor
 
-    from ion.core.cc.tap import ContainerRunner
+    from ion.core.cc.runner import ContainerRunner
     from ion.core.config import DEFAULTS, Config
     from ion.core.messaging.embedded import EmbeddedBroker
 

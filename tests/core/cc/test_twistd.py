@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,32 @@ def test_release_starts_writes_ready_file_and_stops_on_sigint(tmp_path: Path) ->
     assert output.index("stopped app hello") < output.index("stopped app ioncore")
     assert not ready.exists()  # a stale ready file would fool the next launcher
     assert problem_lines(output) == []
+
+
+def test_sigterm_and_a_second_signal_stop_it_cleanly_with_exit_0(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = launch("term", "--ready-file", str(ready), "res/deploy/hello.rel")
+    wait_for_file(ready, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGINT)  # while stopping: no harm, no second stop
+    output, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, output
+    assert "SIGTERM: stopping" in output
+    assert "terminated process hello.1@" in output
+    assert "Traceback" not in output and problem_lines(output) == []
+
+
+def test_sigint_ignored_at_launch_stays_ignored(tmp_path: Path) -> None:
+    """A container launched with SIGINT ignored (a shell's background job) keeps
+    running through SIGINT; SIGTERM still stops it."""
+    ready = tmp_path / "ready"
+    proc = launch("bg", "--ready-file", str(ready), "res/deploy/hello.rel", sigint=signal.SIG_IGN)
+    wait_for_file(ready, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # signals arrive in order: SIGINT was seen first
+    output, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, output
+    assert "SIGINT" not in output and "SIGTERM: stopping" in output
 
 
 def test_ready_file_waits_for_every_start(tmp_path: Path) -> None:
