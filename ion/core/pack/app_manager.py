@@ -34,8 +34,8 @@ import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType, ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock
@@ -55,17 +55,22 @@ from ion.core.pack.appfile import (
     AppRef,
     ReleaseDefinition,
     ReleaseEntry,
-    load_app,
+    freeze,
     load_release,
 )
-from ion.core.pack.fileformat import read_file
+from ion.core.pack.fileformat import field_line
 from ion.core.pack.resolve import (
     FileAppLoader,
     find_file,
+    is_path,
+    load_app_file,
     plan_release,
     resolve,
     version_matches,
 )
+
+# AppInfo and AppStartError are part of this module's API too: callers import them from here.
+from ion.core.pack.running import AppInfo, AppStartError, RunningApp
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -76,77 +81,6 @@ STARTTYPE = "normal"
 CORE_APP = "ioncore"
 # ion's own apps (ioncore, hello, ...): the last place an app name is looked up.
 ION_APPS = Path(ion.__file__).resolve().parent.parent / "res" / "apps"
-
-
-class AppStartError(StartupError):
-    """An app's C{start} failed; names the file and field that define the app.
-
-    @ivar path: the file; @ivar field: the field (C{mod}, or a release entry);
-    @ivar line: its 1-based line when known.
-    """
-
-    def __init__(
-        self, path: str, reason: str, field: str | None = None, line: int | None = None
-    ) -> None:
-        self.path, self.field, self.line, self.reason = path, field, line, reason
-        where = path if line is None else f"{path}:{line}"
-        what = f" field {field!r}:" if field else ""
-        super().__init__(f"{where}:{what} {reason}")
-
-
-class AppInfo(NamedTuple):
-    """One running app as L{AppManager.apps} lists it."""
-
-    name: str
-    version: str
-    state: str  # running | stopping
-    release: str | None
-
-
-@dataclasses.dataclass
-class RunningApp:
-    """An app from planning to stop: what it starts with, and what C{start} returned."""
-
-    definition: AppDefinition
-    config: Config  # the app's own view
-    kwargs: dict[str, Any]
-    entry_where: tuple[str, str, int | None] | None = None  # a release entry: file, field, line
-    release: str | None = None
-    module: Any = None  # ModuleType, set once imported and checked
-    state: Any = None
-    status: str = "planned"  # planned | running | stopping | stopped
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    def where(self) -> tuple[str, str, int | None]:
-        """The file, field and line to name in an error about this app (reads lines lazily)."""
-        app = self.definition
-        if app.path is not None:
-            return (str(app.path), "mod", _field_line(app.path, "mod"))
-        return self.entry_where or (f"app {app.name!r}", "mod", None)
-
-    def info(self) -> AppInfo:
-        return AppInfo(self.name, self.definition.version, self.status, self.release)
-
-
-def _frozen(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(item) for item in value)
-    return value
-
-
-def _field_line(path: str | os.PathLike[str] | None, key: str) -> int | None:
-    """The line of top-level field C{key} in the file at C{path} (errors only: re-reads)."""
-    if path is None:
-        return None
-    try:
-        return getattr(read_file(path), "lines", {}).get(key)
-    except AppFileError:
-        return None
 
 
 async def _settle(result: Any) -> Any:
@@ -234,8 +168,8 @@ class AppManager(Service):
         await self._lock.acquire()
         try:
             extra: dict[str, AppDefinition] = {}
-            if _is_path(app):
-                definition = _load_app_file(Path(app))
+            if is_path(app):
+                definition = load_app_file(Path(app))
                 name = definition.name
                 if not self.is_running(name):
                     extra[name] = definition
@@ -280,7 +214,7 @@ class AppManager(Service):
             self._lock.release()
 
     def _load_release(self, path: str | os.PathLike[str]) -> ReleaseDefinition:
-        if _is_path(path, ".rel"):
+        if is_path(path, ".rel"):
             return load_release(path)
         return load_release(find_file(str(path), ".rel", self._dirs("pack.rel_path", "res/deploy")))
 
@@ -295,7 +229,7 @@ class AppManager(Service):
                 str(release.path or release.name),
                 f"the release needs ioncore {release.ioncore!r}; this container runs {running}",
                 field="ioncore",
-                line=_field_line(release.path, "ioncore"),
+                line=field_line(release.path, "ioncore"),
             )
 
     def _plan(
@@ -380,7 +314,7 @@ class AppManager(Service):
 
     async def _start_one(self, rec: RunningApp) -> RunningApp:
         app, module = rec.definition, rec.module
-        definition = dataclasses.replace(app, config=_frozen(rec.config.as_dict()))
+        definition = dataclasses.replace(app, config=freeze(rec.config.as_dict()))
         before = set(self.container.proc_manager.processes)
         try:
             if app.mod is not None:
@@ -456,22 +390,3 @@ class AppManager(Service):
     async def _stop_all(self) -> None:
         for rec in reversed(list(self._running)):
             await self._stop_one(rec)
-
-
-def _is_path(target: str | os.PathLike[str], suffix: str = ".app") -> bool:
-    """Whether C{target} names a file rather than an app or release."""
-    text = os.fspath(target)
-    return not isinstance(target, str) or text.endswith(suffix) or os.sep in text
-
-
-def _load_app_file(path: Path) -> AppDefinition:
-    """Load an app given by path; its C{name} must be the file's name."""
-    definition = load_app(path)
-    if definition.name != path.stem:
-        raise AppFileError(
-            str(path),
-            f"name {definition.name!r} does not match the file name {path.name!r}",
-            field="name",
-            line=_field_line(path, "name"),
-        )
-    return definition

@@ -79,11 +79,12 @@ class ReleaseDefinition:
     path: Path | None = None
 
 
-def _freeze(value: Any) -> Any:
+def freeze(value: Any) -> Any:
+    """C{value} read-only all the way down: mappings as proxies, lists as tuples."""
     if isinstance(value, Mapping):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+        return MappingProxyType({key: freeze(item) for key, item in value.items()})
     if isinstance(value, list | tuple):
-        return tuple(_freeze(item) for item in value)
+        return tuple(freeze(item) for item in value)
     return value
 
 
@@ -135,7 +136,7 @@ class _Fields:
         for name in value:
             if not isinstance(name, str):
                 self.fail(key, f"keys must be strings, not {name!r}")
-        return _freeze(value)
+        return freeze(value)
 
     def names(self, key: str) -> tuple[str, ...]:
         value = self.get(key, (list, tuple), "a list of strings", [])
@@ -172,7 +173,7 @@ def _mod(fields: _Fields) -> tuple[str, tuple[Any, ...], Mapping[str, Any]] | No
         fields.fail(
             "mod", f"third item (kwargs) must be a mapping with string keys, not {kwargs!r}"
         )
-    return (module, _freeze(args), _freeze(kwargs))
+    return (module, freeze(args), freeze(kwargs))
 
 
 def _applications(fields: _Fields) -> tuple[AppRef, ...]:

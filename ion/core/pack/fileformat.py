@@ -169,3 +169,17 @@ def read_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
     except UnicodeDecodeError:
         raise AppFileError(path, "not UTF-8 text") from None
     return parse_text(text, path)
+
+
+def field_line(path: str | os.PathLike[str] | None, key: str) -> int | None:
+    """The line of top-level field C{key} in the file at C{path}, or None.
+
+    Re-reads the file, so it is meant for error messages only; a file that no
+    longer reads gives None rather than hiding the error being reported.
+    """
+    if path is None:
+        return None
+    try:
+        return getattr(read_file(path), "lines", {}).get(key)
+    except AppFileError:
+        return None

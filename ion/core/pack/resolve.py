@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ion.core.config import Config
-from ion.core.exception import DependencyError, MissingAppError
+from ion.core.exception import AppFileError, DependencyError, MissingAppError
 from ion.core.pack.appfile import (
     AppDefinition,
     AppRef,
@@ -28,6 +28,7 @@ from ion.core.pack.appfile import (
     load_app,
     processapp_definition,
 )
+from ion.core.pack.fileformat import field_line
 
 AppLoader = Callable[[str], AppDefinition]
 
@@ -50,6 +51,25 @@ def find_file(name: str, suffix: str, dirs: Sequence[Path]) -> Path:
             return path
     searched = ", ".join(str(d) for d in dirs) or "no directories"
     raise MissingAppError(f"no {name}{suffix} in {searched}")
+
+
+def is_path(target: str | os.PathLike[str], suffix: str = ".app") -> bool:
+    """Whether C{target} names a file rather than an app or release."""
+    text = os.fspath(target)
+    return not isinstance(target, str) or text.endswith(suffix) or os.sep in text
+
+
+def load_app_file(path: Path) -> AppDefinition:
+    """Load an app given by path; its C{name} must be the file's name."""
+    definition = load_app(path)
+    if definition.name != path.stem:
+        raise AppFileError(
+            str(path),
+            f"name {definition.name!r} does not match the file name {path.name!r}",
+            field="name",
+            line=field_line(path, "name"),
+        )
+    return definition
 
 
 class FileAppLoader:
