@@ -4,23 +4,21 @@ An L{EmbeddedBroker} is the server (exchanges, queues, bindings); each
 L{EmbeddedConnection} it hands out is one L{IBroker} client, so several
 containers in one reactor can share a broker just as they would share RabbitMQ.
 
-Deliveries are batched: publishing schedules at most one C{callLater(0)} drain,
-and the drain hands out every deliverable message, including those published
-by the consumers it calls, up to C{max_batch} deliveries per reactor turn.
-C{on_delivery} therefore never runs inside C{publish}.
+Exchanges and their routing are in L{ion.core.messaging.embedded_routing};
+queues, consumers, deliveries and the batched delivery pump in
+L{ion.core.messaging.embedded_queue}.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -34,157 +32,14 @@ from ion.core.exception import (
     UnroutableError,
 )
 from ion.core.messaging.broker import EXCHANGE_TYPES, IBroker, IDelivery
-from ion.core.messaging.topic import compile_topic, is_wildcard
+from ion.core.messaging.embedded_queue import Consumer, Delivery, DeliveryPump, Queue
+from ion.core.messaging.embedded_routing import Exchange
+
+__all__ = ["EmbeddedBroker", "EmbeddedConnection"]
 
 _log = Logger()
 
-_DRAINING = object()  # stands in for the pending DelayedCall while _drain runs
-_ROUTE_CACHE_MAX = 4096
-_PENDING, _SETTLED, _RETURNED, _AUTO = 0, 1, 2, 3
 _NEW, _OPEN, _CLOSED = "new", "open", "closed"
-
-
-class _Exchange:
-    __slots__ = ("name", "type", "auto_delete", "_keys", "_wild", "_cache")
-
-    def __init__(self, name: str, type: str, auto_delete: bool) -> None:
-        self.name = name
-        self.type = type
-        self.auto_delete = auto_delete
-        self._keys: dict[str, dict[str, None]] = {}  # binding key -> queue names (ordered set)
-        self._wild: dict[tuple[str, str], Callable[[str], bool]] = {}  # (pattern, queue) -> match
-        self._cache: dict[str, tuple[str, ...]] = {}  # routing key -> queue names
-
-    def bind(self, queue: str, key: str) -> None:
-        if self.type == "topic" and is_wildcard(key):
-            self._wild[(key, queue)] = compile_topic(key)
-        else:
-            self._keys.setdefault(key, {})[queue] = None
-        self._cache.clear()
-
-    def unbind(self, queue: str, key: str) -> None:
-        if self._wild.pop((key, queue), None) is None:
-            queues = self._keys.get(key)
-            if queues is not None:
-                queues.pop(queue, None)
-                if not queues:
-                    del self._keys[key]
-        self._cache.clear()
-
-    def bindings(self) -> list[tuple[str, str]]:
-        """Every (queue, binding key) pair."""
-        pairs = [(q, key) for key, queues in self._keys.items() for q in queues]
-        return pairs + [(q, key) for key, q in self._wild]
-
-    def route(self, key: str) -> Iterable[str]:
-        """The names of the queues a message with routing key C{key} goes to."""
-        if self.type == "direct":
-            return self._keys.get(key, ())
-        if self.type == "topic" and not self._wild:
-            return self._keys.get(key, ())
-        if self.type == "fanout":
-            key = ""  # one cached answer for every key
-        hit = self._cache.get(key)
-        if hit is None:
-            if self.type == "fanout":
-                names = {q: None for queues in self._keys.values() for q in queues}
-            else:
-                names = dict.fromkeys(self._keys.get(key, ()))
-                for (_, queue), match in self._wild.items():
-                    if match(key):
-                        names[queue] = None
-            hit = tuple(names)
-            if len(self._cache) >= _ROUTE_CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = hit
-        return hit
-
-
-class _Queue:
-    __slots__ = ("name", "owner", "auto_delete", "durable", "messages",
-                 "consumers", "rr", "scheduled", "bindings", "deleted")  # fmt: skip
-
-    def __init__(self, name, owner, auto_delete, durable) -> None:
-        self.name = name
-        self.owner = owner  # the connection an exclusive queue belongs to
-        self.auto_delete = auto_delete
-        self.durable = durable
-        self.messages: deque[_Delivery] = deque()
-        self.consumers: list[_Consumer] = []
-        self.rr = 0  # index of the consumer next in turn
-        self.scheduled = False  # already in the broker's drain list
-        self.bindings: set[tuple[str, str]] = set()  # (exchange, binding key)
-        self.deleted = False
-
-
-class _Consumer:
-    __slots__ = ("tag", "queue", "conn", "callback", "prefetch", "unacked", "auto_ack")
-
-    def __init__(self, tag, queue, conn, callback, prefetch, auto_ack=False) -> None:
-        self.tag = tag
-        self.queue = queue
-        self.conn = conn
-        self.callback = callback
-        self.prefetch = 0 if auto_ack else prefetch
-        self.unacked = 0
-        self.auto_ack = auto_ack
-
-
-@implementer(IDelivery)
-class _Delivery:
-    """A message in a queue, and once handed to a consumer, that consumer's delivery."""
-
-    __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
-                 "_queue", "_consumer", "_tag", "_state")  # fmt: skip
-
-    def __init__(self, queue, exchange, routing_key, body, headers, redelivered) -> None:
-        self.body = body
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.headers = {} if headers is None else headers
-        self.redelivered = redelivered
-        self._queue = queue
-        self._consumer: _Consumer | None = None
-        self._tag = 0
-        self._state = _PENDING
-
-    def __repr__(self) -> str:
-        return f"<Delivery {self.exchange}:{self.routing_key} {len(self.body)}B tag={self._tag}>"
-
-    def ack(self) -> None:
-        """Acknowledge: the broker forgets the message."""
-        if self._state != _AUTO:
-            self._settle()
-
-    def reject(self, requeue: bool = False) -> None:
-        """Drop the message, or put it back at the head of its queue if C{requeue}."""
-        if self._state == _AUTO:
-            return
-        self._settle()
-        if requeue:
-            self._return()
-
-    def _settle(self) -> None:
-        if self._state != _PENDING or self._consumer is None:
-            if self._state == _RETURNED:
-                raise ConnectionClosedError("connection closed: the message went back to its queue")
-            raise PreconditionFailedError(f"PRECONDITION_FAILED - unknown delivery tag {self._tag}")
-        self._state = _SETTLED
-        consumer = self._consumer
-        conn = consumer.conn
-        del conn._unacked[self._tag]
-        consumer.unacked -= 1
-        q = self._queue
-        if consumer.prefetch and q.messages and not q.scheduled and not q.deleted:
-            conn._broker._schedule(q)
-
-    def _return(self) -> None:
-        q = self._queue
-        if not q.deleted:
-            again = _Delivery(q, self.exchange, self.routing_key, self.body, self.headers, True)
-            q.messages.appendleft(again)
-            if q.consumers and not q.scheduled:
-                self._consumer.conn._broker._schedule(q)  # type: ignore[union-attr]
 
 
 class EmbeddedBroker:
@@ -196,11 +51,9 @@ class EmbeddedBroker:
 
     def __init__(self, reactor: IReactorTime, max_batch: int = 1000) -> None:
         self._reactor = reactor
-        self._max_batch = max_batch
-        self._exchanges: dict[str, _Exchange] = {}
-        self._queues: dict[str, _Queue] = {}
-        self._dirty: deque[_Queue] = deque()  # queues that may have deliverable messages
-        self._call: IDelayedCall | object | None = None
+        self._pump = DeliveryPump(reactor, max_batch)
+        self._exchanges: dict[str, Exchange] = {}
+        self._queues: dict[str, Queue] = {}
         self._serial = itertools.count(1)
 
     def connection(self) -> EmbeddedConnection:
@@ -223,76 +76,7 @@ class EmbeddedBroker:
         """Consumers of C{queue}."""
         return len(self._queues[queue].consumers)
 
-    def _schedule(self, q: _Queue) -> None:
-        q.scheduled = True
-        self._dirty.append(q)
-        if self._call is None:
-            self._call = self._reactor.callLater(0, self._drain)
-
-    def _drain(self) -> None:
-        self._call = _DRAINING  # publishes from consumers join this drain
-        dirty = self._dirty
-        budget = self._max_batch
-        try:
-            while dirty and budget > 0:
-                q = dirty.popleft()
-                q.scheduled = False
-                if not q.deleted:
-                    budget = self._dispatch(q, budget)
-        finally:
-            self._call = None
-            if dirty:
-                self._call = self._reactor.callLater(0, self._drain)
-
-    def _dispatch(self, q: _Queue, budget: int) -> int:
-        """Hand C{q}'s messages to its consumers round robin; return the budget left."""
-        msgs = q.messages
-        consumers = q.consumers
-        while msgs and consumers:
-            if budget <= 0:
-                if not q.scheduled:
-                    self._schedule(q)
-                break
-            n = len(consumers)
-            if n == 1:
-                c = consumers[0]
-                if c.prefetch and c.unacked >= c.prefetch:
-                    break
-            else:
-                i = q.rr
-                for _ in range(n):
-                    if i >= n:
-                        i = 0
-                    c = consumers[i]
-                    i += 1
-                    if not c.prefetch or c.unacked < c.prefetch:
-                        break
-                else:
-                    break  # every consumer is at its prefetch limit
-                q.rr = i
-            d = msgs.popleft()
-            budget -= 1
-            if c.auto_ack:  # the broker forgets it as it hands it over
-                d._state = _AUTO
-                d._consumer = c
-                try:
-                    c.callback(d)
-                except Exception:
-                    _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
-                continue
-            conn = c.conn
-            tag = next(conn._tags)
-            d._tag = tag
-            d._consumer = c
-            conn._unacked[tag] = d
-            c.unacked += 1
-            try:
-                c.callback(d)
-            except Exception:
-                _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
-        return budget
-
-    def _remove_consumer(self, c: _Consumer) -> None:
+    def _remove_consumer(self, c: Consumer) -> None:
         q = c.queue
         if q.deleted:
             return
@@ -300,12 +84,12 @@ class EmbeddedBroker:
         if q.auto_delete and not q.consumers:
             self._delete_queue(q)
 
-    def _unbind(self, ex: _Exchange, queue: str, key: str) -> None:
+    def _unbind(self, ex: Exchange, queue: str, key: str) -> None:
         ex.unbind(queue, key)
         if ex.auto_delete and not ex.bindings():
             del self._exchanges[ex.name]
 
-    def _delete_queue(self, q: _Queue) -> None:
+    def _delete_queue(self, q: Queue) -> None:
         q.deleted = True
         del self._queues[q.name]
         for exchange, key in q.bindings:
@@ -353,11 +137,12 @@ class EmbeddedConnection:
     def __init__(self, broker: EmbeddedBroker, serial: int) -> None:
         self.name = f"embedded-{serial}"
         self._broker = broker
+        self._pump = broker._pump  # held here too: publish and ack reach it per message
         self._serial = serial
         self._state = _NEW
-        self._consumers: dict[str, _Consumer] = {}
-        self._unacked: dict[int, _Delivery] = {}  # by delivery tag, in delivery order
-        self._exclusive: dict[str, _Queue] = {}
+        self._consumers: dict[str, Consumer] = {}
+        self._unacked: dict[int, Delivery] = {}  # by delivery tag, in delivery order
+        self._exclusive: dict[str, Queue] = {}
         self._tags = itertools.count(1)
         self._ctags = itertools.count(1)
         self._returned_callbacks: list[Callable[[str, str, bytes], None]] = []
@@ -388,14 +173,13 @@ class EmbeddedConnection:
         self._consumers.clear()
         # Newest first, so each queue gets its messages back at the head in the original order.
         for d in reversed(list(self._unacked.values())):
-            d._return()
-            d._state = _RETURNED
+            d._revoke()
         self._unacked.clear()
         for q in list(self._exclusive.values()):
             broker._delete_queue(q)
         return defer.succeed(None)
 
-    def _queue(self, name: str) -> _Queue:
+    def _queue(self, name: str) -> Queue:
         """The queue C{name}, if it exists and this connection may use it."""
         q = self._broker._queues.get(name)
         if q is None:
@@ -404,7 +188,7 @@ class EmbeddedConnection:
             raise _locked(name)
         return q
 
-    def _exchange(self, name: str) -> _Exchange:
+    def _exchange(self, name: str) -> Exchange:
         ex = self._broker._exchanges.get(name)
         if ex is None:
             raise NoSuchExchangeError(f"NOT_FOUND - no exchange '{name}'")
@@ -418,7 +202,7 @@ class EmbeddedConnection:
             raise BrokerError("ACCESS_REFUSED - the default exchange cannot be declared")
         ex = self._broker._exchanges.get(name)
         if ex is None:
-            self._broker._exchanges[name] = _Exchange(name, type, auto_delete)
+            self._broker._exchanges[name] = Exchange(name, type, auto_delete)
         elif ex.type != type or ex.auto_delete != auto_delete:
             raise _inequivalent("exchange", name)
 
@@ -443,7 +227,7 @@ class EmbeddedConnection:
         owner = self if exclusive else None
         q = broker._queues.get(name)
         if q is None:
-            q = broker._queues[name] = _Queue(name, owner, auto_delete, durable)
+            q = broker._queues[name] = Queue(name, owner, auto_delete, durable)
             if exclusive:
                 self._exclusive[name] = q
         elif q.owner is not owner:
@@ -513,9 +297,9 @@ class EmbeddedConnection:
             if routed and headers:
                 headers = dict(headers)  # each queue's copy is its own
             q = queues[name]
-            q.messages.append(_Delivery(q, exchange, routing_key, body, headers, False))
+            q.messages.append(Delivery(q, exchange, routing_key, body, headers, False))
             if q.consumers and not q.scheduled:
-                broker._schedule(q)
+                self._pump.schedule(q)
             routed = True
         if mandatory and not routed:
             if report_returns:  # later, as a broker's basic.return would come
@@ -549,10 +333,10 @@ class EmbeddedConnection:
             raise ValueError(f"prefetch must be >= 0, not {prefetch}")
         q = self._queue(queue)
         tag = f"amq.ctag-{self._serial}.{next(self._ctags)}"
-        c = self._consumers[tag] = _Consumer(tag, q, self, on_delivery, prefetch, auto_ack)
+        c = self._consumers[tag] = Consumer(tag, q, self, on_delivery, prefetch, auto_ack)
         q.consumers.append(c)
         if q.messages and not q.scheduled:
-            self._broker._schedule(q)
+            self._pump.schedule(q)
         return tag
 
     @_operation
