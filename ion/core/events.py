@@ -165,7 +165,11 @@ class EventSubscriber:
         try:
             self.process.own(self)
         except IllegalStateError:
-            await self.stop()
+            try:
+                await self.stop()
+            except Exception as e:  # the refusal is what the caller needs to hear
+                log.warn("{proc}: stopping an unowned subscriber failed: {e}",
+                         proc=self.process, e=e)  # fmt: skip
             raise
         return self
 

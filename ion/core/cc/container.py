@@ -71,12 +71,14 @@ class Container(MultiService):
         self._boot_result: Failure | bool | None = None  # None: booting or not started
         self._ready_waiters: list[Deferred[None]] = []
         self.stopping = False  # set when stopping begins: no more booting or spawning
+        self._booting = False
 
     def __repr__(self) -> str:
         return f"<Container {self.id} sysname={self.sysname}>"
 
     def startService(self) -> None:
         super().startService()
+        self._booting = True
         Deferred.fromCoroutine(self._boot()).addBoth(self._booted)
 
     def stopService(self) -> Deferred[None]:
@@ -88,7 +90,7 @@ class Container(MultiService):
         return Deferred.fromCoroutine(self._stop_children())
 
     async def _stop_children(self) -> None:
-        if self._boot_result is None:
+        if self._booting:
             await self._end_of_boot()
         for service in reversed(list(self)):
             if service is self.exchange and self._boot_result is True:
@@ -126,6 +128,7 @@ class Container(MultiService):
         self.announce(1051, self.id, container_id=self.id, state="READY")
 
     def _booted(self, result: object) -> None:
+        self._booting = False
         self._boot_result = result if isinstance(result, Failure) else True
         if isinstance(result, Failure):
             if self.stopping:

@@ -41,8 +41,9 @@ class ContainerRunner(MultiService):
 
     With C{take_signals} (as under twistd), SIGINT and SIGTERM stop the reactor
     as twistd's own handlers do, but twistd is not asked to raise the signal
-    again once the container has stopped, so the exit status is 0. A signal
-    ignored at launch (a shell's background job ignores SIGINT) stays ignored.
+    again once the container has stopped, so the exit status is 0 (also when
+    the stop comes while it boots). SIGINT ignored at launch (a shell's
+    background job ignores it) stays ignored, as twistd leaves it.
     """
 
     def __init__(
@@ -185,6 +186,10 @@ class ContainerRunner(MultiService):
                 pass
 
     def _failed(self, failure: Any) -> None:
+        if self.container.stopping:
+            # Asked to stop (SIGTERM, say) while booting: that is a stop, not a failure.
+            log.info("stopped while booting: {why}", why=failure.value)
+            return
         log.critical(
             "container {id} could not start: {why}", id=self.container.id, why=failure.value
         )

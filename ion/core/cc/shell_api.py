@@ -333,7 +333,7 @@ class ShellApi:
         ex = self.container.exchange
         rows = [
             [ex.exchange_name, "exchange (direct)", "", "processes and services"],
-            [ex.events_exchange, "exchange (direct)", "", "events"],
+            [ex.events_exchange, "exchange (topic)", "", "events"],
         ]
         for queue in sorted(ex.shared_queues):
             key = queue[len(ex.sysname) + 1 :]

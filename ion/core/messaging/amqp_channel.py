@@ -67,6 +67,9 @@ class Channel:
         """Call C{raw.<method>(callback=..., **kwargs)}; the Deferred fires with the reply frame."""
         if not self.raw.is_open:
             return defer.fail(self.fail_with(self.reason or BrokerError("channel is closed")))
+        # The broker may close the channel over this RPC (a queue gone since it
+        # was checked, say): acks already settled go out first, so none is lost.
+        self.flush_acks()
         d: defer.Deferred[Any] = defer.Deferred()
         self._pending.add(d)
 

@@ -243,7 +243,7 @@ class EmbeddedConnection:
 
     @_operation
     def exchange_exists(self, name: str) -> bool:
-        return name in self._broker._exchanges
+        return not name or name in self._broker._exchanges
 
     @_operation
     def queue_exists(self, name: str) -> bool:

@@ -16,7 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from ion.core.config import DEFAULTS, Config
-from ion.core.exception import BrokerError, StartupError
+from ion.core.exception import BrokerError, PreconditionFailedError, StartupError
 from ion.core.id import check_name
 from ion.core.messaging.broker import IBroker, IDelivery
 
@@ -81,8 +81,15 @@ class ExchangeManager(Service):
             )
             await self._wait_to_retry(delay)
             delay = min(delay * 2, 10.0)
-        await self.broker.declare_exchange(self.exchange_name, "direct")
-        await self.broker.declare_exchange(self.events_exchange, "topic")
+        for name, kind in ((self.exchange_name, "direct"), (self.events_exchange, "topic")):
+            try:
+                await self.broker.declare_exchange(name, kind)
+            except PreconditionFailedError as e:
+                raise StartupError(
+                    f"exchange {name} exists on the broker, but not as the {kind} exchange "
+                    f"ion declares ({e}); another program (or an older ion) made it: delete it "
+                    "once nothing uses it, or choose another sysname"
+                ) from None
 
     async def _connect_once(self) -> None:
         self._connecting = True

@@ -7,7 +7,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
 
 from ion.core.config import Config
@@ -53,6 +53,8 @@ class ProcessManager(Service):
         self.container = container
         self.processes: dict[str, Process] = {}
         self._numbers = itertools.count(1)
+        self._spawning = 0  # spawns under way; stopping lets them end first
+        self._spawns_ended: list[Deferred[None]] = []
         container.exchange.broker.on_connection_lost(self._broker_lost)
         container.exchange.broker.on_returned(self._returned)
 
@@ -90,6 +92,24 @@ class ProcessManager(Service):
             raise ProcessError(
                 f"container {self.container.id} is stopping; not spawning {target!r}"
             )
+        self._spawning += 1
+        try:
+            return await self._spawn(target, name, args, config, parent)
+        finally:
+            self._spawning -= 1
+            if not self._spawning:
+                ended, self._spawns_ended = self._spawns_ended, []
+                for d in ended:
+                    d.callback(None)
+
+    async def _spawn(
+        self,
+        target: Any,
+        name: str | None,
+        args: dict[str, Any] | None,
+        config: Config | dict[str, Any] | None,
+        parent: Process | None,
+    ) -> Process:
         cls = resolve_process_class(target)
         proc_config = self.container.config
         if isinstance(config, Config):
@@ -161,6 +181,18 @@ class ProcessManager(Service):
         return Deferred.fromCoroutine(self._terminate_all())
 
     async def _terminate_all(self) -> None:
+        if self._spawning:
+            # A process is terminated once its spawn has ended (its on_init and
+            # on_activate ran), not in the middle of it; a hung one for at most
+            # container.terminate_timeout.
+            timeout = float(self.container.config.get("container.terminate_timeout", 10.0))
+            ended: Deferred[None] = Deferred()
+            self._spawns_ended.append(ended)
+            try:
+                await ended.addTimeout(timeout, self.container.reactor)
+            except TimeoutError:
+                log.warn("{n} spawns still under way after {t}s; terminating anyway",
+                         n=self._spawning, t=timeout)  # fmt: skip
         for proc in reversed(list(self.processes.values())):
             if str(proc.id) in self.processes and proc.parent is None:
                 try:

@@ -197,9 +197,10 @@ async def test_ms_lists_exchanges_and_queues(container: Container) -> None:
     table = cc.ms()
     assert table.column("name")[:3] == ["ion.testsys", "ion.testsys.events", "testsys.hello"]
     assert f"testsys.{hello.id}" in table.column("name")
-    assert dict(zip(table.column("name"), table.column("kind"), strict=True))["testsys.hello"] == (
-        "shared queue"
-    )
+    kinds = dict(zip(table.column("name"), table.column("kind"), strict=True))
+    assert kinds["testsys.hello"] == "shared queue"
+    assert kinds["ion.testsys"] == "exchange (direct)"
+    assert kinds["ion.testsys.events"] == "exchange (topic)"
 
 
 @pytest_twisted.ensureDeferred

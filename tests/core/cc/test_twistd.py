@@ -60,6 +60,46 @@ def test_sigint_ignored_at_launch_stays_ignored(tmp_path: Path) -> None:
     assert "SIGINT" not in output and "SIGTERM: stopping" in output
 
 
+def read_until(proc: subprocess.Popen[str], text: str) -> str:
+    """The container's output up to a line holding C{text} (fail after TIMEOUT)."""
+    import os
+    import select
+    import time
+
+    out, fd, deadline = "", proc.stdout.fileno(), time.monotonic() + TIMEOUT  # type: ignore[union-attr]
+    while text not in out:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            pytest.fail(f"no {text!r} in the output:\n{out}")
+        if select.select([fd], [], [], 0.2)[0]:
+            out += os.read(fd, 65536).decode()
+    return out
+
+
+def test_sigterm_while_booting_stops_it_with_exit_0() -> None:
+    """Asked to stop while it waits to retry the broker, a container stops: exit
+    0, no error, where it would otherwise have gone on retrying for minutes."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = launch(
+        "bootterm",
+        "-n",
+        "--broker",
+        f"amqp://127.0.0.1:{port}/",
+        "-a",
+        "broker.connect_attempts=5,broker.retry_delay=30",
+    )
+    out = read_until(proc, "broker unreachable (attempt 1 of 5)")
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=TIMEOUT)
+    output = out + rest
+    assert proc.returncode == 0, output
+    assert "stopped while booting" in output
+    assert problem_lines(output) == []
+
+
 def test_ready_file_waits_for_every_start(tmp_path: Path) -> None:
     """The ready file is written only after the last app's start has finished."""
     ready, waiting, gate = tmp_path / "ready", tmp_path / "waiting", tmp_path / "gate"

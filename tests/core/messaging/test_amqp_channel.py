@@ -26,6 +26,9 @@ class FakeRaw:
     def basic_reject(self, tag: int, requeue: bool = False) -> None:
         self.sent.append(("reject", tag, requeue))
 
+    def basic_consume(self, callback: Any = None, **kwargs: Any) -> None:
+        self.sent.append(("consume", kwargs["queue"]))
+
     def close(self) -> None:
         self.sent.append(("close",))
         self.closed_by_broker(None)
@@ -108,3 +111,15 @@ def test_without_a_clock_acks_go_at_once():
     chan.delivered(1)
     chan.ack(1)
     assert raw.sent == [("ack", 1, False)]
+
+
+def test_an_rpc_sends_the_settled_acks_first():
+    """The broker may close the channel over an RPC (a queue gone since it was
+    checked): acks settled before it must already be on their way."""
+    chan, raw, clock = channel(2)
+    chan.ack(1)
+    chan.ack(2)
+    chan.rpc("basic_consume", queue="q")
+    assert raw.sent == [("ack", 2, True), ("consume", "q")]
+    clock.advance(0)
+    assert len(raw.sent) == 2

@@ -528,6 +528,7 @@ async def test_exchange_exists(connect, names):
     assert await conn.exchange_exists(ex) is True
     q = await conn.declare_queue(names("q"))
     assert await conn.queue_exists(q) is True
+    assert await conn.exchange_exists("") is True  # the default exchange
 
 
 @pytest_twisted.ensureDeferred

@@ -128,3 +128,20 @@ def test_a_step_taken_before_runs_no_machine(monkeypatch: pytest.MonkeyPatch) ->
     conv.feed("request")
     assert conv.feed("inform_result") == "DONE"
     assert built == []
+
+
+def test_a_long_generic_conversation_keeps_no_history() -> None:
+    """A generic conversation can go on for ever: what it holds does not grow with it."""
+    import tracemalloc
+
+    conv = new_conversation("p.1@c#6", "generic", "initiator")
+    conv.feed("inform")  # the step is known from here on
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10_000):
+            conv.feed("inform")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 4_000, f"{grown} bytes more after 10,000 steps"

@@ -60,13 +60,20 @@ def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) 
         clock.advance(1)
         manager.received(reply(conv_id))
         late = [s for s in seen if "late reply dropped" in s]
-        for stranger in ("me.1@c#2", "me.1@c#0", "me.1@c#x", "other.1@c#1", "me.1@c"):
+        for stranger in (
+            "me.1@c#2",
+            "me.1@c#0",
+            "me.1@c#x",
+            "me.1@c#\u00b2",
+            "other.1@c#1",
+            "me.1@c",
+        ):
             manager.received(reply(stranger))
     finally:
         globalLogPublisher.removeObserver(observer)
     assert len(late) == 1
     assert sum("late reply dropped" in s for s in seen) == 1
-    assert sum("unknown conversation" in s for s in seen) == 5
+    assert sum("unknown conversation" in s for s in seen) == 6
 
 
 def test_conversation_ids_are_the_owners_in_order() -> None:

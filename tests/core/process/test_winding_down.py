@@ -303,3 +303,73 @@ async def test_stopping_container_spawns_nothing(make_container: Any) -> None:
         await cc.spawn(Process, name="late")
     await wait_for(stopping)
     assert cc.proc_manager.processes == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_a_container_that_never_started_is_prompt() -> None:
+    """A service parent stops every child, started or not: nothing to wait for then."""
+    from twisted.application.service import MultiService
+
+    cc = _embedded_container(container={"terminate_timeout": 30})
+    parent = MultiService()
+    cc.setServiceParent(parent)
+    await wait_for(parent.stopService(), timeout=2)
+
+
+class GatedLife(GatedInit):
+    """Records when its on_init ended and when on_terminate ran."""
+
+    order: list[str] = []
+
+    async def on_init(self) -> None:
+        await super().on_init()
+        GatedLife.order.append("init ended")
+
+    def on_terminate(self) -> None:
+        GatedLife.order.append("terminated")
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_lets_a_spawn_under_way_end_before_terminating_it(make_container: Any) -> None:
+    GatedLife.order = []
+    cc = await make_container()
+    spawning = defer.ensureDeferred(cc.spawn(GatedLife, name="g"))
+    (proc,) = await GatedInit.made.wait(1)
+    stopping = defer.ensureDeferred(cc.stop())
+    assert not stopping.called  # waiting for the spawn under way
+    proc.gate.callback(None)
+    await wait_for(stopping)
+    assert (await wait_for(spawning)) is proc
+    assert GatedLife.order == ["init ended", "terminated"] and proc.state == "TERMINATED"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_spawn_that_hangs_does_not_hold_the_stop(make_container: Any, logs: Any) -> None:
+    cc = await make_container(
+        config=Config(DEFAULTS).merged({"container": {"terminate_timeout": 0.1}})
+    )
+    spawning = defer.ensureDeferred(cc.spawn(GatedInit, name="hung"))
+    (proc,) = await GatedInit.made.wait(1)
+    await wait_for(cc.stop())
+    await logs.wait_for_text("1 spawns still under way after 0.1s; terminating anyway")
+    assert proc.state == "TERMINATED"
+    proc.gate.callback(None)  # its on_init ends at last: too late to go on
+    with pytest.raises(exc.ProcessError):
+        await wait_for(spawning)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_exchange_of_another_kind_fails_the_boot_saying_what_to_do() -> None:
+    from twisted.internet import reactor
+
+    from ion.core.messaging.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker(reactor)
+    other = broker.connection()
+    await other.connect()
+    await other.declare_exchange("ion.clash", "topic")  # as an older ion declared it
+    cc = Container(reactor=reactor, container_id="clash", sysname="clash",
+                   broker=broker.connection())  # fmt: skip
+    with pytest.raises(exc.StartupError, match="ion.clash exists .* not as the direct exchange"):
+        await wait_for(cc.start())
+    await cc.stop()

@@ -26,9 +26,10 @@ class Conversation:
     The protocol's Automat machine decides every transition. Its behaviours only
     record the new state's name (L{ion.core.fsm.declare}), so the machine is a
     pure function of (state, input): each answer it gives is kept in
-    L{TRANSITIONS}, and a conversation runs a machine (replaying its own
-    inputs) only for a step no conversation of its protocol has taken yet.
-    That keeps two Automat dispatches and a machine per call off the message path.
+    L{TRANSITIONS}, and a machine is run (brought to the state along the first
+    path that reached it, L{PATHS}) only for a step no conversation of its
+    protocol has taken yet. That keeps two Automat dispatches and a machine
+    per call off the message path, and a conversation keeps no history.
 
     @ivar conv_id: the id every message of the conversation carries.
     @ivar protocol: C{rpc}, C{request} or C{generic}.
@@ -38,7 +39,7 @@ class Conversation:
     @ivar timer: the pending deadline call, if any.
     """
 
-    __slots__ = ("conv_id", "protocol", "role", "state", "_final", "_taken", "deferred", "timer")
+    __slots__ = ("conv_id", "protocol", "role", "state", "_final", "deferred", "timer")
 
     def __init__(self, conv_id: str, protocol: str, role: str) -> None:
         self._final = PROTOCOL_MACHINES[protocol][1]
@@ -46,7 +47,6 @@ class Conversation:
         self.protocol = protocol
         self.role = role
         self.state = "INIT"
-        self._taken: tuple[str, ...] = ()
         self.deferred: Any = None
         self.timer: Any = None
 
@@ -69,7 +69,6 @@ class Conversation:
                 f"allowed in state {self.state}"
             )
         self.state = new
-        self._taken += (performative,)
         return new
 
     def _ask_machine(self, performative: str) -> str | None:
@@ -82,12 +81,14 @@ class Conversation:
                 f"conversation {self.conv_id} ({self.protocol}): unknown performative "
                 f"{performative!r}"
             )
-        for taken in self._taken:
+        path = PATHS[(self.protocol, self.state)]
+        for taken in path:
             getattr(machine, taken)()
         try:
             step()
         except NoTransition:
             return None
+        PATHS.setdefault((self.protocol, core.state), (*path, performative))
         return core.state
 
     def __repr__(self) -> str:
@@ -99,6 +100,9 @@ _UNKNOWN = object()
 # (protocol, state, performative) -> the state the protocol's machine moved to,
 # or None where it has no transition; filled in as conversations take steps.
 TRANSITIONS: dict[tuple[str, str, str], str | None] = {}
+
+# (protocol, state) -> the performatives that first took the machine there from INIT.
+PATHS: dict[tuple[str, str], tuple[str, ...]] = {}
 
 _INPUTS = frozenset({"request", "agree", "refuse", "inform_result", "failure", "inform", "timeout"})
 
@@ -118,6 +122,7 @@ def _load() -> None:
 
     for module in (rpc, request, generic):
         PROTOCOL_MACHINES[module.PROTOCOL] = (module.Machine, module.FINAL)
+        PATHS[(module.PROTOCOL, "INIT")] = ()
 
 
 _load()

@@ -53,7 +53,7 @@ class ConversationManager:
         if not isinstance(conv_id, str) or not conv_id.startswith(self._prefix):
             return False
         n = conv_id[len(self._prefix) :]
-        return n.isdigit() and 0 < int(n) <= self._issued
+        return n.isascii() and n.isdigit() and 0 < int(n) <= self._issued
 
     def start(self, conv_id: str, protocol: str, timeout: float) -> Conversation:
         """Open a conversation whose request is about to be sent; arm its deadline."""
