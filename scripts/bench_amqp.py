@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,9 @@ def percentile(values: list[float], q: float) -> float:
 # -- ion: echo service in a twistd container, client in this process ---------
 
 
-def ion_run(seq: int, calls: int, conc: int) -> dict[str, float]:
+@contextmanager
+def ion_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """An echo service in a twistd container on its own sysname: (sysname, process)."""
     sysname = f"bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
@@ -79,29 +83,39 @@ def ion_run(seq: int, calls: int, conc: int) -> dict[str, float]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the ion echo container did not start")
                 time.sleep(0.02)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--ion-client",
-                    sysname,
-                    "--seq",
-                    str(seq),
-                    "--calls",
-                    str(calls),
-                    "--conc",
-                    str(conc),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=True,
-            ).stdout
-            return json.loads(out.strip().splitlines()[-1])
+            yield sysname, server
         finally:
             server.send_signal(signal.SIGTERM)  # SIGINT is ignored in a background job
             server.wait(timeout=30)
             cleanup(sysname)
+
+
+def ion_client_run(sysname: str, seq: int, calls: int, conc: int) -> dict[str, float]:
+    """Run the ion client (in its own OS process) against C{sysname}; its results."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--ion-client",
+            sysname,
+            "--seq",
+            str(seq),
+            "--calls",
+            str(calls),
+            "--conc",
+            str(conc),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def ion_run(seq: int, calls: int, conc: int) -> dict[str, float]:
+    with ion_server() as (sysname, _):
+        return ion_client_run(sysname, seq, calls, conc)
 
 
 def cleanup(sysname: str) -> None:
