@@ -1,8 +1,8 @@
-"""The messaging side of a process: sending, replying, and taking deliveries.
+"""The sending side of a process: one-off messages, calls, conversations, replies.
 
-L{Mailbox} is a base of L{ion.core.process.process.Process}: it holds no state
-of its own and works on the process's id, container, conversations and
-life cycle state.
+L{Mailbox} is a base of L{ion.core.process.process.Process} (through
+L{ion.core.process.inbox.Inbox}, the receiving side): it holds no state of its
+own and works on the process's id, container, conversations and life cycle state.
 """
 
 from __future__ import annotations
@@ -11,22 +11,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
-from ion.core.messaging.broker import settle
-from ion.core.messaging.conversation import new_conversation
-from ion.core.messaging.conversation.core import PARTICIPANT
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
     from ion.core.messaging.conversation.manager import ConversationManager
 
 REPLY_KEY_SUFFIX = ".reply"
-_REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
 
 
 class UnknownOpError(exc.ApplicationError):
@@ -36,7 +32,7 @@ class UnknownOpError(exc.ApplicationError):
 
 
 class Mailbox:
-    """Sending, replying and receiving for one process (a base of Process)."""
+    """Sending and replying for one process (a base of Process)."""
 
     id: ProcessId | None
     container: Container | None
@@ -288,151 +284,6 @@ class Mailbox:
 
     def _reply_lost(self, failure: Failure, msg: m.Message) -> None:
         self.log.warn("{proc}: reply to {msg!r} lost: {f}", proc=self, msg=msg, f=failure.value)
-
-    # -- receiving -----------------------------------------------------------
-
-    def _on_delivery(self, delivery: Any) -> None:
-        """Take one delivery: decode, route to a conversation or handler, ack when done."""
-        try:
-            msg = m.decode(delivery.body, delivery)
-        except exc.MessageFormatError as e:
-            self._bad_message(delivery, e, getattr(e, "headers", None))
-            return
-        try:
-            m.check_headers(msg.headers)
-        except exc.MessageFormatError as e:
-            self._bad_message(delivery, e, msg.headers)
-            return
-        if msg.performative in _REPLY_PERFORMATIVES and msg.protocol != "generic":
-            settle(delivery)
-            assert self._conversations is not None
-            self._conversations.received(msg)
-            return
-        protocol = msg.protocol
-        if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
-            # Requests reach a process only while ACTIVE; one that races with
-            # terminate goes back to its queue for another instance.
-            settle(delivery, requeue=True)
-            if delivery.routing_key == str(self.id) + REPLY_KEY_SUFFIX:
-                # Auto-acked: there is no queue to go back to.
-                self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
-                              proc=self, msg=msg, state=self.state)  # fmt: skip
-            return
-        if protocol == "rpc" or protocol == "request":
-            conv = new_conversation(msg.conv_id, protocol, PARTICIPANT)  # type: ignore[arg-type]
-            conv.feed("request")
-            msg.conversation = conv
-        elif protocol == "generic":
-            assert self._conversations is not None
-            try:
-                msg.conversation = self._conversations.generic_received(msg, self._idle_timeout())
-            except exc.ConversationError as e:
-                self._bad_message(delivery, e)
-                return
-        self._inflight += 1
-        handler = self._handler(msg.op)
-        if handler is None:
-            self._finish(
-                msg, Failure(UnknownOpError(f"{self.proc_name} has no operation {msg.op!r}"))
-            )
-            return
-        try:
-            result = handler(msg.content, msg.headers, msg)
-        except Exception:
-            self._finish(msg, Failure())
-            return
-        if isinstance(result, Deferred) or hasattr(result, "__await__"):
-            ensureDeferred(result).addBoth(self._finish_async, msg)
-        else:
-            self._finish(msg, result)
-
-    def _takes_while_inactive(self, msg: m.Message) -> bool:
-        """A message of a C{generic} conversation this process already holds is
-        its own business while C{on_init} runs (READY) and while it terminates,
-        as when ACTIVE: an answer to what those hooks asked."""
-        return (
-            msg.protocol == "generic"
-            and (self.state == "READY" or self._terminating)  # type: ignore[attr-defined]
-            and self._conversations is not None
-            and msg.conv_id in self._conversations.generic
-        )
-
-    def _handler(self, op: Any) -> Callable[..., Any] | None:
-        if not isinstance(op, str) or not op.isidentifier():
-            return None
-        return getattr(self, "op_" + op, None)
-
-    def _finish_async(self, result: Any, msg: m.Message) -> None:
-        try:
-            self._finish(msg, result)
-        except Exception:
-            self.log.failure("{proc}: finishing {msg!r} failed", proc=self, msg=msg)
-
-    def _finish(self, msg: m.Message, result: Any) -> None:
-        """After a handler: answer an rpc/request if it did not, ack, count it done."""
-        try:
-            if isinstance(result, Failure):
-                self._log_handler_error(msg, result)
-            if msg.protocol in ("rpc", "request") and not msg.replied:
-                if isinstance(result, Failure):
-                    refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
-                    if refusable and result.check(exc.Refuse):
-                        self.reply_refuse(msg, str(result.value), result.value.code)
-                    else:
-                        self.reply_err(msg, exception=result.value)
-                else:
-                    try:
-                        self.reply_ok(msg, result)
-                    except exc.MessageFormatError as e:
-                        # The handler's bug, not the caller's: answer 500, at once.
-                        error = exc.IonError(f"the result of {msg.op!r} cannot be sent: {e}")
-                        self.log.error("{proc}: {err}", proc=self, err=error)
-                        self.reply_err(msg, exception=error)
-        except Exception:
-            self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
-        finally:
-            settle(msg.delivery)
-            self._inflight -= 1
-            if self._inflight == 0 and self._idle:
-                idle, self._idle = self._idle, []
-                for d in idle:
-                    d.callback(None)
-
-    def _log_handler_error(self, msg: m.Message, failure: Failure) -> None:
-        if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours
-            self.log.info(
-                "{proc}: {op} answered with an error: {err}",
-                proc=self,
-                op=msg.op,
-                err=failure.value,
-            )
-        else:
-            self.log.failure("{proc}: handler for {op} raised", failure, proc=self, op=msg.op)
-
-    def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
-        """Answer a malformed request if its headers say where to, fail the call a
-        malformed reply belongs to, then drop it."""
-        self.log.warn("{proc}: bad message dropped: {err}", proc=self, err=error)
-        settle(delivery)
-        if (
-            isinstance(h, dict)
-            and h.get(m.PERFORMATIVE) in _REPLY_PERFORMATIVES
-            and h.get(m.PROTOCOL) in ("rpc", "request")
-            and self._conversations is not None
-        ):
-            conv = self._conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
-            if conv is not None:
-                self._conversations.fail(conv, error)
-            return
-        if (
-            isinstance(h, dict)
-            and isinstance(h.get(m.REPLY_TO), str)
-            and isinstance(h.get(m.CONV_ID), str)
-            and h.get(m.PROTOCOL) in ("rpc", "request")
-            and h.get(m.PERFORMATIVE) == "request"
-            and self.state == "ACTIVE"
-        ):
-            self.reply_err(m.Message(h), exception=error)
 
 
 def _succeeded(d: Deferred[Any]) -> bool:

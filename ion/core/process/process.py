@@ -20,8 +20,9 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
+from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
-from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
+from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["REPLY_KEY_SUFFIX", "Process", "UnknownOpError"]
 
 
-class Process(Mailbox):
+class Process(Inbox):
     """An ion process. Spawn it through a container; do not start it by hand.
 
     @ivar id: the L{ProcessId}, set when spawned.
