@@ -9,6 +9,7 @@ containers can share one reactor.
 from __future__ import annotations
 
 import itertools
+from contextvars import ContextVar
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -28,6 +29,10 @@ from ion.core.process.process import Process
 log = Logger()
 
 _instances = itertools.count(1)
+
+# Set in the context the boot runs in (and so in whatever it awaits, an app's
+# on_init say): a stop asked for from there must not wait for the boot to end.
+_in_boot: ContextVar[Container | None] = ContextVar("ion_container_in_boot", default=None)
 
 
 class Container(MultiService):
@@ -105,6 +110,9 @@ class Container(MultiService):
         """Stopped while booting: let the step under way end (boot goes no
         further), so nothing is spawned behind the stop's back; a step that
         hangs is given C{container.terminate_timeout} seconds."""
+        if _in_boot.get() is self:
+            log.info("container {id} stopped from its own boot", id=self.id)
+            return
         timeout = float(self.config.get("container.terminate_timeout", 10.0))
         log.info("container {id} stopping while it boots", id=self.id)
         try:
@@ -118,6 +126,7 @@ class Container(MultiService):
             pass  # the boot's failure is logged by _booted
 
     async def _boot(self) -> None:
+        _in_boot.set(self)
         for service in [*self, None]:
             if self.stopping:
                 raise StartupError(f"container {self.id} was stopped while booting")

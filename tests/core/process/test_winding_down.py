@@ -373,3 +373,19 @@ async def test_an_exchange_of_another_kind_fails_the_boot_saying_what_to_do() ->
     with pytest.raises(exc.StartupError, match="ion.clash exists .* not as the direct exchange"):
         await wait_for(cc.start())
     await cc.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stop_awaited_from_the_boot_itself_does_not_wait_for_the_boot(logs: Any) -> None:
+    """A boot step that stops its own container (an app's on_init giving up, say)
+    is not waited for: that wait could only end at the timeout."""
+    cc = _embedded_container(container={"terminate_timeout": 30})
+
+    async def giving_up() -> None:
+        await wait_for(cc.stop(), timeout=2)
+
+    cc.app_manager.boot = giving_up
+    cc.startService()
+    with pytest.raises(exc.StartupError, match="stopped while booting"):
+        await wait_for(cc.when_ready())
+    await logs.wait_for_text("container booting stopped from its own boot")
