@@ -1,8 +1,9 @@
 """Test helpers: the kit's waiting tools (L{ion.test.waiting}), with two additions
-this suite relies on."""
+this suite relies on, and a port nothing listens on."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -11,7 +12,14 @@ from ion.test.waiting import wait_for
 
 T = TypeVar("T")
 
-__all__ = ["Collector", "wait_for"]
+__all__ = ["Collector", "closed_port", "wait_for"]
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (one the OS just handed out and took back)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Collector(_KitCollector[T]):

@@ -13,11 +13,12 @@ from contextvars import ContextVar
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ion.core.config import DEFAULTS, Config
+from ion.core.deadline import ended_within
 from ion.core.exception import StartupError
 from ion.core.id import check_name, default_container_id
 from ion.core.messaging.broker import IBroker
@@ -115,15 +116,10 @@ class Container(MultiService):
             return
         timeout = float(self.config.get("container.terminate_timeout", 10.0))
         log.info("container {id} stopping while it boots", id=self.id)
-        try:
-            await self.when_ready().addTimeout(timeout, self.reactor)
-        except TimeoutError:
+        # (The boot's own failure is logged by _booted.)
+        if not await ended_within(self.when_ready(), timeout, self.reactor):
             log.warn("container {id}: boot still busy after {t}s; stopping anyway",
                      id=self.id, t=timeout)  # fmt: skip
-        except CancelledError:
-            raise  # the stop itself was cancelled
-        except Exception:
-            pass  # the boot's failure is logged by _booted
 
     async def _boot(self) -> None:
         _in_boot.set(self)

@@ -7,10 +7,11 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ion.core.config import Config
+from ion.core.deadline import ended_within
 from ion.core.exception import MessageFormatError, ProcessError
 from ion.core.id import ProcessId, check_name
 from ion.core.messaging.message import CONV_ID, SENDER, decode
@@ -188,9 +189,7 @@ class ProcessManager(Service):
             timeout = float(self.container.config.get("container.terminate_timeout", 10.0))
             ended: Deferred[None] = Deferred()
             self._spawns_ended.append(ended)
-            try:
-                await ended.addTimeout(timeout, self.container.reactor)
-            except TimeoutError:
+            if not await ended_within(ended, timeout, self.container.reactor):
                 log.warn("{n} spawns still under way after {t}s; terminating anyway",
                          n=self._spawning, t=timeout)  # fmt: skip
         for proc in reversed(list(self.processes.values())):

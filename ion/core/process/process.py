@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config
+from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
@@ -210,22 +211,19 @@ class Process(Inbox):
         except Exception as e:
             self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
 
-    def _drain(self, timeout: float) -> Deferred[None]:
+    async def _drain(self, timeout: float) -> None:
         if self._inflight == 0:
-            return Deferred.fromCoroutine(_noop())
+            return
         d: Deferred[None] = Deferred()
         self._idle.append(d)
         assert self.container is not None
-
-        def late(_f: Failure, _timeout: float) -> None:
+        if not await ended_within(d, timeout, self.container.reactor):
             self.log.warn(
                 "{proc}: {n} handlers still running after {t}s; terminating anyway",
                 proc=self,
                 n=self._inflight,
-                t=_timeout,
+                t=timeout,
             )
-
-        return d.addTimeout(timeout, self.container.reactor, onTimeoutCancel=late)
 
     def own(self, thing: Any) -> None:
         """Stop C{thing} (it has an async C{stop()}) when this process terminates.
@@ -283,10 +281,6 @@ class Process(Inbox):
     def op_ping(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """Answer that this process is alive, with its id and state."""
         return {"pong": str(self.id), "state": self.state}
-
-
-async def _noop() -> None:
-    return None
 
 
 async def _run_hook(hook: Callable[[], Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import closed_port
 from tests.launch import REPO, TIMEOUT, cc_command, clean_env, interrupt, launch, wait_for_file
 
 
@@ -78,16 +79,11 @@ def read_until(proc: subprocess.Popen[str], text: str) -> str:
 def test_sigterm_while_booting_stops_it_with_exit_0() -> None:
     """Asked to stop while it waits to retry the broker, a container stops: exit
     0, no error, where it would otherwise have gone on retrying for minutes."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     proc = launch(
         "bootterm",
         "-n",
         "--broker",
-        f"amqp://127.0.0.1:{port}/",
+        f"amqp://127.0.0.1:{closed_port()}/",
         "-a",
         "broker.connect_attempts=5,broker.retry_delay=30",
     )
