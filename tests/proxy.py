@@ -4,7 +4,9 @@ C{cut()} drops every connection (a crashed peer: both legs are reset),
 C{hold()} stops forwarding bytes while the connections stay open (a black hole:
 only heartbeats can notice), C{restore()} forwards again (bytes dropped while
 held stay dropped, and a connection closed at one end while held stays open at
-the other until cut). New connections are accepted throughout.
+the other until cut). New connections are accepted throughout. Given server
+TLS options (C{tls}), the proxy also terminates TLS: an amqps port in front of
+a plain broker.
 """
 
 from __future__ import annotations
@@ -71,9 +73,12 @@ class _Downstream(protocol.Protocol):
 class Proxy(protocol.Factory):
     """Listens on 127.0.0.1 (a free port, C{port} once started) and forwards to C{target}."""
 
-    def __init__(self, reactor: Any, target: tuple[str, int] = ("127.0.0.1", 5672)) -> None:
+    def __init__(
+        self, reactor: Any, target: tuple[str, int] = ("127.0.0.1", 5672), tls: Any = None
+    ) -> None:
         self.reactor = reactor
         self.target = target
+        self.tls = tls  # server TLS options: the proxy then terminates TLS for a plain target
         self.connections: list[_Downstream] = []
         self.upstreams: list[_Upstream] = []
         self.held = False
@@ -85,7 +90,10 @@ class Proxy(protocol.Factory):
 
     async def start(self) -> int:
         """Start listening; returns the port."""
-        ep = endpoints.TCP4ServerEndpoint(self.reactor, 0, interface="127.0.0.1")
+        if self.tls is None:
+            ep = endpoints.TCP4ServerEndpoint(self.reactor, 0, interface="127.0.0.1")
+        else:
+            ep = endpoints.SSL4ServerEndpoint(self.reactor, 0, self.tls, interface="127.0.0.1")
         self._listening = await ep.listen(self)
         self.port = self._listening.getHost().port
         return self.port

@@ -47,6 +47,11 @@ class BrokerError(IonError):
     """The broker refused an operation or the connection to it failed."""
 
 
+class BrokerRefusedError(BrokerError):
+    """The broker turned the connection away: credentials, vhost access, or a TLS
+    certificate it or we do not trust. Trying again will not help."""
+
+
 class UnroutableError(BrokerError):
     """A mandatory message matched no queue: nobody serves that name."""
 

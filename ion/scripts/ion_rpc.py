@@ -92,13 +92,14 @@ def to_json(value: Any) -> Any:
     return repr(value)
 
 
-def settings(args: argparse.Namespace) -> tuple[str, str, Any]:
-    """The broker URL, sysname and content the arguments (and configuration) ask for."""
+def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
+    """The broker settings (C{url}, and C{ca}/C{cert}/C{key} for amqps), sysname and
+    content the arguments (and configuration) ask for."""
     import yaml
 
     from ion.core.config import Config, config_layers, merge
     from ion.core.exception import ConfigurationError
-    from ion.core.messaging.connect import broker_url
+    from ion.core.messaging.connect import TLS_FILES, amqp_parameters, broker_url
 
     if args.broker == "local":
         raise Usage(
@@ -117,10 +118,15 @@ def settings(args: argparse.Namespace) -> tuple[str, str, Any]:
         elif config.get("broker.url", "local") == "local":
             config = config.merged({"broker": {"url": DEFAULT_BROKER}})
         url = broker_url(config)
+        if not url.startswith(("amqp://", "amqps://")):
+            raise Usage(f"--broker: expected amqp:// or amqps://, not {url.split('://')[0]!r}")
+        amqp_parameters(config)  # a bad URL or TLS file is a usage error
     except ConfigurationError as e:
         raise Usage(str(e)) from None
-    if not url.startswith(("amqp://", "amqps://")):
-        raise Usage(f"--broker: expected amqp:// or amqps://, not {url.split('://')[0]!r}")
+    broker = {"url": url}
+    broker.update(
+        {k: str(config.get(f"broker.{k}")) for k in TLS_FILES if config.get(f"broker.{k}")}
+    )
     sysname = args.sysname or config.get("sysname")
     if not sysname:
         raise Usage("no sysname: give -s SYSNAME (the -s the containers run with)")
@@ -129,10 +135,12 @@ def settings(args: argparse.Namespace) -> tuple[str, str, Any]:
         content = yaml.safe_load(text) if text is not None else None
     except yaml.YAMLError as e:
         raise Usage(f"CONTENT is not YAML or JSON: {str(e).splitlines()[0]}") from None
-    return url, str(sysname), content
+    return broker, str(sysname), content
 
 
-async def call(reactor: Any, args: argparse.Namespace, url: str, sysname: str, content: Any) -> int:
+async def call(
+    reactor: Any, args: argparse.Namespace, broker: dict[str, str], sysname: str, content: Any
+) -> int:
     """Make the call from a tiny container; print the outcome; the exit status."""
     from ion.core import exception as exc
     from ion.core.cc.container import Container
@@ -140,9 +148,12 @@ async def call(reactor: Any, args: argparse.Namespace, url: str, sysname: str, c
     from ion.core.log import redact_text, redact_url
     from ion.core.process.process import Process
 
-    where = f"{args.service}.{args.op}"
+    where, url = f"{args.service}.{args.op}", broker["url"]
     config = Config(DEFAULTS).merged(
-        {"broker": {"url": url, "connect_attempts": 1}, "container": {"rpc_timeout": args.timeout}}
+        {
+            "broker": {**broker, "connect_attempts": 1},
+            "container": {"rpc_timeout": args.timeout},
+        }
     )
     cid = f"ion-rpc-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     try:
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ion-rpc; return the exit status."""
     try:
         args = parser().parse_args(argv)
-        url, sysname, content = settings(args)
+        broker, sysname, content = settings(args)
     except Usage as e:
         print(f"ion-rpc: {e}", file=sys.stderr)
         parser().print_usage(sys.stderr)
@@ -217,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome: list[Any] = []
 
     def run() -> None:
-        d = Deferred.fromCoroutine(call(reactor, args, url, sysname, content))
+        d = Deferred.fromCoroutine(call(reactor, args, broker, sysname, content))
         d.addBoth(outcome.append)
         d.addBoth(lambda _: reactor.stop())
 

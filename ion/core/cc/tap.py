@@ -39,7 +39,7 @@ from ion.core.cc.runner import ContainerRunner
 from ion.core.config import Config, config_layers, merge, parse_args_option, value_sources
 from ion.core.exception import ConfigurationError
 from ion.core.log import redact_url
-from ion.core.messaging.connect import broker_url
+from ion.core.messaging.connect import amqp_parameters
 
 log = Logger()
 
@@ -132,7 +132,7 @@ class Options(usage.Options):
             print(show_config(layers), end="")
             sys.exit(0)
         try:
-            broker_url(self.config)
+            amqp_parameters(self.config)
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from e
         for path in self.files:

@@ -37,7 +37,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ion.core.exception import BrokerError, ConnectionClosedError, ConnectionLostError
+from ion.core.exception import (
+    BrokerError,
+    BrokerRefusedError,
+    ConnectionClosedError,
+    ConnectionLostError,
+)
 from ion.core.messaging.amqp_channel import Channel, Consumer
 from ion.core.messaging.amqp_connection import (
     DEFAULT_URL,
@@ -45,6 +50,7 @@ from ion.core.messaging.amqp_connection import (
     connection_parameters,
     default_endpoint,
     describe,
+    is_refusal,
     map_error,
     parse_amqp_url,
     protocol_class,
@@ -114,6 +120,8 @@ class AmqpBroker:
         self._error: BrokerError | None = None
         self._closing: defer.Deferred[None] | None = None
         self._generation = 0
+        self._handshake_error: BaseException | None = None
+        self._failed_handshakes = 0  # in a row: added to the service's count, for the backoff
         self._topology = Topology(self._open_channel, self.name)
         self._pub = PublishPath(self, self._topology)
         self._sub = ConsumerChannel(self, self._topology)
@@ -166,7 +174,7 @@ class AmqpBroker:
         self._service = ClientService(
             self._endpoint,
             _Factory(self),
-            retryPolicy=policy,
+            retryPolicy=lambda failed: policy(failed + self._failed_handshakes),
             clock=self._reactor,
             prepareConnection=self._prepare,
         )
@@ -176,17 +184,55 @@ class AmqpBroker:
     async def _first_connect(self) -> None:
         try:
             await self._service.whenConnected(failAfterFailures=1)  # type: ignore[union-attr]
+            error = self._handshake_error
         except Exception as e:
-            if self._state in (_CLOSING, _CLOSED):
-                raise ConnectionClosedError(f"{self.name} was closed while connecting") from None
-            self._state = _NEW
-            # Not from inside the ClientService's own transition (it refuses re-entry).
-            await task.deferLater(self._reactor, 0, self._service.stopService)  # type: ignore[union-attr]
-            raise BrokerError(f"cannot connect to {self.params.url}: {describe(e)}") from None
+            error = e
+        if error is None:
+            return
+        if self._state in (_CLOSING, _CLOSED):
+            raise ConnectionClosedError(f"{self.name} was closed while connecting") from None
+        self._state = _NEW
+        # Not from inside the ClientService's own transition (it refuses re-entry).
+        await task.deferLater(self._reactor, 0, self._service.stopService)  # type: ignore[union-attr]
+        kind = BrokerRefusedError if is_refusal(error) else BrokerError
+        raise kind(f"cannot connect to {self.params.url}: {describe(error)}") from None
 
-    async def _prepare(self, proto: Any) -> None:
-        """Called by the ClientService on each new TCP connection; it is ours once this returns."""
-        proto = getattr(proto, "_protocol", proto)  # the ClientService hands us a proxy
+    async def _prepare(self, proxy: Any) -> None:
+        """Called by the ClientService on each new TCP connection; it is ours once this returns.
+
+        It never fails: Twisted's ClientService has no transition for a failed
+        preparation whose connection is then lost (the usual case: a refused
+        login, a TLS handshake failure). A failed handshake is kept in
+        C{_handshake_error} and its connection aborted, so the service sees a
+        connection that was made and lost, and retries (with backoff).
+        """
+        proto = getattr(proxy, "_protocol", proxy)  # the ClientService hands us a proxy
+        self._handshake_error = None
+        try:
+            await self._handshake(proto)
+        except Exception as e:
+            self._handshake_error = proto.first_error or e
+            self._failed_handshakes += 1
+            if self._proto is proto:
+                self._proto = None
+            if self._state not in (_CLOSING, _CLOSED):
+                self._state = _LOST if self._generation else _CONNECTING
+            if self._generation:
+                _log.warn(
+                    "{name}: reconnecting to {url} failed: {error}",
+                    name=self.name,
+                    url=self.params.url,
+                    error=describe(self._handshake_error),
+                )
+            proto.transport.abortConnection()
+            return
+        self._failed_handshakes = 0
+        _log.info("{name} connected to {url}", name=self.name, url=self.params.url)
+        if self._generation > 1:
+            for callback in list(self._reconnected_callbacks):
+                self._reactor.callLater(0, callback)
+
+    async def _handshake(self, proto: Any) -> None:
         await proto.ready
         if self._state in (_CLOSING, _CLOSED):
             raise ConnectionClosedError(f"{self.name} is closed")
@@ -202,10 +248,6 @@ class AmqpBroker:
         self._generation += 1
         self._state = _OPEN
         self._error = None
-        _log.info("{name} connected to {url}", name=self.name, url=self.params.url)
-        if self._generation > 1:
-            for callback in list(self._reconnected_callbacks):
-                self._reactor.callLater(0, callback)
 
     def _protocol_lost(self, proto: Any, reason: Any) -> None:
         """The TCP connection of C{proto} ended; pika has not torn its channels down yet."""

@@ -108,26 +108,49 @@ def default_endpoint(reactor: Any, params: AmqpParameters) -> IStreamClientEndpo
     endpoint = HostnameEndpoint(reactor, params.host, params.port, timeout=10)
     if not params.tls:
         return endpoint
+    return wrapClientTLS(client_tls_options(params), endpoint)
+
+
+def client_tls_options(params: AmqpParameters) -> Any:
+    """The TLS client options for C{amqps}: verify the broker's certificate for
+    C{params.host} against C{params.ca} (default: the system's CAs) and present
+    C{params.cert} (with C{params.key}) when given.
+
+    @raise ConfigurationError: a file cannot be read or holds no usable PEM; the
+        message names the setting and the file.
+    """
     from twisted.internet import ssl
 
-    trust = None
+    trust = ssl.platformTrust()
     if params.ca:
-        with open(params.ca, "rb") as f:
-            trust = ssl.Certificate.loadPEM(f.read())
+        trust = _load_pem("ca", params.ca, ssl.Certificate.loadPEM, _read_pem("ca", params.ca))
     client = None
+    if params.key and not params.cert:
+        raise ConfigurationError("broker.key: a client key needs its certificate (broker.cert)")
     if params.cert:
-        with open(params.cert, "rb") as f:
-            pem = f.read()
+        pem = _read_pem("cert", params.cert)
         if params.key:
-            with open(params.key, "rb") as f:
-                pem += b"\n" + f.read()
-        client = ssl.PrivateCertificate.loadPEM(pem)
-    options = ssl.optionsForClientTLS(
-        params.host,
-        trustRoot=trust if trust is not None else ssl.platformTrust(),
-        clientCertificate=client,
-    )
-    return wrapClientTLS(options, endpoint)
+            pem += b"\n" + _read_pem("key", params.key)
+        client = _load_pem("cert", params.cert, ssl.PrivateCertificate.loadPEM, pem)
+    return ssl.optionsForClientTLS(params.host, trustRoot=trust, clientCertificate=client)
+
+
+def _read_pem(setting: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigurationError(f"broker.{setting} {path}: {e.strerror}") from None
+
+
+def _load_pem(setting: str, path: str, load: Callable[[bytes], Any], pem: bytes) -> Any:
+    try:
+        return load(pem)
+    except Exception as e:  # OpenSSL's errors carry no useful text of their own
+        what = "certificate and private key" if setting == "cert" else "certificate"
+        raise ConfigurationError(
+            f"broker.{setting} {path}: not a PEM {what} ({type(e).__name__})"
+        ) from None
 
 
 def connection_parameters(params: AmqpParameters, heartbeat: int, name: str) -> Any:
@@ -147,7 +170,8 @@ def protocol_class() -> type:
     """pika's C{TwistedProtocolConnection}, extended to keep the first error.
 
     pika loses the reason of a heartbeat timeout (or of a close by the broker)
-    when the TCP connection then ends cleanly: C{first_error} keeps it.
+    when the TCP connection then ends cleanly, and the reason a connection could
+    not be opened (a refused login, a failed TLS handshake): C{first_error} keeps it.
     C{on_lost(protocol, reason)} is called before pika tears its channels down,
     so the owner can decide what their pending calls fail with.
     """
@@ -166,10 +190,17 @@ def protocol_class() -> type:
                     nodelay(True)
 
             def connectionLost(self, reason: Any = None) -> None:
-                self.first_error = self._impl._error or getattr(reason, "value", None)
+                if self.first_error is None:
+                    self.first_error = self._impl._error or getattr(reason, "value", None)
                 if self.on_lost is not None:
                     self.on_lost(self, reason)
                 super().connectionLost(reason)
+
+            def _on_connection_failed(self, connection: Any, error: Any = None) -> None:
+                # pika hands `ready` only AMQPConnectionError(<attempts>): keep the reason
+                if self.first_error is None and isinstance(error, BaseException):
+                    self.first_error = error
+                super()._on_connection_failed(connection, error)
 
         _protocol_class = _Protocol
     return _protocol_class
@@ -184,6 +215,24 @@ def describe(exc: BaseException | None) -> str:
     if isinstance(exc, pika.exceptions.ConnectionClosed):
         return f"{exc.reply_code} {exc.reply_text}"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
+def is_refusal(exc: BaseException | None) -> bool:
+    """Whether C{exc} says the broker turned us away (login, vhost access, TLS trust),
+    as opposed to being unreachable or going away."""
+    if isinstance(exc, pika.exceptions.ConnectionClosed):
+        return exc.reply_code in (403, 530)  # ACCESS_REFUSED, NOT_ALLOWED
+    if isinstance(
+        exc,
+        pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError,
+    ):
+        return True
+    try:
+        from OpenSSL.SSL import Error as TLSError
+        from service_identity import VerificationError  # the certificate names another host
+    except ImportError:  # pragma: no cover - twisted[tls] brings both
+        return False
+    return isinstance(exc, TLSError | VerificationError)
 
 
 def map_error(exc: BaseException) -> BaseException:

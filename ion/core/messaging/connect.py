@@ -9,6 +9,8 @@ from ion.core.config import Config
 from ion.core.exception import ConfigurationError
 from ion.core.messaging.broker import IBroker
 
+TLS_FILES = ("ca", "cert", "key")  # broker.<name>: PEM files for amqps
+
 
 def broker_url(config: Config) -> str:
     """The broker URL from C{broker.url}, with C{broker.username}/C{broker.password}
@@ -26,29 +28,40 @@ def broker_url(config: Config) -> str:
     return f"{scheme}://{creds}@{rest}"
 
 
-def make_broker(reactor: Any, config: Config, name: str | None = None) -> IBroker:
-    """The embedded broker (C{local}) or an AMQP connection (C{amqp://}, C{amqps://})."""
+def amqp_parameters(config: Config) -> Any:
+    """The L{AmqpParameters} C{broker.*} ask for, or None for the embedded broker.
+
+    @raise ConfigurationError: the URL is not a broker's, or (for C{amqps}) a
+        TLS file cannot be read or used; the message names the setting.
+    """
     url = broker_url(config)
     if url == "local":
+        return None
+    if not url.startswith(("amqp://", "amqps://")):
+        raise ConfigurationError(
+            f"broker.url: {url.split('://')[0]!r} is not a broker: use 'local', amqp:// or amqps://"
+        )
+    from ion.core.messaging.amqp_connection import client_tls_options, parse_amqp_url
+
+    tls = {k: config.get(f"broker.{k}") for k in TLS_FILES if config.get(f"broker.{k}")}
+    params = parse_amqp_url(url, **tls)
+    if params.tls:
+        client_tls_options(params)  # read the files now: a bad one is a usage error, not a retry
+    return params
+
+
+def make_broker(reactor: Any, config: Config, name: str | None = None) -> IBroker:
+    """The embedded broker (C{local}) or an AMQP connection (C{amqp://}, C{amqps://})."""
+    params = amqp_parameters(config)
+    if params is None:
         from ion.core.messaging.embedded import EmbeddedBroker
 
         return EmbeddedBroker(reactor).connection()
-    if url.startswith(("amqp://", "amqps://")):
-        import logging
+    import logging
 
-        from ion.core.messaging.amqp import AmqpBroker, parse_amqp_url
+    from ion.core.messaging.amqp import AmqpBroker
 
-        # pika logs every refused declare and lost connection on stdlib logging;
-        # AmqpBroker reports those conditions itself, through ion's log.
-        logging.getLogger("pika").setLevel(logging.CRITICAL)
-
-        tls = {
-            k: config.get(f"broker.{k}") for k in ("ca", "cert", "key") if config.get(f"broker.{k}")
-        }
-        params = parse_amqp_url(url, **tls)
-        return AmqpBroker(
-            reactor, params, heartbeat=int(config.get("broker.heartbeat", 10)), name=name
-        )
-    raise ConfigurationError(
-        f"broker.url: {url.split('://')[0]!r} is not a broker: use 'local', amqp:// or amqps://"
-    )
+    # pika logs every refused declare and lost connection on stdlib logging;
+    # AmqpBroker reports those conditions itself, through ion's log.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    return AmqpBroker(reactor, params, heartbeat=int(config.get("broker.heartbeat", 10)), name=name)

@@ -16,7 +16,12 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from ion.core.config import DEFAULTS, Config
-from ion.core.exception import BrokerError, PreconditionFailedError, StartupError
+from ion.core.exception import (
+    BrokerError,
+    BrokerRefusedError,
+    PreconditionFailedError,
+    StartupError,
+)
 from ion.core.id import check_name
 from ion.core.messaging.broker import IBroker, IDelivery
 
@@ -58,7 +63,8 @@ class ExchangeManager(Service):
         """Connect (retrying with backoff, C{broker.connect_attempts} times) and
         declare the system's exchanges.
 
-        @raise StartupError: the broker could not be reached.
+        @raise StartupError: the broker could not be reached, or refused us (at once:
+            a refused login or certificate is not retried).
         """
         attempts = max(1, int(self.config.get("broker.connect_attempts", 5)))
         delay = float(self.config.get("broker.retry_delay", 0.5))
@@ -66,6 +72,8 @@ class ExchangeManager(Service):
             try:
                 await self._connect_once()
                 break
+            except BrokerRefusedError as e:
+                raise StartupError(f"the broker refused the connection: {e}") from None
             except BrokerError as e:
                 error = e
             if self._abandoned:

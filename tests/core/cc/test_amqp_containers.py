@@ -271,6 +271,27 @@ def test_unreachable_broker_at_boot_exits_1(tmp_path: Any) -> None:
     assert "broker unreachable after 2 attempts" in output
 
 
+def test_refused_login_at_boot_exits_1_at_once(tmp_path: Any) -> None:
+    """A container whose login the broker refuses (password from the environment) does not
+    retry: it exits 1 with the broker's reason, and the password appears nowhere."""
+    require_rabbitmq()
+    from tests.launch import TIMEOUT, launch
+
+    proc = launch(
+        "refused",
+        "-n",
+        "--broker",
+        f"amqp://{HOST}:{PORT}/",
+        ION_BROKER__USERNAME="guest",
+        ION_BROKER__PASSWORD="not-the-password",
+    )
+    output, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 1, output
+    assert "the broker refused the connection" in output and "403 ACCESS_REFUSED" in output
+    assert "attempt 1 of" not in output
+    assert "not-the-password" not in output
+
+
 @pytest_twisted.ensureDeferred
 async def test_terminate_while_link_down_leaves_no_zombie(system: System) -> None:
     """A process terminated while the broker link is down finishes terminating, and

@@ -11,13 +11,15 @@ import datetime
 import decimal
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from uuid import uuid4
 
 import pytest
 import pytest_twisted
+from twisted.internet import endpoints, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from ion.core.exception import BrokerError, ConnectionLostError
+from ion.core.exception import BrokerError, BrokerRefusedError, ConnectionLostError
 from ion.core.messaging.amqp import AmqpBroker
 from tests.helpers import Collector, wait_for
 from tests.proxy import Proxy
@@ -219,6 +221,71 @@ async def test_connect_failure_is_clear():
         await wait_for(broker.connect(), timeout=5)
     assert "guest:***@127.0.0.1:1" in str(info.value) and "secret" not in str(info.value)
     await broker.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_login_is_clear(logs):
+    """A login the broker refuses fails connect() with BrokerRefusedError and the broker's own reason, and leaves no
+    unhandled error behind (Twisted's ClientService cannot take a failed preparation)."""
+    require_rabbitmq()
+    broker = AmqpBroker(_reactor(), f"amqp://guest:wrong@{HOST}:{PORT}/", reconnect=False)
+    with pytest.raises(BrokerRefusedError, match="403 ACCESS_REFUSED") as info:
+        await wait_for(broker.connect(), timeout=10)
+    assert "wrong" not in str(info.value)
+    await broker.close()
+    assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
+
+
+class _Slammer(protocol.Protocol):
+    """Accepts a connection and closes it at once: a broker that fails every handshake."""
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
+@pytest_twisted.async_yield_fixture
+async def slammer_port() -> AsyncIterator[int]:
+    port = await endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1").listen(
+        protocol.Factory.forProtocol(_Slammer)
+    )
+    yield port.getHost().port
+    await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_handshakes_while_reconnecting_are_retried(proxy, slammer_port, logs):
+    """Reconnect attempts whose AMQP handshake fails are logged and retried until one succeeds."""
+    target = {"port": proxy.port}
+    broker = AmqpBroker(
+        _reactor(),
+        URL,
+        max_retry_delay=0.5,
+        endpoint_factory=lambda reactor, _p: _SwitchEndpoint(reactor, target),
+    )
+    await broker.connect()
+    back = Collector()
+    broker.on_reconnected(lambda: back(True))
+    try:
+        target["port"] = slammer_port
+        proxy.cut()
+        await logs.wait_for_text("reconnecting to", timeout=10)
+        target["port"] = proxy.port
+        await back.wait(1, timeout=10)
+        assert broker.is_open
+        await broker.declare_queue("", exclusive=True, auto_delete=True)
+    finally:
+        await broker.close()
+    assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
+
+
+class _SwitchEndpoint:
+    """Connects to 127.0.0.1 at whatever port C{target["port"]} names at the time."""
+
+    def __init__(self, reactor: Any, target: dict[str, int]) -> None:
+        self.reactor, self.target = reactor, target
+
+    def connect(self, factory: Any) -> Any:
+        return TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.target["port"]).connect(factory)
 
 
 # --- helpers ---------------------------------------------------------------------------------
