@@ -13,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from zope.interface import implementer
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,32 @@ class Pki:
     client_key: Path
 
     def server_options(self, require_client: bool = False) -> Any:
-        """Twisted server TLS options for the server certificate; with
-        C{require_client}, the client must present a certificate signed by C{ca}."""
-        from twisted.internet import ssl
+        """A server TLS context factory for the server certificate; with
+        C{require_client}, the client must present a certificate signed by C{ca}.
+        (Built on pyOpenSSL's files API: Twisted's own certificate objects trip
+        pyOpenSSL's deprecation warnings.)"""
+        from OpenSSL import SSL
 
-        server = ssl.PrivateCertificate.loadPEM(
-            self.server_cert.read_bytes() + self.server_key.read_bytes()
-        )
-        if not require_client:
-            return server.options()
-        return server.options(ssl.Certificate.loadPEM(self.ca.read_bytes()))
+        ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+        ctx.use_certificate_file(str(self.server_cert))
+        ctx.use_privatekey_file(str(self.server_key))
+        if require_client:
+            ctx.load_verify_locations(str(self.ca))
+
+            def verdict(_conn: Any, _cert: Any, _errno: int, _depth: int, ok: int) -> bool:
+                return bool(ok)  # OpenSSL's own verification decides
+
+            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verdict)
+        return _ContextFactory(ctx)
+
+
+@implementer(IOpenSSLContextFactory)
+class _ContextFactory:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def getContext(self) -> Any:
+        return self.ctx
 
 
 def _name(cn: str) -> x509.Name:
