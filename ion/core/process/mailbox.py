@@ -91,7 +91,7 @@ class Mailbox:
         to = str(to)
         if conv is None:
             assert self._conversations is not None, "process is not spawned"
-            h = self._headers(to, op, "none", self._conversations.next_id())
+            h = self._headers(to, op, "none", self._conversations.next_id(one_off=True))
         else:
             h = self._headers(to, op, "generic", conv.conv_id)
             h[m.PERFORMATIVE] = performative

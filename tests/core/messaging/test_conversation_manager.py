@@ -46,7 +46,8 @@ def test_timeout_fails_and_collects() -> None:
 
 
 def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) -> None:
-    """A reply after the deadline is recognised as late; a stranger's as unknown."""
+    """A reply after the deadline is recognised as late; a stranger's, or one to a
+    one-off message (which awaits none), as unknown."""
     from twisted.logger import globalLogPublisher
 
     seen: list[str] = []
@@ -60,7 +61,9 @@ def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) 
         clock.advance(1)
         manager.received(reply(conv_id))
         late = [s for s in seen if "late reply dropped" in s]
+        one_off = manager.next_id(one_off=True)
         for stranger in (
+            one_off,
             "me.1@c#2",
             "me.1@c#0",
             "me.1@c#x",
@@ -73,7 +76,7 @@ def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) 
         globalLogPublisher.removeObserver(observer)
     assert len(late) == 1
     assert sum("late reply dropped" in s for s in seen) == 1
-    assert sum("unknown conversation" in s for s in seen) == 6
+    assert sum("unknown conversation" in s for s in seen) == 7
 
 
 def test_conversation_ids_are_the_owners_in_order() -> None:

@@ -30,7 +30,8 @@ class ConversationManager:
 
     Conversation ids are C{<owner>#<n>}, numbered in order by L{next_id}, so a
     reply to one that has finished is told from a reply to one this process
-    never had without remembering finished ones.
+    never had (or to a one-off message, C{<owner>#s<n>}) without remembering
+    finished ones.
 
     @ivar open: conv-id -> conversation; empty again once every call has ended.
     """
@@ -43,9 +44,14 @@ class ConversationManager:
         self.generic: dict[str, Conversation] = {}
         self._prefix = owner + "#"
         self._issued = 0
+        self._one_offs = 0
 
-    def next_id(self) -> str:
-        """A new conversation id of this owner."""
+    def next_id(self, one_off: bool = False) -> str:
+        """A new conversation id of this owner; C{one_off} for a message that awaits
+        no reply (C{<owner>#s<n>}), so a reply to it is unknown rather than late."""
+        if one_off:
+            self._one_offs += 1
+            return f"{self._prefix}s{self._one_offs}"
         self._issued += 1
         return f"{self._prefix}{self._issued}"
 
