@@ -232,7 +232,15 @@ def is_refusal(exc: BaseException | None) -> bool:
         from service_identity import VerificationError  # the certificate names another host
     except ImportError:  # pragma: no cover - twisted[tls] brings both
         return False
-    return isinstance(exc, TLSError | VerificationError)
+    if isinstance(exc, VerificationError):
+        return True
+    if isinstance(exc, TLSError):
+        # OpenSSL's reasons: only trust failures are refusals; an EOF or reset
+        # mid-handshake (a broker restarting) is worth another try.
+        errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+        reasons = " ".join(str(e[-1]) for e in errors if isinstance(e, tuple) and e)
+        return any(word in reasons for word in ("certificate", "unknown ca", "verify"))
+    return False
 
 
 def map_error(exc: BaseException) -> BaseException:

@@ -41,3 +41,23 @@ def test_bad_urls_refused(url):
     """A wrong scheme, a bad port, TLS files without amqps or an unknown option is a ConfigurationError."""
     with pytest.raises(ConfigurationError):
         parse_amqp_url(url)
+
+
+def test_refusals_told_from_transient_failures() -> None:
+    """A refused login or vhost, or a certificate not trusted, is a refusal (not retried
+    at boot); a forced close, a refused TCP connection or an EOF mid-handshake is not."""
+    import pika.exceptions
+    from OpenSSL.SSL import Error as TLSError
+    from twisted.internet.error import ConnectionRefusedError
+
+    from ion.core.messaging.amqp_connection import is_refusal
+
+    closed = pika.exceptions.ConnectionClosedByBroker
+    assert is_refusal(closed(403, "ACCESS_REFUSED - Login was refused"))
+    assert is_refusal(closed(530, "NOT_ALLOWED - access to vhost 'x' refused"))
+    assert is_refusal(TLSError([("SSL routines", "", "certificate verify failed")]))
+    assert is_refusal(TLSError([("SSL routines", "", "tlsv13 alert certificate required")]))
+    assert not is_refusal(closed(320, "CONNECTION_FORCED - broker forced connection closure"))
+    assert not is_refusal(ConnectionRefusedError())
+    assert not is_refusal(TLSError([("SSL routines", "", "unexpected eof while reading")]))
+    assert not is_refusal(None)
