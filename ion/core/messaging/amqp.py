@@ -170,11 +170,14 @@ class AmqpBroker:
         if self._state != _NEW:
             return defer.fail(self._gone(f"cannot connect: {self._state}"))
         self._state = _CONNECTING
+        self._failed_handshakes = 0
         policy = backoffPolicy(initialDelay=0.5, maxDelay=self._max_retry_delay, factor=2.0)
         self._service = ClientService(
             self._endpoint,
             _Factory(self),
-            retryPolicy=lambda failed: policy(failed + self._failed_handshakes),
+            # A failed handshake is a connection made (which resets the service's
+            # count) and lost (which counts one): the rest of the run counts here.
+            retryPolicy=lambda failed: policy(failed + max(0, self._failed_handshakes - 1)),
             clock=self._reactor,
             prepareConnection=self._prepare,
         )
@@ -204,19 +207,24 @@ class AmqpBroker:
         preparation whose connection is then lost (the usual case: a refused
         login, a TLS handshake failure). A failed handshake is kept in
         C{_handshake_error} and its connection aborted, so the service sees a
-        connection that was made and lost, and retries (with backoff).
+        connection that was made and lost, and retries (with backoff). Closed
+        meanwhile, it never answers: the service then only waits for the loss.
         """
         proto = getattr(proxy, "_protocol", proxy)  # the ClientService hands us a proxy
         self._handshake_error = None
         try:
             await self._handshake(proto)
         except Exception as e:
-            self._handshake_error = proto.first_error or e
-            self._failed_handshakes += 1
             if self._proto is proto:
                 self._proto = None
-            if self._state not in (_CLOSING, _CLOSED):
-                self._state = _LOST if self._generation else _CONNECTING
+            proto.transport.abortConnection()
+            if self._state in (_CLOSING, _CLOSED) or isinstance(e, defer.CancelledError):
+                # Being stopped, the service waits (Disconnecting) for this
+                # connection to go and has no transition for any answer from here.
+                await defer.Deferred()  # never fires; dropped with the service
+            self._handshake_error = proto.first_error or e
+            self._failed_handshakes += 1
+            self._state = _LOST if self._generation else _CONNECTING
             if self._generation:
                 _log.warn(
                     "{name}: reconnecting to {url} failed: {error}",
@@ -224,7 +232,6 @@ class AmqpBroker:
                     url=self.params.url,
                     error=describe(self._handshake_error),
                 )
-            proto.transport.abortConnection()
             return
         self._failed_handshakes = 0
         _log.info("{name} connected to {url}", name=self.name, url=self.params.url)

@@ -221,12 +221,10 @@ def is_refusal(exc: BaseException | None) -> bool:
     """Whether C{exc} says the broker turned us away (login, vhost access, TLS trust),
     as opposed to being unreachable or going away."""
     if isinstance(exc, pika.exceptions.ConnectionClosed):
-        return exc.reply_code in (403, 530)  # ACCESS_REFUSED, NOT_ALLOWED
-    if isinstance(
-        exc,
-        pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError,
-    ):
-        return True
+        if exc.reply_code == 403:  # ACCESS_REFUSED: the login
+            return True
+        # NOT_ALLOWED: no access to the vhost, or a connection limit reached (which clears)
+        return exc.reply_code == 530 and "limit" not in str(exc.reply_text)
     try:
         from OpenSSL.SSL import Error as TLSError
         from service_identity import VerificationError  # the certificate names another host

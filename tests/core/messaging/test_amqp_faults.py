@@ -19,7 +19,12 @@ import pytest_twisted
 from twisted.internet import endpoints, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from ion.core.exception import BrokerError, BrokerRefusedError, ConnectionLostError
+from ion.core.exception import (
+    BrokerError,
+    BrokerRefusedError,
+    ConnectionClosedError,
+    ConnectionLostError,
+)
 from ion.core.messaging.amqp import AmqpBroker
 from tests.helpers import Collector, wait_for
 from tests.proxy import Proxy
@@ -255,14 +260,7 @@ async def slammer_port() -> AsyncIterator[int]:
 @pytest_twisted.ensureDeferred
 async def test_failed_handshakes_while_reconnecting_are_retried(proxy, slammer_port, logs):
     """Reconnect attempts whose AMQP handshake fails are logged and retried until one succeeds."""
-    target = {"port": proxy.port}
-    broker = AmqpBroker(
-        _reactor(),
-        URL,
-        max_retry_delay=0.5,
-        endpoint_factory=lambda reactor, _p: _SwitchEndpoint(reactor, target),
-    )
-    await broker.connect()
+    broker, target = await _switchable(proxy)
     back = Collector()
     broker.on_reconnected(lambda: back(True))
     try:
@@ -276,6 +274,76 @@ async def test_failed_handshakes_while_reconnecting_are_retried(proxy, slammer_p
     finally:
         await broker.close()
     assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
+
+
+class _Mute(protocol.Protocol):
+    """Takes the client's protocol header and never answers: a broker stalled mid-handshake."""
+
+    heard = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.heard:
+            self.heard = True
+            self.factory.connected(self)
+
+
+@pytest_twisted.async_yield_fixture
+async def mute_server() -> AsyncIterator[tuple[int, Collector]]:
+    """(port, a Collector of the connections whose client began the handshake)."""
+    connected = Collector()
+    factory = protocol.Factory.forProtocol(_Mute)
+    factory.connected = connected
+    port = await endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1").listen(factory)
+    yield port.getHost().port, connected
+    for conn in connected.items:
+        conn.transport.abortConnection()
+    await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_during_stalled_first_handshake(mute_server, logs):
+    """Closing while the first handshake waits on a silent broker ends promptly: the
+    connect fails with ConnectionClosedError, the broker is closed, nothing unhandled."""
+    port, connected = mute_server
+    broker = AmqpBroker(
+        _reactor(), URL, endpoint_factory=lambda r, _p: TCP4ClientEndpoint(r, "127.0.0.1", port)
+    )
+    connecting = broker.connect()
+    await connected.wait(1)
+    await wait_for(broker.close(), timeout=5)
+    with pytest.raises(ConnectionClosedError):
+        await wait_for(connecting, timeout=5)
+    assert "closed" in repr(broker)
+    assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_during_stalled_reconnect(proxy, mute_server, logs):
+    """Closing while a reconnect's handshake waits on a silent broker ends promptly and
+    logs no failed reconnect and nothing unhandled."""
+    port, connected = mute_server
+    broker, target = await _switchable(proxy)
+    target["port"] = port
+    proxy.cut()
+    await connected.wait(1, timeout=10)
+    await wait_for(broker.close(), timeout=5)
+    assert "closed" in repr(broker)
+    assert not [t for t in logs.texts() if "reconnecting to" in t]
+    assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
+
+
+async def _switchable(proxy: Proxy) -> tuple[AmqpBroker, dict[str, int]]:
+    """A broker connected through C{proxy}, and C{target}: its reconnects go to
+    127.0.0.1 at whatever port C{target["port"]} says then."""
+    target = {"port": proxy.port}
+    broker = AmqpBroker(
+        _reactor(),
+        URL,
+        max_retry_delay=0.5,
+        endpoint_factory=lambda reactor, _p: _SwitchEndpoint(reactor, target),
+    )
+    await broker.connect()
+    return broker, target
 
 
 class _SwitchEndpoint:

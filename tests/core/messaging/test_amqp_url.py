@@ -58,6 +58,7 @@ def test_refusals_told_from_transient_failures() -> None:
     assert is_refusal(TLSError([("SSL routines", "", "certificate verify failed")]))
     assert is_refusal(TLSError([("SSL routines", "", "tlsv13 alert certificate required")]))
     assert not is_refusal(closed(320, "CONNECTION_FORCED - broker forced connection closure"))
+    assert not is_refusal(closed(530, "NOT_ALLOWED - connection limit (10) is reached"))
     assert not is_refusal(ConnectionRefusedError())
     assert not is_refusal(TLSError([("SSL routines", "", "unexpected eof while reading")]))
     assert not is_refusal(None)
