@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "conversation_timeout": 60.0,
     },
     "broker": {"url": "local", "prefetch": 32},
+    "process": {"concurrency": 0},
     "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
     "pack": {"app_path": ["res/apps"], "rel_path": ["res/deploy"], "root": None},
     "shell": {"history": "~/.cchistory"},

@@ -48,7 +48,7 @@ class Inbox(Mailbox):
             # Requests reach a process only while ACTIVE; one that races with
             # terminate goes back to its queue for another instance.
             settle(delivery, requeue=True)
-            if delivery.routing_key == str(self.id) + REPLY_KEY_SUFFIX:
+            if self._auto_acked(delivery):
                 # Auto-acked: there is no queue to go back to.
                 self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
                               proc=self, msg=msg, state=self.state)  # fmt: skip
@@ -64,6 +64,13 @@ class Inbox(Mailbox):
             except exc.ConversationError as e:
                 self._bad_message(delivery, e)
                 return
+        if self._concurrency and self._inflight >= self._concurrency:
+            self._waiting.append(msg)  # unacked: prefetch bounds how many wait
+            return
+        self._run(msg)
+
+    def _run(self, msg: m.Message) -> None:
+        """Run the handler of C{msg}; L{_finish} answers and acks it."""
         self._inflight += 1
         handler = self._handler(msg.op)
         if handler is None:
@@ -128,10 +135,42 @@ class Inbox(Mailbox):
         finally:
             settle(msg.delivery)
             self._inflight -= 1
+            self._start_waiting()
             if self._inflight == 0 and self._idle:
                 idle, self._idle = self._idle, []
                 for d in idle:
                     d.callback(None)
+
+    def _start_waiting(self) -> None:
+        """Start waiting deliveries while the concurrency allows (a loop, not a
+        recursion: a handler that finishes at once comes back here)."""
+        if self._starting:
+            return
+        self._starting = True
+        try:
+            while self._waiting and self._inflight < self._concurrency:
+                self._run(self._waiting.popleft())
+        finally:
+            self._starting = False
+
+    def _release_waiting(self, all_of_them: bool = False) -> None:
+        """Give back the deliveries waiting for a turn: to their queue, for another
+        instance. Auto-acked ones (on the reply queue) cannot go back: they stay to
+        run while terminating drains, unless C{all_of_them}, when they are dropped."""
+        keep: list[m.Message] = []
+        for msg in self._waiting:
+            if not self._auto_acked(msg.delivery):
+                settle(msg.delivery, requeue=True)
+            elif all_of_them:
+                self.log.warn("{proc}: {msg!r} dropped: not started before terminating",
+                              proc=self, msg=msg)  # fmt: skip
+            else:
+                keep.append(msg)
+        self._waiting.clear()
+        self._waiting.extend(keep)
+
+    def _auto_acked(self, delivery: Any) -> bool:
+        return getattr(delivery, "routing_key", None) == str(self.id) + REPLY_KEY_SUFFIX
 
     def _log_handler_error(self, msg: m.Message, failure: Failure) -> None:
         if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours

@@ -8,6 +8,7 @@ it raises is the error reply, and the process stays ACTIVE.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +42,9 @@ class Process(Inbox):
     """
 
     name: ClassVar[str | None] = None
+    #: Handlers run at once (more deliveries wait, unacked); None: config
+    #: C{process.concurrency}; 0: no limit but the broker's prefetch.
+    concurrency: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -62,6 +66,9 @@ class Process(Inbox):
         self._reply_consumer: str | None = None
         self._queues: list[str] = []
         self._inflight = 0
+        self._concurrency = 0  # set at activate
+        self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
+        self._starting = False
         self._idle: list[Deferred[None]] = []
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
         self._terminating = False  # between terminate's start and its end: may still send
@@ -151,6 +158,7 @@ class Process(Inbox):
         assert self.container is not None
         exchange = self.container.exchange
         try:
+            self._concurrency = self._concurrency_setting()
             await _run_hook(self.on_activate)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
@@ -160,6 +168,17 @@ class Process(Inbox):
             self._announce("ERROR")
             raise
         self._announce("ACTIVE")
+
+    def _concurrency_setting(self) -> int:
+        value = type(self).concurrency
+        where = f"{type(self).__name__}.concurrency"
+        if value is None:
+            value, where = self.config.get("process.concurrency", 0), "process.concurrency"
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise exc.ConfigurationError(
+                f"{where}: expected a whole number of handlers >= 0 (0: no limit), not {value!r}"
+            )
+        return value
 
     async def terminate(self) -> None:
         """Stop intake, wait (bounded) for in-flight handlers, terminate children,
@@ -177,6 +196,7 @@ class Process(Inbox):
             for tag in self._consumers:
                 await self._attempt(exchange.cancel(tag), "stopping intake")
             self._consumers.clear()
+            self._release_waiting()  # requests not started go back for another instance
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
@@ -191,6 +211,7 @@ class Process(Inbox):
             except Exception:
                 hook_error = Failure()
         finally:
+            self._release_waiting(all_of_them=True)
             self._terminating = False
             self.fail_conversations(exc.ProcessError(f"{self} terminated"))
             if self._reply_consumer is not None:
