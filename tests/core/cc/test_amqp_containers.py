@@ -155,6 +155,39 @@ async def test_unacked_request_redelivered_when_instance_dies(system: System) ->
     assert survivor.entered.items == [("job", True)]
 
 
+class OneAtATime(Gated):
+    concurrency = 1
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.delivered = Collector()  # taken: running or waiting for the one slot
+
+    def _on_delivery(self, delivery: Any) -> None:
+        super()._on_delivery(delivery)
+        self.delivered(delivery)
+
+
+@pytest_twisted.ensureDeferred
+async def test_waiting_requests_go_to_another_container_at_terminate(system: System) -> None:
+    """With concurrency 1 and prefetch 32, a second request waits, unacked, in the
+    busy instance; when that instance terminates it goes back to the queue and the
+    instance in the other container answers it."""
+    busy_c, other_c = await system.container(), await system.container()
+    busy = await busy_c.spawn(OneAtATime)
+    client = await other_c.spawn(Process, name="client")
+    held = client.rpc_send("gated", "work", "held")
+    waiting = client.rpc_send("gated", "work", "waiting")
+    await busy.delivered.wait(2)
+    assert busy.entered.items == [("held", False)]
+    other = await other_c.spawn(OneAtATime)
+    other.gate.callback(None)
+    terminating = defer.ensureDeferred(busy_c.terminate(busy))
+    assert await wait_for(waiting, timeout=10) == {"by": str(other.id), "work": "waiting"}
+    busy.gate.callback(None)
+    assert (await wait_for(held, timeout=10))["by"] == str(busy.id)
+    await wait_for(terminating, timeout=10)
+
+
 @pytest_twisted.ensureDeferred
 async def test_link_cut_fails_calls_then_recovers(system: System, logs: Any) -> None:
     """A cut link fails in-flight calls promptly with a clear error; the container
