@@ -135,7 +135,8 @@ class Inbox(Mailbox):
         finally:
             settle(msg.delivery)
             self._inflight -= 1
-            self._start_waiting()
+            if self._waiting:  # the common case, no limit set, costs one test
+                self._start_waiting()
             if self._inflight == 0 and self._idle:
                 idle, self._idle = self._idle, []
                 for d in idle:
