@@ -14,8 +14,6 @@ Messages go out from one implicit process, C{shell}, spawned on first use.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ion.core.exception import ProcessError
 from ion.core.id import ProcessId
 from ion.core.log import redact_url
-from ion.core.process.manager import resolve_process_class
+from ion.core.process.lookup import declared_services, qualname, resolve_spawnable, service_name_of
 from ion.core.process.process import Process
-from ion.core.process.service import ServiceProcess
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -77,77 +74,6 @@ class Table:
         return "\n".join(out)
 
     __repr__ = __str__
-
-
-def service_name_of(cls: type) -> str | None:
-    """The service a ServiceProcess class declares (None if it declares none)."""
-    declared = getattr(cls, "declare", None) or {}
-    return declared.get("name") or getattr(cls, "service_name", None)
-
-
-def declared_services() -> list[type[ServiceProcess]]:
-    """Every imported ServiceProcess class that declares a service name."""
-    found: list[type[ServiceProcess]] = []
-    todo = list(ServiceProcess.__subclasses__())
-    while todo:
-        cls = todo.pop(0)
-        if cls not in found:
-            todo.extend(cls.__subclasses__())
-            if service_name_of(cls) and not cls.__name__.startswith("_"):
-                found.append(cls)
-    return found
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def resolve_spawnable(target: Any) -> type[Process]:
-    """A Process class from a class, C{module.Class}, a module defining one, or a service name.
-
-    @raise ProcessError: nothing (or more than one thing) matches, with the reason.
-    """
-    if not isinstance(target, str):
-        return resolve_process_class(target)
-    if "." in target or ":" in target:
-        try:
-            module = importlib.import_module(target) if ":" not in target else None
-        except ImportError as e:
-            if e.name is None or not target.startswith(e.name):
-                raise ProcessError(f"cannot spawn {target!r}: importing it failed: {e}") from e
-            module = None  # not a module: maybe module.Class
-        except Exception as e:
-            raise ProcessError(f"cannot spawn {target!r}: importing it failed: {e!r}") from e
-        if module is None:
-            return resolve_process_class(target)
-        classes = [
-            c
-            for _, c in inspect.getmembers(module, inspect.isclass)
-            if issubclass(c, Process) and c.__module__.startswith(module.__name__)
-        ]
-        services = [c for c in classes if issubclass(c, ServiceProcess)] or classes
-        if len(services) != 1:
-            names = ", ".join(c.__name__ for c in services) or "none"
-            raise ProcessError(
-                f"cannot spawn module {target!r}: expected one process class, found {names}; "
-                "name one as 'module.Class'"
-            )
-        return services[0]
-    known = declared_services()
-    matches = [c for c in known if service_name_of(c) == target]
-    if len(matches) > 1:  # subclasses inherit the declaration: prefer the declaring class
-        own = [c for c in matches if "declare" in vars(c) or "service_name" in vars(c)]
-        matches = own if len(own) == 1 else [c for c in own if c.__module__.startswith("ion.")]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        names = ", ".join(_qualname(c) for c in matches)
-        raise ProcessError(f"cannot spawn {target!r}: several classes declare it ({names})")
-    names = ", ".join(sorted({service_name_of(c) or "" for c in known})) or "none"
-    raise ProcessError(
-        f"cannot spawn {target!r}: not a module, a 'module.Class' or a declared service "
-        f"(declared: {names})"
-    )
 
 
 class ShellApi:
@@ -315,16 +241,16 @@ class ShellApi:
         """Print the declared services: name, version, class, and instances running here."""
         running: dict[str, int] = {}
         for proc in self.container.proc_manager.processes.values():
-            key = _qualname(type(proc))
+            key = qualname(type(proc))
             running[key] = running.get(key, 0) + 1
         rows = [
             [
                 service_name_of(cls),
                 (getattr(cls, "declare", None) or {}).get("version", getattr(cls, "version", "")),
-                _qualname(cls),
-                running.get(_qualname(cls), 0),
+                qualname(cls),
+                running.get(qualname(cls), 0),
             ]
-            for cls in sorted(declared_services(), key=lambda c: (service_name_of(c), _qualname(c)))
+            for cls in sorted(declared_services(), key=lambda c: (service_name_of(c), qualname(c)))
         ]
         return Table(["service", "version", "class", "here"], rows, "service")
 

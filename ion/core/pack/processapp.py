@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from ion.core.config import Config
 from ion.core.pack.appfile import AppDefinition
-from ion.core.process.manager import resolve_process_class
+from ion.core.process.lookup import resolve_process_class
 from ion.core.process.process import Process
 
 if TYPE_CHECKING:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from typing import TYPE_CHECKING, Any
 
@@ -15,34 +14,13 @@ from ion.core.deadline import ended_within
 from ion.core.exception import MessageFormatError, ProcessError
 from ion.core.id import ProcessId, check_name
 from ion.core.messaging.message import CONV_ID, SENDER, decode
+from ion.core.process.lookup import resolve_process_class
 from ion.core.process.process import Process
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
 
 log = Logger()
-
-
-def resolve_process_class(target: Any) -> type[Process]:
-    """A Process subclass from a class or a dotted C{module.Class} / C{module:Class} name."""
-    if isinstance(target, type):
-        cls = target
-    elif isinstance(target, str):
-        module_name, sep, attr = target.rpartition(":") if ":" in target else target.rpartition(".")
-        if not sep or not module_name:
-            raise ProcessError(f"cannot spawn {target!r}: expected 'module.Class'")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise ProcessError(f"cannot spawn {target!r}: no module {module_name!r} ({e})") from e
-        cls = getattr(module, attr, None)
-        if cls is None:
-            raise ProcessError(f"cannot spawn {target!r}: module {module_name!r} has no {attr!r}")
-    else:
-        raise ProcessError(f"cannot spawn {target!r}: give a Process class or 'module.Class'")
-    if not (isinstance(cls, type) and issubclass(cls, Process)):
-        raise ProcessError(f"cannot spawn {target!r}: not a Process subclass")
-    return cls
 
 
 class ProcessManager(Service):
