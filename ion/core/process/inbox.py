@@ -8,6 +8,7 @@ it, it holds no state of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -45,13 +46,7 @@ class Inbox(Mailbox):
             return
         protocol = msg.protocol
         if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
-            # Requests reach a process only while ACTIVE; one that races with
-            # terminate goes back to its queue for another instance.
-            settle(delivery, requeue=True)
-            if self._auto_acked(delivery):
-                # Auto-acked: there is no queue to go back to.
-                self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
-                              proc=self, msg=msg, state=self.state)  # fmt: skip
+            self._not_taken(msg)
             return
         if protocol == "rpc" or protocol == "request":
             conv = new_conversation(msg.conv_id, protocol, PARTICIPANT)  # type: ignore[arg-type]
@@ -69,6 +64,29 @@ class Inbox(Mailbox):
             return
         self._run(msg)
 
+    def _not_taken(self, msg: m.Message) -> None:
+        """A delivery that reached a process not ACTIVE. One that races with
+        terminate goes back to its queue for another instance; a process in ERROR
+        answers requests with an error, as putting them back would bring them
+        straight back to it."""
+        delivery = msg.delivery
+        if self.state == "ERROR":
+            settle(delivery)
+            if msg.protocol in ("rpc", "request") and msg.performative == "request":
+                msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
+                msg.conversation.feed("request")
+                error = exc.ProcessError(f"{self} is in state ERROR; it takes no requests")
+                self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+            else:
+                self.log.warn("{proc}: {msg!r} dropped: arrived in state ERROR",
+                              proc=self, msg=msg)  # fmt: skip
+            return
+        settle(delivery, requeue=True)
+        if self._auto_acked(delivery):
+            # Auto-acked: there is no queue to go back to.
+            self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
+                          proc=self, msg=msg, state=self.state)  # fmt: skip
+
     def _run(self, msg: m.Message) -> None:
         """Run the handler of C{msg}; L{_finish} answers and acks it."""
         self._inflight += 1
@@ -80,13 +98,22 @@ class Inbox(Mailbox):
             return
         try:
             result = handler(msg.content, msg.headers, msg)
-        except Exception:
+            if isinstance(result, Deferred):
+                waited = result
+            elif hasattr(result, "__await__"):
+                coro = result if isinstance(result, CoroutineType) else _awaited(result)
+                waited = ensureDeferred(coro)
+            else:
+                self._finish(msg, result)
+                return
+        except BaseException as e:
+            # A handler's asyncio.CancelledError is a BaseException, and its
+            # call must still be answered and counted done.
             self._finish(msg, Failure())
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
             return
-        if isinstance(result, Deferred) or hasattr(result, "__await__"):
-            ensureDeferred(result).addBoth(self._finish_async, msg)
-        else:
-            self._finish(msg, result)
+        waited.addBoth(self._finish_async, msg)
 
     def _takes_while_inactive(self, msg: m.Message) -> bool:
         """A message of a C{generic} conversation this process already holds is
@@ -159,19 +186,38 @@ class Inbox(Mailbox):
         instance. Auto-acked ones (on the reply queue) cannot go back: they stay to
         run while terminating drains, unless C{all_of_them}, when they are dropped."""
         keep: list[m.Message] = []
-        for msg in self._waiting:
-            if not self._auto_acked(msg.delivery):
+        # Last first: a broker that puts a message back at the head of its queue
+        # (the embedded one) then keeps their order.
+        for msg in reversed(self._waiting):
+            if not self._on_own_queue(msg.delivery):
                 settle(msg.delivery, requeue=True)
             elif all_of_them:
                 self.log.warn("{proc}: {msg!r} dropped: not started before terminating",
                               proc=self, msg=msg)  # fmt: skip
+                if msg.protocol in ("rpc", "request"):
+                    self.reply_err(msg, exception=exc.ProcessError(f"{self} terminated"))
+                settle(msg.delivery)
             else:
                 keep.append(msg)
         self._waiting.clear()
-        self._waiting.extend(keep)
+        self._waiting.extend(reversed(keep))
+
+    def _forget_waiting(self) -> None:
+        """The broker link was lost: it gives the unacked deliveries back and
+        delivers them again, so the copies waiting here must not run too."""
+        self._waiting = type(self._waiting)(
+            msg for msg in self._waiting if self._auto_acked(msg.delivery)
+        )
 
     def _auto_acked(self, delivery: Any) -> bool:
         return getattr(delivery, "routing_key", None) == str(self.id) + REPLY_KEY_SUFFIX
+
+    def _on_own_queue(self, delivery: Any) -> bool:
+        """Whether C{delivery} came from a queue of this process alone (its id or
+        reply queue), which goes with it: nothing there can go back for another."""
+        key = getattr(delivery, "routing_key", None)
+        me = str(self.id)
+        return key == me or key == me + REPLY_KEY_SUFFIX
 
     def _log_handler_error(self, msg: m.Message, failure: Failure) -> None:
         if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours
@@ -208,3 +254,8 @@ class Inbox(Mailbox):
             and self.state == "ACTIVE"
         ):
             self.reply_err(m.Message(h), exception=error)
+
+
+async def _awaited(result: Any) -> Any:
+    """Await any awaitable (ensureDeferred takes only coroutines and Deferreds)."""
+    return await result

@@ -52,7 +52,7 @@ class ProcessManager(Service):
         connection, and waiting for each deadline would only hide that."""
         log.warn("broker connection lost: {why}; failing open calls", why=error)
         for proc in list(self.processes.values()):
-            proc.fail_conversations(error)
+            proc.broker_lost(error)
 
     async def spawn(
         self,
@@ -120,7 +120,7 @@ class ProcessManager(Service):
 
     async def _discard(self, proc: Process) -> None:
         try:
-            if proc.state != "TERMINATED":
+            if not proc.terminated:
                 await proc.terminate()
         except Exception:
             log.failure("cleanup of {pid} failed", pid=str(proc.id))

@@ -72,6 +72,7 @@ class Process(Inbox):
         self._idle: list[Deferred[None]] = []
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
         self._terminating = False  # between terminate's start and its end: may still send
+        self._terminate_waiters: list[Deferred[None]] = []
 
     # -- identity and state ------------------------------------------------
 
@@ -180,17 +181,42 @@ class Process(Inbox):
             )
         return value
 
+    @property
+    def terminated(self) -> bool:
+        """Whether terminate has finished (not merely begun)."""
+        return self.state == "TERMINATED" and not self._terminating
+
+    def broker_lost(self, error: Exception) -> None:
+        """The broker link was lost: fail open calls at once, forget deliveries
+        not started (the broker delivers them again)."""
+        self.fail_conversations(error)
+        self._forget_waiting()
+
     async def terminate(self) -> None:
         """Stop intake, wait (bounded) for in-flight handlers, terminate children,
         run C{on_terminate} and release the queues. Until then the process can
         still send (handlers finishing, C{on_terminate} saying goodbye). Each step
         is attempted even when an earlier one failed (a broker link may be down);
         a failing hook is reported to the caller, and the process is TERMINATED
-        all the same."""
+        all the same. Called again while under way, it waits for the first call."""
+        if self._terminating:
+            ended: Deferred[None] = Deferred()
+            self._terminate_waiters.append(ended)
+            await ended
+            return
         self._lifecycle.step("terminate")
         self._terminating = True
+        try:
+            await self._terminate()
+        finally:
+            waiters, self._terminate_waiters = self._terminate_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    async def _terminate(self) -> None:
         assert self.container is not None
         exchange = self.container.exchange
+        me = str(self.id)
         hook_error: Failure | None = None
         try:
             for tag in self._consumers:
@@ -202,7 +228,7 @@ class Process(Inbox):
             self._owned.clear()
             await self._drain(float(self.config.get("container.terminate_timeout", 10.0)))
             for child in reversed(self.children):
-                if child.state != "TERMINATED":
+                if not child.terminated:
                     await self._attempt(
                         self.container.proc_manager.terminate(child), f"terminating {child}"
                     )
@@ -217,8 +243,9 @@ class Process(Inbox):
             if self._reply_consumer is not None:
                 await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
                 self._reply_consumer = None
+            own = {exchange.queue_name(key) for key in (me, me + REPLY_KEY_SUFFIX)}
             for queue in self._queues:
-                if queue.endswith(str(self.id)) or queue.endswith(REPLY_KEY_SUFFIX):
+                if queue in own:  # a service's queue stays for its other instances
                     await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
             self._queues.clear()
             self._announce("TERMINATED")

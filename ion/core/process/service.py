@@ -122,7 +122,15 @@ class ServiceClient:
         return self.proc.send(self.target, op, content)
 
     async def close(self) -> None:
-        """Terminate the implicit client process, if one was spawned."""
-        if self._implicit and self.proc is not None and self.proc.state != "TERMINATED":
+        """Terminate the implicit client process, if one was spawned (waiting for a
+        spawn under way, which would otherwise outlive the client)."""
+        if self._implicit and self._attaching is not None:
+            spawned: Deferred[Process] = Deferred()
+            self._waiters.append(spawned)
+            try:
+                await spawned
+            except Exception:  # nothing was spawned, so nothing to terminate
+                pass
+        if self._implicit and self.proc is not None and not self.proc.terminated:
             await self.container.terminate(self.proc)
         self.proc = None if self._implicit else self.proc

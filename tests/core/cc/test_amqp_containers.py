@@ -188,6 +188,39 @@ async def test_waiting_requests_go_to_another_container_at_terminate(system: Sys
     await wait_for(terminating, timeout=10)
 
 
+async def _served_through_a_proxy(
+    system: System, service: type[Gated]
+) -> tuple[Proxy, Collector, Any, Process]:
+    """A service in a container whose broker link runs through a proxy the test
+    can cut, a collector of that container's reconnects, and a client elsewhere."""
+    proxy = await system.proxy()
+    served = await system.container(proxy=proxy)
+    reconnected = Collector()
+    served.exchange.broker.on_reconnected(lambda: reconnected(True))
+    server = await served.spawn(service)
+    client = await (await system.container()).spawn(Process, name="client")
+    return proxy, reconnected, server, client
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_waiting_when_the_link_is_cut_runs_once(system: System) -> None:
+    """A request waiting for the busy slot when the link is cut is given back by
+    the broker and delivered again: that delivery runs, the stale copy does not."""
+    proxy, reconnected, busy, client = await _served_through_a_proxy(system, OneAtATime)
+    held = client.rpc_send("gated", "work", "held", timeout=20)
+    waiting = client.rpc_send("gated", "work", "waiting", timeout=20)
+    await busy.delivered.wait(2)
+    proxy.cut()
+    await reconnected.wait(1, timeout=20)
+    await busy.delivered.wait(4, timeout=10)  # both again, marked redelivered
+    busy.gate.callback(None)
+    results = await wait_for(defer.gatherResults([held, waiting]), timeout=20)
+    assert [r["work"] for r in results] == ["held", "waiting"]
+    await busy.entered.wait(3, timeout=10)
+    assert busy._inflight == 0 and not busy._waiting  # nothing more will run
+    assert busy.entered.items == [("held", False), ("held", True), ("waiting", True)]
+
+
 @pytest_twisted.ensureDeferred
 async def test_link_cut_fails_calls_then_recovers(system: System, logs: Any) -> None:
     """A cut link fails in-flight calls promptly with a clear error; the container
@@ -216,12 +249,7 @@ async def test_link_cut_fails_calls_then_recovers(system: System, logs: Any) -> 
 async def test_messages_accepted_during_outage_are_not_lost(system: System) -> None:
     """Messages the broker accepted for a service while its only instance was cut
     off reach it once it has reconnected: nothing acknowledged is lost."""
-    proxy = await system.proxy()
-    server_c = await system.container(proxy=proxy)
-    reconnected = Collector()
-    server_c.exchange.broker.on_reconnected(lambda: reconnected(True))
-    server = await server_c.spawn(Gated)
-    client = await (await system.container()).spawn(Process, name="client")
+    proxy, reconnected, server, client = await _served_through_a_proxy(system, Gated)
     proxy.hold()  # reconnects stall until restore(), so the outage lasts
     proxy.cut()
     for i in range(20):

@@ -6,6 +6,12 @@ import pytest
 
 from ion.core.exception import ConversationError
 from ion.core.messaging.conversation import new_conversation
+from ion.core.messaging.conversation.core import Conversation
+
+
+def _take(conv: Conversation, performative: str) -> str:
+    """One step: C{timeout} is the deadline's (expire), the others are messages (feed)."""
+    return conv.expire() if performative == "timeout" else conv.feed(performative)
 
 
 @pytest.mark.parametrize(
@@ -26,9 +32,9 @@ def test_sequences_reach_final_state(protocol: str, sequence: list[str], final_s
     """A protocol's legal sequence ends in the expected final state, and not before."""
     conv = new_conversation("p.1@c#1", protocol, "initiator")
     for performative in sequence[:-1]:
-        conv.feed(performative)
+        _take(conv, performative)
         assert not conv.finished
-    assert conv.feed(sequence[-1]) == final_state
+    assert _take(conv, sequence[-1]) == final_state
     assert conv.finished
 
 
@@ -49,7 +55,7 @@ def test_illegal_sequences_are_refused(protocol: str, sequence: list[str]) -> No
     """A performative the protocol does not allow now raises ConversationError naming it."""
     conv = new_conversation("p.1@c#2", protocol, "participant")
     for performative in sequence[:-1]:
-        conv.feed(performative)
+        _take(conv, performative)
     before = conv.state
     with pytest.raises(ConversationError, match=sequence[-1]):
         conv.feed(sequence[-1])
@@ -63,6 +69,19 @@ def test_unknown_performative_and_protocol() -> None:
         conv.feed("__init__")
     with pytest.raises(ConversationError, match="unknown conversation protocol"):
         new_conversation("p.1@c#4", "negotiate", "initiator")
+
+
+@pytest.mark.parametrize("protocol", ["rpc", "request", "generic"])
+def test_timeout_is_never_sent_or_received(protocol: str) -> None:
+    """Only a conversation's deadline times it out: 'timeout' fed as a message
+    (sent by a process, or arriving on the wire) is refused and changes nothing."""
+    conv = new_conversation("p.1@c#7", protocol, "participant")
+    conv.feed("request")
+    before = conv.state
+    with pytest.raises(ConversationError, match="times out by its deadline"):
+        conv.feed("timeout")
+    assert conv.state == before
+    assert conv.expire() in ("TIMEDOUT", "CLOSED")
 
 
 def _machine_step(protocol: str, taken: list[str], performative: str) -> str | None:
@@ -100,12 +119,12 @@ def test_conversations_step_as_their_automat_machine_does(protocol: str) -> None
             for _ in range(2):  # the first time asks the machine, the second takes the kept step
                 conv = new_conversation("p.1@c#3", protocol, "participant")
                 for p in path:
-                    conv.feed(p)
+                    _take(conv, p)
                 if want in (None, "unknown"):
                     with pytest.raises(ConversationError):
-                        conv.feed(performative)
+                        _take(conv, performative)
                 else:
-                    assert conv.feed(performative) == want
+                    assert _take(conv, performative) == want
             if want not in (None, "unknown") and want not in paths:
                 paths[want] = [*path, performative]
                 todo.append(want)

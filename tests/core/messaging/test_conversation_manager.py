@@ -147,3 +147,31 @@ def test_refused_generic_message_leaves_nothing() -> None:
     with pytest.raises(exc.ConversationError):
         manager.generic_received(msg, idle=10)
     assert manager.generic == {} and clock.getDelayedCalls() == []
+
+
+def test_an_on_agree_that_raises_is_logged_and_the_request_goes_on() -> None:
+    """The caller's on_agree raising is its own bug: logged as such, and the
+    result that follows still completes the request."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    clock, manager = make()
+    conv = manager.start("c#1", "request", 5)
+
+    def on_agree(msg: m.Message) -> None:
+        raise RuntimeError("callback bug")
+
+    manager.on_agree["c#1"] = on_agree
+    seen: list[str] = []
+
+    def observer(event: dict) -> None:
+        seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        manager.received(reply("c#1", "agree", None, **{m.PROTOCOL: "request"}))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert any("on_agree of c#1 raised" in s for s in seen)
+    manager.received(reply("c#1", **{m.PROTOCOL: "request"}))
+    assert conv.deferred.result.content == "ok"
+    assert manager.open == {} and manager.on_agree == {} and clock.getDelayedCalls() == []

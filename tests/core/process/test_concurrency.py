@@ -4,6 +4,7 @@ back, and at terminate the waiting ones go back to the queue for another instanc
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -93,6 +94,90 @@ async def test_waiting_requests_go_to_another_instance_at_terminate(container: A
     first.gates["held"].callback(None)
     assert (await wait_for(held))["by"] == "first"  # in-flight work finishes before the end
     await wait_for(terminating)
+
+
+@pytest_twisted.ensureDeferred
+async def test_waiting_requests_go_back_in_their_order(container: Any) -> None:
+    """Requests given back at terminate reach the next instance in the order they came."""
+    first = await container.spawn(Gated, name="first")
+    client = await container.spawn(Process, name="client")
+    calls = [client.rpc_send("gated", "work", i) for i in range(4)]
+    await first.delivered.wait(4)
+    second = await container.spawn(Gated, name="second")
+    terminating = defer.ensureDeferred(container.terminate(first))
+    for i in (1, 2, 3):
+        await second.entered.wait(i)
+        second.gates[i].callback(None)
+    first.gates[0].callback(None)
+    await wait_for(defer.gatherResults(calls))
+    await wait_for(terminating)
+    assert second.entered.items == [1, 2, 3]
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_waiting_on_the_own_queue_run_before_terminate_ends(
+    container: Any,
+) -> None:
+    """Requests addressed to the process itself have no other instance to go to:
+    they run while terminate drains, and are answered."""
+    service = await container.spawn(Gated)
+    client = await container.spawn(Process, name="client")
+    held = client.rpc_send(service.id, "work", "held")
+    waiting = client.rpc_send(service.id, "work", "waiting")
+    await service.delivered.wait(2)
+    terminating = defer.ensureDeferred(container.terminate(service))
+    service.gates["held"].callback(None)
+    assert await service.entered.wait(2) == ["held", "waiting"]
+    service.gates["waiting"].callback(None)
+    assert (await wait_for(waiting))["work"] == "waiting"
+    assert (await wait_for(held))["work"] == "held"
+    await wait_for(terminating)
+
+
+class Odd(ServiceProcess):
+    """Handlers that return what is awaitable but no coroutine, or raise a BaseException."""
+
+    service_name = "odd"
+    concurrency = 1
+
+    def op_future(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        return _Ready(content)
+
+    def op_cancelled(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        raise asyncio.CancelledError()
+
+    def op_echo(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        return content
+
+
+class _Ready:
+    """Awaitable, not a coroutine nor a Deferred (as an asyncio.Future is)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # a generator: awaiting it returns at once
+
+
+@pytest_twisted.ensureDeferred
+async def test_any_awaitable_or_base_exception_from_a_handler_is_answered(
+    container: Any,
+) -> None:
+    """A handler returning another kind of awaitable is awaited; one raising
+    asyncio.CancelledError is answered with an error; either way its slot is
+    freed for the next request."""
+    service = await container.spawn(Odd)
+    client = await container.spawn(Process, name="client")
+    future = client.rpc_send("odd", "future", "awaited")
+    cancelled = client.rpc_send("odd", "cancelled")
+    after = client.rpc_send("odd", "echo", "next")
+    assert await wait_for(future) == "awaited"
+    with pytest.raises(exc.ReceivedError, match="CancelledError"):
+        await wait_for(cancelled)
+    assert await wait_for(after) == "next"
+    assert service._inflight == 0 and not service._waiting
 
 
 def test_bad_concurrency_is_a_clear_error() -> None:

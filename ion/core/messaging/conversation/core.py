@@ -57,8 +57,21 @@ class Conversation:
     def feed(self, performative: str) -> str:
         """Advance on a performative sent or received; return the new state.
 
-        @raise ConversationError: the protocol does not allow it in this state.
+        @raise ConversationError: the protocol does not allow it in this state,
+            or it is C{timeout}, which only the deadline feeds (L{expire}).
         """
+        if performative == "timeout":
+            raise ConversationError(
+                f"conversation {self.conv_id} ({self.protocol}): 'timeout' is not sent or "
+                "received; a conversation times out by its deadline"
+            )
+        return self._step(performative)
+
+    def expire(self) -> str:
+        """Advance on the conversation's deadline; return the new state."""
+        return self._step("timeout")
+
+    def _step(self, performative: str) -> str:
         key = (self.protocol, self.state, performative)
         new = TRANSITIONS.get(key, _UNKNOWN)
         if new is _UNKNOWN:

@@ -97,7 +97,7 @@ class ConversationManager:
 
     def _idle(self, conv: Conversation) -> None:
         conv.timer = None
-        conv.feed("timeout")
+        conv.expire()
         self.generic.pop(conv.conv_id, None)
 
     def received(self, msg: Message) -> None:
@@ -123,7 +123,11 @@ class ConversationManager:
         if not conv.finished:
             agree = self.on_agree.get(conv_id)  # type: ignore[arg-type]
             if agree is not None:
-                agree(msg)
+                try:
+                    agree(msg)
+                except Exception:
+                    log.failure("{owner}: on_agree of {conv_id} raised", owner=self.owner,
+                                conv_id=conv_id)  # fmt: skip
             return
         self._close(conv)
         if performative == "refuse":
@@ -150,7 +154,7 @@ class ConversationManager:
 
     def _timed_out(self, conv: Conversation, timeout: float) -> None:
         conv.timer = None
-        conv.feed("timeout")
+        conv.expire()
         self._close(conv)
         conv.deferred.errback(
             TimeoutError(
