@@ -45,6 +45,10 @@ class LogCapture:
     def texts(self) -> list[str]:
         return [self.text(e) for e in self.events.items]
 
+    def texts_with(self, fragment: str) -> list[str]:
+        """The texts logged so far that contain C{fragment}."""
+        return [t for t in self.texts() if fragment in t]
+
 
 @pytest_twisted.async_yield_fixture
 async def make_container() -> AsyncIterator[Callable[..., Awaitable[Container]]]:

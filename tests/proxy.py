@@ -117,3 +117,35 @@ class Proxy(protocol.Factory):
         """Stop listening and reset whatever is still connected."""
         self.cut()
         return defer.maybeDeferred(self._listening.stopListening)
+
+
+class Mute(protocol.Protocol):
+    """Takes the client's first bytes and never answers: a broker stalled mid-handshake.
+
+    Its factory's C{connected} is called with each such connection."""
+
+    heard = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.heard:
+            self.heard = True
+            self.factory.connected(self)
+
+
+class Slammer(protocol.Protocol):
+    """Accepts a connection and closes it at once: a broker that fails every handshake."""
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
+class SwitchEndpoint:
+    """Connects to 127.0.0.1 at whatever port C{target["port"]} names at the time."""
+
+    def __init__(self, reactor: Any, target: dict[str, int]) -> None:
+        self.reactor, self.target = reactor, target
+
+    def connect(self, factory: Any) -> Any:
+        return endpoints.TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.target["port"]).connect(
+            factory
+        )

@@ -160,7 +160,9 @@ class EventSubscriber:
         if self.process.winding_down:
             raise IllegalStateError(f"{self.process} is terminating or gone; not subscribing")
         exchange = container.exchange
-        self.queue = await exchange.declare_subscription(self.binding_key, self.queue_name)
+        self.queue = await exchange.declare_subscription(
+            self.binding_key, self.queue_name, owner=str(self.process.id)
+        )
         self._tag = await exchange.consume(self.queue, self._on_delivery, 0)
         try:
             self.process.own(self)

@@ -72,6 +72,15 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
 
 
+def shown_url(url: str) -> str:
+    """C{url} fit for a message: whatever stands before its last C{@} (credentials,
+    maybe mangled) is masked, the scheme kept."""
+    if "@" not in url:
+        return url
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme + sep if sep else ''}{MASK}@{url.rpartition('@')[2]}"
+
+
 def redact_text(text: str) -> str:
     """C{text} with the password of every C{scheme://user:password@} in it masked."""
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}{MASK}@", text)

@@ -100,8 +100,10 @@ class OfflineExchange:
     async def declare_queue(self, key: str, exclusive: bool = False) -> str:
         return self.queue_name(key)
 
-    async def declare_subscription(self, binding_key: str, name: str | None = None) -> str:
-        return self.queue_name(name or f"subscription.{next(self._tags)}")
+    async def declare_subscription(
+        self, binding_key: str, name: str | None = None, owner: str = "subscriber"
+    ) -> str:
+        return self.queue_name(name or f"{owner}.events.{next(self._tags)}")
 
     def consume(
         self, queue: str, on_delivery: Any, prefetch: int, auto_ack: bool = False

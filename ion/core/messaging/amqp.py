@@ -60,6 +60,10 @@ __all__ = ["AmqpBroker", "AmqpParameters", "parse_amqp_url"]
 _log = Logger()
 _serial = itertools.count(1)
 
+# Link states in which operations are taken: open, and recovering, once the
+# channels are open and resumed consumers' handlers may already be at work.
+_TAKING = frozenset({"open", "recovering"})
+
 
 @implementer(IBroker)
 class AmqpBroker:
@@ -71,6 +75,8 @@ class AmqpBroker:
     @param endpoint_factory: C{(reactor, params) -> IStreamClientEndpoint}, to
         connect through something else (a test's proxy); default: the URL's host.
     @param reconnect: reconnect after a loss (with backoff up to C{max_retry_delay}).
+    @param handshake_timeout: seconds a new connection may take to open (handshake,
+        channels, topology) and a close to be answered, before it is dropped.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class AmqpBroker:
         reconnect: bool = True,
         max_retry_delay: float = 10.0,
         name: str | None = None,
+        handshake_timeout: float = 10.0,
     ) -> None:
         self.params = parse_amqp_url(url) if isinstance(url, str) else url
         self.name = name or f"amqp-{next(_serial)}"
@@ -100,6 +107,7 @@ class AmqpBroker:
             before_close=self._sub.flush_acks,  # what was handled must not come back
             reconnect=reconnect,
             max_retry_delay=max_retry_delay,
+            handshake_timeout=handshake_timeout,
         )
         self._core = self._link.core  # its state, read on every operation
         self._ctags = itertools.count(1)
@@ -176,12 +184,13 @@ class AmqpBroker:
                 return failure
             return Failure(self._gone(describe(failure.value)))
 
-        return Channel.open(proto, self._reactor).addCallbacks(opened, failed)
+        # pika refuses a channel synchronously on a closing connection.
+        return defer.maybeDeferred(Channel.open, proto, self._reactor).addCallbacks(opened, failed)
 
     # --- control operations (see Topology) ----------------------------------------------------
 
     def _refused(self) -> defer.Deferred[Any] | None:
-        return None if self._core.state == "open" else defer.fail(self._gone())
+        return None if self._core.state in _TAKING else defer.fail(self._gone())
 
     def declare_exchange(
         self, name: str, type: str = "topic", auto_delete: bool = False
@@ -252,7 +261,8 @@ class AmqpBroker:
         confirm: bool = False,
         report_returns: bool = False,
     ) -> defer.Deferred[None]:
-        if self._core.state != "open":
+        state = self._core.state
+        if state != "open" and state != "recovering":  # resumed consumers' handlers answer
             return defer.fail(self._gone())
         if type(body) is not bytes:
             if not isinstance(body, bytearray | memoryview):
@@ -312,7 +322,7 @@ class AmqpBroker:
         c = self._topology.drop_consumer(consumer_tag)
         if c is None:
             return defer.succeed(None)
-        if self._core.state != "open":
+        if self._core.state not in _TAKING:
             return defer.succeed(None)  # the broker dropped it with the connection
         chan = c.chan
         if chan is None or not chan.is_open or consumer_tag not in chan.raw.consumer_tags:

@@ -52,11 +52,18 @@ class Channel:
     def open(cls, protocol: Any, clock: Any = None) -> defer.Deferred[Channel]:
         """Open a new channel on C{protocol}'s connection (acks batched on C{clock}'s turns)."""
         d: defer.Deferred[Channel] = defer.Deferred()
-        protocol._impl.channel(on_open_callback=lambda raw: d.callback(cls(raw, clock)))
-        # If the connection dies first, pika errbacks nothing: tie d to it.
-        closed = protocol.closed
-        if closed is not None:
-            closed.addBoth(lambda r: (None if d.called else d.errback(BrokerError(f"{r}")), r)[1])
+        opening = _opening(protocol)
+        opening.add(d)
+
+        def opened(raw: Any) -> None:
+            opening.discard(d)
+            d.callback(cls(raw, clock))
+
+        try:
+            protocol._impl.channel(on_open_callback=opened)
+        except BaseException:
+            opening.discard(d)
+            raise
         return d
 
     @property
@@ -190,10 +197,33 @@ class Delivery:
         self._settled = True
 
 
+def _opening(protocol: Any) -> set[defer.Deferred[Channel]]:
+    """The channel opens pending on C{protocol}'s connection. If the connection
+    dies first, pika answers none of them: one callback on it (not one per
+    channel, which would pile up for the connection's life) fails them all."""
+    pending: set[defer.Deferred[Channel]] | None = getattr(protocol, "ion_opening", None)
+    if pending is not None:
+        return pending
+    pending = set()
+    closed = protocol.closed  # None until the handshake is through
+    if closed is not None:
+        protocol.ion_opening = pending
+
+        def fail_all(reason: Any) -> Any:
+            waiting = list(pending)
+            pending.clear()
+            for d in waiting:
+                d.errback(BrokerError(f"{reason}"))
+            return reason
+
+        closed.addBoth(fail_all)
+    return pending
+
+
 class Consumer:
     """A consumer: its tag, queue, callback, prefetch and the channel it is on."""
 
-    __slots__ = ("tag", "queue", "callback", "prefetch", "auto_ack", "chan")
+    __slots__ = ("tag", "queue", "callback", "prefetch", "auto_ack", "chan", "cancelled")
 
     def __init__(
         self, tag: str, queue: str, callback: Callable, prefetch: int, auto_ack: bool = False
@@ -204,6 +234,7 @@ class Consumer:
         self.prefetch = 0 if auto_ack else prefetch
         self.auto_ack = auto_ack
         self.chan: Channel | None = None
+        self.cancelled = False  # its owner cancelled it: it must not start (again)
 
 
 class Publisher:

@@ -35,6 +35,7 @@ from ion.core.exception import (
     PreconditionFailedError,
     ResourceLockedError,
 )
+from ion.core.log import shown_url
 
 _log = Logger()
 
@@ -78,8 +79,13 @@ def parse_amqp_url(url: str, **tls_options: str) -> AmqpParameters:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as e:
-        raise ConfigurationError(f"bad broker URL: {e}") from None
+    except ValueError:
+        # urllib's reason quotes what it took for the port: maybe part of a password.
+        raise ConfigurationError(
+            f"bad broker URL {shown_url(url)}: expected amqp[s]://user:password@host:port/vhost "
+            "with a numeric port; characters such as / # ? @ in a password must be "
+            "percent-encoded (%2F %23 %3F %40)"
+        ) from None
     if parts.scheme not in ("amqp", "amqps"):
         raise ConfigurationError(f"broker URL must start amqp:// or amqps://, not {parts.scheme!r}")
     tls = parts.scheme == "amqps"

@@ -62,6 +62,10 @@ class ConsumerChannel:
             await defer.gatherResults([qos, consume], consumeErrors=True)
         except defer.FirstError as e:
             e.subFailure.raiseException()
+        if c.cancelled:  # while the broker was starting it: stop it now
+            if chan.is_open:
+                chan.rpc("basic_cancel", consumer_tag=c.tag).addErrback(lambda _: None)
+            return c.tag
         self._topology.consumers[c.tag] = c
         return c.tag
 
@@ -100,9 +104,9 @@ class ConsumerChannel:
             _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
 
     def _cancelled_by_broker(self, frame: Any) -> None:
-        c = self._topology.consumers.pop(frame.method.consumer_tag, None)
-        if c is not None:
-            _log.info("{name}: the broker cancelled consumer {tag} of {queue}",
+        c = self._topology.drop_consumer(frame.method.consumer_tag)
+        if c is not None:  # its queue was deleted, say: nothing more will arrive
+            _log.warn("{name}: the broker cancelled consumer {tag} of {queue}",
                       name=self._broker.name, tag=c.tag, queue=c.queue)  # fmt: skip
 
     def _closed(self, reason: BaseException, chan: Channel) -> None:
@@ -111,4 +115,9 @@ class ConsumerChannel:
         if self._broker.is_open and self._topology.consumers:
             _log.warn("{name}: consumer channel closed ({reason}); resuming consumers",
                       name=self._broker.name, reason=reason)  # fmt: skip
-            defer.Deferred.fromCoroutine(self._topology.resume_consumers(self.consume))
+            resuming = defer.Deferred.fromCoroutine(self._topology.resume_consumers(self.consume))
+            resuming.addErrback(
+                lambda f: _log.warn(
+                    "{name}: resuming consumers stopped: {why}", name=self._broker.name, why=f.value
+                )  # fmt: skip
+            )

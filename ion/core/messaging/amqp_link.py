@@ -22,6 +22,7 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 
+from ion.core.deadline import ended_within
 from ion.core.exception import (
     BrokerError,
     BrokerRefusedError,
@@ -137,8 +138,10 @@ class Link:
         before_close: Callable[[], None],
         reconnect: bool = True,
         max_retry_delay: float = 10.0,
+        handshake_timeout: float = 10.0,
     ) -> None:
         self.reactor = reactor
+        self.handshake_timeout = handshake_timeout
         self.params = params
         self.name = name
         self.pika_params = pika_params
@@ -231,15 +234,27 @@ class Link:
         """Called by the ClientService on each new connection; it is ours once this returns."""
         proto = getattr(proxy, "_protocol", proxy)  # the ClientService hands us a proxy
         self._handshake_error = None
+        handshake = defer.Deferred.fromCoroutine(self._handshake(proto))
+        expired: list[bool] = []
+        # pika times out no handshake on this adapter, and heartbeats start only
+        # after it: a peer that takes the connection and says nothing would hold
+        # the link here for ever.
+        timer = self.reactor.callLater(
+            self.handshake_timeout, lambda: (expired.append(True), handshake.cancel())
+        )
         try:
-            await self._handshake(proto)
-        except Exception as e:
+            await handshake
+        except Exception as caught:
+            error: BaseException = caught
+            if expired:
+                wait = self.handshake_timeout
+                error = BrokerError(f"no answer to the AMQP handshake within {wait:g}s")
             if self.proto is proto:
                 self.proto = None
             proto.transport.abortConnection()
-            if self.core.state in ("closing", "closed") or isinstance(e, defer.CancelledError):
+            if self.core.state in ("closing", "closed") or isinstance(error, defer.CancelledError):
                 await defer.Deferred()  # never fires: the stopping service waits for the loss
-            self._handshake_error = proto.first_error or e
+            self._handshake_error = proto.first_error or error
             self._failed_handshakes += 1
             self._step("handshake_failed")
             if self._generation:
@@ -250,6 +265,9 @@ class Link:
                     error=describe(self._handshake_error),
                 )
             return
+        finally:
+            if timer.active():
+                timer.cancel()
         self._failed_handshakes = 0
         _log.info("{name} connected to {url}", name=self.name, url=self.params.url)
         if self._generation > 1:
@@ -305,9 +323,29 @@ class Link:
         self._before_close()
         try:
             if proto is not None and proto.is_open:
-                await proto.close()
+                # A peer gone silent never answers close: wait as long as for a
+                # handshake, then drop the connection.
+                if not await ended_within(
+                    _watch(proto.close()), self.handshake_timeout, self.reactor
+                ):
+                    _log.warn("{name}: no answer to close within {t:g}s; dropping the connection",
+                              name=self.name, t=self.handshake_timeout)  # fmt: skip
+                    proto.transport.abortConnection()
         finally:
             if self._service is not None:
                 await self._service.stopService()
             self._step("closed")
             _log.info("{name} closed", name=self.name)
+
+
+def _watch(d: defer.Deferred[Any]) -> defer.Deferred[None]:
+    """A Deferred that fires when C{d} does (cancelling it leaves C{d}, pika's, alone)."""
+    watcher: defer.Deferred[None] = defer.Deferred()
+
+    def fired(result: Any) -> Any:
+        if not watcher.called:
+            watcher.callback(None)
+        return result
+
+    d.addBoth(fired)
+    return watcher

@@ -49,6 +49,7 @@ class Topology:
         self.known_exchanges: set[str] = set()
         self.exchanges: dict[str, tuple[str, bool]] = {}
         self.queues: dict[str, tuple[bool, bool, bool]] = {}
+        self.server_named: dict[str, tuple[bool, bool, bool]] = {}  # same flags, this connection's
         self.bindings: dict[tuple[str, str, str], None] = {}
         self.consumers: dict[str, Consumer] = {}
 
@@ -66,7 +67,7 @@ class Topology:
             if self._ctl is not None and self._ctl.is_open:
                 d = defer.maybeDeferred(op, self._ctl)
             else:
-                d = self._open_channel()
+                d = defer.maybeDeferred(self._open_channel)
 
                 def opened(chan: Channel) -> defer.Deferred[Any]:
                     self._ctl = chan
@@ -112,8 +113,10 @@ class Topology:
         self, name: str, exclusive: bool, auto_delete: bool, durable: bool
     ) -> defer.Deferred[str]:
         def done(frame: Any) -> str:
-            if name:  # a server-named queue cannot be declared again under its name
+            if name:
                 self.queues[name] = (exclusive, auto_delete, durable)
+            else:  # it cannot be declared again under its name: it ends with the connection
+                self.server_named[frame.method.queue] = (exclusive, auto_delete, durable)
             return frame.method.queue
 
         d = self._control(
@@ -134,10 +137,11 @@ class Topology:
     def forget_queue(self, name: str) -> None:
         """Forget queue C{name}, its bindings and its consumers."""
         self.queues.pop(name, None)
+        self.server_named.pop(name, None)
         for binding in [b for b in self.bindings if b[0] == name]:
             del self.bindings[binding]
         for tag in [t for t, c in self.consumers.items() if c.queue == name]:
-            del self.consumers[tag]
+            self.consumers.pop(tag).cancelled = True
 
     def check_queue(self, name: str) -> defer.Deferred[Any]:
         return self._control(lambda ch: ch.rpc("queue_declare", queue=name, passive=True))
@@ -183,18 +187,25 @@ class Topology:
     def drop_consumer(self, tag: str) -> Consumer | None:
         """Forget consumer C{tag}, and its queue if the broker deletes that with it."""
         c = self.consumers.pop(tag, None)
-        if (
-            c is not None
-            and self.queues.get(c.queue, (False, False))[1]
-            and not any(other.queue == c.queue for other in self.consumers.values())
-        ):
+        if c is None:
+            return None
+        c.cancelled = True
+        flags = self.queues.get(c.queue) or self.server_named.get(c.queue) or (False, False)
+        if flags[1] and not any(other.queue == c.queue for other in self.consumers.values()):
             self.forget_queue(c.queue)  # the broker deletes an auto-delete queue now
         return c
 
     # --- reconnecting -------------------------------------------------------------------------
 
     async def replay(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
-        """Declare again what was declared, then resume the consumers with C{consume}."""
+        """Declare again what was declared, then resume the consumers with C{consume}.
+        Server-named queues went with the old connection: their bindings and
+        consumers are forgotten, and said so."""
+        for queue in list(self.server_named):
+            for tag in [t for t, c in self.consumers.items() if c.queue == queue]:
+                _log.warn("{name}: consumer {tag} ends: its server-named queue {queue} "
+                          "went with the connection", name=self._name, tag=tag, queue=queue)  # fmt: skip
+            self.forget_queue(queue)
         steps: list[tuple[str, Callable[[], defer.Deferred[Any]]]] = []
         for name, (type, auto_delete) in self.exchanges.items():
             steps.append((f"exchange {name}", partial(self.declare_exchange, name, type, auto_delete)))  # fmt: skip
@@ -213,13 +224,17 @@ class Topology:
         await self.resume_consumers(consume)
 
     async def resume_consumers(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
-        """Consume again, with C{consume}, for each remembered consumer (which it records anew)."""
+        """Consume again, with C{consume}, for each remembered consumer. One the
+        broker refuses is forgotten; when the connection goes meanwhile, the rest
+        stay remembered for the next reconnect."""
         for c in list(self.consumers.values()):
-            self.consumers.pop(c.tag, None)
+            if c.cancelled:  # cancelled while an earlier one was being resumed
+                continue
             try:
                 await consume(c)
             except Exception as e:
                 if isinstance(e, ConnectionLostError | ConnectionClosedError):
                     raise
+                self.consumers.pop(c.tag, None)
                 _log.error("{name}: consumer {tag} of {queue} not resumed: {error}",
                            name=self._name, tag=c.tag, queue=c.queue, error=e)  # fmt: skip

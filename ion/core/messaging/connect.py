@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from ion.core.config import Config
 from ion.core.exception import ConfigurationError
+from ion.core.log import shown_url
 from ion.core.messaging.broker import IBroker
 
 TLS_FILES = ("ca", "cert", "key")  # broker.<name>: PEM files for amqps
@@ -22,7 +23,7 @@ def broker_url(config: Config) -> str:
         return url
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigurationError(f"broker.url: not a URL: {url!r}")
+        raise ConfigurationError(f"broker.url: not a URL: {shown_url(url)!r}")
     rest = rest.rpartition("@")[2]  # credentials from the file or environment win
     creds = quote(str(user or "guest"), safe="") + ":" + quote(str(password or ""), safe="")
     return f"{scheme}://{creds}@{rest}"
@@ -39,7 +40,7 @@ def amqp_parameters(config: Config) -> Any:
         return None
     if not url.startswith(("amqp://", "amqps://")):
         raise ConfigurationError(
-            f"broker.url: {url.split('://')[0]!r} is not a broker: use 'local', amqp:// or amqps://"
+            f"broker.url: {shown_url(url)!r} is not a broker: use 'local', amqp:// or amqps://"
         )
     from ion.core.messaging.amqp_connection import client_tls_options, parse_amqp_url
 
@@ -64,4 +65,10 @@ def make_broker(reactor: Any, config: Config, name: str | None = None) -> IBroke
     # pika logs every refused declare and lost connection on stdlib logging;
     # AmqpBroker reports those conditions itself, through ion's log.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
-    return AmqpBroker(reactor, params, heartbeat=int(config.get("broker.heartbeat", 10)), name=name)
+    return AmqpBroker(
+        reactor,
+        params,
+        heartbeat=int(config.get("broker.heartbeat", 10)),
+        name=name,
+        handshake_timeout=float(config.get("broker.handshake_timeout", 10.0)),
+    )

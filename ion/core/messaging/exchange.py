@@ -43,6 +43,7 @@ class ExchangeManager(Service):
         self.exchange_name = f"ion.{sysname}"
         self.events_exchange = f"ion.{sysname}.events"
         self.shared_queues: set[str] = set()  # declared here and left behind on stop
+        self._subscriptions = 0  # private subscription queues named so far
         broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
         self._abandoned = False
         self._connecting = False
@@ -98,6 +99,8 @@ class ExchangeManager(Service):
                     f"ion declares ({e}); another program (or an older ion) made it: delete it "
                     "once nothing uses it, or choose another sysname"
                 ) from None
+            except BrokerError as e:  # the connection went right after it was made
+                raise StartupError(f"declaring exchange {name} failed: {e}") from None
 
     async def _connect_once(self) -> None:
         self._connecting = True
@@ -151,16 +154,23 @@ class ExchangeManager(Service):
         """Publish to this system's events exchange (nobody listening is fine)."""
         return self.broker.publish(self.events_exchange, key, body, None, False)
 
-    async def declare_subscription(self, binding_key: str, name: str | None = None) -> str:
-        """A queue bound to the events exchange: private (exclusive, broker-named)
-        or, with C{name}, the durable shared queue C{<sysname>.<name>}, which
-        outlives its subscribers; return its name."""
+    async def declare_subscription(
+        self, binding_key: str, name: str | None = None, owner: str = "subscriber"
+    ) -> str:
+        """A queue bound to the events exchange: private (exclusive, auto-delete,
+        C{<sysname>.<owner>.events.<n>}) or, with C{name}, the durable shared queue
+        C{<sysname>.<name>}, which outlives its subscribers; return its name.
+
+        A private queue is named here, not by the broker, so that a reconnect
+        can declare it again under its name."""
         if name:
             queue = self.queue_name(check_name(name, "subscription queue name"))
             await self.broker.declare_queue(queue, durable=True)
             self.shared_queues.add(queue)
         else:
-            queue = await self.broker.declare_queue("", exclusive=True, auto_delete=True)
+            self._subscriptions += 1
+            queue = self.queue_name(f"{owner}.events.{self._subscriptions}")
+            await self.broker.declare_queue(queue, exclusive=True, auto_delete=True)
         await self.broker.bind_queue(queue, self.events_exchange, binding_key)
         return queue
 

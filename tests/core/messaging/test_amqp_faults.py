@@ -10,13 +10,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-from uuid import uuid4
 
 import pytest
 import pytest_twisted
-from twisted.internet import endpoints, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from ion.core.exception import (
@@ -27,7 +23,6 @@ from ion.core.exception import (
 )
 from ion.core.messaging.amqp import AmqpBroker
 from tests.helpers import Collector, wait_for
-from tests.proxy import Proxy
 from tests.rabbit import HOST, PORT, URL, require_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
@@ -37,54 +32,6 @@ def _reactor():
     from twisted.internet import reactor
 
     return reactor
-
-
-@pytest_twisted.async_yield_fixture
-async def proxy() -> AsyncIterator[Proxy]:
-    """A started proxy to RabbitMQ, stopped at teardown."""
-    require_rabbitmq()
-    p = Proxy(_reactor(), (HOST, PORT))
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A unique name prefix for this test."""
-    return f"faults.{uuid4().hex[:8]}"
-
-
-@pytest_twisted.async_yield_fixture
-async def make_broker(
-    proxy: Proxy, prefix: str
-) -> AsyncIterator[Callable[..., Awaitable[AmqpBroker]]]:
-    """C{await make_broker(**kw)}: a connected AmqpBroker through the proxy; all closed at teardown."""
-    made: list[AmqpBroker] = []
-
-    async def make(**kwargs) -> AmqpBroker:
-        kwargs.setdefault("max_retry_delay", 1.0)
-        broker = AmqpBroker(
-            _reactor(),
-            URL,
-            endpoint_factory=lambda reactor, _params: TCP4ClientEndpoint(
-                reactor, "127.0.0.1", proxy.port
-            ),
-            **kwargs,
-        )
-        await broker.connect()
-        made.append(broker)
-        return broker
-
-    yield make
-    for broker in made:
-        await broker.close()
-    cleaner = AmqpBroker(_reactor(), URL)
-    await cleaner.connect()
-    for suffix in ("q", "ex", "wire"):
-        await cleaner.delete_queue(f"{prefix}.{suffix}")
-        await cleaner.delete_exchange(f"{prefix}.{suffix}")
-    await cleaner.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -241,26 +188,12 @@ async def test_refused_login_is_clear(logs):
     assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
 
 
-class _Slammer(protocol.Protocol):
-    """Accepts a connection and closes it at once: a broker that fails every handshake."""
-
-    def connectionMade(self) -> None:
-        self.transport.loseConnection()
-
-
-@pytest_twisted.async_yield_fixture
-async def slammer_port() -> AsyncIterator[int]:
-    port = await endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1").listen(
-        protocol.Factory.forProtocol(_Slammer)
-    )
-    yield port.getHost().port
-    await port.stopListening()
-
-
 @pytest_twisted.ensureDeferred
-async def test_failed_handshakes_while_reconnecting_are_retried(proxy, slammer_port, logs):
+async def test_failed_handshakes_while_reconnecting_are_retried(
+    proxy, switchable, slammer_port, logs
+):
     """Reconnect attempts whose AMQP handshake fails are logged and retried until one succeeds."""
-    broker, target = await _switchable(proxy)
+    broker, target = await switchable()
     back = Collector()
     broker.on_reconnected(lambda: back(True))
     try:
@@ -274,30 +207,6 @@ async def test_failed_handshakes_while_reconnecting_are_retried(proxy, slammer_p
     finally:
         await broker.close()
     assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
-
-
-class _Mute(protocol.Protocol):
-    """Takes the client's protocol header and never answers: a broker stalled mid-handshake."""
-
-    heard = False
-
-    def dataReceived(self, data: bytes) -> None:
-        if not self.heard:
-            self.heard = True
-            self.factory.connected(self)
-
-
-@pytest_twisted.async_yield_fixture
-async def mute_server() -> AsyncIterator[tuple[int, Collector]]:
-    """(port, a Collector of the connections whose client began the handshake)."""
-    connected = Collector()
-    factory = protocol.Factory.forProtocol(_Mute)
-    factory.connected = connected
-    port = await endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1").listen(factory)
-    yield port.getHost().port, connected
-    for conn in connected.items:
-        conn.transport.abortConnection()
-    await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred
@@ -318,11 +227,11 @@ async def test_close_during_stalled_first_handshake(mute_server, logs):
 
 
 @pytest_twisted.ensureDeferred
-async def test_close_during_stalled_reconnect(proxy, mute_server, logs):
+async def test_close_during_stalled_reconnect(proxy, switchable, mute_server, logs):
     """Closing while a reconnect's handshake waits on a silent broker ends promptly and
     logs no failed reconnect and nothing unhandled."""
     port, connected = mute_server
-    broker, target = await _switchable(proxy)
+    broker, target = await switchable()
     target["port"] = port
     proxy.cut()
     await connected.wait(1, timeout=10)
@@ -330,30 +239,6 @@ async def test_close_during_stalled_reconnect(proxy, mute_server, logs):
     assert "closed" in repr(broker)
     assert not [t for t in logs.texts() if "reconnecting to" in t]
     assert not [e for e in logs.events.items if e.get("log_failure")], logs.texts()
-
-
-async def _switchable(proxy: Proxy) -> tuple[AmqpBroker, dict[str, int]]:
-    """A broker connected through C{proxy}, and C{target}: its reconnects go to
-    127.0.0.1 at whatever port C{target["port"]} says then."""
-    target = {"port": proxy.port}
-    broker = AmqpBroker(
-        _reactor(),
-        URL,
-        max_retry_delay=0.5,
-        endpoint_factory=lambda reactor, _p: _SwitchEndpoint(reactor, target),
-    )
-    await broker.connect()
-    return broker, target
-
-
-class _SwitchEndpoint:
-    """Connects to 127.0.0.1 at whatever port C{target["port"]} names at the time."""
-
-    def __init__(self, reactor: Any, target: dict[str, int]) -> None:
-        self.reactor, self.target = reactor, target
-
-    def connect(self, factory: Any) -> Any:
-        return TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.target["port"]).connect(factory)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -62,3 +62,23 @@ def test_refusals_told_from_transient_failures() -> None:
     assert not is_refusal(ConnectionRefusedError())
     assert not is_refusal(TLSError([("SSL routines", "", "unexpected eof while reading")]))
     assert not is_refusal(None)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "guest:s3cret@rabbit:5672",  # no scheme
+        "amqp://guest:s3cr/et@rabbit:5672/",  # an unencoded / in the password
+        "amqp://guest:s3cr#et@rabbit:5672/",
+    ],
+)
+def test_a_malformed_url_is_refused_without_showing_its_password(url: str) -> None:
+    """The error names the setting and what is wrong, and masks the credentials
+    (urllib's own reason would quote part of the password)."""
+    from ion.core.config import Config
+    from ion.core.messaging.connect import amqp_parameters
+
+    with pytest.raises(ConfigurationError) as raised:
+        amqp_parameters(Config({"broker": {"url": url}}))
+    message = str(raised.value)
+    assert "s3cr" not in message and "***@rabbit:5672" in message
