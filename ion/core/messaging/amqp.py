@@ -155,11 +155,24 @@ class AmqpBroker:
 
     async def _open_channels(self) -> None:
         """Open the channels of a new connection (see L{Link})."""
+        impl = self._link.proto._impl
+        impl.add_on_connection_blocked_callback(self._blocked)
+        impl.add_on_connection_unblocked_callback(self._unblocked)
         self._sub.forget()
         self._pub.forget_publishers()
         await self._topology.open_control()
         await self._pub.open_publishers()
         await self._sub.open()
+
+    def _blocked(self, _connection: Any, frame: Any) -> None:
+        # RabbitMQ's resource alarm: it reads nothing more from this connection, so
+        # publishes (and calls) wait; their deadlines still apply.
+        _log.warn("{name}: the broker blocks this connection ({reason}); publishing waits "
+                  "until its resource alarm clears",
+                  name=self.name, reason=getattr(frame.method, "reason", "?"))  # fmt: skip
+
+    def _unblocked(self, _connection: Any, _frame: Any) -> None:
+        _log.info("{name}: the broker unblocked this connection", name=self.name)
 
     def _gone(self, what: str = "") -> BrokerError:
         return self._link.gone(what)

@@ -337,3 +337,24 @@ async def test_a_consumer_dropped_during_the_resume_of_another_is_not_resumed() 
     gate.callback(None)
     await resuming
     assert resumed == ["a"] and sorted(topology.consumers) == ["a"]
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_a_resource_alarm_blocking_the_connection_is_logged(
+    make_broker: Any, prefix: str, logs: Any
+) -> None:
+    """RabbitMQ's connection.blocked (memory or disk alarm) stalls publishing
+    silently unless said: ion logs it, and its end. (The frames are fed in as if
+    from the broker, whose alarms a test must not set off.)"""
+    import pika.frame
+    import pika.spec
+
+    broker = await make_broker()
+    proto = broker._link.proto
+    blocked = pika.spec.Connection.Blocked(reason="low on memory")
+    proto.dataReceived(pika.frame.Method(0, blocked).marshal())
+    assert logs.texts_with("blocks this connection (low on memory)")
+    proto.dataReceived(pika.frame.Method(0, pika.spec.Connection.Unblocked()).marshal())
+    assert logs.texts_with("unblocked this connection")
+    assert not await wait_for(broker.queue_exists(f"{prefix}.q"))  # the connection works on
