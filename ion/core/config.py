@@ -354,3 +354,40 @@ def app_config(
     Returns a new Config; C{base} and the mappings given are left unchanged.
     """
     return base.merged(app_defaults or {}).merged(rel_overrides or {})
+
+
+# Numeric settings: kind, least value, whether that value itself is allowed.
+# Checked when a container's options are parsed, so a bad one is a usage error
+# naming the setting and the layer it came from, not a failure at first use.
+NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
+    "broker.prefetch": (int, 0, True),
+    "broker.heartbeat": (int, 0, True),
+    "broker.connect_attempts": (int, 1, True),
+    "broker.retry_delay": (float, 0, True),
+    "broker.handshake_timeout": (float, 0, False),
+    "container.rpc_timeout": (float, 0, False),
+    "container.conversation_timeout": (float, 0, False),
+    "container.terminate_timeout": (float, 0, True),
+    "process.concurrency": (int, 0, True),
+}
+
+
+def check_settings(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Check the numeric settings (L{NUMERIC_SETTINGS}) of merged C{layers}.
+
+    @raise ConfigurationError: naming the setting, its value and its layer.
+    """
+    for key, (value, layer) in value_sources(layers).items():
+        rule = NUMERIC_SETTINGS.get(key)
+        if rule is None:
+            continue
+        kind, least, least_allowed = rule
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int:
+            number = number and isinstance(value, int)
+        if not number or value < least or (value == least and not least_allowed):
+            what = "a whole number" if kind is int else "a number of seconds"
+            bound = f"{'>=' if least_allowed else '>'} {least:g}"
+            raise ConfigurationError(
+                f"{key}: expected {what} {bound}, not {value!r} (from {layer})"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ion.core.config import (
     DEFAULTS,
     Config,
     app_config,
+    check_settings,
     config_layers,
     env_layer,
     load_config,
@@ -216,3 +218,30 @@ def test_dotted_keys_reach_module_named_sections() -> None:
     assert config.get("ion.core.k") == 1
     assert config.view("ion.services.datastore").get("blobs") == "mem"
     assert config.get("ion.missing.k", "d") == "d"
+
+
+@pytest.mark.parametrize(
+    ("layer", "key", "value", "why"),
+    [
+        ("-a", "broker.connect_attempts", "abc", "a whole number >= 1, not 'abc' (from -a)"),
+        ("-a", "broker.connect_attempts", 0, "a whole number >= 1, not 0"),
+        ("env", "container.rpc_timeout", 0, "a number of seconds > 0, not 0 (from env)"),
+        ("--config", "broker.prefetch", 2.5, "a whole number >= 0, not 2.5 (from --config)"),
+        ("-a", "process.concurrency", True, "a whole number >= 0, not True"),
+        ("-a", "broker.handshake_timeout", -1, "a number of seconds > 0, not -1"),
+    ],
+)
+def test_a_bad_numeric_setting_is_named_with_its_layer(
+    layer: str, key: str, value: object, why: str
+) -> None:
+    """A numeric setting that is no number, or out of range, is refused up front:
+    the error names the setting, the value and the layer it came from."""
+    section, name = key.split(".")
+    layers = [("defaults", merge({}, DEFAULTS)), (layer, {section: {name: value}})]
+    with pytest.raises(ConfigurationError, match=re.escape(f"{key}: expected {why}")):
+        check_settings(layers)
+
+
+def test_good_numeric_settings_pass() -> None:
+    good = {"broker": {"retry_delay": 0, "handshake_timeout": 2.5, "heartbeat": 0}}
+    check_settings([("defaults", merge({}, DEFAULTS)), ("-a", good)])

@@ -36,7 +36,14 @@ from twisted.python import usage
 import ion
 from ion.core.cc.container import Container
 from ion.core.cc.runner import ContainerRunner
-from ion.core.config import Config, config_layers, merge, parse_args_option, value_sources
+from ion.core.config import (
+    Config,
+    check_settings,
+    config_layers,
+    merge,
+    parse_args_option,
+    value_sources,
+)
 from ion.core.exception import ConfigurationError
 from ion.core.log import redact_url
 from ion.core.messaging.connect import amqp_parameters
@@ -132,6 +139,7 @@ class Options(usage.Options):
             print(show_config(layers), end="")
             sys.exit(0)
         try:
+            check_settings(layers)
             amqp_parameters(self.config)
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from e
