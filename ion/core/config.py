@@ -19,6 +19,7 @@ its release entry's config (L{app_config}).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -382,12 +383,26 @@ def check_settings(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         if rule is None:
             continue
         kind, least, least_allowed = rule
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if kind is int:
-            number = number and isinstance(value, int)
-        if not number or value < least or (value == least and not least_allowed):
+        number = read_number(value, kind)
+        if number is None or number < least or (number == least and not least_allowed):
             what = "a whole number" if kind is int else "a number of seconds"
             bound = f"{'>=' if least_allowed else '>'} {least:g}"
             raise ConfigurationError(
                 f"{key}: expected {what} {bound}, not {value!r} (from {layer})"
             )
+
+
+def read_number(value: Any, kind: type) -> float | None:
+    """C{value} as its users read it (C{int(...)} or C{float(...)}), or None if
+    they cannot: not a number, not finite, or (for C{int}) not whole."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+        if kind is int:
+            int(value)  # as read: "10" is whole, "10.0" is not
+    except ValueError:
+        return None
+    if not math.isfinite(number) or (kind is int and not number.is_integer()):
+        return None
+    return number

@@ -229,6 +229,8 @@ def test_dotted_keys_reach_module_named_sections() -> None:
         ("--config", "broker.prefetch", 2.5, "a whole number >= 0, not 2.5 (from --config)"),
         ("-a", "process.concurrency", True, "a whole number >= 0, not True"),
         ("-a", "broker.handshake_timeout", -1, "a number of seconds > 0, not -1"),
+        ("-a", "container.terminate_timeout", float("nan"), "a number of seconds >= 0, not nan"),
+        ("-a", "broker.heartbeat", "10.0", "a whole number >= 0, not '10.0'"),
     ],
 )
 def test_a_bad_numeric_setting_is_named_with_its_layer(
@@ -243,5 +245,11 @@ def test_a_bad_numeric_setting_is_named_with_its_layer(
 
 
 def test_good_numeric_settings_pass() -> None:
-    good = {"broker": {"retry_delay": 0, "handshake_timeout": 2.5, "heartbeat": 0}}
+    """What their users read as numbers passes: YAML's "1e3" is a string that
+    float() reads, 10.0 a whole number that int() reads."""
+    good = {
+        "broker": {"retry_delay": 0, "handshake_timeout": 2.5, "heartbeat": 10.0},
+        "container": {"rpc_timeout": "1e3"},
+        "process": {"concurrency": "4"},
+    }
     check_settings([("defaults", merge({}, DEFAULTS)), ("-a", good)])

@@ -164,6 +164,11 @@ class AmqpBroker:
         await self._pub.open_publishers()
         await self._sub.open()
 
+    def _redeclared(self) -> bool:
+        """Recovering with every queue declared again: resumed consumers' handlers
+        may answer (a publish before then could go to a queue not yet back)."""
+        return self._core.state == "recovering" and self._topology.redeclared
+
     def _blocked(self, _connection: Any, frame: Any) -> None:
         # RabbitMQ's resource alarm: it reads nothing more from this connection, so
         # publishes (and calls) wait; their deadlines still apply.
@@ -274,8 +279,7 @@ class AmqpBroker:
         confirm: bool = False,
         report_returns: bool = False,
     ) -> defer.Deferred[None]:
-        state = self._core.state
-        if state != "open" and state != "recovering":  # resumed consumers' handlers answer
+        if self._core.state != "open" and not self._redeclared():
             return defer.fail(self._gone())
         if type(body) is not bytes:
             if not isinstance(body, bytearray | memoryview):

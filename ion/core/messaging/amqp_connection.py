@@ -79,6 +79,8 @@ def parse_amqp_url(url: str, **tls_options: str) -> AmqpParameters:
     try:
         parts = urlsplit(url)
         port = parts.port
+        if "@" in parts.path + parts.query + parts.fragment:
+            raise ValueError("credentials cut short by a / ? or #")
     except ValueError:
         # urllib's reason quotes what it took for the port: maybe part of a password.
         raise ConfigurationError(

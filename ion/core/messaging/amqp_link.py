@@ -234,14 +234,19 @@ class Link:
         """Called by the ClientService on each new connection; it is ours once this returns."""
         proto = getattr(proxy, "_protocol", proxy)  # the ClientService hands us a proxy
         self._handshake_error = None
-        handshake = defer.Deferred.fromCoroutine(self._handshake(proto))
         expired: list[bool] = []
-        # pika times out no handshake on this adapter, and heartbeats start only
-        # after it: a peer that takes the connection and says nothing would hold
-        # the link here for ever.
-        timer = self.reactor.callLater(
-            self.handshake_timeout, lambda: (expired.append(True), handshake.cancel())
-        )
+        handshake = defer.Deferred.fromCoroutine(self._handshake(proto, expired))
+
+        def expire() -> None:
+            # pika times out no handshake on this adapter, and heartbeats start
+            # only after it: a peer that takes the connection and says nothing
+            # would hold the link here for ever. Dropping the connection fails
+            # whatever step the handshake is at, wherever it would catch a cancel.
+            expired.append(True)
+            proto.transport.abortConnection()
+            handshake.cancel()
+
+        timer = self.reactor.callLater(self.handshake_timeout, expire)
         try:
             await handshake
         except Exception as caught:
@@ -253,6 +258,8 @@ class Link:
                 self.proto = None
             proto.transport.abortConnection()
             if self.core.state in ("closing", "closed") or isinstance(error, defer.CancelledError):
+                if timer.active():
+                    timer.cancel()
                 await defer.Deferred()  # never fires: the stopping service waits for the loss
             self._handshake_error = proto.first_error or error
             self._failed_handshakes += 1
@@ -274,7 +281,7 @@ class Link:
             for callback in list(self._reconnected_callbacks):
                 self.reactor.callLater(0, callback)
 
-    async def _handshake(self, proto: Any) -> None:
+    async def _handshake(self, proto: Any, expired: list[bool]) -> None:
         await proto.ready
         if self.core.state in ("closing", "closed"):
             raise ConnectionClosedError(f"{self.name} is closed")
@@ -283,6 +290,8 @@ class Link:
         if self._generation:
             self._step("recover")
             await self._replay()
+        if expired:  # a step took the timeout's cancel for its own failure
+            raise defer.CancelledError()
         self._step("opened")
         self._generation += 1
         self.error = None

@@ -33,6 +33,10 @@ __all__ = ["Topology"]
 
 _log = Logger()
 
+# What ends a replay rather than one step of it: the connection went, or the
+# handshake's timeout cancelled it.
+_ENDS_REPLAY = (ConnectionLostError, ConnectionClosedError, defer.CancelledError)
+
 
 class Topology:
     """The control channel of one broker connection and the record of what it declared.
@@ -52,11 +56,15 @@ class Topology:
         self.server_named: dict[str, tuple[bool, bool, bool]] = {}  # same flags, this connection's
         self.bindings: dict[tuple[str, str, str], None] = {}
         self.consumers: dict[str, Consumer] = {}
+        # On a reconnect: whether the replay has declared everything again (so a
+        # publish finds its queue), before the consumers are resumed.
+        self.redeclared = False
 
     async def open_control(self) -> None:
         """Open the control channel on a new connection, which knows no exchange yet."""
         self._ctl = None
         self.known_exchanges.clear()
+        self.redeclared = False
         self._ctl = await self._open_channel()
 
     def _control(self, op: Callable[[Channel], defer.Deferred[Any]]) -> defer.Deferred[Any]:
@@ -217,10 +225,11 @@ class Topology:
             try:
                 await step()
             except BrokerError as e:
-                if isinstance(e, ConnectionLostError | ConnectionClosedError):
+                if isinstance(e, _ENDS_REPLAY):
                     raise
                 _log.error("{name}: could not declare {what} again: {error}",
                            name=self._name, what=what, error=e)  # fmt: skip
+        self.redeclared = True
         await self.resume_consumers(consume)
 
     async def resume_consumers(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
@@ -233,7 +242,7 @@ class Topology:
             try:
                 await consume(c)
             except Exception as e:
-                if isinstance(e, ConnectionLostError | ConnectionClosedError):
+                if isinstance(e, _ENDS_REPLAY):
                     raise
                 self.consumers.pop(c.tag, None)
                 _log.error("{name}: consumer {tag} of {queue} not resumed: {error}",

@@ -195,7 +195,10 @@ class Inbox(Mailbox):
                 self.log.warn("{proc}: {msg!r} dropped: not started before terminating",
                               proc=self, msg=msg)  # fmt: skip
                 if msg.protocol in ("rpc", "request"):
-                    self.reply_err(msg, exception=exc.ProcessError(f"{self} terminated"))
+                    try:
+                        self.reply_err(msg, exception=exc.ProcessError(f"{self} terminated"))
+                    except Exception as e:  # a request with no reply-to, say
+                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=self, msg=msg, e=e)
                 settle(msg.delivery)
             else:
                 keep.append(msg)
@@ -203,10 +206,12 @@ class Inbox(Mailbox):
         self._waiting.extend(reversed(keep))
 
     def _forget_waiting(self) -> None:
-        """The broker link was lost: it gives the unacked deliveries back and
-        delivers them again, so the copies waiting here must not run too."""
+        """The broker link was lost: it gives the unacked deliveries of shared
+        queues back and delivers them again, so the copies waiting here must not
+        run too. Those of the process's own queues stay: an exclusive queue went
+        with the connection, so they are the only copies."""
         self._waiting = type(self._waiting)(
-            msg for msg in self._waiting if self._auto_acked(msg.delivery)
+            msg for msg in self._waiting if self._on_own_queue(msg.delivery)
         )
 
     def _auto_acked(self, delivery: Any) -> bool:

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
-from ion.core.config import DEFAULTS, Config
+from ion.core.config import DEFAULTS, Config, read_number
 from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
@@ -72,7 +72,7 @@ class Process(Inbox):
         self._idle: list[Deferred[None]] = []
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
         self._terminating = False  # between terminate's start and its end: may still send
-        self._terminate_waiters: list[Deferred[None]] = []
+        self._termination: list[Deferred[None]] | None = None  # waiters while terminating
 
     # -- identity and state ------------------------------------------------
 
@@ -175,6 +175,8 @@ class Process(Inbox):
         where = f"{type(self).__name__}.concurrency"
         if value is None:
             value, where = self.config.get("process.concurrency", 0), "process.concurrency"
+            number = read_number(value, int)  # as the other settings are read: "4" is 4
+            value = int(number) if number is not None else value
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise exc.ConfigurationError(
                 f"{where}: expected a whole number of handlers >= 0 (0: no limit), not {value!r}"
@@ -184,11 +186,11 @@ class Process(Inbox):
     @property
     def terminated(self) -> bool:
         """Whether terminate has finished (not merely begun)."""
-        return self.state == "TERMINATED" and not self._terminating
+        return self.state == "TERMINATED" and self._termination is None
 
     def broker_lost(self, error: Exception) -> None:
         """The broker link was lost: fail open calls at once, forget deliveries
-        not started (the broker delivers them again)."""
+        not started that the broker delivers again."""
         self.fail_conversations(error)
         self._forget_waiting()
 
@@ -199,17 +201,18 @@ class Process(Inbox):
         is attempted even when an earlier one failed (a broker link may be down);
         a failing hook is reported to the caller, and the process is TERMINATED
         all the same. Called again while under way, it waits for the first call."""
-        if self._terminating:
+        if self._termination is not None:
             ended: Deferred[None] = Deferred()
-            self._terminate_waiters.append(ended)
+            self._termination.append(ended)
             await ended
             return
         self._lifecycle.step("terminate")
+        self._termination = []  # under way: later calls wait here, until the very end
         self._terminating = True
         try:
             await self._terminate()
         finally:
-            waiters, self._terminate_waiters = self._terminate_waiters, []
+            waiters, self._termination = self._termination, None
             for d in waiters:
                 d.callback(None)
 
@@ -237,7 +240,10 @@ class Process(Inbox):
             except Exception:
                 hook_error = Failure()
         finally:
-            self._release_waiting(all_of_them=True)
+            try:
+                self._release_waiting(all_of_them=True)
+            except Exception:
+                self.log.failure("{proc}: giving back waiting requests failed", proc=self)
             self._terminating = False
             self.fail_conversations(exc.ProcessError(f"{self} terminated"))
             if self._reply_consumer is not None:

@@ -222,6 +222,23 @@ async def test_a_request_waiting_when_the_link_is_cut_runs_once(system: System) 
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_request_to_the_process_waiting_when_the_link_is_cut_is_answered(
+    system: System,
+) -> None:
+    """A request to the process's own (exclusive) queue waiting for the slot when
+    the link is cut has no copy left on the broker: it stays, and is answered."""
+    proxy, reconnected, busy, client = await _served_through_a_proxy(system, OneAtATime)
+    held = client.rpc_send(busy.id, "work", "held", timeout=20)
+    waiting = client.rpc_send(busy.id, "work", "waiting", timeout=20)
+    await busy.delivered.wait(2)
+    proxy.cut()
+    await reconnected.wait(1, timeout=20)
+    busy.gate.callback(None)
+    results = await wait_for(defer.gatherResults([held, waiting]), timeout=20)
+    assert [r["work"] for r in results] == ["held", "waiting"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_link_cut_fails_calls_then_recovers(system: System, logs: Any) -> None:
     """A cut link fails in-flight calls promptly with a clear error; the container
     reconnects and serves again, and keeps running throughout."""

@@ -16,7 +16,12 @@ from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from ion.core.config import DEFAULTS, Config
-from ion.core.exception import BrokerError, ConnectionLostError, StartupError
+from ion.core.exception import (
+    BrokerError,
+    ConnectionClosedError,
+    ConnectionLostError,
+    StartupError,
+)
 from ion.core.messaging.amqp import AmqpBroker
 from ion.core.messaging.amqp_channel import Consumer
 from ion.core.messaging.amqp_topology import Topology
@@ -33,6 +38,23 @@ def _reactor() -> Any:
 
 def _towards(port: int) -> Any:
     return lambda reactor, _params: TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+
+
+async def _consuming(make_broker: Any, prefix: str, **kwargs: Any) -> tuple[Any, ...]:
+    """A broker through the proxy consuming C{<prefix>.q}: (broker, queue, a
+    Collector of its deliveries, the consumer's tag, a Collector of reconnects)."""
+    broker = await make_broker(**kwargs)
+    queue = await broker.declare_queue(f"{prefix}.q")
+    got = Collector(ack=True)
+    tag = await broker.consume(queue, got)
+    back = Collector()
+    broker.on_reconnected(lambda: back(True))
+    return broker, queue, got, tag, back
+
+
+async def _still_receives(broker: AmqpBroker, queue: str, got: Collector) -> None:
+    await broker.publish("", queue, b"after", confirm=True)
+    assert [d.body for d in await got.wait(1, timeout=10)] == [b"after"]
 
 
 # --- a broker that takes the connection and says nothing -----------------------------------
@@ -100,6 +122,81 @@ async def test_close_while_the_broker_is_unreachable_is_bounded(
     assert logs.texts_with("no answer to close within 0.5s")
 
 
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_close_during_a_handshake_leaves_no_timer(mute_server: Any) -> None:
+    port, connected = mute_server
+    reactor = _reactor()
+    broker = AmqpBroker(reactor, URL, endpoint_factory=_towards(port), handshake_timeout=30)
+    connecting = broker.connect()
+    connecting.addErrback(lambda f: f.trap(ConnectionClosedError))
+    await connected.wait(1, timeout=5)
+    await wait_for(broker.close())
+    left = [c for c in reactor.getDelayedCalls() if "Link." in getattr(c.func, "__qualname__", "")]
+    assert left == []
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_a_handshake_timing_out_while_consumers_resume_is_retried(
+    proxy: Any, make_broker: Any, prefix: str, logs: Any
+) -> None:
+    """The timeout also bounds the replay: a consumer the broker is slow to
+    resume times the reconnect out (not just that consumer), and the next
+    reconnect resumes every consumer."""
+    broker, queue, got, tag, back = await _consuming(make_broker, prefix, handshake_timeout=1.0)
+    consume = broker._sub.consume
+    slowed: list[str] = []
+
+    async def slow_once(c: Consumer) -> str:
+        if not slowed:  # as a broker slower than the timeout to answer
+            slowed.append(c.tag)
+            await defer.Deferred()  # the timeout's cancel arrives here
+        return await consume(c)
+
+    broker._sub.consume = slow_once
+    proxy.cut()
+    await back.wait(1, timeout=15)
+    assert logs.texts_with("no answer to the AMQP handshake within 1s")
+    assert not logs.texts_with("not resumed")
+    assert tag in broker._consumers
+    await _still_receives(broker, queue, got)
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_a_publish_before_the_queues_are_back_fails_rather_than_vanish(
+    proxy: Any, make_broker: Any, prefix: str
+) -> None:
+    """While a reconnect declares the queues again, a publish that could find its
+    queue missing (an exclusive one, gone with the old connection) fails with
+    ConnectionLostError instead of being confirmed and dropped."""
+    broker = await make_broker()
+    queue = await broker.declare_queue(f"{prefix}.q", exclusive=True)
+    await broker.consume(queue, Collector(ack=True))
+    topology = broker._topology
+    declare_queue = topology.declare_queue
+    replaying: defer.Deferred[None] = defer.Deferred()
+    go_on: defer.Deferred[None] = defer.Deferred()
+
+    async def held(*args: Any) -> Any:
+        if not replaying.called:
+            replaying.callback(None)
+        await go_on
+        return await declare_queue(*args)
+
+    topology.declare_queue = lambda *args: defer.ensureDeferred(held(*args))
+    back = Collector()
+    broker.on_reconnected(lambda: back(True))
+    proxy.cut()
+    await wait_for(replaying, timeout=10)
+    assert broker._link.state == "recovering"
+    with pytest.raises(ConnectionLostError):
+        await wait_for(broker.publish("", queue, b"too early", confirm=True))
+    go_on.callback(None)
+    await back.wait(1, timeout=10)
+
+
 # --- the link flapping while a reconnect resumes the consumers ------------------------------
 
 
@@ -110,12 +207,7 @@ async def test_a_consumer_being_resumed_when_the_link_drops_again_comes_back_lat
 ) -> None:
     """The connection drops while a reconnect resumes a consumer: the next
     reconnect resumes it, and it receives."""
-    broker = await make_broker()
-    back = Collector()
-    broker.on_reconnected(lambda: back(True))
-    queue = await broker.declare_queue(f"{prefix}.q")
-    got = Collector(ack=True)
-    tag = await broker.consume(queue, got)
+    broker, queue, got, tag, back = await _consuming(make_broker, prefix)
     consume = broker._sub.consume
     dropped: list[bool] = []
 
@@ -129,8 +221,7 @@ async def test_a_consumer_being_resumed_when_the_link_drops_again_comes_back_lat
     proxy.cut()
     await back.wait(1, timeout=20)
     assert dropped and tag in broker._consumers
-    await broker.publish("", queue, b"after", confirm=True)
-    assert [d.body for d in await got.wait(1, timeout=10)] == [b"after"]
+    await _still_receives(broker, queue, got)
 
 
 @pytest.mark.rabbitmq

@@ -70,6 +70,8 @@ def test_refusals_told_from_transient_failures() -> None:
         "guest:s3cret@rabbit:5672",  # no scheme
         "amqp://guest:s3cr/et@rabbit:5672/",  # an unencoded / in the password
         "amqp://guest:s3cr#et@rabbit:5672/",
+        "amqp://guest:5672/s3cret@rabbit:5672/",  # parses, with the password in the path
+        "amqp://guest:99?s3cret=x@rabbit:5672/",  # parses, with the password in the query
     ],
 )
 def test_a_malformed_url_is_refused_without_showing_its_password(url: str) -> None:

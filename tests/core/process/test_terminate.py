@@ -105,3 +105,67 @@ async def test_a_generic_message_cannot_claim_to_be_a_timeout(container: Any) ->
     await wait_for(a.send(b.id, "chat", "x", conv=conv, performative="inform"))
     await container.terminate(a)
     assert not any(str(a.id) in q for q in container.exchange.broker._broker.queue_names())
+
+
+def _gate_queue_deletion(container: Any) -> defer.Deferred[None]:
+    """Hold the container's queue deletions (round trips on RabbitMQ) until the gate opens."""
+    gate: defer.Deferred[None] = defer.Deferred()
+    delete_queue = container.exchange.delete_queue
+
+    async def held(queue: str) -> Any:
+        await gate
+        return await delete_queue(queue)
+
+    container.exchange.delete_queue = held
+    return gate
+
+
+@pytest_twisted.ensureDeferred
+async def test_terminate_asked_again_while_queues_are_deleted_waits(
+    make_container: Any,
+) -> None:
+    """The end of terminate (replies stopped, queues deleted, TERMINATED announced)
+    is part of it: a second terminate, or a stop, waits for it too."""
+    container = await make_container()
+    proc = await container.spawn(Process, name="p")
+    gate = _gate_queue_deletion(container)
+    first = defer.ensureDeferred(container.terminate(proc))
+    second = defer.ensureDeferred(proc.terminate())
+    stopping = defer.ensureDeferred(container.stop())
+    assert proc.state == "TERMINATED" and not proc.terminated
+    assert not (first.called or second.called or stopping.called)
+    gate.callback(None)
+    await wait_for(defer.gatherResults([first, second, stopping]))
+    assert proc.terminated
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_waiting_request_that_cannot_be_answered_does_not_wedge_terminate(
+    container: Any, logs: Any
+) -> None:
+    """A request without a reply-to, still waiting when terminate ends, is logged
+    and dropped; terminate finishes and releases everything."""
+    from ion.core.config import DEFAULTS, Config
+    from ion.core.messaging import message as m
+
+    config = Config(DEFAULTS).merged({"container": {"terminate_timeout": 0.2}})
+    service = await container.spawn(Gated, config=config)
+    client = await container.spawn(Process, name="client")
+    held = client.rpc_send(service.id, "work", "held")
+    await service.entered.wait(1)
+    headers = {
+        m.SENDER: "someone",
+        m.RECEIVER: str(service.id),
+        m.CONV_ID: "someone#1",
+        m.PROTOCOL: "rpc",
+        m.PERFORMATIVE: "request",
+        m.OP: "work",
+    }
+    await container.exchange.publish(str(service.id), m.encode(headers, "no reply-to"))
+    await service.delivered.wait(2)
+    await wait_for(container.terminate(service))  # the held handler outlives the 0.2 s drain
+    assert service.terminated and not service._queues and service._reply_consumer is None
+    assert logs.texts_with("cannot answer")
+    held.addErrback(lambda f: f.trap(defer.CancelledError))
+    held.cancel()  # its handler outlived the drain: no answer will come
+    service.gates["held"].callback(None)
