@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from twisted.logger import ILogObserver, Logger
 from ion.core.cc.console import ConsoleShell, LogStream
 from ion.core.cc.container import Container
 from ion.core.config import Config
-from ion.core.exception import IonError, StartupError
+from ion.core.exception import ConfigurationError, IonError, StartupError
 
 if TYPE_CHECKING:
     from ion.core.cc.shell_api import ShellApi
@@ -179,7 +180,8 @@ class ContainerRunner(MultiService):
         self._fail_exit()
 
     def _remove_ready_file(self) -> None:
-        if self.ready_file:
+        # Only a ready file: the path may have become something else meanwhile.
+        if self.ready_file and read_ready_file(self.ready_file) is not None:
             try:
                 os.unlink(self.ready_file)
             except FileNotFoundError:
@@ -214,7 +216,10 @@ async def run_script(path: str | os.PathLike[str], container: Container) -> None
     C{python FILE} would; nothing else is ever evaluated.
     """
     where = str(path)
-    source = Path(path).read_text(encoding="utf-8")
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScriptError(f"{where}: cannot read the boot script: {exc}") from None
     namespace: dict[str, Any] = {
         "__name__": "__ion_boot__",
         "__file__": where,
@@ -228,7 +233,7 @@ async def run_script(path: str | os.PathLike[str], container: Container) -> None
             await result
     except SyntaxError as exc:
         raise ScriptError(f"{where}:{exc.lineno}: syntax error: {exc.msg}") from exc
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == where]
         line = f":{frames[-1].lineno}" if frames else ""
         raise ScriptError(
@@ -246,10 +251,44 @@ def write_ready_file(path: str, container: Container) -> None:
             "apps": [a.name for a in container.apps()],
         }
     )
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
+    # A new file of our own (O_EXCL, never through a link someone planted), renamed.
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o644)  # as a file written plainly would be: launchers may read it
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_ready_file(path: str) -> dict[str, Any] | None:
+    """The contents of the ready file at C{path}, or None if there is none there
+    (nothing, or something that is not a ready file)."""
+    try:
+        if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > 65536:
+            return None
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and {"pid", "container", "apps"} <= data.keys() else None
+
+
+def check_ready_file(path: str) -> None:
+    """Refuse a C{--ready-file} path ion could not write, or would write over
+    something else: only a ready file of an earlier run is replaced.
+
+    @raise ConfigurationError: naming the path and the reason.
+    """
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"--ready-file {path}: no directory {str(parent)!r}")
+    if os.path.lexists(path) and read_ready_file(path) is None:
+        raise ConfigurationError(
+            f"--ready-file {path}: exists and is not a ready file; not replacing it"
+        )
 
 
 def _exit(code: int) -> None:

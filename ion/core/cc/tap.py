@@ -35,7 +35,7 @@ from twisted.python import usage
 
 import ion
 from ion.core.cc.container import Container
-from ion.core.cc.runner import ContainerRunner
+from ion.core.cc.runner import ContainerRunner, check_ready_file
 from ion.core.config import (
     Config,
     check_settings,
@@ -45,7 +45,8 @@ from ion.core.config import (
     value_sources,
 )
 from ion.core.exception import ConfigurationError
-from ion.core.log import redact_url
+from ion.core.id import InvalidNameError, check_name
+from ion.core.log import FORMATS, level_predicate, redact_url
 from ion.core.messaging.connect import amqp_parameters
 
 log = Logger()
@@ -78,7 +79,6 @@ class Options(usage.Options):
         ["broker_cert", None, None, "amqps: client certificate file."],
         ["broker_key", None, None, "amqps: client key file."],
         ["sysname", "s", None, "The system this container joins (default: its own id)."],
-        ["args", "a", None, "Config overrides: k=v,k2=v2 or a YAML/JSON mapping."],
         ["config", None, None, "A YAML config file layered over res/config."],
         ["container-id", None, None, "Override the container id (default: host and pid)."],
         ["log-format", None, None, "Log output: text or json."],
@@ -95,6 +95,13 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self.files: list[str] = []
+        self["args"] = []
+
+    def opt_args(self, text: str) -> None:
+        """Config overrides: k=v,k2=v2 or a YAML/JSON mapping (may be repeated)."""
+        self["args"].append(text)
+
+    opt_a = opt_args
 
     def opt_version(self) -> None:
         """Print ion's version and exit."""
@@ -109,8 +116,10 @@ class Options(usage.Options):
         self.files = list(files)
 
     def postOptions(self) -> None:
+        cli: dict[str, Any] = {}
         try:
-            cli: dict[str, Any] = parse_args_option(self["args"]) if self["args"] else {}
+            for text in self["args"]:  # each -a over the ones before
+                cli = merge(cli, parse_args_option(text))
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from e
         if self["sysname"]:
@@ -140,14 +149,46 @@ class Options(usage.Options):
             sys.exit(0)
         try:
             check_settings(layers)
+            _check_names_and_logging(self.config, self["container-id"])
             amqp_parameters(self.config)
+            if self["ready-file"]:
+                check_ready_file(self["ready-file"])
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from e
+        if self["broker"] and "@" in self["broker"].partition("://")[2]:
+            log.warn("--broker: credentials in a URL show in `ps`; put them in "
+                     "--broker_credfile or ION_BROKER__USERNAME/PASSWORD")  # fmt: skip
         for path in self.files:
             if not path.endswith((".app", ".rel", ".py")):
                 raise usage.UsageError(f"{path}: expected a .app, .rel or .py file")
             if not os.path.exists(path):
                 raise usage.UsageError(f"{path}: no such file")
+
+
+def _check_names_and_logging(config: Config, container_id: str | None) -> None:
+    """What the container checks as it is built, checked before: a usage error
+    instead of a traceback."""
+    try:
+        if container_id is not None:
+            check_name(container_id, "--container-id")
+        if config.get("sysname") is not None:
+            check_name(config.get("sysname"), "sysname")
+    except InvalidNameError as e:
+        raise ConfigurationError(str(e)) from None
+    if config.get("logging.format", "text") not in FORMATS:
+        raise ConfigurationError(
+            f"logging.format: {config.get('logging.format')!r} is not one of {', '.join(FORMATS)}"
+        )
+    level_predicate(config)
+    for key in ("pack.app_path", "pack.rel_path"):
+        paths = config.get(key)
+        if paths is not None and not (
+            isinstance(paths, str)
+            or (isinstance(paths, list) and all(isinstance(p, str) for p in paths))
+        ):
+            raise ConfigurationError(
+                f"{key}: expected a directory or a list of them, not {paths!r}"
+            )
 
 
 def broker_options(options: Options) -> dict[str, Any]:
