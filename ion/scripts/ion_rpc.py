@@ -5,24 +5,30 @@
     ion-rpc -s lab --timeout 2 hello ping && echo up
 
 CONTENT is YAML (so JSON too; C{-} reads it from stdin; none sends null).
-The reply content is printed as JSON on stdout; bytes in it are printed as
-base64 strings, protobuf objects as their JSON mapping, and anything else JSON
-cannot hold as its repr.
+It must make a message: a value msgpack cannot carry (an unquoted date such
+as 2020-01-01, a !!set) is a usage error, and so is a YAML alias, since a few
+lines of them can expand to more than any broker takes. The reply content is
+printed as JSON on stdout; bytes in it are printed as base64 strings,
+protobuf objects as their JSON mapping, and anything else JSON cannot hold as
+its repr.
 
 Exit status: 0 the reply was OK; 1 the service answered with an error (its
 message on stderr); 2 no answer: the call timed out, nobody serves SERVICE in
-SYSNAME, nothing runs as SYSNAME, or the broker could not be reached; 64
-usage error, including C{--broker local}: the embedded broker lives inside one
-container process, so there is nothing another process could reach.
+SYSNAME, nothing runs as SYSNAME, the broker could not be reached, or it
+refused the request (too large, say); 64 usage error, including C{--broker
+local}: the embedded broker lives inside one container process, so there is
+nothing another process could reach.
 
 The broker is C{--broker}, else the configuration's C{broker.url} (ion.yml,
-ionlocal.yml, C{ION_BROKER__URL}; credentials may come from
-C{ION_BROKER__USERNAME}/C{ION_BROKER__PASSWORD}), else amqp://127.0.0.1:5672/.
-The sysname is C{-s}, else the configuration's C{sysname}. Credentials are
-never printed. A tiny container with a unique id makes the call and is gone
-after it (its mailbox queue with it). It starts only once the system's exchange
-C{ion.<SYSNAME>} is found to exist, so a call into a system that does not run
-leaves no exchanges behind.
+ionlocal.yml, C{ION_BROKER__URL}), else amqp://127.0.0.1:5672/. Credentials
+belong in C{--broker_credfile FILE} ("user:password", as twistd cc's) or the
+environment (C{ION_BROKER__USERNAME}, C{ION_BROKER__PASSWORD}), not in the
+URL, where C{ps} shows them; they are never printed. The sysname is C{-s},
+else the configuration's C{sysname}. A tiny container with a unique id makes
+the call and is gone after it (its mailbox queue with it). It starts only once
+the system's exchange C{ion.<SYSNAME>} is found to exist, so a call into a
+system that does not run leaves no exchanges behind. The request is published
+with a broker confirm, so one the broker refuses fails the call at once.
 """
 
 from __future__ import annotations
@@ -52,13 +58,23 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ion-rpc",
         description="Call SERVICE's operation OP once; print the reply content as JSON.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "exit status: 0 OK, 1 error reply, 2 timeout/no such service or system/no broker, "
-            "64 usage"
+            'credentials: --broker_credfile FILE ("user:password"), or ION_BROKER__USERNAME\n'
+            "  and ION_BROKER__PASSWORD in the environment; not in --broker, where ps shows them\n"
+            "exit status: 0 OK, 1 error reply, 2 no answer (timeout, no such service or\n"
+            "  system, broker unreachable or refusing the request), 64 usage"
         ),
     )
     p.add_argument(
-        "--broker", metavar="URL", help="amqp[s]://user:password@host:port/vhost of the system"
+        "--broker",
+        metavar="URL",
+        help="amqp[s]://host:port/vhost of the system (credentials: see --broker_credfile)",
+    )
+    p.add_argument(
+        "--broker_credfile",
+        metavar="FILE",
+        help='a file holding the broker credentials as "user:password" (as twistd cc\'s)',
     )
     p.add_argument("-s", "--sysname", help="the system to call into")
     p.add_argument(
@@ -95,7 +111,6 @@ def to_json(value: Any) -> Any:
 def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
     """The broker settings (C{url}, and C{ca}/C{cert}/C{key} for amqps), sysname and
     content the arguments (and configuration) ask for."""
-    import yaml
 
     from ion.core.config import Config, config_layers, merge
     from ion.core.exception import ConfigurationError
@@ -117,6 +132,10 @@ def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
             config = config.merged({"broker": {"url": args.broker}})
         elif config.get("broker.url", "local") == "local":
             config = config.merged({"broker": {"url": DEFAULT_BROKER}})
+        if args.broker_credfile:
+            from ion.core.cc.tap import read_credfile
+
+            config = config.merged({"broker": read_credfile(args.broker_credfile)})
         url = broker_url(config)
         if not url.startswith(("amqp://", "amqps://")):
             raise Usage(f"--broker: expected amqp:// or amqps://, not {url.split('://')[0]!r}")
@@ -131,11 +150,61 @@ def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
     if not sysname:
         raise Usage("no sysname: give -s SYSNAME (the -s the containers run with)")
     text = sys.stdin.read() if args.content == "-" else args.content
+    return broker, str(sysname), load_content(text)
+
+
+def load_content(text: str | None) -> Any:
+    """CONTENT parsed as YAML, once it is known to make a message.
+
+    @raise Usage: it is not YAML, uses an alias, or holds what msgpack cannot carry.
+    """
+    import yaml
+
+    from ion.core.exception import MessageFormatError
+    from ion.core.messaging.message import encode
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # A few aliases of aliases expand to gigabytes: refused before they are.
+            if self.check_event(yaml.AliasEvent):
+                anchor = self.peek_event().anchor
+                raise Usage(
+                    f"CONTENT uses the YAML alias *{anchor}: aliases are refused (a few can "
+                    "expand to more than a broker takes); write the value out"
+                )
+            return super().compose_node(parent, index)
+
+    if text is None:
+        return None
     try:
-        content = yaml.safe_load(text) if text is not None else None
+        content = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise Usage(f"CONTENT is not YAML or JSON: {str(e).splitlines()[0]}") from None
-    return broker, str(sysname), content
+    try:
+        encode({}, content)
+    except MessageFormatError as e:
+        raise Usage(
+            f"CONTENT cannot be sent: {e.__cause__ or e} (a message holds null, booleans, "
+            "numbers, strings, bytes, lists and maps; quote a date to send it as a string)"
+        ) from None
+    return content
+
+
+def confirm_requests(exchange: Any) -> None:
+    """Publish C{exchange}'s mandatory messages (the request) with a broker confirm.
+
+    A container sends requests unconfirmed, so a publish the broker refuses (one
+    over its size limit closes the channel) would leave the call to time out; a
+    confirmed one fails it at once with the broker's reason.
+    """
+    broker, name = exchange.broker, exchange.exchange_name
+
+    def publish(
+        key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
+    ) -> Any:
+        return broker.publish(name, key, body, None, mandatory, mandatory, report_returns)
+
+    exchange.publish = publish
 
 
 async def call(
@@ -177,6 +246,7 @@ async def call(
                 file=sys.stderr,
             )
             return EX_NO_ANSWER
+        confirm_requests(container.exchange)
         await container.start()
         proc = await container.spawn(Process, name="ion-rpc")
         try:

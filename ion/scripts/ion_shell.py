@@ -10,7 +10,12 @@ and bytes are pumped both ways until the container closes the session. With
 stdin not a terminal, its lines are sent as typed, and at its end the session
 is left with Ctrl-D (after any call still running has answered).
 
-Exit status: 0 after a session, 1 if there is no shell to attach to.
+The socket must belong to this user (or root), and so must the process
+serving it where the OS tells: in a directory others can write to, another
+user could have put their own socket at the path to read what is typed.
+
+Exit status: 0 after a session, 1 if there is no shell to attach to or the
+socket is not this user's.
 """
 
 from __future__ import annotations
@@ -19,29 +24,71 @@ import argparse
 import os
 import select
 import socket
+import struct
 import sys
 
 CTRL_D = b"\x04"
 
 
+def _trusted(uid: int) -> bool:
+    return uid in (os.geteuid(), 0)
+
+
+def _refuse_other_user(path: str, uid: int, what: str) -> SystemExit:
+    return SystemExit(
+        f"ion-shell: {path}: {what} uid {uid}, not you: not attaching (another user may "
+        "have put it there to see what you type)"
+    )
+
+
+def check_owner(path: str) -> None:
+    """C{SystemExit(1)} unless the socket at C{path} belongs to this user or root."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise SystemExit(_cannot_connect(path, e)) from None
+    if not _trusted(st.st_uid):
+        raise _refuse_other_user(path, st.st_uid, "the socket belongs to")
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process serving C{sock}, where the OS tells."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, 12))
+    except OSError:
+        return None
+    return uid
+
+
 def connect(path: str) -> socket.socket:
-    """A connection to the manhole at C{path}; C{SystemExit(1)} with the reason if none."""
+    """A connection to the manhole at C{path}; C{SystemExit(1)} with the reason if none,
+    or if the socket or the process serving it is not this user's (or root's)."""
+    check_owner(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
-    except FileNotFoundError:
-        raise SystemExit(
-            f"ion-shell: no socket at {path} (start the container with --manhole {path})"
-        ) from None
-    except ConnectionRefusedError:
-        raise SystemExit(f"ion-shell: nothing serves {path} (its container has gone)") from None
-    except PermissionError:
-        raise SystemExit(
-            f"ion-shell: {path}: permission denied (it belongs to another user)"
-        ) from None
     except OSError as e:
-        raise SystemExit(f"ion-shell: {path}: {e.strerror}") from None
+        sock.close()
+        raise SystemExit(_cannot_connect(path, e)) from None
+    # The file may have been swapped since it was checked: the server itself must be ours.
+    uid = peer_uid(sock)
+    if uid is not None and not _trusted(uid):
+        sock.close()
+        raise _refuse_other_user(path, uid, "it is served by")
     return sock
+
+
+def _cannot_connect(path: str, e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return f"ion-shell: no socket at {path} (start the container with --manhole {path})"
+    if isinstance(e, ConnectionRefusedError):
+        return f"ion-shell: nothing serves {path} (its container has gone)"
+    if isinstance(e, PermissionError):
+        return f"ion-shell: {path}: permission denied (it belongs to another user)"
+    return f"ion-shell: {path}: {e.strerror}"
 
 
 def pump(sock: socket.socket, stdin: int, stdout: int) -> None:

@@ -184,11 +184,70 @@ def test_no_such_system_exits_2_and_leaves_no_exchanges() -> None:
         delete_system(sysname)  # only when the check above failed is there anything to delete
 
 
+@pytest.mark.rabbitmq
+def test_a_request_the_broker_refuses_fails_at_once(system: str) -> None:
+    """A request the broker takes but refuses (here a full queue that rejects publishes;
+    one over its size limit alike) fails the call at once with exit 2, not after --timeout."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(URL))
+    try:
+        channel = connection.channel()
+        queue = f"{system}.full"
+        channel.queue_declare(queue, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+        channel.queue_bind(queue, f"ion.{system}", "full")
+        done = ion_rpc("--broker", URL, "-s", system, "--timeout", "15", "full", "op")
+        channel.queue_delete(queue)
+    finally:
+        connection.close()
+    assert done.returncode == 2 and done.stdout == ""
+    assert "full.op: broker: the broker refused" in done.stderr, done.stderr
+
+
+@pytest.mark.rabbitmq
+def test_credentials_come_from_broker_credfile(system: str, tmp_path: Path) -> None:
+    """--broker_credfile gives the credentials the URL leaves out: the right ones make the
+    call, wrong ones are turned away by the broker (exit 2) and never printed."""
+    url = URL.replace("guest:guest@", "")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text("guest:guest\n")
+    bad.write_text("guest:n0t-th3-pa55\n")
+    done = ion_rpc("--broker", url, "--broker_credfile", str(good), "-s", system, "hello", "ping")
+    assert done.returncode == 0, done.stderr
+    done = ion_rpc("--broker", url, "--broker_credfile", str(bad), "-s", system, "hello", "ping")
+    assert done.returncode == 2 and "cannot reach amqp://guest:***@" in done.stderr
+    assert "n0t-th3-pa55" not in done.stderr + done.stdout
+
+
+def test_help_keeps_credentials_off_the_command_line() -> None:
+    """--help shows no user:password URL and says where credentials go instead."""
+    done = ion_rpc("--help")
+    assert done.returncode == 0, done.stderr
+    assert "user:password@" not in done.stdout
+    assert "--broker_credfile FILE" in done.stdout and "ION_BROKER__PASSWORD" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["hello"], "the following arguments are required: op"),
         (["-s", "x", "hello", "hello", "{a: ["], "CONTENT is not YAML or JSON"),
+        (
+            ["-s", "x", "hello", "hello", "2020-01-01"],
+            "CONTENT cannot be sent: can not serialize 'datetime.date' object",
+        ),
+        (
+            ["-s", "x", "hello", "hello", "!!set {a, b}"],
+            "CONTENT cannot be sent: can not serialize 'set' object",
+        ),
+        (
+            ["-s", "x", "hello", "hello", "{a: &x [1, 2], b: [*x, *x]}"],
+            "CONTENT uses the YAML alias *x: aliases are refused",
+        ),
+        (
+            ["--broker_credfile", "/nonexistent/creds", "-s", "x", "hello", "hello"],
+            "--broker_credfile /nonexistent/creds: No such file or directory",
+        ),
         (["-s", "x", "--timeout", "0", "hello", "hello"], "--timeout 0.0: must be more than 0"),
         (["-s", "x", "--timeout", "soon", "hello", "hello"], "invalid float value: 'soon'"),
         (["--broker", "local", "-s", "x", "hello", "hello"], "there is nothing to reach from here"),
@@ -198,7 +257,19 @@ def test_no_such_system_exits_2_and_leaves_no_exchanges() -> None:
         ),
         (["hello", "hello"], "no sysname: give -s SYSNAME"),
     ],
-    ids=["missing-op", "bad-yaml", "zero-timeout", "bad-timeout", "local", "http", "no-sysname"],
+    ids=[
+        "missing-op",
+        "bad-yaml",
+        "date",
+        "set",
+        "alias",
+        "no-credfile",
+        "zero-timeout",
+        "bad-timeout",
+        "local",
+        "http",
+        "no-sysname",
+    ],
 )
 def test_usage_errors_exit_64(args: list[str], message: str) -> None:
     """Bad arguments, --broker local among them, exit 64 with the reason and the usage."""

@@ -6,15 +6,19 @@
 The original served an unauthenticated telnet manhole on every interface.
 This one listens on no TCP port: the socket file is created with mode 0600
 (under a umask, then checked), so only its owner (and root) can connect, and
-a peer whose uid is neither is turned away when the platform reports it. A
-live server already answering on the path is never displaced (the container
-refuses to start); a stale socket file left by a dead one is replaced; any
-other file there is left alone and refused. Each connection gets a fresh
-copy of the same namespace; leaving it does not stop the container.
+a peer whose uid is neither is turned away when the platform reports it. Its
+directory must be one nobody else can replace the file in: owned by this
+user or root, and not writable by group or others unless sticky (as /tmp
+is). A live server already answering on the path is never displaced (the
+container refuses to start); a stale socket file left by a dead one is
+replaced; any other file there is left alone and refused. At stop the file is
+removed only if it is still the one this server made. Each connection gets a
+fresh copy of the same namespace; leaving it does not stop the container.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -23,6 +27,7 @@ import struct
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet import tcp, unix
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -41,14 +46,41 @@ class ManholeError(StartupError):
     """The manhole socket cannot be served on the path given."""
 
 
+def check_directory(path: str) -> None:
+    """Refuse a socket path whose directory another user could replace the socket in:
+    one owned by someone else (not root), or writable by group or others without
+    the sticky bit.
+
+    @raise ManholeError: naming the path and the directory.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(parent)
+    except OSError as e:
+        raise ManholeError(f"--manhole {path}: directory {parent}: {e.strerror}") from None
+    if st.st_uid not in (os.geteuid(), 0):
+        raise ManholeError(
+            f"--manhole {path}: directory {parent} belongs to uid {st.st_uid}, who could "
+            "replace the socket; use a directory of your own"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise ManholeError(
+            f"--manhole {path}: directory {parent} (mode {mode:04o}) is writable by others "
+            "and not sticky, so they could replace the socket; use a directory only you "
+            "can write to"
+        )
+
+
 def check_path(path: str) -> None:
-    """Make C{path} free for a new socket: refuse a live server or a non-socket
-    file, remove a stale socket.
+    """Make C{path} free for a new socket: refuse an unsafe directory, a live server
+    or a non-socket file; remove a stale socket.
 
     @raise ManholeError: saying which.
     """
     if len(os.fsencode(path)) > _MAX_PATH:
         raise ManholeError(f"--manhole {path}: path too long for a UNIX socket (max {_MAX_PATH})")
+    check_directory(path)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -61,13 +93,52 @@ def check_path(path: str) -> None:
         probe.connect(path)
     except OSError as e:
         if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-            raise ManholeError(f"--manhole {path}: cannot check the socket: {e.strerror}") from None
+            raise ManholeError(
+                f"--manhole {path}: cannot check the socket (uid {st.st_uid}'s): {e.strerror}"
+            ) from None
     else:
         raise ManholeError(f"--manhole {path}: another container is already serving a shell there")
     finally:
         probe.close()
     log.info("removing stale manhole socket {path}", path=path)
-    os.unlink(path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise ManholeError(
+            f"--manhole {path}: a stale socket of uid {st.st_uid} is there and cannot be "
+            f"removed: {e.strerror}"
+        ) from None
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the file at C{path}, or None if there is none."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class _Port(unix.Port):
+    """A UNIX port that, at close, removes its socket file only if it is still the one
+    it bound (Twisted's removes whatever is at the path)."""
+
+    bound: tuple[int, int] | None = None
+
+    def startListening(self) -> None:
+        super().startListening()
+        self.bound = _identity(self._bindPath)
+
+    def connectionLost(self, reason: Any) -> None:
+        path = os.fsdecode(self._bindPath)
+        if self.bound is not None and _identity(path) == self.bound:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        elif self.bound is not None:
+            log.warn("manhole: {path} is no longer this container's socket; left alone", path=path)
+        tcp.Port.connectionLost(self, reason)  # unix.Port's would unlink the path regardless
 
 
 def peer_uid(transport: Any) -> int | None:
@@ -126,9 +197,11 @@ class ManholeServer(Service):
         check_path(self.path)
         old = os.umask(0o177)  # the socket is born 0600: no window where others may connect
         try:
-            self.port = reactor.listenUNIX(
-                self.path, _SessionFactory(self.api, self.history), mode=MODE
+            port = _Port(
+                self.path, _SessionFactory(self.api, self.history), mode=MODE, reactor=reactor
             )
+            port.startListening()
+            self.port = port
         except Exception as e:
             raise ManholeError(f"--manhole {self.path}: cannot listen: {e}") from e
         finally:
@@ -148,4 +221,4 @@ class ManholeServer(Service):
         port, self.port = self.port, None
         if port is None:
             return None
-        return port.stopListening()  # which removes the socket file
+        return port.stopListening()  # which removes the socket file, if still ours

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class ShellProtocol(ColoredManhole):
     @param history: the history file, or None for none.
     @param banner: written above the first prompt.
     @param on_close: called once the terminal is gone (Ctrl-D, EOF or hang-up).
+    @param reactor: runs keys typed ahead; by default the namespace's container's.
     """
 
     def __init__(
@@ -65,16 +67,23 @@ class ShellProtocol(ColoredManhole):
         history: str | None = None,
         banner: str = "",
         on_close: Callable[[], None] | None = None,
+        reactor: Any = None,
     ) -> None:
         super().__init__(namespace)
         self.history = history
         self.banner = banner
         self.on_close = on_close
+        if reactor is None:
+            reactor = getattr(namespace.get("container"), "reactor", None)
+        if reactor is None:
+            from twisted.internet import reactor  # noqa: PLC0415 - no import-time reactor
+        self.reactor = reactor
         self.ps = (b"><> ", b"... ") if history else (b"--> ", b"... ")
         self.width = 80
         self._busy = True  # running a line or waiting: output is not drawn above a prompt
         self._waiting: Deferred[Any] | None = None
-        self._queued: list[tuple[bytes, Any]] = []
+        self._queued: deque[tuple[bytes, Any]] = deque()
+        self._replay: Any = None  # the DelayedCall that will run the queued keys
         self._gone = False
 
     # -- connection -----------------------------------------------------------------
@@ -98,6 +107,8 @@ class ShellProtocol(ColoredManhole):
 
     def connectionLost(self, reason: Any) -> None:
         self._gone = True
+        if self._replay is not None and self._replay.active():
+            self._replay.cancel()
         if self._waiting is not None:
             self._waiting.cancel()
         if self.on_close is not None:
@@ -144,6 +155,9 @@ class ShellProtocol(ColoredManhole):
             else:
                 self._queued.append((keyID, modifier))
             return
+        if self._replay is not None:  # keys typed earlier go first
+            self._queued.append((keyID, modifier))
+            return
         super().keystrokeReceived(keyID, modifier)
 
     def lineReceived(self, line: bytes) -> None:
@@ -172,12 +186,18 @@ class ShellProtocol(ColoredManhole):
             d.addBoth(self._waited, d)
         else:
             self._prompt()
-            queued, self._queued = self._queued, []
-            for n, (key, modifier) in enumerate(queued):
-                if self._waiting is not None:
-                    self._queued = queued[n:] + self._queued
-                    break
-                self.keystrokeReceived(key, modifier)
+            if self._queued and self._replay is None:
+                # On a later turn, not here: this may run in the errback of a failed
+                # call, where a replayed line's exception would take that failure as
+                # its context ("During handling of the above exception...").
+                self._replay = self.reactor.callLater(0, self._run_queued)
+
+    def _run_queued(self) -> None:
+        """Run the keys typed while waiting, until one starts a new wait."""
+        while self._queued and self._waiting is None and not self._gone:
+            key, modifier = self._queued.popleft()
+            super().keystrokeReceived(key, modifier)
+        self._replay = None
 
     def _waited(self, result: Any, d: Deferred[Any]) -> None:
         if self._waiting is not d:

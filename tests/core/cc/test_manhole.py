@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import socket
 import stat
@@ -16,9 +18,11 @@ import pexpect
 import pytest
 import pytest_twisted
 
+from ion.core.cc import manhole
 from ion.core.cc.container import Container
 from ion.core.cc.manhole import ManholeError, ManholeServer
 from ion.core.cc.shell_api import ShellApi
+from ion.scripts import ion_shell
 from tests.launch import REPO, TIMEOUT, clean_env, interrupt, launch, wait_for_file
 
 _SCRIPT = Path(sys.executable).parent / "ion-shell"
@@ -41,6 +45,24 @@ def serve(container: Container, path: Path) -> ManholeServer:
 
 def is_socket(path: Path) -> bool:
     return path.exists() and stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A listening socket at C{path}, as another process would make one."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.listen(1)
+    return sock
+
+
+def make_foreign(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make C{path} another user's: given to nobody as root; otherwise this process
+    pretends to be a uid that is neither its owner nor root."""
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)
+    else:
+        other = os.geteuid() + 1
+        monkeypatch.setattr(os, "geteuid", lambda: other)
 
 
 @pytest_twisted.ensureDeferred
@@ -99,6 +121,160 @@ async def test_other_files_and_long_paths_are_refused(
     assert path.read_text() == "mine"
     with pytest.raises(ManholeError, match="too long"):
         serve(container, short_dir / ("x" * 120))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o702], ids=oct)
+def test_a_directory_others_can_write_is_refused(
+    container: Container, short_dir: Path, mode: int
+) -> None:
+    """A directory where others could rename the socket and put their own in its place
+    (writable by group or others, not sticky) is refused, naming the path."""
+    short_dir.chmod(mode)
+    path = short_dir / "cc.sock"
+    with pytest.raises(
+        ManholeError, match=rf"--manhole {re.escape(str(path))}: directory .* is writable"
+    ):
+        serve(container, path)
+    assert not path.exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sticky_or_private_directory_is_accepted(
+    container: Container, short_dir: Path
+) -> None:
+    """A sticky directory anyone can write to (as /tmp) is fine, and so is a private one."""
+    for mode in (0o1777, 0o700):
+        short_dir.chmod(mode)
+        server = serve(container, short_dir / "cc.sock")
+        await server.stopService()
+
+
+def test_a_directory_of_another_user_is_refused(
+    container: Container, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory owned by another user (not root), who could replace the socket, is refused."""
+    short_dir.chmod(0o755)
+    make_foreign(short_dir, monkeypatch)
+    path = short_dir / "cc.sock"
+    with pytest.raises(
+        ManholeError, match=rf"--manhole {re.escape(str(path))}: directory .* belongs to"
+    ):
+        serve(container, path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_leaves_a_socket_that_replaced_ours(
+    container: Container, short_dir: Path
+) -> None:
+    """A socket put in place of ours (ours renamed away) is not removed at stop; nor is a
+    missing one an error."""
+    path, moved = short_dir / "cc.sock", short_dir / "moved.sock"
+    server = serve(container, path)
+    os.rename(path, moved)
+    impostor = bind_socket(path)
+    planted = os.stat(path).st_ino
+    try:
+        await server.stopService()
+        assert is_socket(path) and os.stat(path).st_ino == planted
+    finally:
+        impostor.close()
+    os.unlink(path)
+    server = serve(container, path)
+    os.rename(path, moved)
+    await server.stopService()
+    assert not path.exists()
+
+
+def test_a_stale_socket_that_cannot_be_removed_is_a_clear_error(
+    container: Container, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale socket this user may not remove (another user's, in a sticky directory) is
+    refused with an error naming the path, not a raw PermissionError."""
+    path = short_dir / "cc.sock"
+    bind_socket(path).close()
+
+    def unlink(target: object) -> None:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(target))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(manhole.os, "unlink", unlink)
+        with pytest.raises(
+            ManholeError,
+            match=rf"--manhole {re.escape(str(path))}: a stale socket .* cannot be removed",
+        ):
+            serve(container, path)
+    assert is_socket(path)
+
+
+def test_ion_shell_refuses_a_socket_of_another_user(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ion-shell does not attach to a socket that belongs to another user (one who could
+    have put it in place of the container's), and says so."""
+    path = short_dir / "cc.sock"
+    listener = bind_socket(path)
+    try:
+        make_foreign(path, monkeypatch)
+        with pytest.raises(SystemExit) as exit_:
+            ion_shell.main([str(path)])
+        assert isinstance(exit_.value.code, str)  # printed, exit status 1
+        assert f"{path}: the socket belongs to uid" in exit_.value.code
+        assert "not attaching" in exit_.value.code
+        listener.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # it never connected
+    finally:
+        listener.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to serve a socket as another user")
+def test_ion_shell_refuses_a_server_of_another_user(short_dir: Path) -> None:
+    """ion-shell checks who serves the socket too, not only whose file it is (which may
+    change between the check and the connect)."""
+    path = short_dir / "cc.sock"
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # bound as root, so the file is root's; listening as nobody
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(str(path))
+            os.setgid(65534)
+            os.setuid(65534)
+            sock.listen(1)
+            os.write(ready_w, b"x")
+            os.read(done_r, 1)  # until the parent is done
+        finally:
+            os._exit(0)
+    os.close(ready_w)  # so a child that dies early reads as end of file
+    os.close(done_r)
+    try:
+        assert os.read(ready_r, 1) == b"x", "the child did not get to listen"
+        with pytest.raises(SystemExit) as exit_:
+            ion_shell.connect(str(path))
+        assert f"{path}: it is served by uid 65534" in str(exit_.value.code)
+    finally:
+        os.close(done_w)  # the child's read returns: it exits
+        os.waitpid(pid, 0)
+        os.close(ready_r)
+
+
+def test_a_shared_directory_stops_twistd_at_startup(short_dir: Path) -> None:
+    """twistd with --manhole in a directory others can write to exits 1 at startup,
+    naming the path."""
+    short_dir.chmod(0o777)
+    path = short_dir / "cc.sock"
+    proc = launch("mhd", "-n", "--manhole", str(path), "res/deploy/hello.rel")
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            output = interrupt(proc)
+    assert proc.returncode == 1, output
+    assert f"--manhole {path}: directory {short_dir} (mode 0777) is writable by others" in output
+    assert "Traceback" not in output and not path.exists()
 
 
 def test_attach_run_ps_and_detach(short_dir: Path) -> None:

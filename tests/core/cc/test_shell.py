@@ -19,8 +19,9 @@ from ion.core.cc.console import LogStream
 from ion.core.cc.container import Container
 from ion.core.cc.shell import HISTORY_LINES, ShellProtocol, Terminal
 from ion.core.cc.shell_api import ShellApi, namespace
+from ion.core.exception import NoSuchServiceError
 from ion.services.hello import HelloService
-from tests.helpers import wait_for
+from tests.helpers import Collector, wait_for
 from tests.launch import REPO, TIMEOUT, cc_command, clean_env
 
 PROMPT = "><> "
@@ -204,12 +205,24 @@ def test_no_shell_flag_runs_headless_on_a_terminal(tmp_path: Path) -> None:
 # -- the protocol in process, on a fake terminal -------------------------------------------
 
 
+class _Transport(StringTransport):
+    """A StringTransport that tells C{writes} of each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: Collector[bytes] = Collector()
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.writes(data)
+
+
 class FakeTerminal:
     """A shell on a StringTransport: type bytes, read what the terminal got."""
 
     def __init__(self, container: Container, history: str | None = None) -> None:
         self.closed = 0
-        self.transport = StringTransport()
+        self.transport = _Transport()
         self.server = Terminal(
             ShellProtocol, namespace(ShellApi(container)), history, "banner\n", self._closed
         )
@@ -229,6 +242,12 @@ class FakeTerminal:
         # Strip escape sequences, as a reader of the screen sees it.
         return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", self.transport.value().decode())
 
+    async def shown(self, ending: str, timeout: float = 5.0) -> str:
+        """What the terminal got, once it ends with C{ending}."""
+        if not self.text().endswith(ending):
+            await self.transport.writes.wait_until(lambda _: self.text().endswith(ending), timeout)
+        return self.text()
+
 
 @pytest_twisted.ensureDeferred
 async def test_keys_typed_while_waiting_run_after_the_reply(container: Container) -> None:
@@ -240,8 +259,31 @@ async def test_keys_typed_while_waiting_run_after_the_reply(container: Container
     assert term.prompt not in term.type(b"1+1\r")
     term.transport.clear()
     gate.callback("opened")
-    out = term.text()
-    assert out.index("'opened'") < out.index("2") and out.endswith(term.prompt)
+    out = await term.shown(f"2\r\n{term.prompt}")
+    assert out.index("'opened'") < out.index("2")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_typed_ahead_error_does_not_chain_an_earlier_failed_call(
+    container: Container,
+) -> None:
+    """A line typed while a call is pending runs after the call fails, and its error's
+    traceback does not show the call's failure as what it happened while handling."""
+    term = FakeTerminal(container)
+    gate: Deferred[None] = Deferred()
+
+    async def call() -> None:
+        await gate
+        raise NoSuchServiceError("no process or service named 'nosuch'")
+
+    term.shell.interpreter.locals["call"] = call
+    term.type(b"call()\r")
+    term.type(b"1/0\r")
+    term.transport.clear()
+    gate.callback(None)
+    out = await term.shown(f"ZeroDivisionError: division by zero\r\n{term.prompt}")
+    assert out.index("NoSuchServiceError") < out.index("Traceback")
+    assert "During handling" not in out and out.count("NoSuchServiceError") == 1
 
 
 @pytest_twisted.ensureDeferred
