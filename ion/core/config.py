@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from ion.core.exception import ConfigurationError
+from ion.core.safe_yaml import YAMLRefused, load_yaml
 
 # Built-in defaults: the first layer, under every other. res/config/ion.yml
 # repeats them with comments (a test keeps the two equal).
@@ -41,7 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "broker": {"url": "local", "prefetch": 32},
     "process": {"concurrency": 0},
     "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
-    "pack": {"app_path": ["res/apps"], "rel_path": ["res/deploy"], "root": None},
+    "pack": {
+        "app_path": ["res/apps"],
+        "rel_path": ["res/deploy"],
+        "root": None,
+        "start_timeout": 60.0,
+    },
     "shell": {"history": "~/.cchistory"},
 }
 
@@ -127,20 +133,27 @@ class Config:
         return _lookup(self._data, key.split(".")) is not _MISSING
 
     def __repr__(self) -> str:
-        return f"Config({self._data!r})"
+        from ion.core.log import redact_mapping  # (log reads Config: imported when shown)
+
+        return f"Config({redact_mapping(self._data)!r})"
 
 
 # -- layers -----------------------------------------------------------------
 
 
-def _yaml_scalar(text: str) -> Any:
-    """C{text} read as one YAML value; an empty string stays empty."""
+def _yaml_scalar(text: str, where: str) -> Any:
+    """C{text} read as one YAML value; an empty string stays empty, and text that is
+    not YAML on its own (e.g. "a: b: c") stays as written.
+
+    @raise ConfigurationError: YAML ion refuses (L{YAMLRefused}), naming C{where}.
+    """
     if text == "":
         return ""
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, fast=None)  # one short value: the pure-Python parser, as ever
+    except YAMLRefused as exc:
+        raise ConfigurationError(f"{where}: {_yaml_problem(exc)}") from None
     except yaml.YAMLError:
-        # Not valid YAML on its own (e.g. "a: b: c"): keep the raw string.
         return text
 
 
@@ -157,7 +170,7 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
 
     C{ION_CONTAINER__RPC_TIMEOUT=5} sets C{container.rpc_timeout} to 5: strip
     C{ION_}, split on C{__} (double underscore), lower-case each part. Values
-    are read with C{yaml.safe_load}, so C{5} is an int, C{true} a bool and
+    are read as YAML (L{load_yaml}), so C{5} is an int, C{true} a bool and
     C{"{ion.core: debug}"} a mapping (the way to set keys that contain dots).
     Only names with at least one C{__} are mapped: a top-level key cannot be set
     from the environment, and unrelated C{ION_*} variables are left alone.
@@ -169,7 +182,8 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
         parts = name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)
         if len(parts) < 2 or not all(parts):
             continue
-        out = merge(out, _nest([p.lower() for p in parts], _yaml_scalar(environ[name])))
+        value = _yaml_scalar(environ[name], name)
+        out = merge(out, _nest([p.lower() for p in parts], value))
     return out
 
 
@@ -210,26 +224,30 @@ def parse_args_option(text: str) -> dict[str, Any]:
         (so C{5} is an int; quote to keep a string: C{sysname='"007"'}); commas
         inside quotes or brackets do not split (C{apps=[a, b]}).
 
-    Anything else raises L{ConfigurationError} saying what was wrong.
+    Anything else raises L{ConfigurationError} saying what was wrong; YAML
+    aliases, deep nesting and overlong numbers are refused (L{YAMLRefused}).
     """
     text = text.strip()
     if not text:
         return {}
+    where = f"-a {_shown(text)}"
     first = text.split("=", 1)[0]
     if text.startswith("{") or ("=" not in text) or not _KEY.match(first.strip()):
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text, fast=None)
+        except YAMLRefused as exc:
+            raise ConfigurationError(f"{where}: {_yaml_problem(exc)}") from None
         except yaml.YAMLError as exc:
             raise ConfigurationError(
-                f"-a {text!r}: neither key=value pairs nor a YAML mapping ({_yaml_problem(exc)})"
+                f"{where}: neither key=value pairs nor a YAML mapping ({_yaml_problem(exc)})"
             ) from None
         if not isinstance(data, Mapping):
             raise ConfigurationError(
-                f"-a {text!r}: expected key=value pairs or a mapping, got {type(data).__name__}"
+                f"{where}: expected key=value pairs or a mapping, got {type(data).__name__}"
             )
         bad = [key for key in data if not isinstance(key, str)]
         if bad:
-            raise ConfigurationError(f"-a {text!r}: keys must be strings, got {bad[0]!r}")
+            raise ConfigurationError(f"{where}: keys must be strings, got {bad[0]!r}")
         return merge({}, data)
     out: dict[str, Any] = {}
     for piece in _split_top_level(text):
@@ -237,10 +255,15 @@ def parse_args_option(text: str) -> dict[str, Any]:
         key = key.strip()
         if not sep or not _KEY.match(key):
             raise ConfigurationError(
-                f"-a {text!r}: {piece.strip()!r} is not key=value with a key like a.b_c"
+                f"{where}: {_shown(piece.strip())} is not key=value with a key like a.b_c"
             )
-        out = merge(out, _nest(key.split("."), _yaml_scalar(value.strip())))
+        out = merge(out, _nest(key.split("."), _yaml_scalar(value.strip(), where)))
     return out
+
+
+def _shown(text: str) -> str:
+    """C{text} quoted for an error message, cut short when long (a 5000-deep value)."""
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text)} characters)"
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -251,15 +274,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _safe_load(text: str) -> Any:
-    """C{yaml.safe_load(text)}, on libyaml's parser when PyYAML has it (config files are
-    read at every boot); text it rejects is read again by the pure-Python parser, so
-    what is accepted and the errors reported stay the same."""
-    if getattr(yaml, "__with_libyaml__", False):
-        try:
-            return yaml.load(text, Loader=yaml.CSafeLoader)  # noqa: S506 - a SafeLoader
-        except yaml.YAMLError:
-            pass
-    return yaml.safe_load(text)
+    """C{text} read by ion's YAML loaders: L{load_yaml} with its defaults."""
+    return load_yaml(text)
 
 
 def read_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -268,8 +284,12 @@ def read_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path}: not UTF-8 text") from None
     try:
         data = _safe_load(text)
+    except YAMLRefused as exc:
+        raise ConfigurationError(f"{path}: {_yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path}: malformed YAML, {_yaml_problem(exc)}") from None
     if data is None:
@@ -369,6 +389,7 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "container.rpc_timeout": (float, 0, False),
     "container.conversation_timeout": (float, 0, False),
     "container.terminate_timeout": (float, 0, True),
+    "pack.start_timeout": (float, 0, False),
     "process.concurrency": (int, 0, True),
 }
 

@@ -133,8 +133,22 @@ def format_text(event: LogEvent) -> str:
     return redact_text(line) + "\n"
 
 
+def is_secret_key(key: Any) -> bool:
+    """Whether a setting named C{key} holds a secret (a password, token...)."""
+    return bool(_SECRET_KEYS.search(str(key)))
+
+
+def redact_mapping(data: Any) -> Any:
+    """C{data} with the values of secret keys masked and URL passwords redacted, nested."""
+    if isinstance(data, Mapping):
+        return {k: MASK if is_secret_key(k) else redact_mapping(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(redact_mapping(v) for v in data)
+    return redact_text(data) if isinstance(data, str) else data
+
+
 def _jsonable(key: str, value: Any) -> Any:
-    if _SECRET_KEYS.search(key):
+    if is_secret_key(key):
         return MASK
     if isinstance(value, str):
         return redact_text(value)

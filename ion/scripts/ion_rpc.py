@@ -162,22 +162,15 @@ def load_content(text: str | None) -> Any:
 
     from ion.core.exception import MessageFormatError
     from ion.core.messaging.message import encode
-
-    class Loader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            # A few aliases of aliases expand to gigabytes: refused before they are.
-            if self.check_event(yaml.AliasEvent):
-                anchor = self.peek_event().anchor
-                raise Usage(
-                    f"CONTENT uses the YAML alias *{anchor}: aliases are refused (a few can "
-                    "expand to more than a broker takes); write the value out"
-                )
-            return super().compose_node(parent, index)
+    from ion.core.safe_yaml import YAMLRefused, load_yaml
 
     if text is None:
         return None
     try:
-        content = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
+        content = load_yaml(text)
+    except YAMLRefused as e:
+        # A few aliases of aliases expand to more than any broker takes.
+        raise Usage(f"CONTENT is refused: {e.problem} (write the value out)") from None
     except yaml.YAMLError as e:
         raise Usage(f"CONTENT is not YAML or JSON: {str(e).splitlines()[0]}") from None
     try:

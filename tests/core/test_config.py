@@ -21,6 +21,7 @@ from ion.core.config import (
     value_sources,
 )
 from ion.core.exception import ConfigurationError
+from ion.core.safe_yaml import StrictCLoader, StrictLoader, YAMLRefused, load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -231,6 +232,7 @@ def test_dotted_keys_reach_module_named_sections() -> None:
         ("-a", "broker.handshake_timeout", -1, "a number of seconds > 0, not -1"),
         ("-a", "container.terminate_timeout", float("nan"), "a number of seconds >= 0, not nan"),
         ("-a", "broker.heartbeat", "10.0", "a whole number >= 0, not '10.0'"),
+        ("env", "pack.start_timeout", 0, "a number of seconds > 0, not 0 (from env)"),
     ],
 )
 def test_a_bad_numeric_setting_is_named_with_its_layer(
@@ -253,3 +255,98 @@ def test_good_numeric_settings_pass() -> None:
         "process": {"concurrency": "4"},
     }
     check_settings([("defaults", merge({}, DEFAULTS)), ("-a", good)])
+
+
+LAUGHS = "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n"
+DEEP = "[" * 5000 + "]" * 5000  # past libyaml's own limit (1000)
+DEEPISH = "[" * 150 + "]" * 150  # within every parser's reach, past ion's limit
+BIG = "1" * 5000  # past Python's int max str digits (4300)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a: &x [*x]\n", "line 1: YAML aliases (*x) are not allowed"),
+        ("args: &y {k: *y}\n", "line 1: YAML aliases (*y) are not allowed"),
+        (LAUGHS, "line 2: YAML aliases (*a) are not allowed"),
+        ("base: &b {x: 1}\nover:\n  <<: *b\n", "line 3: YAML aliases (*b) are not allowed"),
+        (f"a: {DEEP}\n", "line 1: nested too deeply (more than 100 levels)"),
+        (f"a:\n  b: {DEEPISH}\n", "line 2: nested too deeply (more than 100 levels)"),
+        (f"a: {BIG}\n", "line 1: number too long (more than 4300 digits)"),
+    ],
+    ids=["alias", "recursive", "laughs", "merge", "deep", "deepish", "bignum"],
+)
+def test_config_file_refuses_aliases_depth_and_huge_numbers(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    """A --config file with a YAML alias, nesting past 100 levels or a number Python
+    will not convert is one ConfigurationError naming the file and line, not a
+    RecursionError, a ValueError or gigabytes of copies."""
+    path = tmp_path / "extra.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError) as err:
+        load_config(root=tmp_path, environ={}, config_file=path)
+    assert str(err.value) == f"{path}: {words}"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("&x [*x]", "YAML aliases (*x) are not allowed"),
+        (DEEP, "nested too deeply"),
+        (BIG, "number too long"),
+    ],
+    ids=["alias", "deep", "bignum"],
+)
+def test_env_and_args_refuse_aliases_depth_and_huge_numbers(value: str, words: str) -> None:
+    """The same is refused in an ION_ variable (named) and in -a, both forms."""
+    with pytest.raises(ConfigurationError, match=re.escape(f"ION_FOO__BAR: line 1: {words}")):
+        env_layer({"ION_FOO__BAR": value})
+    for text in (f"{{a: {value}}}", f"a={value}"):
+        with pytest.raises(ConfigurationError, match=r"^-a ") as err:
+            parse_args_option(text)
+        assert words in str(err.value) and len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "line"),
+    [
+        ("a: 1\nb: &x [*x]\n", "YAML aliases (*x) are not allowed", 2),
+        (LAUGHS, "YAML aliases (*a) are not allowed", 2),
+        (f"a: {DEEP}", "nested too deeply (more than 100 levels)", 1),
+        ("".join(f"{' ' * i}k:\n" for i in range(1200)), "nested too deeply", 101),
+        (f"a: {DEEPISH}", "nested too deeply (more than 100 levels)", 1),
+        (f"a: {BIG}", "number too long (more than 4300 digits)", 1),
+    ],
+    ids=["alias", "laughs", "deep", "deep-block", "deepish", "bignum"],
+)
+@pytest.mark.parametrize("parser", [StrictCLoader, None], ids=["libyaml", "pure-python"])
+def test_load_yaml_refuses_on_either_parser(text: str, words: str, line: int, parser) -> None:
+    """libyaml and the pure-Python parser (PyYAML without libyaml) refuse the same,
+    at the same line, and at once (the pure-Python scanner is quadratic in depth)."""
+    with pytest.raises(YAMLRefused) as err:
+        load_yaml(text, StrictLoader, parser)
+    mark = err.value.problem_mark
+    assert words in err.value.problem and mark.line + 1 == line
+
+
+def test_undefined_aliases_and_bad_dates_stay_strings_in_env() -> None:
+    """What is not YAML on its own is kept as written: "*.py" is no alias."""
+    assert env_layer({"ION_A__GLOB": "*.py", "ION_A__DAY": "2001-13-45"}) == {
+        "a": {"glob": "*.py", "day": "2001-13-45"}
+    }
+
+
+def test_anchors_alone_are_fine(tmp_path: Path) -> None:
+    """An anchor that nothing refers to is harmless, and allowed."""
+    path = tmp_path / "extra.yml"
+    path.write_text("a: &x {k: 1}\n")
+    assert load_config(root=tmp_path, environ={}, config_file=path).get("a") == {"k": 1}
+
+
+def test_config_file_not_utf8_is_an_error(tmp_path: Path) -> None:
+    """A config file that is not UTF-8 text is one ConfigurationError naming it."""
+    path = tmp_path / "extra.yml"
+    path.write_bytes(b"a: \xff\xfe\n")
+    with pytest.raises(ConfigurationError, match=re.escape(f"{path}: not UTF-8 text")):
+        load_config(root=tmp_path, environ={}, config_file=path)

@@ -157,3 +157,14 @@ def test_install_uses_the_given_publisher_only() -> None:
     publisher.removeObserver(observer)
     logger(publisher, "ion.x").info("two")
     assert "one" in stream.getvalue() and "two" not in stream.getvalue()
+
+
+def test_a_config_shown_masks_its_secrets() -> None:
+    """cc.config at the shell (its repr) shows no password, in a key or a URL."""
+    from ion.core.config import Config
+
+    shown = repr(
+        Config({"broker": {"url": "amqp://u:s3cret@h/", "password": "pw", "token": ["t"]}})
+    )
+    assert "s3cret" not in shown and "pw" not in shown and "'t'" not in shown
+    assert "amqp://u:***@h/" in shown and "'password': '***'" in shown

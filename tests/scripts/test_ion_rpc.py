@@ -242,7 +242,7 @@ def test_help_keeps_credentials_off_the_command_line() -> None:
         ),
         (
             ["-s", "x", "hello", "hello", "{a: &x [1, 2], b: [*x, *x]}"],
-            "CONTENT uses the YAML alias *x: aliases are refused",
+            "CONTENT is refused: YAML aliases (*x) are not allowed",
         ),
         (
             ["--broker_credfile", "/nonexistent/creds", "-s", "x", "hello", "hello"],

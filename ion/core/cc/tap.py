@@ -23,7 +23,6 @@ on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from ion.core.config import (
 )
 from ion.core.exception import ConfigurationError
 from ion.core.id import InvalidNameError, check_name
-from ion.core.log import FORMATS, level_predicate, redact_url
+from ion.core.log import FORMATS, MASK, is_secret_key, level_predicate, redact_url
 from ion.core.messaging.connect import amqp_parameters
 
 log = Logger()
@@ -239,18 +238,17 @@ def read_credfile(path: str) -> dict[str, str]:
         return {"username": lines[0], "password": lines[1]}
     import yaml
 
+    from ion.core.safe_yaml import load_yaml
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = load_yaml(text)
+    except yaml.YAMLError:  # YAMLRefused too
         data = None
     if isinstance(data, dict) and {"username", "password"} <= set(data):
         return {"username": str(data["username"]), "password": str(data["password"])}
     raise ConfigurationError(
         f"--broker_credfile {path}: expected user:password, two lines, or username/password keys"
     )
-
-
-_SECRET_KEY = re.compile(r"pass|secret|token|credential", re.IGNORECASE)
 
 
 def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
@@ -278,8 +276,8 @@ def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
                 walk(value, dotted + ".", indent + "  ")
             else:
                 source = sources.get(dotted, (None, "?"))[1]
-                if _SECRET_KEY.search(str(key)):
-                    value = "***"
+                if is_secret_key(key):
+                    value = MASK
                 elif isinstance(value, str):
                     value = redact_url(value)
                 lines.append(f"{indent}{scalar(key)}: {scalar(value)}  # {source}")

@@ -18,8 +18,10 @@ C{.app}'s C{config} < the release entry's C{config} (< C{start_app}'s C{config})
 Everything that can be checked is checked before anything starts: files,
 dependencies (order, cycles, missing apps, names, versions), a second start
 without C{mult}, and each module's import and C{start}. If an app's C{start}
-then fails, the apps this request already started are stopped, newest first,
-and one error names the file and field.
+then fails, or is still busy after C{pack.start_timeout} seconds (then it is
+cancelled), the apps this request already started are stopped, newest first,
+and one error names the file and field. A C{stop} gets as long; one still busy
+then is logged, and the app is dropped.
 
 App files are looked up by name in C{pack.app_path}, relative to C{pack.root}
 (default: the working directory), then in ion's own C{res/apps}, so the
@@ -29,16 +31,14 @@ C{ioncore} app every container starts first is found from anywhere.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 import ion
@@ -47,7 +47,6 @@ from ion.core.exception import (
     AppFileError,
     ConfigurationError,
     IllegalStateError,
-    IonError,
     StartupError,
 )
 from ion.core.pack.appfile import (
@@ -70,7 +69,16 @@ from ion.core.pack.resolve import (
 )
 
 # AppInfo and AppStartError are part of this module's API too: callers import them from here.
-from ion.core.pack.running import AppInfo, AppStartError, RunningApp
+from ion.core.pack.running import (
+    AppInfo,
+    AppStartError,
+    Overdue,
+    RunningApp,
+    load_module,
+    named,
+    settle,
+    start_timeout,
+)
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -83,13 +91,6 @@ CORE_APP = "ioncore"
 ION_APPS = Path(ion.__file__).resolve().parent.parent / "res" / "apps"
 
 
-async def _settle(result: Any) -> Any:
-    """C{result}, awaited if it is a Deferred or a coroutine."""
-    if isinstance(result, Deferred) or inspect.isawaitable(result):
-        return await result
-    return result
-
-
 class AppManager(Service):
     """Starts apps and releases in dependency order; stops them newest first."""
 
@@ -100,6 +101,8 @@ class AppManager(Service):
         self._running: list[RunningApp] = []
         # One start or stop at a time: each sees the apps the one before left.
         self._lock = DeferredLock()
+        # What bounds starts and stops (tests give a task.Clock).
+        self.clock: IReactorTime = container.reactor
 
     # -- where files are ------------------------------------------------------
 
@@ -254,7 +257,7 @@ class AppManager(Service):
         kwargs.update(args or {})
         kwargs.update(self._apparg(app.name))
         rec = RunningApp(app, view, kwargs, where, release.name if release else None)
-        rec.module = self._module(rec)
+        rec.module = load_module(rec)
         return rec
 
     def _apparg(self, name: str) -> dict[str, Any]:
@@ -270,33 +273,6 @@ class AppManager(Service):
                 f"-a {key}: must be a mapping of keyword arguments, not {value!r}"
             )
         return merge({}, value)
-
-    def _module(self, rec: RunningApp) -> ModuleType | None:
-        """The app's module, imported and checked; errors name where the app is defined."""
-        app = rec.definition
-        if app.mod is None:
-            return None  # a library app: its modules are used, nothing runs
-        module_name = app.mod[0]
-
-        def fail(reason: str) -> AppFileError:
-            path, field, line = rec.where()
-            return AppFileError(path, reason, field, line)
-
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise fail(f"cannot import module {module_name!r}: {exc}") from exc
-        if not callable(getattr(module, "start", None)):
-            raise fail(
-                f"module {module_name!r} has no start(container, starttype, app_definition, ...)"
-            )
-        check = getattr(module, "check", None)
-        if check is not None:
-            try:
-                check(app, *app.mod[1], **rec.kwargs)
-            except (IonError, TypeError, ValueError) as exc:
-                raise fail(f"app {app.name!r}: {exc}") from exc
-        return module
 
     async def _run(self, plan: list[RunningApp]) -> list[RunningApp]:
         """Start C{plan} in order; if one fails, stop the ones started, newest first."""
@@ -316,20 +292,21 @@ class AppManager(Service):
         app, module = rec.definition, rec.module
         definition = dataclasses.replace(app, config=freeze(rec.config.as_dict()))
         before = set(self.container.proc_manager.processes)
+        timeout = start_timeout(rec.config)
         try:
             if app.mod is not None:
-                rec.state = await _settle(
-                    module.start(self.container, STARTTYPE, definition, *app.mod[1], **rec.kwargs)
+                started = module.start(
+                    self.container, STARTTYPE, definition, *app.mod[1], **rec.kwargs
                 )
+                rec.state = await settle(started, timeout, self.clock)
         except Exception as exc:
             await self._reap(before)
             path, field, line = rec.where()
-            raise AppStartError(
-                path,
-                f"app {app.name!r} failed to start: {type(exc).__name__}: {exc}",
-                field,
-                line,
-            ) from exc
+            if isinstance(exc, Overdue):
+                reason = f"app {app.name!r} did not finish starting within {timeout:g}s"
+            else:
+                reason = f"app {app.name!r} failed to start: {named(exc)}"
+            raise AppStartError(path, reason, field, line) from exc
         rec.status = "running"
         self._running.append(rec)
         log.info("started app {app} {version}", app=app.name, version=app.version)
@@ -368,10 +345,13 @@ class AppManager(Service):
         if rec not in self._running or rec.status != "running":
             return
         rec.status = "stopping"
+        timeout = start_timeout(rec.config)
         try:
             stop = getattr(rec.module, "stop", None)
             if stop is not None:
-                await _settle(stop(self.container, rec.state))
+                await settle(stop(self.container, rec.state), timeout, self.clock)
+        except Overdue:
+            log.error("app {app} did not finish stopping within {t:g}s", app=rec.name, t=timeout)
         except Exception:
             log.failure("stopping app {app} failed", app=rec.name)
         finally:

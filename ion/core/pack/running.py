@@ -1,18 +1,75 @@
 """What the app manager records about an app it starts: from plan to stop.
 
 L{RunningApp} is the manager's own record; L{AppInfo} is what it lists;
-L{AppStartError} is what a failing C{start} raises.
+L{AppStartError} is what a failing C{start} raises; L{load_module} imports and
+checks an app's module before anything starts; L{settle} waits for its C{start}
+or C{stop}, at most C{pack.start_timeout} seconds (L{start_timeout}).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
+from types import ModuleType
 from typing import Any, NamedTuple
 
-from ion.core.config import Config
-from ion.core.exception import StartupError
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
+from ion.core.config import DEFAULTS, Config, read_number
+from ion.core.exception import AppFileError, IonError, StartupError
 from ion.core.pack.appfile import AppDefinition
 from ion.core.pack.fileformat import field_line
+
+START_TIMEOUT: float = DEFAULTS["pack"]["start_timeout"]
+
+
+class Overdue(Exception):
+    """An app's start or stop was still busy when its time ran out."""
+
+
+async def _awaited(result: Any) -> Any:
+    return await result
+
+
+async def settle(result: Any, timeout: float, clock: IReactorTime) -> Any:
+    """C{result}, awaited if it is a Deferred or a coroutine, for at most C{timeout}
+    seconds: then it is cancelled and L{Overdue} raised at once, even if it
+    ignores the cancel, so the manager's lock is never held by work that hangs.
+    Cancelling the wait cancels the work, and ends the wait the same way."""
+    if not (isinstance(result, Deferred) or inspect.isawaitable(result)):
+        return result
+    work = result if isinstance(result, Deferred) else Deferred.fromCoroutine(_awaited(result))
+    # A Deferred of our own: a coroutine's Deferred, cancelled, waits for the
+    # coroutine to end (so Deferred.addTimeout would too).
+    outcome: Deferred[Any] = Deferred(lambda _: work.cancel())
+    late = False
+
+    def relay(value: Any) -> None:  # consumes the work's result: no unhandled failure
+        if not late and not outcome.called:
+            outcome.callback(value)  # a Failure goes on as a failure
+
+    def expire() -> None:
+        nonlocal late
+        late = True
+        work.cancel()  # before the rollback that follows the error
+        if not outcome.called:
+            outcome.errback(Overdue(timeout))
+
+    timer = clock.callLater(timeout, expire)
+    work.addBoth(relay)
+    try:
+        return await outcome
+    finally:
+        if timer.active():
+            timer.cancel()
+
+
+def start_timeout(config: Config) -> float:
+    """The app's C{pack.start_timeout} (its own view may give it more time)."""
+    seconds = read_number(config.get("pack.start_timeout", START_TIMEOUT), float)
+    return seconds if seconds is not None and seconds > 0 else START_TIMEOUT
 
 
 class AppStartError(StartupError):
@@ -66,3 +123,40 @@ class RunningApp:
 
     def info(self) -> AppInfo:
         return AppInfo(self.name, self.definition.version, self.status, self.release)
+
+
+def load_module(rec: RunningApp) -> ModuleType | None:
+    """The app's module, imported and checked; errors name where the app is defined."""
+    app = rec.definition
+    if app.mod is None:
+        return None  # a library app: its modules are used, nothing runs
+    module_name = app.mod[0]
+
+    def fail(reason: str) -> AppFileError:
+        path, field, line = rec.where()
+        return AppFileError(path, reason, field, line)
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise fail(f"cannot import module {module_name!r}: {exc}") from exc
+    except Exception as exc:  # found, but fails as it runs: SyntaxError, NameError, ...
+        raise fail(f"importing module {module_name!r} failed: {named(exc)}") from exc
+    if not callable(getattr(module, "start", None)):
+        raise fail(
+            f"module {module_name!r} has no start(container, starttype, app_definition, ...)"
+        )
+    check = getattr(module, "check", None)
+    if check is not None:
+        try:
+            check(app, *app.mod[1], **rec.kwargs)
+        except IonError as exc:  # ion's own errors say what is wrong
+            raise fail(f"app {app.name!r}: {exc}") from exc
+        except Exception as exc:
+            raise fail(f"app {app.name!r}: check failed: {named(exc)}") from exc
+    return module
+
+
+def named(exc: BaseException) -> str:
+    """C{exc} as one line of an error message: its type, then its text."""
+    return f"{type(exc).__name__}: {exc}"

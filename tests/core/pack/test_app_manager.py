@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 
 from ion.core.cc.container import Container
 from ion.core.config import DEFAULTS, Config
@@ -19,7 +21,7 @@ from ion.core.exception import (
     MissingAppError,
 )
 from ion.core.pack.app_manager import AppInfo, AppStartError
-from tests.core.pack.apps import recorder
+from tests.core.pack.apps import recorder, stuck
 
 REPO = Path(__file__).resolve().parents[3]
 RECORDER = "tests.core.pack.apps.recorder"
@@ -368,3 +370,138 @@ async def test_library_app_without_mod_runs_nothing(make, apps_dir, events) -> N
     assert app_names(c) == ["ioncore", "dep", "lib"]
     await c.stop_app("lib")
     assert events == [("start", "dep")] and app_names(c) == ["ioncore", "dep"]
+
+
+STUCK = "tests.core.pack.apps.stuck"
+
+
+@pytest.fixture
+def stuck_calls() -> Iterator[list[tuple[str, str]]]:
+    """The stuck app's calls, empty at the start of each test."""
+    stuck.CALLS.clear()
+    yield stuck.CALLS
+    stuck.CALLS.clear()
+
+
+def outcome_of(d: Deferred[Any]) -> list[Any]:
+    """What C{d} fired with so far ([] while it has not): a result or a Failure."""
+    fired: list[Any] = []
+    d.addBoth(lambda result: fired.append(result))
+    return fired
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cancellable", "ignores-cancel"])
+@pytest_twisted.ensureDeferred
+async def test_a_start_that_never_finishes_fails_in_time(
+    make, apps_dir, events, stuck_calls, stubborn
+) -> None:
+    """A start still busy after pack.start_timeout is cancelled and fails like any other:
+    one error naming the file, the release's earlier apps stopped, the manager free."""
+    write_app(apps_dir, "early")
+    hang = write_app(apps_dir, "hang", mod=[STUCK, [], {"stubborn": stubborn}])
+    write_app(apps_dir, "late")
+    c = await make()
+    c.app_manager.clock = clock = Clock()
+    starting = Deferred.fromCoroutine(c.start_rel(write_rel(apps_dir, "r", ["early", "hang"])))
+    fired = outcome_of(starting)
+    assert stuck_calls == [("start", "hang")] and events == [("start", "early")]
+    clock.advance(59.9)
+    assert fired == []
+    clock.advance(0.1)
+    assert len(fired) == 1 and fired[0].check(AppStartError)
+    assert str(fired[0].value) == (
+        f"{hang}:5: field 'mod': app 'hang' did not finish starting within 60s"
+    )
+    assert events == [("start", "early"), ("stop", "early")]
+    assert app_names(c) == ["ioncore"] and not c.app_manager._lock.locked
+    if stubborn:
+        assert stuck_calls[-1] == ("ignored cancel of start", "hang")
+    await c.start_app("late")  # nothing is left holding the manager
+    assert app_names(c) == ["ioncore", "late"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_apps_own_config_sets_its_start_timeout(make, apps_dir, stuck_calls) -> None:
+    """pack.start_timeout is read from the app's own view: its .app config may change it."""
+    write_app(apps_dir, "hang", mod=[STUCK], config={"pack": {"start_timeout": 2.5}})
+    c = await make()
+    c.app_manager.clock = clock = Clock()
+    fired = outcome_of(Deferred.fromCoroutine(c.start_app("hang")))
+    clock.advance(2.5)
+    assert fired and "did not finish starting within 2.5s" in str(fired[0].value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancelling_a_start_that_ignores_it_frees_the_manager(
+    make, apps_dir, stuck_calls
+) -> None:
+    """Cancelling a start_app (Ctrl-C in the shell) ends it even when the app's start
+    ignores the cancel, so later starts and stops are not stuck behind it."""
+    write_app(apps_dir, "hang", mod=[STUCK, [], {"stubborn": True}])
+    write_app(apps_dir, "late")
+    c = await make()
+    c.app_manager.clock = Clock()
+    starting = Deferred.fromCoroutine(c.start_app("hang"))
+    fired = outcome_of(starting)
+    starting.cancel()
+    assert stuck_calls == [("start", "hang"), ("ignored cancel of start", "hang")]
+    assert len(fired) == 1 and fired[0].check(AppStartError)
+    assert "CancelledError" in str(fired[0].value)
+    assert not c.app_manager._lock.locked and app_names(c) == ["ioncore"]
+    await c.start_app("late")
+    await c.stop_app("late")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stop_that_never_finishes_is_logged_and_dropped(
+    make, apps_dir, stuck_calls, logs
+) -> None:
+    """A stop still busy after pack.start_timeout is logged; the app is dropped all the same."""
+    write_app(apps_dir, "slowstop", mod=[STUCK, [], {"hang": "stop", "stubborn": True}])
+    c = await make()
+    await c.start_app("slowstop")
+    c.app_manager.clock = clock = Clock()
+    fired = outcome_of(Deferred.fromCoroutine(c.stop_app("slowstop")))
+    assert fired == [] and stuck_calls[-1] == ("stop", "slowstop")
+    clock.advance(60)
+    assert fired == [None] and app_names(c) == ["ioncore"]
+    assert logs.texts_with("app slowstop did not finish stopping within 60s")
+    assert not c.app_manager._lock.locked
+
+
+@pytest_twisted.ensureDeferred
+async def test_any_error_of_a_modules_import_or_check_names_the_file(
+    make, apps_dir, events
+) -> None:
+    """A module that fails at import with other than ImportError, or whose check raises
+    any exception, is one AppFileError naming file, field and line, with the exception."""
+    bad_import = write_app(apps_dir, "badimport", mod=["tests.core.pack.apps.badimport"])
+    bad_check = write_app(apps_dir, "badcheck", mod=["tests.core.pack.apps.badcheck"])
+    c = await make()
+    for path, words in [
+        (bad_import, "importing module 'tests.core.pack.apps.badimport' failed: "
+                     "RuntimeError: badimport refuses to load"),
+        (bad_check, "app 'badcheck': check failed: KeyError: 'needed'"),
+    ]:  # fmt: skip
+        with pytest.raises(AppFileError) as err:
+            await c.start_app(path)
+        assert (err.value.path, err.value.field, err.value.line) == (str(path), "mod", 5)
+        assert str(err.value) == f"{path}:5: field 'mod': {words}"
+    assert events == [] and app_names(c) == ["ioncore"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_yaml_aliases_in_an_app_file_are_refused_at_once(make, apps_dir) -> None:
+    """Nested aliases, which were copied out into millions of values, are one error."""
+    (apps_dir / "laughs.app").write_text(
+        "type: application\nname: laughs\nmod: [m]\nconfig:\n"
+        "  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        "  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "  d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    )
+    c = await make()
+    with pytest.raises(AppFileError) as err:
+        await c.start_app("laughs")
+    assert (err.value.path, err.value.line) == (str(apps_dir / "laughs.app"), 6)
+    assert "YAML aliases (*a) are not allowed" in str(err.value)

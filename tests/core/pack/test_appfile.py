@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ion.core.exception import AppFileError, ConfigurationError
+from ion.core.pack import fileformat
 from ion.core.pack.appfile import (
     PROCESSAPP_MODULE,
     AppDefinition,
@@ -207,3 +208,65 @@ def test_shipped_apps_load(path: Path) -> None:
 def test_shipped_releases_load(path: Path) -> None:
     """Every shipped .rel file is valid and named like its file."""
     assert load_release(path).name == path.stem
+
+
+LIT = "{'type': 'application', 'name': 'a', 'config': {'k': %s}}"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (
+            REL + "apps:\n  - name: a\n    args: &y {k: *y}\n",
+            5,
+            "YAML aliases (*y) are not allowed",
+        ),
+        (
+            APP + "config:\n  a: &a [x, x, x]\n  b: &b [*a, *a, *a]\n  c: [*b, *b, *b]\n",
+            5,
+            "YAML aliases (*a) are not allowed",
+        ),
+        (APP + "config:\n  a: &a {x: 1}\n  b: {<<: *a}\n", 5, "YAML aliases (*a) are not allowed"),
+        (APP + "config: {k: " + "[" * 5000 + "]" * 5000 + "}\n", 3, "nested too deeply"),
+        (APP + "config: {k: " + "[" * 150 + "]" * 150 + "}\n", 3, "nested too deeply"),
+        (LIT % ("[" * 3000 + "]" * 3000), 1, "nested too deeply"),
+        (LIT % ("[" * 150 + "]" * 150), 1, "nested too deeply"),
+        (LIT % ("-" * 3000 + "1"), None, "nested too deeply"),
+        (APP + "config:\n  k: " + "1" * 5000 + "\n", 4, "number too long (more than 4300 digits)"),
+        ("{'type': 'application',\n 'k': " + "1" * 5000 + "}", 2, "number too long"),
+    ],
+    ids=[
+        "recursive-alias",
+        "nested-aliases",
+        "merge-key",
+        "yaml-5000-deep",
+        "yaml-150-deep",
+        "literal-3000-deep",
+        "literal-150-deep",
+        "literal-unary-3000",
+        "yaml-bignum",
+        "literal-bignum",
+    ],
+)
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure-python"])
+def test_aliases_depth_and_huge_numbers_are_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text, line, words, libyaml
+) -> None:
+    """A YAML alias, nesting past 100 levels or a number Python will not convert is one
+    AppFileError naming the file (and line), in either format and on either YAML parser."""
+    if not libyaml:
+        monkeypatch.setattr(fileformat, "_FastLoader", None)
+    elif fileformat._FastLoader is None:
+        pytest.skip("PyYAML without libyaml")
+    path = tmp_path / ("bad.rel" if text.startswith(REL) else "bad.app")
+    path.write_text(text)
+    with pytest.raises(AppFileError) as info:
+        (load_release if path.suffix == ".rel" else load_app)(path)
+    err = info.value
+    assert words in str(err) and (err.path, err.line) == (str(path), line)
+
+
+def test_anchors_alone_and_star_strings_load() -> None:
+    """An anchor nothing refers to is harmless; a quoted "*" is no alias."""
+    app = loads_app(APP + "config: {a: &x {k: 1}, glob: '*.py'}\n")
+    assert app.config == {"a": {"k": 1}, "glob": "*.py"}

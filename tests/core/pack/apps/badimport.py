@@ -1,0 +1,3 @@
+"""An app module that fails as it is imported, with something other than ImportError."""
+
+raise RuntimeError("badimport refuses to load")
