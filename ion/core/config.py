@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "terminate_timeout": 10.0,
         "conversation_timeout": 60.0,
     },
-    "broker": {"url": "local", "prefetch": 32},
+    "broker": {"url": "local", "prefetch": 32, "max_message_size": 134217728},
     "process": {"concurrency": 0},
     "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
     "pack": {
@@ -382,6 +382,7 @@ def app_config(
 # naming the setting and the layer it came from, not a failure at first use.
 NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "broker.prefetch": (int, 0, True),
+    "broker.max_message_size": (int, 1, True),
     "broker.heartbeat": (int, 0, True),
     "broker.connect_attempts": (int, 1, True),
     "broker.retry_delay": (float, 0, True),

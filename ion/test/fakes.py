@@ -77,6 +77,8 @@ class OfflineExchange:
     fails with L{NoSuchServiceError}: replace that client with a fake.
     """
 
+    max_message_size = 128 * 1024 * 1024
+
     def __init__(self, sysname: str) -> None:
         self.broker = _NoBroker()
         self.sysname = sysname

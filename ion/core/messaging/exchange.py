@@ -43,6 +43,9 @@ class ExchangeManager(Service):
         self.exchange_name = f"ion.{sysname}"
         self.events_exchange = f"ion.{sysname}.events"
         self.shared_queues: set[str] = set()  # declared here and left behind on stop
+        self.max_message_size = int(
+            self.config.get("broker.max_message_size", DEFAULTS["broker"]["max_message_size"])
+        )
         self._subscriptions = 0  # private subscription queues named so far
         broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
         self._abandoned = False

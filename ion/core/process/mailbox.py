@@ -68,10 +68,26 @@ class Mailbox:
         state = self.state  # type: ignore[attr-defined]
         return state not in ("INIT", "TERMINATED") or self._terminating  # type: ignore[attr-defined]
 
+    def _encode(self, headers: dict[str, Any], content: Any) -> bytes:
+        """The message's bytes, if the broker will take that many.
+
+        @raise MessageFormatError: it cannot be encoded, or is over C{broker.max_message_size}
+            (RabbitMQ would close the channel over it, and its caller would wait out
+            the deadline).
+        """
+        body = m.encode(headers, content)
+        assert self.container is not None
+        limit = self.container.exchange.max_message_size
+        if len(body) > limit:
+            raise exc.MessageFormatError(
+                f"a message of {len(body):,} bytes is over broker.max_message_size ({limit:,})"
+            )
+        return body
+
     def _publish(self, to: str, headers: dict[str, Any], content: Any) -> Deferred[None]:
         if self.container is None or not self._may_send():
             raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
-        return self.container.exchange.publish(to, m.encode(headers, content), mandatory=True)
+        return self.container.exchange.publish(to, self._encode(headers, content), mandatory=True)
 
     def send(
         self,
@@ -137,7 +153,7 @@ class Mailbox:
         h = self._headers(to, op, protocol, conv_id)
         if headers:
             h.update(headers)
-        body = m.encode(h, content)
+        body = self._encode(h, content)
         if not self._may_send():
             raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
         conv = self._conversations.start(conv_id, protocol, timeout)
@@ -243,7 +259,7 @@ class Mailbox:
         if headers:
             out.update(headers)
         assert self.container is not None
-        body = m.encode(out, content)  # before the conversation moves: it may not encode
+        body = self._encode(out, content)  # before the conversation moves: it may not go
         conv = msg.conversation
         if conv is not None:
             conv.feed(performative)

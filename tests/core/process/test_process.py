@@ -367,6 +367,35 @@ async def test_unencodable_result_is_answered_at_once(container: Any) -> None:
         await wait_for(client.rpc_send("unsendable", "set", timeout=30), timeout=5)
 
 
+class Big(ServiceProcess):
+    service_name = "big"
+
+    def op_make(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        return b"x" * content
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_over_the_size_limit_is_refused_before_it_is_sent(
+    make_container: Any,
+) -> None:
+    """Over broker.max_message_size, a request is refused as it is made and a
+    result is answered with a 500 at once: RabbitMQ would close the channel over
+    it and leave the caller to its deadline."""
+    from ion.core.config import DEFAULTS, Config
+
+    config = Config(DEFAULTS).merged({"broker": {"max_message_size": 2000}})
+    container = await make_container(config=config)
+    await container.spawn(Big)
+    client = await container.spawn(Process, name="client")
+    with pytest.raises(exc.MessageFormatError, match=r"over broker.max_message_size \(2,000\)"):
+        client.rpc_send("big", "make", b"y" * 3000)
+    with pytest.raises(exc.MessageFormatError, match="over broker.max_message_size"):
+        client.send("big", "make", b"y" * 3000)
+    with pytest.raises(exc.ReceivedContainerError, match="cannot be sent: a message of"):
+        await wait_for(client.rpc_send("big", "make", 3000, timeout=30), timeout=5)
+    assert len(await wait_for(client.rpc_send("big", "make", 1000))) == 1000
+
+
 @pytest_twisted.ensureDeferred
 async def test_undecodable_reply_fails_the_call_at_once(container: Any) -> None:
     """A reply whose content cannot be decoded fails its call at once, not by timeout."""
