@@ -144,6 +144,7 @@ class EventSubscriber:
         self.handler = handler
         self.queue: str | None = None
         self._tag: str | None = None
+        self._starting = False
 
     @property
     def binding_key(self) -> str:
@@ -159,11 +160,20 @@ class EventSubscriber:
         assert container is not None, "process is not spawned"
         if self.process.winding_down:
             raise IllegalStateError(f"{self.process} is terminating or gone; not subscribing")
-        exchange = container.exchange
-        self.queue = await exchange.declare_subscription(
-            self.binding_key, self.queue_name, owner=str(self.process.id)
-        )
-        self._tag = await exchange.consume(self.queue, self._on_delivery, 0)
+        if self._tag is not None or self._starting:
+            raise IllegalStateError(f"{self!r} is already started; stop() it first")
+        self._starting = True
+        try:
+            exchange = container.exchange
+            self.queue = await exchange.declare_subscription(
+                self.binding_key, self.queue_name, owner=str(self.process.id)
+            )
+            # Bounded as a process's requests are: an async handler holds its event
+            # unacked, so no more than prefetch of them run (and wait) at once.
+            prefetch = int(self.process.config.get("broker.prefetch", 32))
+            self._tag = await exchange.consume(self.queue, self._on_delivery, prefetch)
+        finally:
+            self._starting = False
         try:
             self.process.own(self)
         except IllegalStateError:

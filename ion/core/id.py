@@ -24,12 +24,29 @@ class InvalidNameError(IonError):
     """A name or id uses characters ion does not allow in routing keys."""
 
 
+# Names are joined into queue names and routing keys, which AMQP caps at 255
+# bytes: <sysname>.<name>.<n>@<container>.reply must fit.
+MAX_NAME = 64
+
+
 def check_name(name: str, what: str = "name") -> str:
-    """Return C{name} if it is a valid ion name (letters, digits, C{_-}, dots between words)."""
+    """Return C{name} if it is a valid ion name (letters, digits, C{_-}, dots between
+    words; at most L{MAX_NAME} characters)."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InvalidNameError(
             f"invalid {what} {name!r}: use letters, digits, '_' and '-', words joined by '.'"
         )
+    if len(name) > MAX_NAME:
+        raise InvalidNameError(f"invalid {what} {name[:20]!r}...: longer than {MAX_NAME}")
+    return name
+
+
+def check_sysname(name: str) -> str:
+    """Return C{name} if it can name a system: a valid name, and not C{amq} (its
+    queues would be C{amq.*}, which a broker keeps for itself)."""
+    check_name(name, "sysname")
+    if name == "amq" or name.startswith("amq."):
+        raise InvalidNameError(f"invalid sysname {name!r}: 'amq.' names are the broker's own")
     return name
 
 

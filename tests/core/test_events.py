@@ -226,6 +226,47 @@ async def test_subscriber_stops_with_its_process(container: Container) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_subscriber_is_started_once(container: Container) -> None:
+    """Starting a started subscriber again is refused: its first consumer would
+    be left behind, still calling the handler after the process ends."""
+    from ion.core.exception import IllegalStateError
+
+    listener = await container.spawn(Process, name="listener")
+    sub = events.EventSubscriber(listener, event_id=1001)
+    await sub.start()
+    with pytest.raises(IllegalStateError, match="already started"):
+        await sub.start()
+
+
+@pytest_twisted.ensureDeferred
+async def test_async_handlers_in_flight_are_bounded_by_prefetch(make_container: Any) -> None:
+    """An async handler holds its event until it ends: at most broker.prefetch
+    of them run at once, the rest wait on the broker, none is lost."""
+    from twisted.internet import defer
+
+    from ion.core.config import DEFAULTS, Config
+
+    container = await make_container(config=Config(DEFAULTS).merged({"broker": {"prefetch": 4}}))
+    publisher, listener = await publisher_and_listener(container)
+    gate: defer.Deferred[None] = defer.Deferred()
+    running, done = Collector(), Collector()
+
+    async def handle(event: Any, msg: Any) -> None:
+        running(event.origin)
+        await gate
+        done(event.origin)
+
+    await events.EventSubscriber(listener, event_id=MARK, handler=handle).start()
+    for i in range(20):
+        await emit(publisher, MARK, f"o{i}")
+    await running.wait(4)
+    await emit(publisher, MARK, "probe")  # behind the 16 waiting: not handed over yet
+    assert len(running.items) == 4
+    gate.callback(None)
+    assert len(await done.wait(21, timeout=10)) == 21
+
+
+@pytest_twisted.ensureDeferred
 async def test_app_and_container_events(tmp_path: Any) -> None:
     """A booting container announces 1075 per app started, 1051 READY, and 1076 once
     with the files it started; stopping it announces the apps stopped, then 1051

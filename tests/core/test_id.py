@@ -33,3 +33,21 @@ def test_wildcard_and_odd_names_refused(bad: str) -> None:
     """Names that could widen a binding or break a queue name are refused."""
     with pytest.raises(InvalidNameError):
         check_name(bad)
+
+
+def test_names_fit_in_amqp_short_strings() -> None:
+    """A name is part of queue names and keys, which AMQP caps at 255 bytes."""
+    from ion.core.id import MAX_NAME, InvalidNameError, check_name
+
+    assert check_name("a" * MAX_NAME) == "a" * MAX_NAME
+    with pytest.raises(InvalidNameError, match=f"longer than {MAX_NAME}"):
+        check_name("a" * (MAX_NAME + 1), "sysname")
+
+
+@pytest.mark.parametrize("sysname", ["amq", "amq.lab"])
+def test_a_sysname_naming_broker_queues_is_refused(sysname: str) -> None:
+    from ion.core.id import InvalidNameError, check_sysname
+
+    with pytest.raises(InvalidNameError, match="'amq.' names are the broker's own"):
+        check_sysname(sysname)
+    assert check_sysname("amqp-lab") == "amqp-lab"

@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from ion.core.config import DEFAULTS, Config
 from ion.core.deadline import ended_within
 from ion.core.exception import StartupError
-from ion.core.id import check_name, default_container_id
+from ion.core.id import check_name, check_sysname, default_container_id
 from ion.core.messaging.broker import IBroker
 from ion.core.messaging.exchange import ExchangeManager
 from ion.core.pack.app_manager import AppInfo, AppManager
@@ -63,7 +63,7 @@ class Container(MultiService):
         n = next(_instances)
         base = default_container_id()
         self.id = check_name(container_id or (base if n == 1 else f"{base}-{n}"), "container id")
-        self.sysname = check_name(sysname or self.config.get("sysname") or self.id, "sysname")
+        self.sysname = check_sysname(sysname or self.config.get("sysname") or self.id)
         if broker is None:
             from ion.core.messaging.connect import make_broker
 

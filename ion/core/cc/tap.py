@@ -44,7 +44,7 @@ from ion.core.config import (
     value_sources,
 )
 from ion.core.exception import ConfigurationError
-from ion.core.id import InvalidNameError, check_name
+from ion.core.id import InvalidNameError, check_name, check_sysname
 from ion.core.log import FORMATS, MASK, is_secret_key, level_predicate, redact_url
 from ion.core.messaging.connect import amqp_parameters
 
@@ -171,7 +171,7 @@ def _check_names_and_logging(config: Config, container_id: str | None) -> None:
         if container_id is not None:
             check_name(container_id, "--container-id")
         if config.get("sysname") is not None:
-            check_name(config.get("sysname"), "sysname")
+            check_sysname(config.get("sysname"))
     except InvalidNameError as e:
         raise ConfigurationError(str(e)) from None
     if config.get("logging.format", "text") not in FORMATS:

@@ -53,7 +53,14 @@ from ion.core.messaging.amqp_consume import ConsumerChannel
 from ion.core.messaging.amqp_link import Link
 from ion.core.messaging.amqp_publish import PublishPath
 from ion.core.messaging.amqp_topology import Topology
-from ion.core.messaging.broker import EXCHANGE_TYPES, IBroker, IDelivery
+from ion.core.messaging.broker import (
+    EXCHANGE_TYPES,
+    IBroker,
+    IDelivery,
+    declared_name_error,
+    prefetch_error,
+    short_string_error,
+)
 
 __all__ = ["AmqpBroker", "AmqpParameters", "parse_amqp_url"]
 
@@ -221,6 +228,8 @@ class AmqpBroker:
             return defer.fail(
                 BrokerError("ACCESS_REFUSED - the default exchange cannot be declared")
             )
+        if error := declared_name_error(name, "exchange"):
+            return defer.fail(error)
         return self._topology.declare_exchange(name, type, auto_delete)
 
     def delete_exchange(self, name: str) -> defer.Deferred[None]:
@@ -237,6 +246,8 @@ class AmqpBroker:
     ) -> defer.Deferred[str]:
         if refused := self._refused():
             return refused
+        if name and (error := declared_name_error(name, "queue")):
+            return defer.fail(error)
         return self._topology.declare_queue(name, exclusive, auto_delete, durable)
 
     def delete_queue(self, name: str) -> defer.Deferred[None]:
@@ -260,6 +271,8 @@ class AmqpBroker:
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> defer.Deferred[None]:
         if refused := self._refused():
             return refused
+        if error := short_string_error(binding_key, "binding key"):
+            return defer.fail(error)
         return self._topology.bind(queue, exchange, binding_key)
 
     def unbind_queue(self, queue: str, exchange: str, binding_key: str) -> defer.Deferred[None]:
@@ -281,6 +294,9 @@ class AmqpBroker:
     ) -> defer.Deferred[None]:
         if self._core.state != "open" and not self._redeclared():
             return defer.fail(self._gone())
+        if type(routing_key) is not str or len(routing_key) > 63:  # short ones pass at once
+            if error := short_string_error(routing_key, "routing key"):
+                return defer.fail(error)
         if type(body) is not bytes:
             if not isinstance(body, bytearray | memoryview):
                 return defer.fail(TypeError(f"body must be bytes, not {type(body).__name__}"))
@@ -326,8 +342,8 @@ class AmqpBroker:
     ) -> defer.Deferred[str]:
         if refused := self._refused():
             return refused
-        if prefetch < 0:
-            return defer.fail(ValueError(f"prefetch must be >= 0, not {prefetch}"))
+        if error := prefetch_error(prefetch):
+            return defer.fail(error)
         c = Consumer(
             f"ion.ctag-{self.name}.{next(self._ctags)}", queue, on_delivery, prefetch, auto_ack
         )

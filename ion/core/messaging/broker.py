@@ -38,7 +38,8 @@ class IDelivery(Interface):
         """
 
     def reject(requeue: bool = False) -> None:
-        """Refuse: drop the message, or put it back at the head of its queue if C{requeue}."""
+        """Refuse: drop the message, or put it back in its queue if C{requeue}: in its
+        place, ahead of the messages queued after it."""
 
 
 class IBroker(Interface):
@@ -147,3 +148,40 @@ def settle(delivery: IDelivery, requeue: bool | None = None) -> bool:
         return True
     except BrokerError:
         return False
+
+
+# AMQP's limits, checked the same way by both brokers: a name RabbitMQ would
+# refuse is refused by the embedded broker too, and pika's own errors for them
+# (ShortStringTooLong, struct.error) become BrokerErrors.
+SHORT_STRING_BYTES = 255
+MAX_PREFETCH = 65535
+
+
+def short_string_error(value: Any, what: str) -> BrokerError | None:
+    """The error for C{value} as an AMQP short string (a name or key), or None if it is one."""
+    if not isinstance(value, str):
+        return BrokerError(f"{what} must be a str, not {type(value).__name__}")
+    if len(value) > SHORT_STRING_BYTES // 4 and len(value.encode()) > SHORT_STRING_BYTES:
+        return BrokerError(
+            f"{what} is {len(value.encode())} bytes; AMQP allows {SHORT_STRING_BYTES}"
+        )
+    return None
+
+
+def declared_name_error(name: Any, kind: str) -> BrokerError | None:
+    """The error for declaring a {kind} (queue, exchange) named C{name}, or None."""
+    error = short_string_error(name, f"{kind} name")
+    if error is None and name.startswith("amq."):
+        error = BrokerError(
+            f"ACCESS_REFUSED - {kind} name '{name}' contains reserved prefix 'amq.*'"
+        )
+    return error
+
+
+def prefetch_error(prefetch: Any) -> Exception | None:
+    """The error for C{prefetch} as a consumer's prefetch count, or None."""
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int):
+        return ValueError(f"prefetch must be a whole number, not {prefetch!r}")
+    if not 0 <= prefetch <= MAX_PREFETCH:
+        return ValueError(f"prefetch must be from 0 to {MAX_PREFETCH}, not {prefetch}")
+    return None

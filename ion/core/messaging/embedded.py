@@ -31,7 +31,14 @@ from ion.core.exception import (
     ResourceLockedError,
     UnroutableError,
 )
-from ion.core.messaging.broker import EXCHANGE_TYPES, IBroker, IDelivery
+from ion.core.messaging.broker import (
+    EXCHANGE_TYPES,
+    IBroker,
+    IDelivery,
+    declared_name_error,
+    prefetch_error,
+    short_string_error,
+)
 from ion.core.messaging.embedded_queue import Consumer, Delivery, DeliveryPump, Queue
 from ion.core.messaging.embedded_routing import Exchange
 
@@ -200,6 +207,8 @@ class EmbeddedConnection:
             raise BrokerError(f"COMMAND_INVALID - unknown exchange type '{type}'")
         if not name:
             raise BrokerError("ACCESS_REFUSED - the default exchange cannot be declared")
+        if error := declared_name_error(name, "exchange"):
+            raise error
         ex = self._broker._exchanges.get(name)
         if ex is None:
             self._broker._exchanges[name] = Exchange(name, type, auto_delete)
@@ -224,6 +233,8 @@ class EmbeddedConnection:
         broker = self._broker
         if not name:
             name = f"amq.gen-{uuid4().hex}"
+        elif error := declared_name_error(name, "queue"):
+            raise error
         owner = self if exclusive else None
         q = broker._queues.get(name)
         if q is None:
@@ -251,6 +262,8 @@ class EmbeddedConnection:
 
     @_operation
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> None:
+        if error := short_string_error(binding_key, "binding key"):
+            raise error
         q = self._queue(queue)
         ex = self._exchange(exchange)
         if (exchange, binding_key) not in q.bindings:
@@ -278,6 +291,9 @@ class EmbeddedConnection:
         # The hot path: written out rather than wrapped in _operation.
         if self._state != _OPEN:
             return defer.fail(ConnectionClosedError(f"{self.name} is {self._state}"))
+        if type(routing_key) is not str or len(routing_key) > 63:  # short ones pass at once
+            if error := short_string_error(routing_key, "routing key"):
+                return defer.fail(error)
         if type(body) is not bytes:
             if not isinstance(body, bytearray | memoryview):
                 return defer.fail(TypeError(f"body must be bytes, not {type(body).__name__}"))
@@ -297,7 +313,7 @@ class EmbeddedConnection:
             if routed and headers:
                 headers = dict(headers)  # each queue's copy is its own
             q = queues[name]
-            q.messages.append(Delivery(q, exchange, routing_key, body, headers, False))
+            q.put(Delivery(q, exchange, routing_key, body, headers, False))
             if q.consumers and not q.scheduled:
                 self._pump.schedule(q)
             routed = True
@@ -329,8 +345,8 @@ class EmbeddedConnection:
         prefetch: int = 0,
         auto_ack: bool = False,
     ) -> str:
-        if prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0, not {prefetch}")
+        if error := prefetch_error(prefetch):
+            raise error
         q = self._queue(queue)
         tag = f"amq.ctag-{self._serial}.{next(self._ctags)}"
         c = self._consumers[tag] = Consumer(tag, q, self, on_delivery, prefetch, auto_ack)
@@ -339,8 +355,10 @@ class EmbeddedConnection:
             self._pump.schedule(q)
         return tag
 
-    @_operation
-    def cancel(self, consumer_tag: str) -> None:
+    def cancel(self, consumer_tag: str) -> defer.Deferred[None]:
+        # Not an _operation: a consumer went with its closed connection, and
+        # cancelling it then is done (as on RabbitMQ).
         c = self._consumers.pop(consumer_tag, None)
         if c is not None:
             self._broker._remove_consumer(c)
+        return defer.succeed(None)

@@ -35,7 +35,7 @@ class Queue:
     """One queue: its ready messages, its consumers and the bindings that feed it."""
 
     __slots__ = ("name", "owner", "auto_delete", "durable", "messages",
-                 "consumers", "rr", "scheduled", "bindings", "deleted")  # fmt: skip
+                 "consumers", "rr", "scheduled", "bindings", "deleted", "enqueued")  # fmt: skip
 
     def __init__(
         self, name: str, owner: EmbeddedConnection | None, auto_delete: bool, durable: bool
@@ -50,6 +50,24 @@ class Queue:
         self.scheduled = False  # already in the pump's drain list
         self.bindings: set[tuple[str, str]] = set()  # (exchange, binding key)
         self.deleted = False
+        self.enqueued = 0  # messages ever queued: each one's place in the queue
+
+    def put(self, d: Delivery) -> None:
+        """Queue a newly published message at the tail."""
+        self.enqueued += 1
+        d.place = self.enqueued
+        self.messages.append(d)
+
+    def put_back(self, d: Delivery) -> None:
+        """Queue a returned message where it stood among the ready ones, as RabbitMQ
+        does: messages given back oldest first or newest first keep their order."""
+        msgs = self.messages
+        i = 0
+        for other in msgs:  # returned ones go near the head: a short walk
+            if other.place > d.place:
+                break
+            i += 1
+        msgs.insert(i, d)
 
 
 class Consumer:
@@ -80,7 +98,7 @@ class Delivery:
     """A message in a queue, and once handed to a consumer, that consumer's delivery."""
 
     __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
-                 "_queue", "_consumer", "_tag", "_state")  # fmt: skip
+                 "place", "_queue", "_consumer", "_tag", "_state")  # fmt: skip
 
     def __init__(
         self,
@@ -96,6 +114,7 @@ class Delivery:
         self.routing_key = routing_key
         self.headers = {} if headers is None else headers
         self.redelivered = redelivered
+        self.place = 0  # set as it is queued (Queue.put)
         self._queue = queue
         self._consumer: Consumer | None = None
         self._tag = 0
@@ -110,7 +129,7 @@ class Delivery:
             self._settle()
 
     def reject(self, requeue: bool = False) -> None:
-        """Drop the message, or put it back at the head of its queue if C{requeue}."""
+        """Drop the message, or put it back in its place in its queue if C{requeue}."""
         if self._state == _AUTO:
             return
         self._settle()
@@ -140,7 +159,8 @@ class Delivery:
         q = self._queue
         if not q.deleted:
             again = Delivery(q, self.exchange, self.routing_key, self.body, self.headers, True)
-            q.messages.appendleft(again)
+            again.place = self.place
+            q.put_back(again)
             if q.consumers and not q.scheduled:
                 self._consumer.conn._pump.schedule(q)  # type: ignore[union-attr]
 

@@ -22,7 +22,7 @@ from ion.core.exception import (
     PreconditionFailedError,
     StartupError,
 )
-from ion.core.id import check_name
+from ion.core.id import check_name, check_sysname
 from ion.core.messaging.broker import IBroker, IDelivery
 
 log = Logger()
@@ -39,7 +39,7 @@ class ExchangeManager(Service):
         self.broker = broker
         self.config = config if config is not None else Config(DEFAULTS)
         self._clock = clock
-        self.sysname = check_name(sysname, "sysname")
+        self.sysname = check_sysname(sysname)
         self.exchange_name = f"ion.{sysname}"
         self.events_exchange = f"ion.{sysname}.events"
         self.shared_queues: set[str] = set()  # declared here and left behind on stop

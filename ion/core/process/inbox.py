@@ -186,9 +186,7 @@ class Inbox(Mailbox):
         instance. Auto-acked ones (on the reply queue) cannot go back: they stay to
         run while terminating drains, unless C{all_of_them}, when they are dropped."""
         keep: list[m.Message] = []
-        # Last first: a broker that puts a message back at the head of its queue
-        # (the embedded one) then keeps their order.
-        for msg in reversed(self._waiting):
+        for msg in self._waiting:  # each goes back to its place: the order stays
             if not self._on_own_queue(msg.delivery):
                 settle(msg.delivery, requeue=True)
             elif all_of_them:
@@ -203,7 +201,7 @@ class Inbox(Mailbox):
             else:
                 keep.append(msg)
         self._waiting.clear()
-        self._waiting.extend(reversed(keep))
+        self._waiting.extend(keep)
 
     def _forget_waiting(self) -> None:
         """The broker link was lost: it gives the unacked deliveries of shared
