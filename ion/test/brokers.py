@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,17 +135,34 @@ class Declarations:
 
 @implementer(IBroker)
 class TrackedConnection:
-    """An L{IBroker} connection that records into L{Declarations} what it declares."""
+    """An L{IBroker} connection that records into L{Declarations} what it declares,
+    and whether it was opened and closed (one left open is a test's leftover)."""
 
     def __init__(self, conn: Any, declarations: Declarations) -> None:
         self._conn = conn
         self._declarations = declarations
+        self.opened = False
+        self.closed = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
     def __repr__(self) -> str:
         return f"<Tracked {self._conn!r}>"
+
+    @property
+    def left_open(self) -> bool:
+        """Whether C{connect} was called and C{close} was not (a lost or still
+        connecting connection holds a reconnecting service and timers too)."""
+        return self.opened and not self.closed
+
+    def connect(self) -> defer.Deferred[None]:
+        self.opened = True
+        return self._conn.connect()
+
+    def close(self) -> defer.Deferred[None]:
+        self.closed = True
+        return self._conn.close()
 
     def declare_exchange(self, name: str, *args: Any, **kwargs: Any) -> defer.Deferred[None]:
         self._declarations.exchanges[name] = None
@@ -158,8 +176,13 @@ class TrackedConnection:
         return d.addCallback(self._declarations.queue, transient)
 
 
+def _describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 class BrokerFactory:
-    """New connections to one test system's broker, all recorded in L{declarations}.
+    """New connections to one test system's broker, all recorded: what they declare
+    in L{declarations}, and the connections themselves in L{connections}.
 
     Local: every connection goes to one embedded broker made for this factory,
     as containers of one system share RabbitMQ. AMQP: each is a new
@@ -170,6 +193,7 @@ class BrokerFactory:
         self.spec = spec
         self.reactor = reactor
         self.declarations = Declarations()
+        self.connections: list[TrackedConnection] = []
         self.embedded: Any = None
         if not spec.is_amqp:
             from ion.core.messaging.embedded import EmbeddedBroker
@@ -185,31 +209,70 @@ class BrokerFactory:
         return AmqpBroker(self.reactor, self.spec.url, reconnect=False)
 
     def connection(self) -> TrackedConnection:
-        """A new, unconnected connection that records its declarations."""
-        return TrackedConnection(self.raw_connection(), self.declarations)
+        """A new, unconnected connection that records its declarations (and is closed
+        at teardown if the test leaves it open, see L{close_connections})."""
+        conn = TrackedConnection(self.raw_connection(), self.declarations)
+        self.connections.append(conn)
+        return conn
 
-    async def cleanup(self, sysname: str) -> list[str]:
-        """Delete what the system declared; return the queues that should have gone already
-        (exclusive or auto-delete ones still there) or that could not be deleted.
+    async def close_connections(self) -> tuple[list[str], list[str]]:
+        """Close every connection handed out that is still open; return C{(left, failed)}:
+        descriptions of those left open, and of closes that failed.
 
-        Call it after every container of the system has stopped. Shared queues (a
-        service's, a named event subscription's) are meant to outlive their
-        users, so they are deleted without being reported.
+        Call it after every container of the system has stopped (their own
+        connections are closed by then): an open one still owns its exclusive
+        queues and consumers, which the cleanup could not delete or would miss.
+        """
+        left: list[str] = []
+        failed: list[str] = []
+        for conn in self.connections:
+            if not conn.left_open:
+                continue
+            left.append(f"broker connection {conn.name} left open (connected, never closed)")
+            try:
+                await conn.close()
+            except Exception as e:  # keep going: the others must close too
+                failed.append(f"closing broker connection {conn.name} failed: {_describe_error(e)}")
+        return left, failed
+
+    async def cleanup(self, sysname: str) -> tuple[list[str], list[str]]:
+        """Delete what the system declared; return C{(stale, failed)}: the queues that
+        should have gone already (exclusive or auto-delete ones still there), and
+        what could not be checked or deleted, with why.
+
+        Call it after every container of the system has stopped and
+        L{close_connections}. Every queue and exchange is tried, whatever
+        failed before it. Shared queues (a service's, a named event
+        subscription's) are meant to outlive their users, so they are deleted
+        without being reported.
         """
         conn = self.raw_connection()
         await conn.connect()
         stale: list[str] = []
+        failed: list[str] = []
+        failed_names: set[str] = set()
+
+        async def attempt(what: str, operation: Callable[..., Awaitable[Any]], name: str) -> Any:
+            try:
+                return await operation(name)
+            except Exception as e:  # the rest must still be tried
+                failed.append(f"{what} {name} (sysname {sysname}): {_describe_error(e)}")
+                failed_names.add(name)
+                return False
+
         try:
             for queue, transient in self.declarations.queues.items():
-                if await conn.queue_exists(queue):
+                if await attempt("checking broker queue", conn.queue_exists, queue):
                     if transient:
                         stale.append(f"broker queue {queue} (sysname {sysname})")
-                    await conn.delete_queue(queue)
+                    await attempt("deleting broker queue", conn.delete_queue, queue)
             for exchange in self.declarations.exchanges:
-                await conn.delete_exchange(exchange)
+                await attempt("deleting broker exchange", conn.delete_exchange, exchange)
             for queue in self.declarations.queues:
-                if await conn.queue_exists(queue):
+                if queue in failed_names:  # its failure is reported already
+                    continue
+                if await attempt("checking broker queue", conn.queue_exists, queue):
                     stale.append(f"broker queue {queue} (sysname {sysname}) could not be deleted")
         finally:
             await conn.close()
-        return stale
+        return stale, failed

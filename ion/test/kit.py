@@ -21,7 +21,13 @@ from ion.core.cc.container import Container
 from ion.core.config import load_config, merge
 from ion.core.process.process import Process
 from ion.test.brokers import BrokerFactory, BrokerSpec, parse_broker, unique_sysname
-from ion.test.leaks import LeftoversError, ReactorState, reactor_state, wait_until_clean
+from ion.test.leaks import (
+    LeftoversError,
+    ReactorState,
+    pending_calls,
+    reactor_state,
+    wait_until_clean,
+)
 
 ProcessDescription = Mapping[str, Any] | str | type
 
@@ -167,27 +173,46 @@ class IonKit:
         return None
 
     async def stop(self) -> None:
-        """Stop every container (newest first), remove what the system declared on the
-        broker, and raise L{LeftoversError} if queues, delayed calls or sockets stayed.
+        """Stop every container (newest first), close the broker connections the test
+        left open, remove what the system declared on the broker, and raise
+        L{LeftoversError} if connections, queues, delayed calls or sockets stayed.
 
         Leftovers are what the reactor has beyond what it had when this kit was
         made, so kits alive at once must stop in reverse order of their making.
+        A delayed call of the test's still pending once the containers have
+        stopped is a leftover whether it is still there at the end or fires
+        meanwhile; only its cancelling clears it.
+
+        Every container, connection, queue and exchange is tried whatever failed
+        before it; what could not be closed or deleted is reported with the
+        rest, even without C{check_leftovers}, as it stays on the broker.
         """
         if self._stopped:
             return
         self._stopped = True
+        test_calls = pending_calls(self.reactor, self._before)
         errors: list[BaseException] = []
         for container in reversed(self.containers):
             try:
                 await container.stop()
             except Exception as e:  # keep going: the rest must stop too
                 errors.append(e)
-        stale = await self.brokers.cleanup(self.sysname)
+        # Taken before anything else gets a reactor turn: a timer of the test's that
+        # fires from now on ran after the test (see wait_until_clean). Timers made
+        # while the containers stopped are the shutdown's own, not the test's.
+        watched = test_calls & pending_calls(self.reactor, self._before)
+        left_open, failed = await self.brokers.close_connections()
+        stale, failed_cleanup = await self.brokers.cleanup(self.sysname)
+        failed += failed_cleanup
         if errors:
+            for note in failed:
+                errors[0].add_note(f"and then: {note}")
             raise errors[0]
+        found = list(failed)
         if self.check_leftovers:
-            found = stale + await wait_until_clean(
-                self.reactor, self._before, self.leftover_timeout
+            found += left_open + stale
+            found += await wait_until_clean(
+                self.reactor, self._before, self.leftover_timeout, watched=watched
             )
-            if found:
-                raise LeftoversError(found)
+        if found:
+            raise LeftoversError(found)

@@ -2,12 +2,15 @@
 
 Take a L{ReactorState} before, then L{wait_until_clean} after: it waits (up to a
 deadline, on the reactor's own turns) for the delayed calls, readers and
-writers created since the snapshot to go, and returns the ones that stayed.
-L{assert_clean} raises L{LeftoversError} naming them.
+writers created since the snapshot to go, and returns the ones that stayed,
+and the delayed calls that went by firing instead of being cancelled (a timer
+the test left running is as much a leak when it fires during teardown as when
+it is still pending). L{assert_clean} raises L{LeftoversError} naming them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +56,33 @@ def reactor_state(reactor: Any) -> ReactorState:
     return ReactorState(calls, readers, writers)
 
 
-def _describe_call(call: Any) -> str:
+def _call_name(call: Any) -> str:
     func = getattr(call, "func", None)
-    name = getattr(func, "__qualname__", None) or repr(func)
-    return f"delayed call {name} (due in {call.getTime() - call.seconds():.3f}s)"
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
+def _describe_call(call: Any) -> str:
+    return f"delayed call {_call_name(call)} (due in {call.getTime() - call.seconds():.3f}s)"
+
+
+def pending_calls(reactor: Any, before: ReactorState) -> frozenset[Any]:
+    """The delayed calls made since C{before} that are still to come: any that later
+    fires rather than being cancelled ran after the test.
+
+    Calls already due are left out: they run on the reactor's next turn, as
+    closing connections' zero-delay calls do (trial flushes those too).
+    """
+    now = reactor.seconds()
+    return frozenset(
+        c for c in reactor_state(reactor).delayed - before.delayed if c.getTime() > now
+    )
+
+
+def fired(calls: Iterable[Any]) -> list[str]:
+    """Descriptions of the C{calls} that have run (rather than been cancelled or still waiting)."""
+    return sorted(
+        f"delayed call {_call_name(c)} fired after the test ended" for c in calls if c.called
+    )
 
 
 def leftovers(reactor: Any, before: ReactorState) -> list[str]:
@@ -69,18 +95,26 @@ def leftovers(reactor: Any, before: ReactorState) -> list[str]:
 
 
 async def wait_until_clean(
-    reactor: Any, before: ReactorState, timeout: float = 2.0, step: float = 0.01
+    reactor: Any,
+    before: ReactorState,
+    timeout: float = 2.0,
+    step: float = 0.01,
+    watched: Iterable[Any] | None = None,
 ) -> list[str]:
-    """Wait up to C{timeout}s for the leftovers since C{before} to go; return those that stay.
+    """Wait up to C{timeout}s for the leftovers since C{before} to go; return those that
+    stay, and the C{watched} delayed calls that fired instead of being cancelled.
 
     Closing sockets and cancelling timers can take a few reactor turns; this
-    waits for exactly that, checking once per C{step}, and no longer.
+    waits for exactly that, checking once per C{step}, and no longer. C{watched}
+    defaults to L{pending_calls} now; take it earlier (as soon as the test's
+    containers have stopped) when cleaning up takes reactor turns of its own.
     """
+    watched = pending_calls(reactor, before) if watched is None else frozenset(watched)
     deadline = reactor.seconds() + timeout
     while True:
         found = leftovers(reactor, before)
         if not found or reactor.seconds() >= deadline:
-            return found
+            return sorted(found + fired(watched))
         d: defer.Deferred[None] = defer.Deferred()
         reactor.callLater(step, d.callback, None)
         await d

@@ -15,9 +15,11 @@ Fixtures (all per test):
   C{ion_process_factory}: C{await ion_process_factory(Cls, **fakes)} builds one
   process in it with its clients faked (see L{ion.test.fakes.process_factory}).
 
-At teardown every container stops, what the system declared on the broker is
-deleted, and the test errors if queues, delayed calls or sockets stayed
-(C{--ion-no-leak-check} turns that off).
+At teardown every container stops, broker connections the test left open are
+closed, what the system declared on the broker is deleted, and the test errors
+if connections, queues, delayed calls or sockets stayed, or a timer of the
+test's fired during teardown (C{--ion-no-leak-check} turns that off; queues or
+exchanges that could not be deleted still fail it).
 
 Broker choice, in one place: C{--ion-broker=local|amqp|amqp://...} (default
 C{$ION_TEST_BROKER}, else local), overridden per test by
@@ -69,7 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--ion-no-leak-check",
         action="store_true",
-        help="do not fail tests that leave delayed calls, sockets or queues behind",
+        help="do not fail tests that leave delayed calls, sockets, connections or queues "
+        "behind (what cannot be deleted from the broker still fails them)",
     )
     parser.addini("ion_root", "directory holding res/ for ion fixtures (default: rootdir)")
 

@@ -9,8 +9,9 @@
 
 The helpers return Deferreds, so C{await} them in C{async def} tests or C{yield}
 them under C{inlineCallbacks}. A container still running at the end of a test
-is stopped by a cleanup. Stopping checks for leftovers (queues, delayed calls,
-sockets) and fails the test if there are any.
+is stopped by a cleanup. Stopping checks for leftovers (broker connections,
+queues, delayed calls, sockets; a timer of the test's that fires while the
+container stops counts too) and fails the test if there are any.
 
 The broker is the class attribute C{broker} (C{local}, C{amqp} or an AMQP URL;
 default C{$ION_TEST_BROKER}, else local). When RabbitMQ is asked for but

@@ -32,6 +32,15 @@ def test_unreachable(ion_broker):
 @pytest_twisted.ensureDeferred
 async def test_leaky(ion_kit):
     ion_kit.forgotten = reactor.callLater(30, print)
+
+
+def _late():
+    pass
+
+
+@pytest_twisted.ensureDeferred
+async def test_late_timer(ion_container):
+    reactor.callLater(1.5, _late)  # after the stop (ms), inside the 2 s leftover wait
 """
 
 CLOSED_PORT = "--ion-amqp-url=amqp://guest:guest@127.0.0.1:1/"
@@ -63,7 +72,8 @@ def test_broker_list_runs_each_test_once_per_broker(sample):
 
 
 def test_unreachable_rabbitmq_skips_and_leftovers_error(sample):
-    """Off CI an unreachable RabbitMQ skips the test; a leftover timer errors its teardown."""
+    """Off CI an unreachable RabbitMQ skips the test; a leftover timer errors its teardown,
+    also one that fires during teardown."""
     run = _pytest(sample, "-rA", CLOSED_PORT)
 
     out = run.stdout
@@ -71,6 +81,8 @@ def test_unreachable_rabbitmq_skips_and_leftovers_error(sample):
     assert "SKIPPED [1] test_sample.py" in out and "not reachable at 127.0.0.1:1" in out
     assert "ERROR test_sample.py::test_leaky" in out and "left behind" in out
     assert "delayed call print" in out
+    assert "ERROR test_sample.py::test_late_timer" in out
+    assert "delayed call _late fired after the test ended" in out
 
 
 def test_on_ci_unreachable_rabbitmq_fails(sample):
@@ -80,6 +92,7 @@ def test_on_ci_unreachable_rabbitmq_fails(sample):
     out = run.stdout
     assert "ERROR test_sample.py::test_unreachable" in out and "CI is set" in out
     assert "PASSED test_sample.py::test_leaky" in out
+    assert "PASSED test_sample.py::test_late_timer" in out
 
 
 def test_unknown_broker_is_a_usage_error(sample):

@@ -20,7 +20,7 @@ BANK = ROOT / "examples" / "bank"
 
 BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 TRIAL_SUITES = {
-    "kit": (ROOT, "tests.test_kit.trial", 9),
+    "kit": (ROOT, "tests.test_kit.trial", 10),
     "bank": (BANK, "tests_trial", 5),
 }
 

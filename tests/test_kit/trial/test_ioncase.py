@@ -24,6 +24,10 @@ HELLO = {
 }
 
 
+def _noop() -> None:
+    pass
+
+
 class StartContainerTest(IonTestCase):
     """_start_container, _spawn_processes, _get_procid, _get_procinstance, _stop_container."""
 
@@ -93,6 +97,22 @@ class LeftoversTest(IonTestCase):
         finally:
             call.cancel()
         self.assertIn("print", str(caught.exception))
+
+    async def test_timer_firing_during_stop_fails_stop(self) -> None:
+        """A timer of the test's that fires once the container has stopped is named too."""
+        await self._start_container()
+        call = reactor.callLater(60, _noop)
+        cleanup = self.kit.brokers.cleanup
+
+        async def cleanup_as_the_timer_comes_due(sysname: str) -> object:
+            call.reset(0)  # due now: it fires on the next reactor turn, after the container stopped
+            return await cleanup(sysname)
+
+        self.kit.brokers.cleanup = cleanup_as_the_timer_comes_due
+        with self.assertRaises(LeftoversError) as caught:
+            await self._stop_container()
+        self.assertTrue(call.called)
+        self.assertIn("delayed call _noop fired after the test ended", str(caught.exception))
 
 
 class UnreachableRabbitTest(IonTestCase):
