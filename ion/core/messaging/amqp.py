@@ -47,7 +47,6 @@ from ion.core.messaging.amqp_connection import (
     describe,
     map_error,
     parse_amqp_url,
-    to_wire_headers,
 )
 from ion.core.messaging.amqp_consume import ConsumerChannel
 from ion.core.messaging.amqp_link import Link
@@ -61,6 +60,7 @@ from ion.core.messaging.broker import (
     prefetch_error,
     short_string_error,
 )
+from ion.core.messaging.headers import to_wire_headers
 
 __all__ = ["AmqpBroker", "AmqpParameters", "parse_amqp_url"]
 

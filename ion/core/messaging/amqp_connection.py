@@ -1,21 +1,15 @@
-"""The connection under L{ion.core.messaging.amqp}: URLs, endpoints, pika's protocol,
-error mapping and header conversion (channels are in L{ion.core.messaging.amqp_channel}).
+"""The connection under L{ion.core.messaging.amqp}: URLs, endpoints, pika's protocol
+and error mapping (channels are in L{ion.core.messaging.amqp_channel}, header
+conversion in L{ion.core.messaging.headers}).
 
 pika's Twisted adapter (C{pika.adapters.twisted_connection}) installs the default
 reactor when it is imported, so it is only imported inside functions here, once a
 connection is actually made.
 
-Header values (see L{to_wire_headers} and L{from_wire_headers}): pika can encode
-str, bytes, bool, int, C{Decimal}, C{datetime}, None, lists and dicts, but not
-floats, and it truncates received floats to ints (pika issue #599). ion keeps its
-own headers in the msgpack body, so transport headers are rarely used; a float
-header is refused with C{TypeError} rather than silently changed.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,51 +256,3 @@ def map_error(exc: BaseException) -> BaseException:
             return PreconditionFailedError(text)
         return BrokerError(f"{code} {text}")
     return exc
-
-
-# --- headers ---------------------------------------------------------------------------------
-
-_PLAIN = (str, bytes, bool, type(None), decimal.Decimal, datetime.datetime)
-
-
-def to_wire_headers(headers: dict[str, Any]) -> dict[str, Any]:
-    """A copy of C{headers} pika can encode; C{TypeError} for values it cannot carry faithfully."""
-    return {str(k): _to_wire(v, k) for k, v in headers.items()}
-
-
-def _to_wire(value: Any, key: Any) -> Any:
-    if isinstance(value, _PLAIN):
-        return value
-    if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            raise TypeError(f"header {key!r}: int out of 64-bit range")
-        return int(value)
-    if isinstance(value, dict):
-        return {str(k): _to_wire(v, key) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_wire(v, key) for v in value]
-    if isinstance(value, float):
-        raise TypeError(
-            f"header {key!r}: AMQP headers cannot carry floats faithfully; put numbers in the body"
-        )
-    raise TypeError(f"header {key!r}: {type(value).__name__} cannot travel in AMQP headers")
-
-
-def from_wire_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
-    """Received headers as plain Python values (pika's C{long} becomes C{int})."""
-    if not headers:
-        return {}
-    return {k: _from_wire(v) for k, v in headers.items()}
-
-
-def _from_wire(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is bool or kind is int or kind is bytes or value is None:
-        return value
-    if isinstance(value, int):  # pika.compat.long and friends
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _from_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_wire(v) for v in value]
-    return value

@@ -17,8 +17,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ion.core.messaging.amqp_channel import Channel, Consumer, Delivery
-from ion.core.messaging.amqp_connection import from_wire_headers
 from ion.core.messaging.amqp_topology import Topology
+from ion.core.messaging.headers import from_wire_headers
 
 if TYPE_CHECKING:
     from ion.core.messaging.amqp import AmqpBroker

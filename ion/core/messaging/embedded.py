@@ -41,6 +41,7 @@ from ion.core.messaging.broker import (
 )
 from ion.core.messaging.embedded_queue import Consumer, Delivery, DeliveryPump, Queue
 from ion.core.messaging.embedded_routing import Exchange
+from ion.core.messaging.headers import to_wire_headers
 
 __all__ = ["EmbeddedBroker", "EmbeddedConnection"]
 
@@ -307,11 +308,17 @@ class EmbeddedConnection:
             names = ex.route(routing_key)
         else:  # the default exchange routes to the queue named by the key
             names = (routing_key,) if routing_key in queues else ()
-        headers = dict(headers) if headers else None  # the publisher may reuse its dict
+        if headers:  # AMQP's rules, and a copy: the publisher may reuse its dict
+            try:
+                headers = to_wire_headers(headers)
+            except TypeError:
+                return defer.fail()
+        else:
+            headers = None
         routed = False
         for name in names:
             if routed and headers:
-                headers = dict(headers)  # each queue's copy is its own
+                headers = to_wire_headers(headers)  # each queue's copy is its own
             q = queues[name]
             q.put(Delivery(q, exchange, routing_key, body, headers, False))
             if q.consumers and not q.scheduled:

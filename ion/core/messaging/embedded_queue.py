@@ -19,6 +19,7 @@ from zope.interface import implementer
 
 from ion.core.exception import ConnectionClosedError, PreconditionFailedError
 from ion.core.messaging.broker import IDelivery
+from ion.core.messaging.headers import to_wire_headers
 
 if TYPE_CHECKING:
     from ion.core.messaging.embedded import EmbeddedConnection
@@ -98,7 +99,7 @@ class Delivery:
     """A message in a queue, and once handed to a consumer, that consumer's delivery."""
 
     __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
-                 "place", "_queue", "_consumer", "_tag", "_state")  # fmt: skip
+                 "place", "_queue", "_consumer", "_tag", "_state", "_kept")  # fmt: skip
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class Delivery:
         self.headers = {} if headers is None else headers
         self.redelivered = redelivered
         self.place = 0  # set as it is queued (Queue.put)
+        self._kept: dict[str, Any] | None = None  # the headers as queued, if a consumer got a copy
         self._queue = queue
         self._consumer: Consumer | None = None
         self._tag = 0
@@ -158,7 +160,9 @@ class Delivery:
     def _return(self) -> None:
         q = self._queue
         if not q.deleted:
-            again = Delivery(q, self.exchange, self.routing_key, self.body, self.headers, True)
+            # The headers as queued: what the consumer changed in its copy stays there.
+            headers = self._kept if self._kept is not None else self.headers
+            again = Delivery(q, self.exchange, self.routing_key, self.body, headers, True)
             again.place = self.place
             q.put_back(again)
             if q.consumers and not q.scheduled:
@@ -228,6 +232,8 @@ class DeliveryPump:
                 q.rr = i
             d = msgs.popleft()
             budget -= 1
+            if d.headers:  # the consumer's own copy (ion's messages have none)
+                d._kept, d.headers = d.headers, to_wire_headers(d.headers)
             if c.auto_ack:  # the broker forgets it as it hands it over
                 d._state = _AUTO
                 d._consumer = c

@@ -72,3 +72,39 @@ async def test_cancel_on_a_closed_connection_is_done(connect, names):
     tag = await conn.consume(q, Collector())
     await conn.close()
     await conn.cancel(tag)
+
+
+@pytest_twisted.ensureDeferred
+async def test_transport_headers_follow_amqp_rules(connect, names):
+    """Headers arrive as AMQP carries them (keys as strings, tuples as lists), a
+    float is refused rather than changed, and what the publisher changes in its
+    dict after publishing does not reach the message."""
+    conn = await connect()
+    q = await conn.declare_queue(names("q"))
+    await expect_error(conn.publish("", q, b"x", headers={"f": 1.5}), TypeError)
+    headers = {"t": (1, 2), 3: "int key", "l": [1]}
+    await conn.publish("", q, b"x", headers=headers)
+    headers["l"].append("changed")
+    got = Collector(ack=True)
+    await conn.consume(q, got)
+    [d] = await got.wait(1)
+    assert d.headers == {"t": [1, 2], "3": "int key", "l": [1]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_requeued_message_has_its_own_headers(connect, names):
+    """What a consumer changes in a delivery's headers is not in the message it
+    gives back."""
+    conn = await connect()
+    q = await conn.declare_queue(names("q"))
+    await conn.publish("", q, b"x", headers={"l": [1]})
+    first = Collector()
+    tag = await conn.consume(q, first)
+    [d] = await first.wait(1)
+    d.headers["l"].append("consumer")
+    await conn.cancel(tag)
+    d.reject(requeue=True)
+    again = Collector(ack=True)
+    await conn.consume(q, again)
+    [redelivered] = await again.wait(1)
+    assert redelivered.headers == {"l": [1]} and redelivered.redelivered
