@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-from ion.core.exception import MessageFormatError
+from ion.core.exception import IonError, MessageFormatError
 
 # Header names, after the original's "ION Common Message Format".
 SENDER = "sender"
@@ -102,7 +102,10 @@ def encode(headers: dict[str, Any], content: Any) -> bytes:
     if type(content) not in _PLAIN and hasattr(content, "SerializeToString"):
         from ion.core.object.codec import encode_object  # protobuf only when used
 
-        type_id, content = encode_object(content)
+        try:
+            type_id, content = encode_object(content)
+        except IonError as e:  # an object of no registered type: it cannot travel
+            raise MessageFormatError(f"content cannot be encoded: {e}") from e
         headers[ENCODING] = f"{ENCODING_OBJECT}{type_id}"
     try:
         return _packb([headers, content])

@@ -81,6 +81,11 @@ class TypeRegistry:
             raise TypeRegistrationError(
                 f"{name} declares no type id; add 'option (ion.type_id) = <n>;' to its schema"
             )
+        if isinstance(type_id, bool) or not isinstance(type_id, int) or not 0 < type_id < 2**32:
+            raise TypeRegistrationError(
+                f"type id {type_id!r} of {name}: expected a whole number from 1 to {2**32 - 1} "
+                "(the schema option is a uint32, and the id travels as digits)"
+            )
         holder = self._by_id.get(type_id)
         if holder is cls:
             return type_id

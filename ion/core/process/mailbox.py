@@ -115,6 +115,8 @@ class Mailbox:
             h.update(headers)
         if conv is not None:
             conv.feed(performative)  # first: a performative it refuses sends nothing
+            assert self._conversations is not None
+            self._conversations.touch(conv, self._idle_timeout())  # sending is use too
         d = self._publish(to, h, content)
         return d.addErrback(self._unroutable, to)
 

@@ -128,6 +128,20 @@ def test_generic_closes_when_idle() -> None:
     assert manager.generic == {} and conv.state == "CLOSED"
 
 
+def test_a_late_message_of_a_closed_generic_conversation_is_refused() -> None:
+    """A message for a generic conversation this owner opened and that has closed
+    is late: refused, not taken as a new conversation (which would run the op
+    and start a timer again)."""
+    clock, manager = make()
+    conv_id = manager.next_id()
+    manager.start_generic(conv_id, idle=1)
+    clock.advance(1)
+    late = m.Message({m.CONV_ID: conv_id, m.PERFORMATIVE: "inform", m.PROTOCOL: "generic"})
+    with pytest.raises(exc.ConversationError, match="is closed; late 'inform' dropped"):
+        manager.generic_received(late, idle=1)
+    assert manager.generic == {} and clock.getDelayedCalls() == []
+
+
 def test_fail_all_ends_everything() -> None:
     """fail_all ends open calls with the error and closes generic conversations."""
     clock, manager = make()

@@ -122,3 +122,11 @@ def test_identifier_names_the_type():
     """identifier returns a TypeIdentifier with the object's id and version 1."""
     ident = TypeRegistry.from_package().identifier(examples_pb2.Person())
     assert (ident.object_id, ident.version) == (20001, 1)
+
+
+@pytest.mark.parametrize("bad", [-5, True, "77", 2**32, 1.5])
+def test_register_refuses_an_id_that_cannot_travel(bad: object) -> None:
+    """An id travels as the digits of a uint32: anything else would register and
+    then fail every receiver."""
+    with pytest.raises(TypeRegistrationError, match="expected a whole number from 1 to"):
+        TypeRegistry().register(examples_pb2.Person, type_id=bad)  # type: ignore[arg-type]

@@ -367,6 +367,46 @@ async def test_unencodable_result_is_answered_at_once(container: Any) -> None:
         await wait_for(client.rpc_send("unsendable", "set", timeout=30), timeout=5)
 
 
+class Unregistered(ServiceProcess):
+    service_name = "unregistered"
+
+    def op_ts(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        from google.protobuf import timestamp_pb2
+
+        return timestamp_pb2.Timestamp(seconds=1)  # a protobuf object of no ion type id
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_object_of_no_registered_type_is_answered_at_once(container: Any) -> None:
+    """A result that is a protobuf object ion has no type id for cannot travel:
+    its caller gets a 500 at once, not a timeout."""
+    await container.spawn(Unregistered)
+    client = await container.spawn(Process, name="client")
+    with pytest.raises(exc.ReceivedContainerError, match="cannot be sent: .*not a registered"):
+        await wait_for(client.rpc_send("unregistered", "ts", timeout=30), timeout=5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sending_keeps_a_generic_conversation_open(make_container: Any) -> None:
+    """A generic conversation its owner keeps sending on is in use: it does not
+    close for want of answers."""
+    from twisted.internet import task
+
+    clock = task.Clock()
+    container = await make_container()
+    a = await container.spawn(Process, name="a")
+    b = await container.spawn(Process, name="b")
+    a._conversations.clock = clock  # the idle timers on a clock the test drives
+    a._idle_timeout = lambda: 1.0  # type: ignore[method-assign]
+    conv = a.start_generic()
+    for i in range(5):
+        clock.advance(0.6)
+        await wait_for(a.send(b.id, "chat", i, conv=conv, performative="inform"))
+    assert conv.state != "CLOSED"
+    clock.advance(1.0)
+    assert conv.state == "CLOSED"
+
+
 class Big(ServiceProcess):
     service_name = "big"
 

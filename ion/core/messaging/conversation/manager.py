@@ -74,22 +74,28 @@ class ConversationManager:
         """Open a C{generic} conversation that closes after C{idle} quiet seconds."""
         conv = new_conversation(conv_id, "generic", INITIATOR)
         self.generic[conv_id] = conv
-        self._touch(conv, idle)
+        self.touch(conv, idle)
         return conv
 
     def generic_received(self, msg: Message, idle: float) -> Conversation:
         """Feed a C{generic} message to its conversation, opening it if new."""
         conv = self.generic.get(msg.conv_id)  # type: ignore[arg-type]
         if conv is None:
+            if self._was_issued(msg.conv_id):  # one of ours, closed: not a new one
+                raise ConversationError(
+                    f"{self.owner}: generic conversation {msg.conv_id} is closed; "
+                    f"late {msg.performative!r} dropped"
+                )
             conv = new_conversation(msg.conv_id, "generic", PARTICIPANT)  # type: ignore[arg-type]
             conv.feed(msg.performative)  # type: ignore[arg-type]  # kept only if it takes it
             self.generic[conv.conv_id] = conv
         else:
             conv.feed(msg.performative)  # type: ignore[arg-type]
-        self._touch(conv, idle)
+        self.touch(conv, idle)
         return conv
 
-    def _touch(self, conv: Conversation, idle: float) -> None:
+    def touch(self, conv: Conversation, idle: float) -> None:
+        """(Re)start the idle timer of generic conversation C{conv}: it is in use."""
         if conv.timer is not None and conv.timer.active():
             conv.timer.reset(idle)
         else:
