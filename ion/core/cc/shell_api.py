@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ion.core.exception import ProcessError
 from ion.core.id import ProcessId
 from ion.core.log import redact_url
+from ion.core.process.implicit import ImplicitProcess
 from ion.core.process.lookup import declared_services, qualname, resolve_spawnable, service_name_of
 from ion.core.process.process import Process
 
@@ -81,7 +82,7 @@ class ShellApi:
 
     def __init__(self, container: Container) -> None:
         self.container = container
-        self._shell_proc: Process | None = None
+        self._shell = ImplicitProcess(container, "shell")
 
     def __repr__(self) -> str:
         return f"<cc: container {self.container.id}, sysname {self.container.sysname}; info()>"
@@ -153,8 +154,8 @@ class ShellApi:
         """Terminate a local process (full id, name or number)."""
         proc = self.get_proc(pid)
         await self.container.terminate(proc)
-        if proc is self._shell_proc:
-            self._shell_proc = None
+        if proc is self._shell.proc:
+            self._shell.proc = None
         return Text(f"terminated {proc.id}")
 
     async def makeprocess(self, name: str = "shellproc") -> Process:
@@ -162,10 +163,9 @@ class ShellApi:
         return await self.container.spawn(Process, name=name)
 
     async def shell_process(self) -> Process:
-        """The implicit process C{send}, C{rpc_send} and C{ping} use (spawned on first use)."""
-        if self._shell_proc is None or self._shell_proc.state != "ACTIVE":
-            self._shell_proc = await self.container.spawn(Process, name="shell")
-        return self._shell_proc
+        """The implicit process C{send}, C{rpc_send} and C{ping} use (spawned on first
+        use; helpers called together share that one spawn)."""
+        return await self._shell.get()
 
     # -- messages ----------------------------------------------------------------
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 
 from ion.core.exception import ProcessError
 from ion.core.id import check_name
+from ion.core.process.implicit import ImplicitProcess
 from ion.core.process.process import Process
 
 
@@ -78,33 +78,19 @@ class ServiceClient:
         self.target = target
         self.proc = proc
         self.container = container if container is not None else proc.container  # type: ignore[union-attr]
-        self._implicit = proc is None
-        self._attaching: Deferred[Process] | None = None
-        self._waiters: list[Deferred[Process]] = []
+        self._implicit_proc = (
+            ImplicitProcess(self.container, type(self).__name__.lower() + "_aproc")
+            if proc is None
+            else None
+        )
 
     async def attach(self) -> Process:
         """The process calls go out from (spawned on first use when implicit;
         calls that start together share that one spawn)."""
-        if self.proc is not None:
-            return self.proc
-        waiter: Deferred[Process] = Deferred()
-        self._waiters.append(waiter)  # before spawning: it may finish at once
-        if self._attaching is None:
-            name = type(self).__name__.lower() + "_aproc"
-            self._attaching = Deferred.fromCoroutine(self.container.spawn(Process, name=name))
-            self._attaching.addBoth(self._attached)
-        return await waiter
-
-    def _attached(self, result: Any) -> None:
-        self._attaching = None  # a failed spawn may be tried again by the next call
-        if not isinstance(result, Failure):
-            self.proc = result
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if isinstance(result, Failure):
-                waiter.errback(result)
-            else:
-                waiter.callback(result)
+        if self.proc is None:
+            assert self._implicit_proc is not None
+            self.proc = await self._implicit_proc.get()
+        return self.proc
 
     async def rpc_send(self, op: str, content: Any = None, **kwargs: Any) -> Any:
         """Call C{op} of the target service; return the reply content."""
@@ -124,13 +110,9 @@ class ServiceClient:
     async def close(self) -> None:
         """Terminate the implicit client process, if one was spawned (waiting for a
         spawn under way, which would otherwise outlive the client)."""
-        if self._implicit and self._attaching is not None:
-            spawned: Deferred[Process] = Deferred()
-            self._waiters.append(spawned)
-            try:
-                await spawned
-            except Exception:  # nothing was spawned, so nothing to terminate
-                pass
-        if self._implicit and self.proc is not None and not self.proc.terminated:
-            await self.container.terminate(self.proc)
-        self.proc = None if self._implicit else self.proc
+        if self._implicit_proc is None:
+            return
+        proc = await self._implicit_proc.settled()
+        self.proc = self._implicit_proc.proc = None
+        if proc is not None and not proc.terminated:
+            await self.container.terminate(proc)

@@ -229,3 +229,25 @@ async def test_namespace_holds_cc_container_and_the_original_names(container: Co
         "makeprocess", "get_proc",
     }  # fmt: skip
     assert cc.config is container.config and cc.config.get("broker.url") == "local"
+
+
+@pytest_twisted.ensureDeferred
+async def test_helpers_called_together_share_one_shell_process(container: Container) -> None:
+    """Over RabbitMQ spawning takes round trips: helpers that start meanwhile
+    wait for the one shell process instead of each spawning their own."""
+    from twisted.internet import defer
+
+    gate: defer.Deferred[None] = defer.Deferred()
+    spawn = container.proc_manager.spawn
+
+    async def slow_spawn(*args: Any, **kwargs: Any) -> Process:
+        await gate
+        return await spawn(*args, **kwargs)
+
+    container.proc_manager.spawn = slow_spawn
+    cc = ShellApi(container)
+    asking = [defer.ensureDeferred(cc.shell_process()) for _ in range(3)]
+    gate.callback(None)
+    procs = await wait_for(defer.gatherResults(asking))
+    assert procs[0] is procs[1] is procs[2]
+    assert [p.proc_name for p in container.proc_manager.processes.values()] == ["shell"]
