@@ -24,14 +24,11 @@ import argparse
 import os
 import select
 import socket
-import struct
 import sys
 
+from ion.core.cc.peer import peer_uid, trusted
+
 CTRL_D = b"\x04"
-
-
-def _trusted(uid: int) -> bool:
-    return uid in (os.geteuid(), 0)
 
 
 def _refuse_other_user(path: str, uid: int, what: str) -> SystemExit:
@@ -47,20 +44,8 @@ def check_owner(path: str) -> None:
         st = os.stat(path)
     except OSError as e:
         raise SystemExit(_cannot_connect(path, e)) from None
-    if not _trusted(st.st_uid):
+    if not trusted(st.st_uid):
         raise _refuse_other_user(path, st.st_uid, "the socket belongs to")
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process serving C{sock}, where the OS tells."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return None
-    try:
-        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, 12))
-    except OSError:
-        return None
-    return uid
 
 
 def connect(path: str) -> socket.socket:
@@ -75,7 +60,7 @@ def connect(path: str) -> socket.socket:
         raise SystemExit(_cannot_connect(path, e)) from None
     # The file may have been swapped since it was checked: the server itself must be ours.
     uid = peer_uid(sock)
-    if uid is not None and not _trusted(uid):
+    if uid is not None and not trusted(uid):
         sock.close()
         raise _refuse_other_user(path, uid, "it is served by")
     return sock

@@ -23,7 +23,6 @@ import errno
 import os
 import socket
 import stat
-import struct
 from typing import Any
 
 from twisted.application.service import Service
@@ -32,6 +31,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from ion.core.cc.peer import peer_uid, trusted
 from ion.core.cc.shell import ShellProtocol, Terminal, banner
 from ion.core.cc.shell_api import ShellApi, namespace
 from ion.core.exception import StartupError
@@ -141,25 +141,13 @@ class _Port(unix.Port):
         tcp.Port.connectionLost(self, reason)  # unix.Port's would unlink the path regardless
 
 
-def peer_uid(transport: Any) -> int | None:
-    """The uid of the process at the other end of a UNIX socket, where the OS tells."""
-    sock = getattr(transport, "socket", None)
-    option = getattr(socket, "SO_PEERCRED", None)
-    if sock is None or option is None:
-        return None
-    try:
-        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, 12))
-    except OSError:
-        return None
-    return uid
-
-
 class _Session(Terminal):
     """One attached terminal; turns away a peer that is not this user (or root)."""
 
     def connectionMade(self) -> None:
-        uid = peer_uid(self.transport)
-        if uid is not None and uid not in (os.getuid(), 0):
+        sock = getattr(self.transport, "socket", None)
+        uid = peer_uid(sock) if sock is not None else None
+        if uid is not None and not trusted(uid):
             log.warn("manhole: refused a connection from uid {uid}", uid=uid)
             self.transport.loseConnection()
             return
