@@ -273,11 +273,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
-def _safe_load(text: str) -> Any:
-    """C{text} read by ion's YAML loaders: L{load_yaml} with its defaults."""
-    return load_yaml(text)
-
-
 def read_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The mapping in YAML file C{path} (empty file: {}); errors name the file and line."""
     try:
@@ -287,7 +282,7 @@ def read_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigurationError(f"{path}: not UTF-8 text") from None
     try:
-        data = _safe_load(text)
+        data = load_yaml(text)
     except YAMLRefused as exc:
         raise ConfigurationError(f"{path}: {_yaml_problem(exc)}") from None
     except yaml.YAMLError as exc:

@@ -183,23 +183,6 @@ def load_content(text: str | None) -> Any:
     return content
 
 
-def confirm_requests(exchange: Any) -> None:
-    """Publish C{exchange}'s mandatory messages (the request) with a broker confirm.
-
-    A container sends requests unconfirmed, so a publish the broker refuses (one
-    over its size limit closes the channel) would leave the call to time out; a
-    confirmed one fails it at once with the broker's reason.
-    """
-    broker, name = exchange.broker, exchange.exchange_name
-
-    def publish(
-        key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
-    ) -> Any:
-        return broker.publish(name, key, body, None, mandatory, mandatory, report_returns)
-
-    exchange.publish = publish
-
-
 async def call(
     reactor: Any, args: argparse.Namespace, broker: dict[str, str], sysname: str, content: Any
 ) -> int:
@@ -239,7 +222,7 @@ async def call(
                 file=sys.stderr,
             )
             return EX_NO_ANSWER
-        confirm_requests(container.exchange)
+        container.exchange.confirm_mandatory = True  # a refused request fails at once
         await container.start()
         proc = await container.spawn(Process, name="ion-rpc")
         try:

@@ -77,7 +77,7 @@ class OfflineExchange:
     fails with L{NoSuchServiceError}: replace that client with a fake.
     """
 
-    max_message_size = 128 * 1024 * 1024
+    max_message_size: int = DEFAULTS["broker"]["max_message_size"]
 
     def __init__(self, sysname: str) -> None:
         self.broker = _NoBroker()

@@ -54,6 +54,7 @@ from ion.core.messaging.amqp_publish import PublishPath
 from ion.core.messaging.amqp_topology import Topology
 from ion.core.messaging.broker import (
     EXCHANGE_TYPES,
+    SHORT_ENOUGH,
     IBroker,
     IDelivery,
     declared_name_error,
@@ -294,7 +295,7 @@ class AmqpBroker:
     ) -> defer.Deferred[None]:
         if self._core.state != "open" and not self._redeclared():
             return defer.fail(self._gone())
-        if type(routing_key) is not str or len(routing_key) > 63:  # short ones pass at once
+        if type(routing_key) is not str or len(routing_key) > SHORT_ENOUGH:  # the usual: pass
             if error := short_string_error(routing_key, "routing key"):
                 return defer.fail(error)
         if type(body) is not bytes:

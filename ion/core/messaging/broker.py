@@ -154,6 +154,7 @@ def settle(delivery: IDelivery, requeue: bool | None = None) -> bool:
 # refuse is refused by the embedded broker too, and pika's own errors for them
 # (ShortStringTooLong, struct.error) become BrokerErrors.
 SHORT_STRING_BYTES = 255
+SHORT_ENOUGH = SHORT_STRING_BYTES // 4  # chars: no str this long can be over in UTF-8
 MAX_PREFETCH = 65535
 
 
@@ -161,7 +162,7 @@ def short_string_error(value: Any, what: str) -> BrokerError | None:
     """The error for C{value} as an AMQP short string (a name or key), or None if it is one."""
     if not isinstance(value, str):
         return BrokerError(f"{what} must be a str, not {type(value).__name__}")
-    if len(value) > SHORT_STRING_BYTES // 4 and len(value.encode()) > SHORT_STRING_BYTES:
+    if len(value) > SHORT_ENOUGH and len(value.encode()) > SHORT_STRING_BYTES:
         return BrokerError(
             f"{what} is {len(value.encode())} bytes; AMQP allows {SHORT_STRING_BYTES}"
         )

@@ -33,6 +33,7 @@ from ion.core.exception import (
 )
 from ion.core.messaging.broker import (
     EXCHANGE_TYPES,
+    SHORT_ENOUGH,
     IBroker,
     IDelivery,
     declared_name_error,
@@ -292,7 +293,7 @@ class EmbeddedConnection:
         # The hot path: written out rather than wrapped in _operation.
         if self._state != _OPEN:
             return defer.fail(ConnectionClosedError(f"{self.name} is {self._state}"))
-        if type(routing_key) is not str or len(routing_key) > 63:  # short ones pass at once
+        if type(routing_key) is not str or len(routing_key) > SHORT_ENOUGH:  # the usual: pass
             if error := short_string_error(routing_key, "routing key"):
                 return defer.fail(error)
         if type(body) is not bytes:
@@ -316,9 +317,7 @@ class EmbeddedConnection:
         else:
             headers = None
         routed = False
-        for name in names:
-            if routed and headers:
-                headers = to_wire_headers(headers)  # each queue's copy is its own
+        for name in names:  # queues may share headers: each consumer gets its own copy
             q = queues[name]
             q.put(Delivery(q, exchange, routing_key, body, headers, False))
             if q.consumers and not q.scheduled:

@@ -47,6 +47,9 @@ class ExchangeManager(Service):
             self.config.get("broker.max_message_size", DEFAULTS["broker"]["max_message_size"])
         )
         self._subscriptions = 0  # private subscription queues named so far
+        # Requests go out unconfirmed: one the broker refuses leaves its call to
+        # the deadline. A tool making one call (ion-rpc) confirms, and hears it.
+        self.confirm_mandatory = False
         broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
         self._abandoned = False
         self._connecting = False
@@ -148,9 +151,16 @@ class ExchangeManager(Service):
     def publish(
         self, key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
     ) -> Deferred[None]:
-        """Publish to this system's exchange with routing key C{key}."""
+        """Publish to this system's exchange with routing key C{key} (mandatory ones
+        confirmed if L{confirm_mandatory})."""
         return self.broker.publish(
-            self.exchange_name, key, body, None, mandatory, False, report_returns
+            self.exchange_name,
+            key,
+            body,
+            None,
+            mandatory,
+            mandatory and self.confirm_mandatory,
+            report_returns,
         )
 
     def publish_event(self, key: str, body: bytes) -> Deferred[None]:

@@ -183,8 +183,9 @@ class Inbox(Mailbox):
 
     def _release_waiting(self, all_of_them: bool = False) -> None:
         """Give back the deliveries waiting for a turn: to their queue, for another
-        instance. Auto-acked ones (on the reply queue) cannot go back: they stay to
-        run while terminating drains, unless C{all_of_them}, when they are dropped."""
+        instance. Those of the process's own queues have no other instance: they
+        stay to run while terminating drains, unless C{all_of_them}, when requests
+        among them are answered "terminated" and the rest dropped."""
         keep: list[m.Message] = []
         for msg in self._waiting:  # each goes back to its place: the order stays
             if not self._on_own_queue(msg.delivery):
@@ -218,9 +219,7 @@ class Inbox(Mailbox):
     def _on_own_queue(self, delivery: Any) -> bool:
         """Whether C{delivery} came from a queue of this process alone (its id or
         reply queue), which goes with it: nothing there can go back for another."""
-        key = getattr(delivery, "routing_key", None)
-        me = str(self.id)
-        return key == me or key == me + REPLY_KEY_SUFFIX
+        return getattr(delivery, "routing_key", None) == str(self.id) or self._auto_acked(delivery)
 
     def _log_handler_error(self, msg: m.Message, failure: Failure) -> None:
         if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours

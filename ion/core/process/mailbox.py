@@ -39,6 +39,7 @@ class Mailbox:
     proc_name: str
     _conversations: ConversationManager | None
     _rpc_timeout: float
+    _max_message_size: int
 
     @property
     def conversations(self) -> ConversationManager:
@@ -76,8 +77,7 @@ class Mailbox:
             the deadline).
         """
         body = m.encode(headers, content)
-        assert self.container is not None
-        limit = self.container.exchange.max_message_size
+        limit = self._max_message_size
         if len(body) > limit:
             raise exc.MessageFormatError(
                 f"a message of {len(body):,} bytes is over broker.max_message_size ({limit:,})"

@@ -127,6 +127,7 @@ class Process(Inbox):
         # Config is immutable, so reading these once per process is the same as
         # reading them per call, and keeps lookups off the message path.
         self._rpc_timeout = float(self.config.get("container.rpc_timeout", 15.0))
+        self._max_message_size = container.exchange.max_message_size
 
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""
