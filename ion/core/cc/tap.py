@@ -3,6 +3,9 @@ is L{ion.core.cc.runner.ContainerRunner}).
 
     twistd -n cc [options] [FILE ...]
 
+A C{FILE} named without a directory that is not in the working directory
+(C{hello.rel}, C{hello.app}) is looked up in C{pack.rel_path} / C{pack.app_path},
+then among ion's own (L{ion.core.pack.places}).
 C{FILE}s are started in order once the container (and its C{ioncore} app) is
 ready: a C{.app} with L{Container.start_app}, a C{.rel} with
 L{Container.start_rel}, and a C{.py} runs as a boot script with C{container}
@@ -47,6 +50,7 @@ from ion.core.exception import ConfigurationError
 from ion.core.id import InvalidNameError, check_name, check_sysname
 from ion.core.log import FORMATS, MASK, is_secret_key, level_predicate, redact_url
 from ion.core.messaging.connect import amqp_parameters
+from ion.core.pack.places import find_named
 
 log = Logger()
 
@@ -157,11 +161,15 @@ class Options(usage.Options):
         if self["broker"] and "@" in self["broker"].partition("://")[2]:
             log.warn("--broker: credentials in a URL show in `ps`; put them in "
                      "--broker_credfile or ION_BROKER__USERNAME/PASSWORD")  # fmt: skip
-        for path in self.files:
+        for i, path in enumerate(self.files):
             if not path.endswith((".app", ".rel", ".py")):
                 raise usage.UsageError(f"{path}: expected a .app, .rel or .py file")
             if not os.path.exists(path):
-                raise usage.UsageError(f"{path}: no such file")
+                # A bare NAME.rel / NAME.app: the user's res/deploy or res/apps, then ion's own.
+                found = find_named(path, self.config)
+                if found is None:
+                    raise usage.UsageError(f"{path}: no such file")
+                self.files[i] = str(found)
 
 
 def _check_names_and_logging(config: Config, container_id: str | None) -> None:
