@@ -92,3 +92,7 @@ async def logs() -> AsyncIterator[LogCapture]:
     globalLogPublisher.addObserver(capture)
     yield capture
     globalLogPublisher.removeObserver(capture)
+
+
+# ion's wheel and fresh virtualenvs with it installed (tests/wheel.py).
+from tests.wheel import built_wheel, fresh_venv  # noqa: E402, F401

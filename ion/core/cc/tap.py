@@ -21,6 +21,11 @@ stops the container. Its history is C{--history PATH} (config key
 C{shell.history}, default C{~/.cchistory}); C{-i/--no-history} (or
 C{shell.history: false}) keeps none. C{--manhole PATH} serves the same shell
 on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to.
+
+The log goes where twistd sends a plugin's: stdout under C{-n}, C{-l FILE}
+(rotated as twistd rotates, also on SIGUSR1), or C{twistd.log} for a daemon;
+in C{logging.format} (C{--log-format json} too). A daemon's container is made
+after twistd forks, so its id and ready file name the daemon's own pid.
 """
 
 from __future__ import annotations
@@ -48,7 +53,14 @@ from ion.core.config import (
 )
 from ion.core.exception import ConfigurationError
 from ion.core.id import InvalidNameError, check_name, check_sysname
-from ion.core.log import FORMATS, MASK, is_secret_key, level_predicate, redact_url
+from ion.core.log import (
+    FORMATS,
+    MASK,
+    is_secret_key,
+    level_predicate,
+    redact_url,
+    twistd_log_file,
+)
 from ion.core.messaging.connect import amqp_parameters
 from ion.core.pack.places import find_named
 
@@ -297,14 +309,19 @@ def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
 def makeService(options: Options) -> ContainerRunner:
     """Build the container for C{twistd cc}; it takes SIGINT and SIGTERM (see L{ContainerRunner})."""
     config: Config = options.config
-    container = Container(config=config, container_id=options["container-id"])
-    shell = not options["no_shell"] and os.isatty(0) and os.isatty(1)
+    twistd = getattr(options, "parent", None) or {}  # twistd's own options (-n, -l, --syslog)
+    nodaemon = bool(twistd.get("nodaemon", True))
+    syslog = bool(twistd.get("syslog"))
+    log_file = None if syslog else twistd_log_file(twistd.get("logfile"), nodaemon)
+    shell = not options["no_shell"] and nodaemon and os.isatty(0) and os.isatty(1)
     return ContainerRunner(
-        container,
+        lambda: Container(config=config, container_id=options["container-id"]),
         config,
         options.files,
         options["ready-file"],
         shell,
         options["manhole"],
         take_signals=True,
+        log_file=None if log_file is sys.stdout else log_file,
+        own_logging=not syslog,
     )
