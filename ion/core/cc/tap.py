@@ -11,9 +11,13 @@ ready: a C{.app} with L{Container.start_app}, a C{.rel} with
 L{Container.start_rel}, and a C{.py} runs as a boot script with C{container}
 (also C{cc}) in its namespace; it may C{await} at top level. When all have
 started, C{--ready-file PATH} is written (atomically), for launchers to wait on.
-A container that cannot boot, or a file that cannot start, logs one line
-saying why (the file, and the field or line) and exits with status 1, after
-stopping whatever had started.
+A configuration or file error found before anything starts (bad YAML in
+C{ion.yml}, C{--config} or C{-a}, a missing or malformed C{.app}/C{.rel}, an
+unknown field, a missing app) is one line on stderr naming the file and field,
+exit status 1, no traceback (C{ION_DEBUG=1} adds it). A container that cannot
+boot, or a file that cannot start, logs one line saying why (the file, and
+the field or line) and exits with status 1, after stopping whatever had
+started.
 
 With stdin and stdout on a terminal and without C{-n/--no_shell}, the shell
 (L{ion.core.cc.shell}) opens on it once every file has started; Ctrl-D there
@@ -32,9 +36,10 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from twisted.logger import Logger
@@ -51,7 +56,7 @@ from ion.core.config import (
     parse_args_option,
     value_sources,
 )
-from ion.core.exception import ConfigurationError
+from ion.core.exception import ConfigurationError, IonError
 from ion.core.id import InvalidNameError, check_name, check_sysname
 from ion.core.log import (
     FORMATS,
@@ -62,7 +67,9 @@ from ion.core.log import (
     twistd_log_file,
 )
 from ion.core.messaging.connect import amqp_parameters
+from ion.core.pack.appfile import AppDefinition, AppRef, load_release
 from ion.core.pack.places import find_named
+from ion.core.pack.resolve import FileAppLoader, load_app_file, plan_release, resolve
 
 log = Logger()
 
@@ -131,6 +138,14 @@ class Options(usage.Options):
         self.files = list(files)
 
     def postOptions(self) -> None:
+        try:
+            self._check_options()
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise  # parsed on its own (tests, tools): the caller decides
+            boot_error(e)
+
+    def _check_options(self) -> None:
         cli: dict[str, Any] = {}
         try:
             for text in self["args"]:  # each -a over the ones before
@@ -182,6 +197,42 @@ class Options(usage.Options):
                 if found is None:
                     raise usage.UsageError(f"{path}: no such file")
                 self.files[i] = str(found)
+        try:
+            check_boot_files(self.files, self.config)
+        except IonError as e:
+            raise usage.UsageError(str(e)) from e
+
+
+def boot_error(error: Exception) -> NoReturn:
+    """Refuse to start: one line on stderr naming what is wrong, exit status 1.
+    With C{ION_DEBUG=1} in the environment the traceback comes first."""
+    if os.environ.get("ION_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(error)
+    sys.stderr.write(f"twistd cc: {error}\n")
+    sys.exit(1)
+
+
+def check_boot_files(files: Sequence[str], config: Config) -> None:
+    """Read every C{.app} and C{.rel} FILE and resolve the apps it needs, as the
+    container will: a malformed file, an unknown field or a missing app is found
+    before anything starts. (Imports and starts are checked as they start.)
+
+    @raise IonError: naming the file and the field or line.
+    """
+    root = Path(config.get("pack.root") or os.getcwd())
+    files_loader = FileAppLoader.from_config(config, root)
+    given: dict[str, AppDefinition] = {}  # apps given as FILEs, for the FILEs after them
+
+    def load(name: str) -> AppDefinition:
+        return given[name] if name in given else files_loader(name)
+
+    for path in files:
+        if path.endswith(".rel"):
+            plan_release(load_release(path), load)
+        elif path.endswith(".app"):
+            app = load_app_file(Path(path))
+            given.setdefault(app.name, app)
+            resolve([AppRef(app.name)], load, f"app {app.name!r} ({path})")
 
 
 def _check_names_and_logging(config: Config, container_id: str | None) -> None:

@@ -192,7 +192,29 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     yield results
 
 
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
+# Found as the files are read, before anything starts: the output is that one line.
+REFUSED_BEFORE_START = {
+    "malformed_yaml",
+    "literal_with_call",
+    "unknown_field",
+    "release_unknown_field",
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_BEFORE_START))
+def test_a_bad_file_is_refused_before_anything_starts(bad_runs: dict[str, Any], case: str) -> None:
+    """Exit 1 and one line naming the file and the field or line; nothing started."""
+    returncode, output, path, ready = bad_runs[case]
+    assert returncode == 1, output
+    (line,) = output.splitlines()
+    assert line.startswith(f"twistd cc: {path}")
+    for words in BAD_INPUTS[case][2]:
+        assert words in line, line
+    assert not ready.exists()
+    assert not (REPO / "ion-evil-app-ran").exists()
+
+
+@pytest.mark.parametrize("case", sorted(set(BAD_INPUTS) - REFUSED_BEFORE_START))
 def test_bad_input_is_one_clear_error(bad_runs: dict[str, Any], case: str) -> None:
     """Each bad file: exit 1, one error line naming file and field or line, nothing left running."""
     returncode, output, path, ready = bad_runs[case]

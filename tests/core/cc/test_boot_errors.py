@@ -1,0 +1,98 @@
+"""A configuration or file error at boot: one line naming the file and field, exit 1,
+no traceback (unless ION_DEBUG=1). Real C{twistd -n cc} invocations."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.launch import TIMEOUT, cc_command, clean_env
+
+REL = "type: release\nname: r\nversion: '1'\napps: [{name: %s}]\n"
+
+
+def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cc_command("booterr", "-n", *args),
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+CASES: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
+    # case: (files to write, twistd cc arguments, words the one line must hold)
+    "ion_yml_bad_yaml": (
+        {"res/config/ion.yml": "container: [\n"},
+        [],
+        ["res/config/ion.yml", "malformed YAML", "line 2"],
+    ),
+    "ionlocal_not_a_mapping": (
+        {"res/config/ionlocal.yml": "- a\n"},
+        [],
+        ["res/config/ionlocal.yml", "must hold a mapping"],
+    ),
+    "config_file_bad_yaml": (
+        {"extra.yml": "a: {b\n"},
+        ["--config", "extra.yml"],
+        ["extra.yml", "line"],
+    ),
+    "config_file_missing": ({}, ["--config", "nosuch.yml"], ["nosuch.yml", "No such file"]),
+    "config_bad_setting": (
+        {"extra.yml": "container: {rpc_timeout: soon}\n"},
+        ["--config", "extra.yml"],
+        ["container.rpc_timeout", "'soon'", "--config"],
+    ),
+    "a_bad_yaml": ({}, ["-a", "{x: ["], ["-a", "YAML mapping"]),
+    "missing_rel": ({}, ["nosuch.rel"], ["nosuch.rel", "no such file"]),
+    "malformed_rel": ({"bad.rel": "type: release\nname: [\n"}, ["bad.rel"], ["bad.rel", "YAML"]),
+    "rel_unknown_field": (
+        {"odd.rel": "type: release\nname: odd\nversion: '1'\ncolour: red\napps: []\n"},
+        ["odd.rel"],
+        ["odd.rel:4:", "field 'colour'", "unknown field"],
+    ),
+    "rel_missing_app": ({"r.rel": REL % "nosuch"}, ["r.rel"], ["r.rel", "app 'nosuch' not found"]),
+    "malformed_app_in_res": (
+        {"res/apps/foo.app": "type: application\nname: foo\nversion: [1\n", "r.rel": REL % "foo"},
+        ["r.rel"],
+        ["res/apps/foo.app:", "malformed YAML"],
+    ),
+    "app_unknown_field": (
+        {"odd.app": "type: application\nname: odd\nversion: '1'\nflavour: mint\n"},
+        ["odd.app"],
+        ["odd.app:4:", "field 'flavour'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_boot_error_is_one_line_and_exit_1(tmp_path: Path, case: str) -> None:
+    files, args, words = CASES[case]
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    done = run(tmp_path, *args)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("twistd cc: ")
+    for word in words:
+        assert word in line, line
+
+
+def test_ion_debug_adds_the_traceback(tmp_path: Path) -> None:
+    write(tmp_path / "res/config/ion.yml", "container: [\n")
+    done = run(tmp_path, ION_DEBUG="1")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("twistd cc: ")
+    assert "res/config/ion.yml: malformed YAML" in done.stderr.splitlines()[-1]
