@@ -102,6 +102,12 @@ class Options(usage.Options):
         ["broker_key", None, None, "amqps: client key file."],
         ["sysname", "s", None, "The system this container joins (default: its own id)."],
         ["config", None, None, "A YAML config file layered over res/config."],
+        [
+            "pack-root",
+            None,
+            None,
+            "The directory holding res/apps, res/deploy, res/config (default: here).",
+        ],
         ["container-id", None, None, "Override the container id (default: host and pid)."],
         ["log-format", None, None, "Log output: text or json."],
         ["ready-file", None, None, "Write this file once every FILE has started."],
@@ -160,13 +166,20 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from e
         if broker:
             cli["broker"] = merge(cli.get("broker", {}), broker)
+        if self["pack-root"]:
+            if not os.path.isdir(self["pack-root"]):
+                raise usage.UsageError(f"--pack-root {self['pack-root']}: not a directory")
+            cli = merge(cli, {"pack": {"root": os.path.abspath(self["pack-root"])}})
         if self["log-format"]:
             cli.setdefault("logging", {})["format"] = self["log-format"]
         if self["history"] or self["no-history"]:
             cli.setdefault("shell", {})["history"] = not self["no-history"] and self["history"]
         try:
             layers = config_layers(
-                root=os.getcwd(), environ=os.environ, config_file=self["config"], cli_args=cli
+                root=self["pack-root"] or os.getcwd(),
+                environ=os.environ,
+                config_file=self["config"],
+                cli_args=cli,
             )
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from e
@@ -226,6 +239,7 @@ def check_boot_files(files: Sequence[str], config: Config) -> None:
     def load(name: str) -> AppDefinition:
         return given[name] if name in given else files_loader(name)
 
+    resolve(["ioncore"], load, "the container")  # what every container starts first
     for path in files:
         if path.endswith(".rel"):
             plan_release(load_release(path), load)

@@ -67,6 +67,12 @@ CASES: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
         ["r.rel"],
         ["res/apps/foo.app:", "malformed YAML"],
     ),
+    "broken_ioncore_in_res": (
+        {"res/apps/ioncore.app": "type: application\nname: ioncore\nversion: '1'\nflavour: x\n"},
+        [],
+        ["res/apps/ioncore.app:4:", "field 'flavour'"],
+    ),
+    "pack_root_not_a_directory": ({}, ["--pack-root", "nosuch"], ["--pack-root nosuch"]),
     "app_unknown_field": (
         {"odd.app": "type: application\nname: odd\nversion: '1'\nflavour: mint\n"},
         ["odd.app"],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from ion.core.config import Config, config_layers
 from ion.core.pack.places import APPS, CONFIG, RELEASES, find_named, package_dir, search_dirs
+from tests.launch import TIMEOUT, cc_command, clean_env
 
 
 def test_the_package_holds_ions_own_files():
@@ -46,3 +48,22 @@ def test_only_bare_names_are_looked_up(tmp_path: Path):
 def test_ion_yml_defaults_load_where_there_is_no_res(tmp_path: Path):
     layers = dict(config_layers(root=tmp_path, environ={}))
     assert layers["ion.yml"]["container"]["rpc_timeout"] == 15.0
+
+
+def test_pack_root_holds_the_users_res_from_another_directory(tmp_path: Path) -> None:
+    """--pack-root DIR: DIR/res/config/ion.yml and DIR/res/deploy come first."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "res/config").mkdir(parents=True)
+    (project / "res/config/ion.yml").write_text("container: {rpc_timeout: 7}\n")
+    elsewhere.mkdir()
+    done = subprocess.run(
+        cc_command("packroot", "--pack-root", str(project), "--show-config"),
+        cwd=elsewhere,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rpc_timeout: 7  # ion.yml" in done.stdout
+    assert f"root: {project}  # -a" in done.stdout
