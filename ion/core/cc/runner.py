@@ -194,8 +194,10 @@ class ContainerRunner(MultiService):
             # Stopped (SIGINT) while files were starting: what started is stopped.
             log.info("stopped before every file had started: {why}", why=failure.value)
             return
-        if isinstance(failure.value, IonError):
+        if isinstance(failure.value, IonError) and not debug_enabled():
             log.critical("{why}", why=failure.value)
+        elif isinstance(failure.value, IonError):
+            log.failure("{why}", failure, why=failure.value)
         else:
             log.failure("starting {files} failed", failure, files=" ".join(self.files))
         self._fail_exit()
@@ -224,6 +226,11 @@ class ContainerRunner(MultiService):
         # A failure can come while twistd is still starting the reactor, when
         # stop() would be lost: stop once it runs (at once if it does).
         reactor.callWhenRunning(reactor.stop)
+
+
+def debug_enabled() -> bool:
+    """Whether C{ION_DEBUG} is set (not empty or 0): errors at boot show their traceback."""
+    return os.environ.get("ION_DEBUG", "") not in ("", "0")
 
 
 class ScriptError(IonError):

@@ -47,7 +47,7 @@ from twisted.python import usage
 
 import ion
 from ion.core.cc.container import Container
-from ion.core.cc.runner import ContainerRunner, check_ready_file
+from ion.core.cc.runner import ContainerRunner, check_ready_file, debug_enabled
 from ion.core.config import (
     Config,
     check_settings,
@@ -219,7 +219,7 @@ class Options(usage.Options):
 def boot_error(error: Exception) -> NoReturn:
     """Refuse to start: one line on stderr naming what is wrong, exit status 1.
     With C{ION_DEBUG=1} in the environment the traceback comes first."""
-    if os.environ.get("ION_DEBUG", "") not in ("", "0"):
+    if debug_enabled():
         traceback.print_exception(error)
     sys.stderr.write(f"twistd cc: {error}\n")
     sys.exit(1)

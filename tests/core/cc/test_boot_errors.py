@@ -102,3 +102,20 @@ def test_ion_debug_adds_the_traceback(tmp_path: Path) -> None:
     assert "Traceback (most recent call last)" in done.stderr
     assert done.stderr.splitlines()[-1].startswith("twistd cc: ")
     assert "res/config/ion.yml: malformed YAML" in done.stderr.splitlines()[-1]
+
+
+def test_an_app_that_cannot_start_is_one_critical_line_and_its_traceback_with_ion_debug(
+    tmp_path: Path,
+) -> None:
+    """Found as the app starts (its module is imported then): one CRITICAL line, exit 1;
+    ION_DEBUG=1 logs the traceback with it."""
+    app = "type: application\nname: nomod\nversion: '1'\nmod: [no_such_module_here]\n"
+    write(tmp_path / "nomod.app", app)
+    plain = run(tmp_path, "nomod.app")
+    debug = run(tmp_path, "nomod.app", ION_DEBUG="1")
+    for done in (plain, debug):
+        assert done.returncode == 1, done.stdout + done.stderr
+        critical = [line for line in done.stdout.splitlines() if " CRITICAL: " in line]
+        assert len(critical) == 1 and "nomod.app:4: field 'mod'" in critical[0]
+    assert "Traceback" not in plain.stdout + plain.stderr
+    assert "Traceback (most recent call last)" in debug.stdout
