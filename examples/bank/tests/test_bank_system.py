@@ -79,15 +79,14 @@ async def test_ledger_debit_agrees_or_refuses(ion_container):
 
 @pytest_twisted.ensureDeferred
 async def test_services_in_two_containers_of_one_system(ion_container_factory):
-    """A teller in one container books with the ledger in another container of the system."""
+    """A teller app in one container books with the ledger app in another container of the
+    system: the teller needs the ledger service and does not start a ledger of its own."""
     first = await ion_container_factory(apps=["ledger"])
-    # Not the teller app: it needs the ledger app, which would start a second ledger.
-    teller = {"name": "teller", "module": "bank.teller", "class": "TellerService"}
-    second = await ion_container_factory(processes=[teller])
-    ledger = LedgerClient(container=first)
-    await ledger.credit("carol", 800)
+    second = await ion_container_factory(apps=["teller"])
+    await LedgerClient(container=first).credit("carol", 800)
 
     account = await TellerClient(container=second).withdraw("carol", 300)
 
     assert account.balance == 500
+    assert second.proc_manager.find("ledger") is None
     assert first.proc_manager.find("teller") is None
