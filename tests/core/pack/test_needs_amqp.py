@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from tests.launch import REPO, TIMEOUT, clean_env, interrupt, launch, wait_for_file
+from tests.launch import REPO, TIMEOUT, clean_env, interrupt, launch_in_system, wait_for_file
 from tests.rabbit import URL, delete_systems, require_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
@@ -23,21 +23,18 @@ _SCRIPT = Path(sys.executable).parent / "ion-rpc"
 ION_RPC = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ion.scripts.ion_rpc"]
 KVCOUNT = "tests.core.pack.apps.kvcount"
 
-KV_APP = f"""type: application
-name: kv
-version: "1"
-mod: [ion.core.pack.processapp, [kv, {KVCOUNT}, KvService]]
-registered: [kv]
-applications: [ioncore]
-"""
-COUNTER_APP = f"""type: application
-name: counter
-version: "1"
-mod: [ion.core.pack.processapp, [counter, {KVCOUNT}, CounterService]]
-registered: [counter]
-applications: [ioncore]
-needs: [kv]
-"""
+
+def app_text(name: str, cls: str, extra: str = "") -> str:
+    """The .app file of a one-process app serving service C{name}."""
+    return (
+        f"type: application\nname: {name}\nversion: '1'\n"
+        f"mod: [ion.core.pack.processapp, [{name}, {KVCOUNT}, {cls}]]\n"
+        f"registered: [{name}]\napplications: [ioncore]\n{extra}"
+    )
+
+
+KV_APP = app_text("kv", "KvService")
+COUNTER_APP = app_text("counter", "CounterService", "needs: [kv]\n")
 
 
 class Containers:
@@ -58,17 +55,7 @@ class Containers:
     def start(self, tag: str, sysname: str, *args: str, ready: bool = True) -> Any:
         """A headless container of C{sysname} running C{args}; once ready, if C{ready}."""
         marker = self.tmp / f"{tag}.ready"
-        proc = launch(
-            f"{tag}-{sysname}",
-            "-n",
-            "--broker",
-            URL,
-            "-s",
-            sysname,
-            "--ready-file",
-            str(marker),
-            *args,
-        )
+        proc = launch_in_system(tag, URL, sysname, marker, *args)
         self.procs.append(proc)
         if ready:
             wait_for_file(marker, proc)
