@@ -18,7 +18,8 @@ trial: L{ion.test.trial.IonTestCase} (C{_start_container}, C{_spawn_processes},
 C{_stop_container}, C{_get_procid}, C{_get_procinstance}).
 
 Without a broker (L{ion.test.fakes}): L{process_factory}, L{replace_clients},
-L{call_op} / L{Reply}, L{next_op} (alias L{defer_next_op}), L{OfflineContainer}.
+L{call_op} / L{Reply}, L{next_op} (alias L{defer_next_op}), L{OfflineContainer};
+L{remote_error} (the exception a remote error reply raises, for a faked client).
 Stand-ins that record what they receive (L{ion.test.recording}): L{RecordingProcess},
 L{RecordingService}.
 
@@ -46,6 +47,7 @@ _EXPORTS = {
     "next_op": "ion.test.fakes",
     "defer_next_op": "ion.test.fakes",
     "OpCall": "ion.test.fakes",
+    "remote_error": "ion.test.remote",
     "RecordingProcess": "ion.test.recording",
     "RecordingService": "ion.test.recording",
     "wait_for": "ion.test.waiting",
