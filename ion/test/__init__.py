@@ -3,8 +3,7 @@
 pytest (the plugin loads itself when ion is installed; see L{ion.test.plugin}):
 
     @pytest.mark.ion_container(rel="res/deploy/bank.rel")
-    @pytest_twisted.ensureDeferred
-    async def test_withdraw(ion_container):
+    async def test_withdraw(ion_container):     # plain async def: pytest-twisted runs it
         client = TellerClient(container=ion_container)
         ...
 
@@ -14,7 +13,8 @@ C{ion_broker("amqp")}, C{ion_container(rel=, apps=, processes=, config=)}.
 Options: C{--ion-broker=local|amqp|URL|local,amqp}, C{--ion-amqp-url},
 C{--ion-no-leak-check}.
 
-trial: L{ion.test.trial.IonTestCase} (C{_start_container}, C{_spawn_processes},
+Processes are described as README.txt's "Process entries" says (name,
+module, class, spawnargs). trial: L{ion.test.trial.IonTestCase} (C{_start_container}, C{_spawn_processes},
 C{_stop_container}, C{_get_procid}, C{_get_procinstance}).
 
 Without a broker (L{ion.test.fakes}): L{process_factory}, L{replace_clients},

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
@@ -107,7 +106,6 @@ def test_attach_refuses_a_socket_of_another_user(
         listener.close()
 
 
-@pytest_twisted.ensureDeferred
 async def test_the_container_refuses_a_caller_of_another_user(
     container: Container, short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,7 +122,6 @@ async def test_the_container_refuses_a_caller_of_another_user(
         await server.stopService()
 
 
-@pytest_twisted.ensureDeferred
 async def test_attached_call_in_process_and_a_malformed_request(
     container: Container, short_dir: Path
 ) -> None:

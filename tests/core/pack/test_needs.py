@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -51,7 +50,6 @@ def make(make_container: MakeContainer, apps_dir: Path) -> MakeContainer:
     return make_one
 
 
-@pytest_twisted.ensureDeferred
 async def test_a_service_served_by_another_container_is_not_started_here(make) -> None:
     """An app that needs a service another container serves starts at once, and the
     service is not started in its container."""
@@ -64,7 +62,6 @@ async def test_a_service_served_by_another_container_is_not_started_here(make) -
     assert second.proc_manager.find("hello") is None
 
 
-@pytest_twisted.ensureDeferred
 async def test_the_app_waits_until_the_service_is_served(make) -> None:
     """The app waits (on the manager's clock) and starts once the service appears."""
     first, second = await make(), await make()
@@ -80,7 +77,6 @@ async def test_the_app_waits_until_the_service_is_served(make) -> None:
     assert app_names(second) == ["ioncore", "greeter"]
 
 
-@pytest_twisted.ensureDeferred
 async def test_an_unserved_service_fails_the_start_naming_it_and_the_system(make, apps_dir) -> None:
     """After pack.needs_timeout seconds the start fails: one IonError naming the file,
     the field needs, the service and the sysname; nothing has started."""
@@ -107,7 +103,6 @@ async def test_an_unserved_service_fails_the_start_naming_it_and_the_system(make
     assert app_names(c) == ["ioncore"] and not c.app_manager._lock.locked
 
 
-@pytest_twisted.ensureDeferred
 async def test_the_apps_own_config_sets_the_wait(make, apps_dir) -> None:
     """pack.needs_timeout comes from the app's view; 0 looks once and does not wait."""
     (apps_dir / "greeter.app").write_text(GREETER_APP.format(config="{pack: {needs_timeout: 0}}"))
@@ -116,7 +111,6 @@ async def test_the_apps_own_config_sets_the_wait(make, apps_dir) -> None:
         await c.start_app("greeter")
 
 
-@pytest_twisted.ensureDeferred
 async def test_a_stopping_container_stops_waiting(make) -> None:
     """A container that stops while an app waits for a service ends the wait at the next look."""
     c = await make()
@@ -129,7 +123,6 @@ async def test_a_stopping_container_stops_waiting(make) -> None:
     assert "stopped while waiting for service 'hello'" in str(fired[0].value)
 
 
-@pytest_twisted.ensureDeferred
 async def test_a_second_instance_of_a_service_is_logged_with_the_count(make, logs) -> None:
     """Starting a service the system already serves logs at info level that an
     instance is added, with the count."""

@@ -93,7 +93,6 @@ async def containers(tmp_path: Path) -> AsyncIterator[Containers]:
     await made.cleanup()
 
 
-@pytest_twisted.ensureDeferred
 async def test_counters_in_two_containers_share_one_kv(containers: Containers) -> None:
     """kv in one container, a counter in two others (needs: [kv]): incr counts 1, 2, 3
     whichever counter answers, since no counter container started a kv of its own;
@@ -119,7 +118,6 @@ async def test_counters_in_two_containers_share_one_kv(containers: Containers) -
     assert "adds an instance" not in outputs[first]
 
 
-@pytest_twisted.ensureDeferred
 async def test_without_the_needed_service_the_app_fails_naming_it(
     containers: Containers,
 ) -> None:
