@@ -13,6 +13,9 @@ from twisted.logger import globalLogPublisher
 from ion.core.cc.container import Container
 from ion.core.messaging.embedded import EmbeddedBroker
 
+# ion's wheel and fresh virtualenvs with it installed (tests/wheel.py).
+from tests.wheel import built_wheel, fresh_venv  # noqa: F401
+
 # Under CI, property tests draw the same examples every run, so a submission
 # does not pass or fail by luck; elsewhere they keep exploring.
 settings.register_profile("ci", derandomize=True)

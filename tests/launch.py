@@ -103,3 +103,56 @@ async def await_file(path: Path, proc: subprocess.Popen[str]) -> None:
             proc.kill()
             pytest.fail(f"no {path.name} after {TIMEOUT}s:\n{proc.communicate()[0]}")
         await deferLater(reactor, POLL, lambda: None)
+
+
+def start_daemon(
+    pidfile: Path, *args: str, cwd: Path, twistd: list[str] = TWISTD, **env: str
+) -> int:
+    """Run C{twistd --pidfile PIDFILE ARGS} (a daemon unless ARGS say -n) in C{cwd};
+    return the daemon's pid once twistd's parent has exited and the pidfile is there."""
+    done = subprocess.run(
+        [*twistd, "--pidfile", str(pidfile), *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, f"twistd exited {done.returncode}:\n{done.stdout}{done.stderr}"
+    return int(pidfile.read_text())
+
+
+def alive(pid: int) -> bool:
+    """Whether process C{pid} runs (a zombie nobody reaped yet does not)."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    except PermissionError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_until(condition: Any, what: str, pid: int | None = None) -> None:
+    """Return once C{condition()} holds; fail after TIMEOUT, or if daemon C{pid} died."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if pid is not None and not alive(pid):
+            pytest.fail(f"daemon {pid} exited before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} after {TIMEOUT}s")
+        time.sleep(POLL)
+
+
+def stop_daemon(pid: int, sig: int = signal.SIGTERM) -> None:
+    """Signal daemon C{pid} and wait for it to exit; SIGKILL it if it outlives TIMEOUT."""
+    if not alive(pid):
+        return
+    os.kill(pid, sig)
+    deadline = time.monotonic() + TIMEOUT
+    while alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"daemon {pid} still ran {TIMEOUT}s after signal {sig}")
+        time.sleep(POLL)

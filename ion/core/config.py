@@ -7,7 +7,8 @@ The container's configuration is built from these layers, each winning over
 the one before it (L{config_layers}, L{load_config}):
 
     1. C{defaults}     L{DEFAULTS}, built in
-    2. C{ion.yml}      C{<root>/res/config/ion.yml} (shipped, documents every key)
+    2. C{ion.yml}      C{<root>/res/config/ion.yml}, or else ion's own (package data,
+                       documents every key)
     3. C{ionlocal.yml} C{<root>/res/config/ionlocal.yml} (optional, git-ignored)
     4. C{env}          C{ION_<SECTION>__<KEY>} variables, see L{env_layer}
     5. C{--config}     a YAML file named on the command line
@@ -306,13 +307,18 @@ def config_layers(
     """The layers of the container config, lowest first, as C{(name, data)} pairs.
 
     C{root} is the directory holding C{res/} (default: the working directory);
-    C{ion.yml} and C{ionlocal.yml} are skipped when absent, a C{config_file}
+    C{ion.yml} is ion's own when C{root} has none; C{ionlocal.yml} is skipped
+    when absent, a C{config_file}
     that is absent is an error. C{environ} defaults to C{os.environ}.
     """
     base = Path(root) if root is not None else Path.cwd()
     layers: list[tuple[str, dict[str, Any]]] = [("defaults", merge({}, DEFAULTS))]
     for name, rel in (("ion.yml", ION_YML), ("ionlocal.yml", IONLOCAL_YML)):
         path = base / rel
+        if name == "ion.yml" and not path.is_file():
+            from ion.core.pack.places import CONFIG, package_dir
+
+            path = package_dir(CONFIG) / rel.name
         if path.is_file():
             layers.append((name, read_yaml_file(path)))
     layers.append(("env", env_layer(os.environ if environ is None else environ)))

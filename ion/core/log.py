@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import IO, Any
@@ -35,6 +37,7 @@ from twisted.logger import (
     formatEvent,
     globalLogPublisher,
 )
+from twisted.python.logfile import LogFile
 
 from ion.core.config import Config
 from ion.core.exception import ConfigurationError
@@ -207,3 +210,28 @@ def install_observers(
     observer = make_observer(config, stream)
     (globalLogPublisher if publisher is None else publisher).addObserver(observer)
     return observer
+
+
+def twistd_log_file(logfile: str | None, nodaemon: bool) -> IO[str]:
+    """Where twistd sends a plugin's log, opened: C{-l FILE} (C{--logfile}), else
+    stdout in the foreground (C{-n}) and C{twistd.log} for a daemon.
+
+    A file is a L{LogFile}, rotated as twistd rotates its own: past 1 MB, and
+    on SIGUSR1 (unless SIGUSR1 already has a handler).
+    """
+    if logfile == "-":
+        if not nodaemon:
+            sys.exit("Daemons cannot log to stdout, exiting!")  # twistd's own words
+        return sys.stdout
+    if nodaemon and not logfile:
+        return sys.stdout
+    out = LogFile.fromFullPath(logfile or "twistd.log")
+    if not signal.getsignal(signal.SIGUSR1):
+
+        def rotate(_signum: int, _frame: Any) -> None:
+            from twisted.internet import reactor
+
+            reactor.callFromThread(out.rotate)
+
+        signal.signal(signal.SIGUSR1, rotate)
+    return out  # type: ignore[return-value]

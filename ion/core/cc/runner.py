@@ -18,8 +18,9 @@ import signal
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -49,7 +50,7 @@ class ContainerRunner(MultiService):
 
     def __init__(
         self,
-        container: Container,
+        container: Container | Callable[[], Container],
         config: Config,
         files: list[str],
         ready_file: str | None = None,
@@ -57,27 +58,47 @@ class ContainerRunner(MultiService):
         manhole: str | None = None,
         *,
         take_signals: bool = False,
+        log_file: IO[str] | None = None,
+        own_logging: bool = True,
     ) -> None:
         super().__init__()
         self.take_signals = take_signals
-        self.container = container
         self.config = config
         self.files = files
         self.ready_file = ready_file
         self.shell = shell
         self.manhole = manhole
-        self.log_stream = LogStream(sys.stdout)
-        container.setServiceParent(self)
+        # The log goes to log_file (twistd's -l FILE, or twistd.log for a daemon),
+        # else stdout, where a console shell keeps it above its prompt.
+        self.log_stream = LogStream(sys.stdout if log_file is None else log_file)
+        self._log_to_terminal = log_file is None or log_file is sys.stdout
+        self.own_logging = own_logging
+        if isinstance(container, Container):
+            self._make_container: Callable[[], Container] | None = None
+            self.container = container
+            container.setServiceParent(self)
+        else:
+            # Made as the service starts: after twistd daemonized, so a daemon's
+            # container id names its own pid.
+            self._make_container = container
 
     def setServiceParent(self, parent: Any) -> None:
         # twistd starts logging after makeService, from the application's
-        # ILogObserver component: install ion's formatting and levels there.
+        # ILogObserver component: install ion's formatting and levels there
+        # (unless twistd was asked for syslog).
         set_component = getattr(parent, "setComponent", None)
-        if set_component is not None:
+        if set_component is not None and self.own_logging:
             from ion.core.log import make_observer
 
             set_component(ILogObserver, make_observer(self.config, self.log_stream))
         super().setServiceParent(parent)
+
+    def privilegedStartService(self) -> None:
+        if self._make_container is not None:
+            self.container = self._make_container()
+            self._make_container = None
+            self.container.setServiceParent(self)
+        super().privilegedStartService()
 
     def startService(self) -> None:
         # A ready file left by an earlier run must not tell a launcher we are up.
@@ -159,7 +180,7 @@ class ContainerRunner(MultiService):
                 namespace(api),
                 self._history(),
                 banner(self.container, "stops the container"),
-                self.log_stream,
+                self.log_stream if self._log_to_terminal else None,
                 self.container.reactor,
             )
             shell.setServiceParent(self)

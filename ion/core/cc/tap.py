@@ -3,6 +3,9 @@ is L{ion.core.cc.runner.ContainerRunner}).
 
     twistd -n cc [options] [FILE ...]
 
+A C{FILE} named without a directory that is not in the working directory
+(C{hello.rel}, C{hello.app}) is looked up in C{pack.rel_path} / C{pack.app_path},
+then among ion's own (L{ion.core.pack.places}).
 C{FILE}s are started in order once the container (and its C{ioncore} app) is
 ready: a C{.app} with L{Container.start_app}, a C{.rel} with
 L{Container.start_rel}, and a C{.py} runs as a boot script with C{container}
@@ -18,6 +21,11 @@ stops the container. Its history is C{--history PATH} (config key
 C{shell.history}, default C{~/.cchistory}); C{-i/--no-history} (or
 C{shell.history: false}) keeps none. C{--manhole PATH} serves the same shell
 on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to.
+
+The log goes where twistd sends a plugin's: stdout under C{-n}, C{-l FILE}
+(rotated as twistd rotates, also on SIGUSR1), or C{twistd.log} for a daemon;
+in C{logging.format} (C{--log-format json} too). A daemon's container is made
+after twistd forks, so its id and ready file name the daemon's own pid.
 """
 
 from __future__ import annotations
@@ -45,8 +53,16 @@ from ion.core.config import (
 )
 from ion.core.exception import ConfigurationError
 from ion.core.id import InvalidNameError, check_name, check_sysname
-from ion.core.log import FORMATS, MASK, is_secret_key, level_predicate, redact_url
+from ion.core.log import (
+    FORMATS,
+    MASK,
+    is_secret_key,
+    level_predicate,
+    redact_url,
+    twistd_log_file,
+)
 from ion.core.messaging.connect import amqp_parameters
+from ion.core.pack.places import find_named
 
 log = Logger()
 
@@ -157,11 +173,15 @@ class Options(usage.Options):
         if self["broker"] and "@" in self["broker"].partition("://")[2]:
             log.warn("--broker: credentials in a URL show in `ps`; put them in "
                      "--broker_credfile or ION_BROKER__USERNAME/PASSWORD")  # fmt: skip
-        for path in self.files:
+        for i, path in enumerate(self.files):
             if not path.endswith((".app", ".rel", ".py")):
                 raise usage.UsageError(f"{path}: expected a .app, .rel or .py file")
             if not os.path.exists(path):
-                raise usage.UsageError(f"{path}: no such file")
+                # A bare NAME.rel / NAME.app: the user's res/deploy or res/apps, then ion's own.
+                found = find_named(path, self.config)
+                if found is None:
+                    raise usage.UsageError(f"{path}: no such file")
+                self.files[i] = str(found)
 
 
 def _check_names_and_logging(config: Config, container_id: str | None) -> None:
@@ -289,14 +309,19 @@ def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
 def makeService(options: Options) -> ContainerRunner:
     """Build the container for C{twistd cc}; it takes SIGINT and SIGTERM (see L{ContainerRunner})."""
     config: Config = options.config
-    container = Container(config=config, container_id=options["container-id"])
-    shell = not options["no_shell"] and os.isatty(0) and os.isatty(1)
+    twistd = getattr(options, "parent", None) or {}  # twistd's own options (-n, -l, --syslog)
+    nodaemon = bool(twistd.get("nodaemon", True))
+    syslog = bool(twistd.get("syslog"))
+    log_file = None if syslog else twistd_log_file(twistd.get("logfile"), nodaemon)
+    shell = not options["no_shell"] and nodaemon and os.isatty(0) and os.isatty(1)
     return ContainerRunner(
-        container,
+        lambda: Container(config=config, container_id=options["container-id"]),
         config,
         options.files,
         options["ready-file"],
         shell,
         options["manhole"],
         take_signals=True,
+        log_file=None if log_file is sys.stdout else log_file,
+        own_logging=not syslog,
     )

@@ -23,9 +23,11 @@ cancelled), the apps this request already started are stopped, newest first,
 and one error names the file and field. A C{stop} gets as long; one still busy
 then is logged, and the app is dropped.
 
-App files are looked up by name in C{pack.app_path}, relative to C{pack.root}
-(default: the working directory), then in ion's own C{res/apps}, so the
-C{ioncore} app every container starts first is found from anywhere.
+App files are looked up by name in C{pack.app_path} and release files in
+C{pack.rel_path}, relative to C{pack.root} (default: the working directory),
+then in ion's own C{res/apps} and C{res/deploy} (package data, see
+L{ion.core.pack.places}), so the C{ioncore} app every container starts first,
+and C{hello.rel}, are found from anywhere.
 
 C{applications:} are apps started here, before the app; C{needs:} are services
 waited for (served here or in another container of the system) before it
@@ -45,7 +47,6 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-import ion
 from ion.core.config import Config, app_config, merge, parse_args_option
 from ion.core.exception import (
     AppFileError,
@@ -69,6 +70,7 @@ from ion.core.pack.needs import (
     services_of,
     wait_served,
 )
+from ion.core.pack.places import APPS, RELEASES, search_dirs
 from ion.core.pack.resolve import (
     FileAppLoader,
     find_file,
@@ -98,8 +100,6 @@ log = Logger()
 
 STARTTYPE = "normal"
 CORE_APP = "ioncore"
-# ion's own apps (ioncore, hello, ...): the last place an app name is looked up.
-ION_APPS = Path(ion.__file__).resolve().parent.parent / "res" / "apps"
 
 
 class AppManager(Service):
@@ -123,16 +123,13 @@ class AppManager(Service):
         root = self.container.config.get("pack.root")
         return Path(root) if root else Path.cwd()
 
-    def _dirs(self, key: str, default: str) -> list[Path]:
+    def _dirs(self, key: str, default: str, kind: str) -> list[Path]:
         dirs = self.container.config.get(key, [default])
-        return [self.root / d for d in ([dirs] if isinstance(dirs, str) else dirs)]
+        return search_dirs([dirs] if isinstance(dirs, str) else dirs, self.root, kind)
 
     def _loader(self, extra: Mapping[str, AppDefinition] | None = None) -> Any:
         """A loader by name: running apps, then C{extra}, then files (fresh each request)."""
-        dirs = self._dirs("pack.app_path", "res/apps")
-        if ION_APPS.is_dir() and ION_APPS not in [d.resolve() for d in dirs]:
-            dirs.append(ION_APPS)
-        files = FileAppLoader(dirs)
+        files = FileAppLoader(self._dirs("pack.app_path", "res/apps", APPS))
         running = {rec.name: rec.definition for rec in self._running}
         known = {**(extra or {}), **running}
 
@@ -230,7 +227,9 @@ class AppManager(Service):
     def _load_release(self, path: str | os.PathLike[str]) -> ReleaseDefinition:
         if is_path(path, ".rel"):
             return load_release(path)
-        return load_release(find_file(str(path), ".rel", self._dirs("pack.rel_path", "res/deploy")))
+        return load_release(
+            find_file(str(path), ".rel", self._dirs("pack.rel_path", "res/deploy", RELEASES))
+        )
 
     def _check_ioncore(self, release: ReleaseDefinition) -> None:
         if not release.ioncore:

@@ -29,6 +29,7 @@ from ion.core.pack.appfile import (
     processapp_definition,
 )
 from ion.core.pack.fileformat import field_line
+from ion.core.pack.places import APPS, search_dirs
 
 AppLoader = Callable[[str], AppDefinition]
 
@@ -86,9 +87,11 @@ class FileAppLoader:
     def from_config(
         cls, config: Config, root: str | os.PathLike[str] | None = None
     ) -> FileAppLoader:
-        """A loader searching C{pack.app_path} (a list, or one directory), under C{root}."""
+        """A loader searching C{pack.app_path} (a list, or one directory) under C{root},
+        then ion's own apps."""
         dirs = config.get("pack.app_path", ["res/apps"])
-        return cls([dirs] if isinstance(dirs, str) else list(dirs), root)
+        base = Path(root) if root is not None else Path.cwd()
+        return cls(search_dirs([dirs] if isinstance(dirs, str) else list(dirs), base, APPS))
 
     def find(self, name: str) -> Path:
         """The file that defines app C{name}."""

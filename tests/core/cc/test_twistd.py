@@ -35,6 +35,17 @@ def test_release_starts_writes_ready_file_and_stops_on_sigint(tmp_path: Path) ->
     assert problem_lines(output) == []
 
 
+def test_a_bare_release_name_boots_ions_own_release_from_any_directory(tmp_path: Path) -> None:
+    """From a directory with no res/: ioncore.app, hello.rel and ion.yml come from the package."""
+    ready = tmp_path / "ready"
+    proc = launch("bare", "--ready-file", str(ready), "hello.rel", cwd=tmp_path)
+    wait_for_file(ready, proc)
+    assert json.loads(ready.read_text())["apps"] == ["ioncore", "hello"]
+    output = interrupt(proc)
+    assert proc.returncode == 0, output
+    assert problem_lines(output) == []
+
+
 def test_sigterm_and_a_second_signal_stop_it_cleanly_with_exit_0(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     proc = launch("term", "--ready-file", str(ready), "res/deploy/hello.rel")
