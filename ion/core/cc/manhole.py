@@ -153,6 +153,7 @@ class _Session(Terminal):
 
     _sniffed: bytes | None = None  # the first bytes, while they may be the HELLO
     _call: attach.AttachedCall | None = None
+    api: ShellApi | None = None  # set by the factory
 
     def connectionMade(self) -> None:
         sock = getattr(self.transport, "socket", None)
@@ -170,8 +171,8 @@ class _Session(Terminal):
             return
         if self._sniffed is not None:
             data, self._sniffed = self._sniffed + data, None
-            if data.startswith(attach.HELLO):
-                self._call = attach.AttachedCall(self.factory.api, self.transport)
+            if data.startswith(attach.HELLO) and self.api is not None:
+                self._call = attach.AttachedCall(self.api, self.transport)
                 self._call.feed(data[len(attach.HELLO) :])
                 return
             if attach.HELLO.startswith(data):
@@ -191,6 +192,7 @@ class _SessionFactory(Factory):
         text = banner(self.api.container, "detaches (the container keeps running)")
         proto = _Session(ShellProtocol, namespace(self.api), self.history, text, None)
         proto.factory = self
+        proto.api = self.api
         return proto
 
 

@@ -136,7 +136,8 @@ class ExchangeManager(Service):
 
     def service_consumers(self, service: str) -> Deferred[int]:
         """How many consumers, in every container of this system, take C{service}'s calls."""
-        return self.broker.queue_consumers(self.queue_name(service))
+        broker: Any = self.broker  # an IBroker (mypy does not read zope interfaces)
+        return broker.queue_consumers(self.queue_name(service))
 
     async def declare_queue(self, key: str, exclusive: bool = False) -> str:
         """Declare the queue for C{key} and bind it; return its name.

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -83,10 +82,11 @@ async def wait_served(
     exchange: ExchangeManager,
     service: str,
     timeout: float,
-    clock: IReactorTime,
+    clock: Any,
     stopping: Callable[[], bool],
 ) -> BaseException | None:
-    """Wait until C{service} is served in the system, at most C{timeout} seconds.
+    """Wait until C{service} is served in the system, at most C{timeout} seconds
+    measured on C{clock} (an C{IReactorTime}).
 
     @return: None once it is; else what the last look failed with (a broker
         error), or a L{LookupError} when the looks went well and found nobody.
