@@ -54,6 +54,23 @@ def launch(
     )
 
 
+def launch_in_system(
+    tag: str, broker: str, sysname: str, ready: Path, *args: str
+) -> subprocess.Popen[str]:
+    """L{launch} a headless container of C{sysname} on C{broker} writing C{ready}."""
+    return launch(
+        f"{tag}-{sysname}",
+        "-n",
+        "--broker",
+        broker,
+        "-s",
+        sysname,
+        "--ready-file",
+        str(ready),
+        *args,
+    )
+
+
 def wait_for_file(path: Path, proc: subprocess.Popen[str]) -> None:
     """Return once C{path} exists; fail if C{proc} exits first or after TIMEOUT."""
     deadline = time.monotonic() + TIMEOUT

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "rel_path": ["res/deploy"],
         "root": None,
         "start_timeout": 60.0,
+        "needs_timeout": 30.0,
     },
     "shell": {"history": "~/.cchistory"},
 }
@@ -392,6 +393,7 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "container.conversation_timeout": (float, 0, False),
     "container.terminate_timeout": (float, 0, True),
     "pack.start_timeout": (float, 0, False),
+    "pack.needs_timeout": (float, 0, True),
     "process.concurrency": (int, 0, True),
 }
 

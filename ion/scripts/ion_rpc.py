@@ -1,8 +1,15 @@
 """ion-rpc: call a service of a running system once, from the command line.
 
     ion-rpc [--broker URL] [-s SYSNAME] [--timeout S] SERVICE OP [CONTENT]
+    ion-rpc --attach SOCKET [--timeout S] SERVICE OP [CONTENT]
     ion-rpc -s lab hello hello '"you"'          -> {"value": "Hello there, you"}
     ion-rpc -s lab --timeout 2 hello ping && echo up
+    ion-rpc --attach ./cc.sock hello hello '"you"'
+
+With C{--attach SOCKET} the call is made by the container serving that
+C{--manhole} socket, from its shell's process, on whatever broker it runs
+(the embedded one too); the socket, and the process serving it, must be this
+user's or root's, as for ion-shell (L{ion.core.cc.attach}). Without it:
 
 CONTENT is YAML (so JSON too; C{-} reads it from stdin; none sends null).
 It must make a message: a value msgpack cannot carry (an unquoted date such
@@ -15,9 +22,10 @@ its repr.
 Exit status: 0 the reply was OK; 1 the service answered with an error (its
 message on stderr); 2 no answer: the call timed out, nobody serves SERVICE in
 SYSNAME, nothing runs as SYSNAME, the broker could not be reached, or it
-refused the request (too large, say); 64 usage error, including C{--broker
+refused the request (too large, say), or (C{--attach}) no container of this
+user serves SOCKET; 64 usage error, including C{--broker
 local}: the embedded broker lives inside one container process, so there is
-nothing another process could reach.
+nothing another process could reach (C{--attach} its manhole socket instead).
 
 The broker is C{--broker}, else the configuration's C{broker.url} (ion.yml,
 ionlocal.yml, C{ION_BROKER__URL}), else amqp://127.0.0.1:5672/. Credentials
@@ -34,14 +42,15 @@ with a broker confirm, so one the broker refuses fails the call at once.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import sys
 import uuid
 from typing import Any, NoReturn
 
-EX_OK, EX_ERROR_REPLY, EX_NO_ANSWER, EX_USAGE = 0, 1, 2, 64
+from ion.core.cc.attach import EX_NO_ANSWER, EX_OK, EX_USAGE, to_json
+
+__all__ = ["main", "to_json"]
 DEFAULT_BROKER = "amqp://127.0.0.1:5672/"
 
 
@@ -78,6 +87,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-s", "--sysname", help="the system to call into")
     p.add_argument(
+        "--attach",
+        metavar="SOCKET",
+        help="call through the --manhole SOCKET of a container (this user's), on any broker",
+    )
+    p.add_argument(
         "--timeout", metavar="S", type=float, default=10.0, help="seconds to wait (default 10)"
     )
     p.add_argument(
@@ -87,25 +101,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("op", help="operation")
     p.add_argument("content", nargs="?", help="YAML/JSON content; - reads stdin")
     return p
-
-
-def to_json(value: Any) -> Any:
-    """C{value} as JSON can hold it: bytes as base64, protobuf as its mapping, else repr."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {
-            (k if isinstance(k, str) else str(to_json(k))): to_json(v) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(v) for v in value]
-    if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
-        from google.protobuf.json_format import MessageToDict
-
-        return MessageToDict(value)
-    return repr(value)
 
 
 def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
@@ -119,7 +114,8 @@ def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
     if args.broker == "local":
         raise Usage(
             "--broker local: the embedded broker lives inside one container process; there is "
-            "nothing to reach from here. Give the URL of the RabbitMQ the system runs on."
+            "nothing to reach from here. Give the URL of the RabbitMQ the system runs on, or "
+            "call through the container's --manhole socket: --attach SOCKET."
         )
     if not args.timeout > 0:
         raise Usage(f"--timeout {args.timeout}: must be more than 0 seconds")
@@ -188,6 +184,7 @@ async def call(
 ) -> int:
     """Make the call from a tiny container; print the outcome; the exit status."""
     from ion.core import exception as exc
+    from ion.core.cc.attach import one_call
     from ion.core.cc.container import Container
     from ion.core.config import DEFAULTS, Config
     from ion.core.log import redact_text, redact_url
@@ -225,35 +222,53 @@ async def call(
         container.exchange.confirm_mandatory = True  # a refused request fails at once
         await container.start()
         proc = await container.spawn(Process, name="ion-rpc")
-        try:
-            reply = await proc.rpc_send(args.service, args.op, content, timeout=args.timeout)
-        except exc.TimeoutError:
-            print(f"ion-rpc: {where}: no reply within {args.timeout:g}s", file=sys.stderr)
-            return EX_NO_ANSWER
-        except exc.NoSuchServiceError:
-            print(
-                f"ion-rpc: {where}: no service or process {args.service!r} in system "
-                f"{sysname!r} at {redact_url(url)}",
-                file=sys.stderr,
-            )
-            return EX_NO_ANSWER
-        except exc.ReceivedError as e:
-            print(f"ion-rpc: {where} failed: {redact_text(e.describe())}", file=sys.stderr)
-            return EX_ERROR_REPLY
-        except exc.BrokerError as e:
-            print(f"ion-rpc: {where}: broker: {redact_text(str(e))}", file=sys.stderr)
-            return EX_NO_ANSWER
-        print(json.dumps(to_json(reply), ensure_ascii=False))
-        return EX_OK
+        system = f"system {sysname!r} at {redact_url(url)}"
+        status, payload = await one_call(proc, args.service, args.op, content, args.timeout, system)
+        return _print_outcome(status, payload)
     finally:
         await container.stop()
         await container.exchange.broker.close()  # when the container never started
+
+
+def _print_outcome(status: int, payload: Any) -> int:
+    """Print a call's outcome (the reply as JSON on stdout, else why on stderr); C{status}."""
+    if status == EX_OK:
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        print(f"ion-rpc: {payload}", file=sys.stderr)
+    return status
+
+
+def attached(args: argparse.Namespace) -> int:
+    """The call through the manhole socket C{--attach}: no broker, no Twisted here."""
+    from ion.core.cc.attach import AttachError, call
+
+    for given, name in (
+        (args.broker, "--broker"),
+        (args.broker_credfile, "--broker_credfile"),
+        (args.sysname, "-s"),
+    ):
+        if given:
+            raise Usage(f"{name}: not with --attach (the container's own broker and system serve)")
+    if not args.timeout > 0:
+        raise Usage(f"--timeout {args.timeout}: must be more than 0 seconds")
+    content = load_content(sys.stdin.read() if args.content == "-" else args.content)
+    try:
+        status, payload = call(args.attach, args.service, args.op, content, args.timeout)
+    except AttachError as e:
+        print(f"ion-rpc: {e}", file=sys.stderr)
+        return EX_NO_ANSWER
+    if status == EX_USAGE:  # the container found the request malformed
+        payload = f"the container refused the request: {payload}"
+    return _print_outcome(status, payload)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ion-rpc; return the exit status."""
     try:
         args = parser().parse_args(argv)
+        if args.attach:
+            return attached(args)
         broker, sysname, content = settings(args)
     except Usage as e:
         print(f"ion-rpc: {e}", file=sys.stderr)

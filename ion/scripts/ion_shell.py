@@ -26,54 +26,26 @@ import select
 import socket
 import sys
 
-from ion.core.cc.peer import peer_uid, trusted
+from ion.core.cc import peer
 
 CTRL_D = b"\x04"
-
-
-def _refuse_other_user(path: str, uid: int, what: str) -> SystemExit:
-    return SystemExit(
-        f"ion-shell: {path}: {what} uid {uid}, not you: not attaching (another user may "
-        "have put it there to see what you type)"
-    )
 
 
 def check_owner(path: str) -> None:
     """C{SystemExit(1)} unless the socket at C{path} belongs to this user or root."""
     try:
-        st = os.stat(path)
-    except OSError as e:
-        raise SystemExit(_cannot_connect(path, e)) from None
-    if not trusted(st.st_uid):
-        raise _refuse_other_user(path, st.st_uid, "the socket belongs to")
+        peer.check_owner(path)
+    except peer.Refused as e:
+        raise SystemExit(f"ion-shell: {e}") from None
 
 
 def connect(path: str) -> socket.socket:
     """A connection to the manhole at C{path}; C{SystemExit(1)} with the reason if none,
     or if the socket or the process serving it is not this user's (or root's)."""
-    check_owner(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise SystemExit(_cannot_connect(path, e)) from None
-    # The file may have been swapped since it was checked: the server itself must be ours.
-    uid = peer_uid(sock)
-    if uid is not None and not trusted(uid):
-        sock.close()
-        raise _refuse_other_user(path, uid, "it is served by")
-    return sock
-
-
-def _cannot_connect(path: str, e: OSError) -> str:
-    if isinstance(e, FileNotFoundError):
-        return f"ion-shell: no socket at {path} (start the container with --manhole {path})"
-    if isinstance(e, ConnectionRefusedError):
-        return f"ion-shell: nothing serves {path} (its container has gone)"
-    if isinstance(e, PermissionError):
-        return f"ion-shell: {path}: permission denied (it belongs to another user)"
-    return f"ion-shell: {path}: {e.strerror}"
+        return peer.connect(path)
+    except peer.Refused as e:
+        raise SystemExit(f"ion-shell: {e}") from None
 
 
 def pump(sock: socket.socket, stdin: int, stdout: int) -> None:

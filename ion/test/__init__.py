@@ -3,8 +3,7 @@
 pytest (the plugin loads itself when ion is installed; see L{ion.test.plugin}):
 
     @pytest.mark.ion_container(rel="res/deploy/bank.rel")
-    @pytest_twisted.ensureDeferred
-    async def test_withdraw(ion_container):
+    async def test_withdraw(ion_container):     # plain async def: pytest-twisted runs it
         client = TellerClient(container=ion_container)
         ...
 
@@ -14,11 +13,13 @@ C{ion_broker("amqp")}, C{ion_container(rel=, apps=, processes=, config=)}.
 Options: C{--ion-broker=local|amqp|URL|local,amqp}, C{--ion-amqp-url},
 C{--ion-no-leak-check}.
 
-trial: L{ion.test.trial.IonTestCase} (C{_start_container}, C{_spawn_processes},
+Processes are described as README.txt's "Process entries" says (name,
+module, class, spawnargs). trial: L{ion.test.trial.IonTestCase} (C{_start_container}, C{_spawn_processes},
 C{_stop_container}, C{_get_procid}, C{_get_procinstance}).
 
 Without a broker (L{ion.test.fakes}): L{process_factory}, L{replace_clients},
-L{call_op} / L{Reply}, L{next_op} (alias L{defer_next_op}), L{OfflineContainer}.
+L{call_op} / L{Reply}, L{next_op} (alias L{defer_next_op}), L{OfflineContainer};
+L{remote_error} (the exception a remote error reply raises, for a faked client).
 Stand-ins that record what they receive (L{ion.test.recording}): L{RecordingProcess},
 L{RecordingService}.
 
@@ -46,6 +47,7 @@ _EXPORTS = {
     "next_op": "ion.test.fakes",
     "defer_next_op": "ion.test.fakes",
     "OpCall": "ion.test.fakes",
+    "remote_error": "ion.test.remote",
     "RecordingProcess": "ion.test.recording",
     "RecordingService": "ion.test.recording",
     "wait_for": "ion.test.waiting",

@@ -37,7 +37,8 @@ def describe_process(desc: ProcessDescription) -> tuple[Any, str | None, dict[st
 
     A description is the original's dict C{{'name', 'module', 'class', 'spawnargs'}}
     (C{target: 'module:Class'} may stand for module and class, C{args} for
-    spawnargs, and C{config} is optional), a C{'module:Class'} string or a class.
+    spawnargs, and C{config} is optional), a C{'module:Class'} string or a class:
+    the layout .app and .rel files share (README.txt, "Process entries").
     """
     if isinstance(desc, str | type):
         return desc, None, {}, None

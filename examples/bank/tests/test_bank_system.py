@@ -4,7 +4,6 @@ on RabbitMQ with `--ion-broker=amqp` (both: `--ion-broker=local,amqp`)."""
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
 from bank.bank_pb2 import Account
 from bank.ledger import LedgerClient
 from bank.teller import ORIGIN, TellerClient
@@ -23,7 +22,6 @@ async def _event_recorder(container):
 
 
 @BANK
-@pytest_twisted.ensureDeferred
 async def test_withdrawal_is_booked_and_announced(ion_container):
     """A covered withdrawal lowers the balance and publishes a 'withdrawn' event."""
     recorder = await _event_recorder(ion_container)
@@ -38,7 +36,6 @@ async def test_withdrawal_is_booked_and_announced(ion_container):
 
 
 @BANK
-@pytest_twisted.ensureDeferred
 async def test_uncovered_withdrawal_is_refused(ion_container):
     """A withdrawal larger than the balance fails with 403 and leaves the balance as it was."""
     teller = TellerClient(container=ion_container)
@@ -51,7 +48,6 @@ async def test_uncovered_withdrawal_is_refused(ion_container):
 
 
 @BANK
-@pytest_twisted.ensureDeferred
 async def test_teller_asks_the_ledger_in_a_request_conversation(ion_container):
     """The teller's withdrawal reaches the ledger's debit op as a request conversation."""
     ledger = ion_container.proc_manager.find("ledger")
@@ -65,7 +61,6 @@ async def test_teller_asks_the_ledger_in_a_request_conversation(ion_container):
 
 
 @BANK
-@pytest_twisted.ensureDeferred
 async def test_ledger_debit_agrees_or_refuses(ion_container):
     """Called directly, the ledger agrees to a covered debit and refuses an uncovered one."""
     ledger = ion_container.proc_manager.find("ledger")
@@ -77,17 +72,15 @@ async def test_ledger_debit_agrees_or_refuses(ion_container):
     assert refused.refused and refused.error_code == 403
 
 
-@pytest_twisted.ensureDeferred
 async def test_services_in_two_containers_of_one_system(ion_container_factory):
-    """A teller in one container books with the ledger in another container of the system."""
+    """A teller app in one container books with the ledger app in another container of the
+    system: the teller needs the ledger service and does not start a ledger of its own."""
     first = await ion_container_factory(apps=["ledger"])
-    # Not the teller app: it needs the ledger app, which would start a second ledger.
-    teller = {"name": "teller", "module": "bank.teller", "class": "TellerService"}
-    second = await ion_container_factory(processes=[teller])
-    ledger = LedgerClient(container=first)
-    await ledger.credit("carol", 800)
+    second = await ion_container_factory(apps=["teller"])
+    await LedgerClient(container=first).credit("carol", 800)
 
     account = await TellerClient(container=second).withdraw("carol", 300)
 
     assert account.balance == 500
+    assert second.proc_manager.find("ledger") is None
     assert first.proc_manager.find("teller") is None

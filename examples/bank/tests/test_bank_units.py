@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest_twisted
 from bank.bank_pb2 import Account, Withdrawal
 from bank.ledger import LedgerService
 from bank.teller import TellerService
@@ -11,7 +10,6 @@ from ion.core.exception import RequestRefused
 from ion.test import call_op
 
 
-@pytest_twisted.ensureDeferred
 async def test_teller_withdraws_through_the_ledger_and_announces_it(ion_process_factory):
     """The teller debits the (fake) ledger, answers the account after, and publishes an event."""
     teller = await ion_process_factory(TellerService)
@@ -27,7 +25,6 @@ async def test_teller_withdraws_through_the_ledger_and_announces_it(ion_process_
     assert event.resource_modification.state == "withdrawn"
 
 
-@pytest_twisted.ensureDeferred
 async def test_teller_answers_403_when_the_ledger_refuses(ion_process_factory):
     """A refused debit becomes a 403 error for the teller's caller, and no event."""
     teller = await ion_process_factory(TellerService)
@@ -42,7 +39,6 @@ async def test_teller_answers_403_when_the_ledger_refuses(ion_process_factory):
     assert not [e for e in teller.container.exchange.events if e.origin == "bank"]
 
 
-@pytest_twisted.ensureDeferred
 async def test_ledger_agrees_to_a_covered_debit(ion_process_factory):
     """A debit the balance covers is agreed to, then answered with the new balance."""
     ledger = await ion_process_factory(LedgerService, args={"opening_balances": {"alice": 100}})
@@ -53,7 +49,6 @@ async def test_ledger_agrees_to_a_covered_debit(ion_process_factory):
     assert reply.content.balance == 60
 
 
-@pytest_twisted.ensureDeferred
 async def test_ledger_refuses_an_uncovered_debit(ion_process_factory):
     """A debit larger than the balance is refused and the balance stays."""
     ledger = await ion_process_factory(LedgerService, args={"opening_balances": {"bob": 10}})

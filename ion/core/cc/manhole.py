@@ -14,6 +14,8 @@ container refuses to start); a stale socket file left by a dead one is
 replaced; any other file there is left alone and refused. At stop the file is
 removed only if it is still the one this server made. Each connection gets a
 fresh copy of the same namespace; leaving it does not stop the container.
+A connection that begins with L{ion.core.cc.attach.HELLO} makes one call
+instead (C{ion-rpc --attach ./cc.sock SERVICE OP [CONTENT]}).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from ion.core.cc import attach
 from ion.core.cc.peer import peer_uid, trusted
 from ion.core.cc.shell import ShellProtocol, Terminal, banner
 from ion.core.cc.shell_api import ShellApi, namespace
@@ -142,7 +145,15 @@ class _Port(unix.Port):
 
 
 class _Session(Terminal):
-    """One attached terminal; turns away a peer that is not this user (or root)."""
+    """One attached terminal; turns away a peer that is not this user (or root).
+
+    A peer whose first bytes are L{attach.HELLO} makes one call instead
+    (C{ion-rpc --attach}): its bytes go to an L{attach.AttachedCall}, not the shell.
+    """
+
+    _sniffed: bytes | None = None  # the first bytes, while they may be the HELLO
+    _call: attach.AttachedCall | None = None
+    api: ShellApi | None = None  # set by the factory
 
     def connectionMade(self) -> None:
         sock = getattr(self.transport, "socket", None)
@@ -151,7 +162,23 @@ class _Session(Terminal):
             log.warn("manhole: refused a connection from uid {uid}", uid=uid)
             self.transport.loseConnection()
             return
+        self._sniffed = b""
         super().connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._call is not None:
+            self._call.feed(data)
+            return
+        if self._sniffed is not None:
+            data, self._sniffed = self._sniffed + data, None
+            if data.startswith(attach.HELLO) and self.api is not None:
+                self._call = attach.AttachedCall(self.api, self.transport)
+                self._call.feed(data[len(attach.HELLO) :])
+                return
+            if attach.HELLO.startswith(data):
+                self._sniffed = data  # a part of it, so far
+                return
+        super().dataReceived(data)
 
 
 class _SessionFactory(Factory):
@@ -165,6 +192,7 @@ class _SessionFactory(Factory):
         text = banner(self.api.container, "detaches (the container keeps running)")
         proto = _Session(ShellProtocol, namespace(self.api), self.history, text, None)
         proto.factory = self
+        proto.api = self.api
         return proto
 
 

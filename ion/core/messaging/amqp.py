@@ -269,6 +269,11 @@ class AmqpBroker:
             return refused
         return self._topology.queue_exists(name)
 
+    def queue_consumers(self, name: str) -> defer.Deferred[int]:
+        if refused := self._refused():
+            return refused
+        return self._topology.queue_consumers(name)
+
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> defer.Deferred[None]:
         if refused := self._refused():
             return refused

@@ -172,6 +172,15 @@ class Topology:
 
         return self.check_queue(name).addCallbacks(lambda _: True, missing)
 
+    def queue_consumers(self, name: str) -> defer.Deferred[int]:
+        def missing(failure: Failure) -> int:
+            if failure.check(NoSuchQueueError):
+                return 0
+            return failure  # type: ignore[return-value]
+
+        d = self.check_queue(name)
+        return d.addCallbacks(lambda frame: int(frame.method.consumer_count), missing)
+
     def bind(self, queue: str, exchange: str, key: str) -> defer.Deferred[None]:
         def done(_: Any) -> None:
             self.bindings[(queue, exchange, key)] = None

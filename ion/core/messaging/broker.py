@@ -74,6 +74,11 @@ class IBroker(Interface):
     def queue_exists(name: str) -> Any:
         """Whether a queue of that name exists (also another connection's exclusive one). -> Deferred[bool]"""
 
+    def queue_consumers(name: str) -> Any:
+        """The consumers of queue C{name}, on every connection (AMQP's passive
+        declare); 0 when there is no such queue. Another connection's exclusive
+        queue fails with L{ion.core.exception.ResourceLockedError}. -> Deferred[int]"""
+
     def bind_queue(queue: str, exchange: str, binding_key: str) -> Any:
         """Route messages whose key matches C{binding_key} to C{queue}. -> Deferred[None]"""
 

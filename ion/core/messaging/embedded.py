@@ -263,6 +263,15 @@ class EmbeddedConnection:
         return name in self._broker._queues
 
     @_operation
+    def queue_consumers(self, name: str) -> int:
+        q = self._broker._queues.get(name)
+        if q is None:
+            return 0
+        if q.owner is not None and q.owner is not self:
+            raise _locked(name)
+        return len(q.consumers)
+
+    @_operation
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> None:
         if error := short_string_error(binding_key, "binding key"):
             raise error

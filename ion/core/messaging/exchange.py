@@ -134,6 +134,11 @@ class ExchangeManager(Service):
         """The queue name for routing key C{key} in this system."""
         return f"{self.sysname}.{key}"
 
+    def service_consumers(self, service: str) -> Deferred[int]:
+        """How many consumers, in every container of this system, take C{service}'s calls."""
+        broker: Any = self.broker  # an IBroker (mypy does not read zope interfaces)
+        return broker.queue_consumers(self.queue_name(service))
+
     async def declare_queue(self, key: str, exclusive: bool = False) -> str:
         """Declare the queue for C{key} and bind it; return its name.
 

@@ -28,6 +28,10 @@ C{pack.rel_path}, relative to C{pack.root} (default: the working directory),
 then in ion's own C{res/apps} and C{res/deploy} (package data, see
 L{ion.core.pack.places}), so the C{ioncore} app every container starts first,
 and C{hello.rel}, are found from anywhere.
+
+C{applications:} are apps started here, before the app; C{needs:} are services
+waited for (served here or in another container of the system) before it
+starts, for at most C{pack.needs_timeout} seconds (L{ion.core.pack.needs}).
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ from ion.core.pack.appfile import (
     load_release,
 )
 from ion.core.pack.fileformat import field_line
+from ion.core.pack.needs import (
+    NeededServiceError,
+    needs_timeout,
+    report_instances,
+    services_of,
+    wait_served,
+)
 from ion.core.pack.places import APPS, RELEASES, search_dirs
 from ion.core.pack.resolve import (
     FileAppLoader,
@@ -287,9 +298,31 @@ class AppManager(Service):
                 raise
         return started
 
+    async def _await_needs(self, rec: RunningApp) -> None:
+        """Wait until each service the app C{needs:} is served in the system."""
+        app = rec.definition
+        timeout = needs_timeout(rec.config)
+        for service in app.needs:
+            exchange = self.container.exchange
+            error = await wait_served(
+                exchange, service, timeout, self.clock, lambda: not self.running
+            )
+            if error is not None:
+                path = str(app.path) if app.path is not None else f"app {app.name!r}"
+                raise NeededServiceError(
+                    path,
+                    app.name,
+                    service,
+                    self.container.sysname,
+                    timeout,
+                    line=field_line(app.path, "needs"),
+                    last_error=None if isinstance(error, LookupError) else error,
+                )
+
     async def _start_one(self, rec: RunningApp) -> RunningApp:
         app, module = rec.definition, rec.module
         definition = dataclasses.replace(app, config=freeze(rec.config.as_dict()))
+        await self._await_needs(rec)
         before = set(self.container.proc_manager.processes)
         timeout = start_timeout(rec.config)
         try:
@@ -309,6 +342,9 @@ class AppManager(Service):
         rec.status = "running"
         self._running.append(rec)
         log.info("started app {app} {version}", app=app.name, version=app.version)
+        procs = self.container.proc_manager.processes
+        new = [proc for pid, proc in procs.items() if pid not in before]
+        await report_instances(self.container.exchange, app.name, services_of(new))
         self.container.announce(
             1075, app.name, app_name=app.name, version=str(app.version), state="STARTED"
         )

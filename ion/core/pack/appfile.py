@@ -22,7 +22,7 @@ PROCESSAPP_MODULE = "ion.core.pack.processapp"
 
 APP_FIELDS = frozenset(
     {"type", "name", "description", "version", "mod", "modules", "registered"}
-    | {"applications", "config"}
+    | {"applications", "needs", "config"}
 )
 REL_FIELDS = frozenset({"type", "name", "version", "description", "ioncore", "apps"})
 ENTRY_FIELDS = frozenset({"name", "version", "config", "args", "processapp", "mult"})
@@ -50,6 +50,7 @@ class AppDefinition:
     modules: tuple[str, ...] = ()
     registered: tuple[str, ...] = ()
     applications: tuple[AppRef, ...] = ()
+    needs: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     path: Path | None = None
 
@@ -195,6 +196,19 @@ def _applications(fields: _Fields) -> tuple[AppRef, ...]:
     return tuple(refs)
 
 
+def _needs(fields: _Fields) -> tuple[str, ...]:
+    """Service names (as a service declares its own), each once."""
+    value = fields.get("needs", (list, tuple), "a list of service names", [])
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _NAME.match(item):
+            fields.fail("needs", f"{item!r} is not a service name")
+        if item in names:
+            fields.fail("needs", f"service {item!r} is listed twice")
+        names.append(item)
+    return tuple(names)
+
+
 def parse_app(data: Mapping[str, Any], path: str | os.PathLike[str] = "<string>") -> AppDefinition:
     """Validate the mapping of an C{.app} file into an L{AppDefinition}."""
     fields = _Fields(str(path), data)
@@ -208,6 +222,7 @@ def parse_app(data: Mapping[str, Any], path: str | os.PathLike[str] = "<string>"
         modules=fields.names("modules"),
         registered=fields.names("registered"),
         applications=_applications(fields),
+        needs=_needs(fields),
         config=fields.mapping("config"),
         path=Path(path) if path != "<string>" else None,
     )

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from ion.core.exception import BrokerError, UnroutableError
+from ion.core.exception import BrokerError, ResourceLockedError, UnroutableError
 from ion.core.messaging.broker import IBroker, IDelivery
 from tests.helpers import Collector
 
@@ -514,6 +514,27 @@ async def test_queue_exists(connect, names):
     assert await conn.queue_exists(q) is False
     await conn.declare_queue(q)
     assert await conn.queue_exists(q) is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_consumers_counts_every_connections_consumers(connect, names):
+    """C{queue_consumers} is 0 for an unknown queue (and declares nothing), counts the
+    consumers of all connections, and follows cancels; another connection's exclusive
+    queue is locked."""
+    conn, other = await connect(), await connect()
+    q = names("q")
+    assert await conn.queue_consumers(q) == 0
+    assert not await conn.queue_exists(q)
+    await conn.declare_queue(q)
+    assert await conn.queue_consumers(q) == 0
+    first = await other.consume(q, Collector())
+    await conn.consume(q, Collector())
+    assert await conn.queue_consumers(q) == 2
+    await other.cancel(first)
+    assert await conn.queue_consumers(q) == 1
+    private = await other.declare_queue(names("private"), exclusive=True)
+    await expect_error(conn.queue_consumers(private), ResourceLockedError)
+    assert await conn.queue_consumers(q) == 1  # the connection goes on working
 
 
 @pytest_twisted.ensureDeferred

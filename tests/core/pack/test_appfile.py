@@ -114,6 +114,14 @@ def test_applications_with_versions() -> None:
     assert app.applications == (AppRef("a1"), AppRef("b1", "2.0"))
 
 
+def test_needs_are_service_names() -> None:
+    """needs lists services (started nowhere by this app), apart from applications."""
+    app = loads_app(APP + "applications: [ioncore]\nneeds: [kv, bank.ledger]\n")
+    assert app.needs == ("kv", "bank.ledger")
+    assert app.applications == (AppRef("ioncore"),)
+    assert loads_app(APP).needs == ()
+
+
 def test_release_entry_shorthand() -> None:
     """A release entry may be a bare app name."""
     rel = loads_release(REL + "apps: [ioncore, {name: hello, version: '1'}]\n")
@@ -144,6 +152,10 @@ def test_processapp_definition() -> None:
         (APP + "mod: [m, [], [], 4]\n", "mod", 3, "4 items"),
         (APP + "applications: [[a]]\n", "applications", 3, "neither a name"),
         (APP + "config: [1]\n", "config", 3, "mapping"),
+        (APP + "needs: kv\n", "needs", 3, "list of service names"),
+        (APP + "needs: [[kv]]\n", "needs", 3, "not a service name"),
+        (APP + "needs: [k/v]\n", "needs", 3, "not a service name"),
+        (APP + "needs: [kv, kv]\n", "needs", 3, "listed twice"),
         (APP + "version: true\n", "version", 3, "string"),
         (APP + "description: 5\n", "description", 3, "string"),
         ("type: application\nname: a/b\n", "name", 2, "not a valid name"),
