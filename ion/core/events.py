@@ -62,17 +62,45 @@ def create_event(event_id: int, **fields: Any) -> Any:
     return event
 
 
+def process_lifecycle_event(process_id: str, name: str, container_id: str, state: str) -> Any:
+    """The life cycle event (1052) of a process, as L{create_event} makes it
+    (and L{publish} stamps with its container).
+
+    Built by the constructors alone (a fifth of the cost): every process sends
+    three of these, and the values, ion's own, need no checking.
+    """
+    from ion.core.object.proto.events_pb2 import EventMessage, ProcessLifecycleEvent
+
+    return EventMessage(
+        event_id=EventId.PROCESS_LIFECYCLE,
+        origin=process_id,
+        datetime=time.time(),
+        name=name,
+        container_id=container_id,
+        process_lifecycle=ProcessLifecycleEvent(
+            process_id=process_id, container_id=container_id, state=state
+        ),
+    )
+
+
 def routing_key(event_id: int | str, origin: str) -> str:
     """The routing key of an event: C{<event id>.<origin>}."""
     return f"{event_id}.{origin}"
 
 
 def publish(
-    exchange: ExchangeManager, sender: str, event: Any, origin: str | None = None
+    exchange: ExchangeManager,
+    sender: str,
+    event: Any,
+    origin: str | None = None,
+    container_id: str | None = None,
 ) -> Deferred[None]:
-    """Publish C{event} (its C{origin} field, unless C{origin} is given)."""
+    """Publish C{event} (its C{origin} field, unless C{origin} is given); an
+    event that names no container is stamped with C{container_id}."""
     if origin is not None:
         event.origin = origin
+    if container_id and not event.container_id:
+        event.container_id = container_id
     if not event.origin:
         raise FieldError("an event needs an origin")
     headers = {
@@ -107,8 +135,9 @@ class EventPublisher:
 
     def publish_event(self, event: Any, origin: str | None = None) -> Deferred[None]:
         """Publish an event made by L{create_event}."""
-        assert self.process.container is not None, "process is not spawned"
-        return publish(self.process.container.exchange, str(self.process.id), event, origin)
+        container = self.process.container
+        assert container is not None, "process is not spawned"
+        return publish(container.exchange, str(self.process.id), event, origin, container.id)
 
     def create_and_publish_event(self, **fields: Any) -> Deferred[None]:
         """Create an event from keyword fields and publish it."""

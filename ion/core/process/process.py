@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ion.core import events
 from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config, read_number
 from ion.core.deadline import ended_within
@@ -230,7 +231,7 @@ class Process(Inbox):
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
-            await self._drain(float(self.config.get("container.terminate_timeout", 10.0)))
+            await self._drain()
             for child in reversed(self.children):
                 if not child.terminated:
                     await self._attempt(
@@ -259,16 +260,24 @@ class Process(Inbox):
         if hook_error is not None:
             hook_error.raiseException()
 
-    async def _attempt(self, step: Any, what: str) -> None:
-        """Await one step of terminating; log its failure instead of stopping there."""
+    def _attempt(self, step: Any, what: str) -> Any:
+        """One step of terminating to await; its failure is logged instead of
+        stopping there. A step done already is awaited as it is (the embedded
+        broker's are: a container of many processes stops that much sooner)."""
+        if isinstance(step, Deferred) and step.called and not isinstance(step.result, Failure):
+            return step
+        return self._attempted(step, what)
+
+    async def _attempted(self, step: Any, what: str) -> None:
         try:
             await step
         except Exception as e:
             self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
 
-    async def _drain(self, timeout: float) -> None:
+    async def _drain(self) -> None:
         if self._inflight == 0:
             return
+        timeout = float(self.config.get("container.terminate_timeout", 10.0))
         d: Deferred[None] = Deferred()
         self._idle.append(d)
         assert self.container is not None
@@ -298,18 +307,10 @@ class Process(Inbox):
     def _announce(self, state: str) -> None:
         """Publish this process's life cycle event (1052, origin = process id)."""
         assert self.container is not None
-        from ion.core import events
-
         try:
-            event = events.create_event(
-                events.EventId.PROCESS_LIFECYCLE,
-                origin=str(self.id),
-                process_id=str(self.id),
-                name=self.proc_name,
-                container_id=self.container.id,
-                state=state,
-            )
-            events.publish(self.container.exchange, str(self.id), event).addErrback(
+            me = str(self.id)
+            event = events.process_lifecycle_event(me, self.proc_name, self.container.id, state)
+            events.publish(self.container.exchange, me, event).addErrback(
                 lambda f: self.log.warn(
                     "{proc}: {state} event lost: {f}", proc=self, state=state, f=f.value
                 )
