@@ -32,6 +32,8 @@ repeated runs on one RabbitMQ never see each other.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -112,6 +114,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     brokers = _option_brokers(metafunc.config)
     if len(brokers) > 1:
         metafunc.parametrize("ion_broker", brokers, indirect=True, ids=brokers)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """A test using ion's containers runs where clients made without arguments
+    (C{HelloServiceClient()}) find its first container."""
+    kit = pyfuncitem.funcargs.get("ion_kit")
+    test = pyfuncitem.obj
+    if kit is None or getattr(test, "hypothesis", None) is not None:
+        return (yield)
+    place = _place_of(kit)
+    pyfuncitem.obj = _run_in(place, test)
+    try:
+        return (yield)
+    finally:
+        pyfuncitem.obj = test
+
+
+def _place_of(kit: Any) -> Any:
+    from ion.core.process.context import Here
+
+    return Here(find=lambda: kit.containers[0] if kit.containers else None)
+
+
+def _run_in(place: Any, test: Callable[..., Any]) -> Callable[..., Any]:
+    """C{test}, called in C{place}: the coroutine it returns is started there
+    (Twisted keeps a copy of the context for it), then the place is left."""
+    from twisted.internet.defer import ensureDeferred
+
+    from ion.core.process import context
+
+    @functools.wraps(test)  # keeps pytest-twisted's mark
+    def run(*args: Any, **kwargs: Any) -> Any:
+        token = context.entered(place)
+        try:
+            result = test(*args, **kwargs)
+            return ensureDeferred(result) if inspect.iscoroutine(result) else result
+        finally:
+            context.left(token)
+
+    return run
 
 
 def require_broker(spec: BrokerSpec) -> BrokerSpec:

@@ -23,6 +23,7 @@ from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
+from ion.core.process import context
 from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
@@ -40,9 +41,13 @@ class Process(Inbox):
     @ivar proc_name: the process's name (spawn name, else the class's C{name}).
     @ivar args: spawn arguments.
     @ivar config: this process's view of the configuration.
+    @ivar user_id: the identity this process's calls carry (None: that of the
+        request its handler is answering, if any; a call's own C{user-id}
+        header wins over both).
     """
 
     name: ClassVar[str | None] = None
+    user_id: str | None = None
     #: Handlers run at once (more deliveries wait, unacked); None: config
     #: C{process.concurrency}; 0: no limit but the broker's prefetch.
     concurrency: ClassVar[int | None] = None
@@ -129,6 +134,7 @@ class Process(Inbox):
         # reading them per call, and keeps lookups off the message path.
         self._rpc_timeout = float(self.config.get("container.rpc_timeout", 15.0))
         self._max_message_size = container.exchange.max_message_size
+        self._place = context.Here(container, self)  # where its handlers and hooks run
 
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""
@@ -148,7 +154,7 @@ class Process(Inbox):
             self._reply_consumer = await exchange.consume(
                 reply_queue, self._on_delivery, 0, auto_ack=True
             )
-            await _run_hook(self.on_init)
+            await _run_hook(self.on_init, self._place)
         except BaseException:
             self._lifecycle.fail()
             self._announce("ERROR")
@@ -162,7 +168,7 @@ class Process(Inbox):
         exchange = self.container.exchange
         try:
             self._concurrency = self._concurrency_setting()
-            await _run_hook(self.on_activate)
+            await _run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
                 self._consumers.append(await exchange.consume(queue, self._on_delivery, prefetch))
@@ -238,7 +244,7 @@ class Process(Inbox):
                         self.container.proc_manager.terminate(child), f"terminating {child}"
                     )
             try:
-                await _run_hook(self.on_terminate)
+                await _run_hook(self.on_terminate, self._place)
             except Exception:
                 hook_error = Failure()
         finally:
@@ -339,7 +345,11 @@ class Process(Inbox):
         return {"pong": str(self.id), "state": self.state}
 
 
-async def _run_hook(hook: Callable[[], Any]) -> None:
-    result = hook()
-    if isinstance(result, Deferred) or hasattr(result, "__await__"):
-        await result
+async def _run_hook(hook: Callable[[], Any], place: context.Here) -> None:
+    token = context.entered(place)  # awaited in this coroutine: reset in its context
+    try:
+        result = hook()
+        if isinstance(result, Deferred) or hasattr(result, "__await__"):
+            await result
+    finally:
+        context.left(token)
