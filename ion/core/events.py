@@ -19,6 +19,7 @@ from ion.core.exception import FieldError, IllegalStateError, IonError, MessageF
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.object.event_ids import PAYLOAD_FIELD, EventId
+from ion.core.process import context
 
 if TYPE_CHECKING:
     from ion.core.messaging.exchange import ExchangeManager
@@ -237,14 +238,19 @@ class EventSubscriber:
             log.warn("{proc}: bad event dropped: {err}", proc=self.process, err=e)
             settle(delivery)
             return
+        token = context.entered(self.process.place)  # as for its op handlers
         try:
             result = self.ondata(event, msg)
+            if hasattr(result, "__await__") and not isinstance(result, Deferred):
+                result = ensureDeferred(result)  # started here: it runs in the place
         except Exception:
             log.failure("{proc}: event handler raised", proc=self.process)
             settle(delivery)
             return
-        if isinstance(result, Deferred) or hasattr(result, "__await__"):
-            d = ensureDeferred(result)
+        finally:
+            context.left(token)
+        if isinstance(result, Deferred):
+            d = result
             d.addErrback(
                 lambda f: log.failure("{proc}: event handler failed", f, proc=self.process)
             )

@@ -15,6 +15,9 @@ Fixtures (all per test):
   C{ion_process_factory}: C{await ion_process_factory(Cls, **fakes)} builds one
   process in it with its clients faked (see L{ion.test.fakes.process_factory}).
 
+A test using these fixtures runs where a client made with no arguments
+(C{HelloServiceClient()}) finds the test's first container.
+
 At teardown every container stops, broker connections the test left open are
 closed, what the system declared on the broker is deleted, and the test errors
 if connections, queues, delayed calls or sockets stayed, or a timer of the

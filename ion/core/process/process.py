@@ -94,6 +94,11 @@ class Process(Inbox):
         return self._terminating or self.state in ("TERMINATED", "ERROR")
 
     @property
+    def place(self) -> context.Here:
+        """Where its handlers and hooks run (L{ion.core.process.context})."""
+        return self._place
+
+    @property
     def sysname(self) -> str:
         assert self.container is not None, "process is not spawned"
         return self.container.sysname

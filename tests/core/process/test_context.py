@@ -113,3 +113,21 @@ async def test_a_process_may_set_its_identity(container: Any) -> None:
     assert await caller.rpc_send("b", "ask", headers={m.USER_ID: "alice"}) == {"user": "service-b"}
     caller.user_id = "carol"
     assert await caller.rpc_send("c", "ask") == {"user": "carol"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_event_handler_runs_in_its_process(container: Any) -> None:
+    """A subscriber's handler (plain or async) finds its process, as an op handler does."""
+    from ion.core import events
+
+    listener = await container.spawn(Process, name="listener")
+    found: defer.Deferred[Any] = defer.Deferred()
+
+    async def handler(event: Any, msg: Any) -> None:
+        await defer.succeed(None)
+        found.callback(ServiceClient(targetname="hello").proc)
+
+    await events.EventSubscriber(listener, origin="o", handler=handler).start()
+    event = events.create_event(1001, origin="o", resource_id="r")
+    await events.publish(container.exchange, "test", event)
+    assert await found is listener
