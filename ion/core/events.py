@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 
 from ion.core.exception import FieldError, IllegalStateError, IonError, MessageFormatError
@@ -104,6 +104,11 @@ def publish(
         event.container_id = container_id
     if not event.origin:
         raise FieldError("an event needs an origin")
+    key = routing_key(event.event_id, event.origin)
+    if exchange.event_unheard(key):
+        # No subscriber would get it (the embedded broker knows): encoding it
+        # would be the larger part of a process's spawn and terminate.
+        return succeed(None)
     headers = {
         m.SENDER: sender,
         m.RECEIVER: exchange.events_exchange,
@@ -114,7 +119,7 @@ def publish(
         m.TS: int(time.time() * 1000),
     }
     body = m.encode(headers, event)
-    return exchange.publish_event(routing_key(event.event_id, event.origin), body)
+    return exchange.publish_event(key, body)
 
 
 class EventPublisher:

@@ -9,7 +9,7 @@ import pytest_twisted
 
 from ion.core import events
 from ion.core.cc.container import Container
-from ion.core.exception import FieldError
+from ion.core.exception import FieldError, MessageFormatError
 from ion.core.object.event_ids import EventId
 from ion.core.process.process import Process
 from tests.helpers import Collector, wait_for
@@ -347,3 +347,27 @@ def test_a_process_event_is_the_one_create_event_makes() -> None:
     made.datetime = direct.datetime
     made.container_id = "c"
     assert direct == made
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_event_nobody_hears_is_not_made_on_the_embedded_broker(
+    container: Container, broker_kind: str
+) -> None:
+    """On the embedded broker, an event no binding matches is not even encoded
+    (an event that cannot be encoded shows it); one a subscriber hears is."""
+
+    class Unencodable:
+        event_id, origin, container_id = 1001, "nobody-listens", ""
+
+    if broker_kind == "embedded":
+        sent = events.publish(container.exchange, "test", Unencodable())
+        assert sent.called and sent.result is None
+    else:  # RabbitMQ is not asked who listens: the event is made, and cannot be
+        with pytest.raises(MessageFormatError):
+            events.publish(container.exchange, "test", Unencodable())
+    listener = await container.spawn(Process, name="listener")
+    got = await subscribe(listener, origin="nobody-listens")
+    with pytest.raises(MessageFormatError):
+        events.publish(container.exchange, "test", Unencodable())
+    await emit(listener, 1001, "nobody-listens")
+    assert len(await got.wait(1)) == 1
