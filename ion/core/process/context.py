@@ -16,8 +16,7 @@ the context of whoever fires it, and does not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from ion.core.cc.container import Container
     from ion.core.process.process import Process
 
-__all__ = ["Here", "current", "entered", "here", "inside", "left", "user_id"]
+__all__ = ["Here", "current", "entered", "here", "left", "user_id"]
 
 
 class Here:
@@ -85,16 +84,6 @@ def entered(place: Here) -> Token[Here | None]:
 def left(token: Token[Here | None]) -> None:
     """Undo the L{entered} that gave C{token}."""
     _here.reset(token)
-
-
-@contextmanager
-def inside(place: Here) -> Iterator[Here]:
-    """Run the block (and the coroutines it starts) in C{place}."""
-    token = _here.set(place)
-    try:
-        yield place
-    finally:
-        _here.reset(token)
 
 
 def here(what: str) -> Here:
