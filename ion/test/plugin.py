@@ -15,8 +15,9 @@ Fixtures (all per test):
   C{ion_process_factory}: C{await ion_process_factory(Cls, **fakes)} builds one
   process in it with its clients faked (see L{ion.test.fakes.process_factory}).
 
-A test using these fixtures runs where a client made with no arguments
-(C{HelloServiceClient()}) finds the test's first container.
+A test using these fixtures, and a fixture of its own that takes C{ion_kit},
+C{ion_container} or C{ion_container_factory}, run where a client made with no
+arguments (C{HelloServiceClient()}) finds the test's first container.
 
 At teardown every container stops, broker connections the test left open are
 closed, what the system declared on the broker is deleted, and the test errors
@@ -135,6 +136,22 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         pyfuncitem.obj = test
 
 
+_CONTAINER_FIXTURES = frozenset({"ion_kit", "ion_container", "ion_container_factory"})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+    """A fixture of the test's own that uses ion's containers runs where the test does."""
+    if not _CONTAINER_FIXTURES & set(fixturedef.argnames):
+        return (yield)
+    func = fixturedef.func
+    fixturedef.func = _run_in(_place_of(request.getfixturevalue("ion_kit")), func)
+    try:
+        return (yield)
+    finally:
+        fixturedef.func = func
+
+
 def _place_of(kit: Any) -> Any:
     from ion.core.process.context import Here
 
@@ -153,11 +170,35 @@ def _run_in(place: Any, test: Callable[..., Any]) -> Callable[..., Any]:
         token = context.entered(place)
         try:
             result = test(*args, **kwargs)
-            return ensureDeferred(result) if inspect.iscoroutine(result) else result
+            if inspect.iscoroutine(result):
+                return ensureDeferred(result)
+            if inspect.isasyncgen(result):  # a yield fixture: each step is started apart
+                return _PlacedSteps(place, result)
+            return result
         finally:
             context.left(token)
 
     return run
+
+
+class _PlacedSteps:
+    """An async generator whose every step runs in C{place}."""
+
+    def __init__(self, place: Any, steps: Any) -> None:
+        self.place = place
+        self.steps = steps
+
+    def __aiter__(self) -> _PlacedSteps:
+        return self
+
+    async def __anext__(self) -> Any:
+        from ion.core.process import context
+
+        token = context.entered(self.place)  # in this step's own copy of the context
+        try:
+            return await self.steps.__anext__()
+        finally:
+            context.left(token)
 
 
 def require_broker(spec: BrokerSpec) -> BrokerSpec:

@@ -129,3 +129,25 @@ def test_an_inline_callbacks_test_finds_it_too(ion_container_factory):
     client = HelloServiceClient()
     assert client.container is first
     assert (yield defer.ensureDeferred(client.hello("you"))) == "Hello there, you"
+
+
+@pytest_twisted.async_fixture
+async def hello_client(ion_container):
+    """A user's fixture over ion_container that makes a client with no arguments."""
+    await ion_container.start_app("hello")
+    return HelloServiceClient()
+
+
+@pytest_twisted.async_yield_fixture
+async def hello_reply(ion_container):
+    """A user's yield fixture: the client is made, and used again at teardown, in place."""
+    yield await HelloServiceClient().hello("setup")
+    assert await HelloServiceClient().hello("teardown") == "Hello there, teardown"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_users_fixtures_find_the_container_too(ion_container, hello_client, hello_reply):
+    """Fixtures of the test's own (plain and yield) that use ion_container find it as well."""
+    assert hello_client.container is ion_container
+    assert await hello_client.hello("you") == "Hello there, you"
+    assert hello_reply == "Hello there, setup"
