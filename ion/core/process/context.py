@@ -5,7 +5,8 @@ A client made with no arguments (C{HelloServiceClient()}) finds its container
 here. The places that run user code set it: a process around each handler and
 hook (with the request's C{user-id}, the default identity of the calls the
 handler makes), the shell around each line, C{IonTestCase} around each test,
-the pytest plugin around each test that uses its fixtures. Nothing is kept at
+the pytest plugin around each test that uses its container fixtures (and the
+test's own fixtures that take them). Nothing is kept at
 module level, so several containers in one reactor each see their own.
 
 Twisted runs a coroutine (C{ensureDeferred}, C{Deferred.fromCoroutine},
