@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 
 from ion.core.exception import FieldError, IllegalStateError, IonError, MessageFormatError
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.object.event_ids import PAYLOAD_FIELD, EventId
+from ion.core.process import context
 
 if TYPE_CHECKING:
     from ion.core.messaging.exchange import ExchangeManager
@@ -62,19 +63,52 @@ def create_event(event_id: int, **fields: Any) -> Any:
     return event
 
 
+def process_lifecycle_event(process_id: str, name: str, container_id: str, state: str) -> Any:
+    """The life cycle event (1052) of a process, as L{create_event} makes it
+    (and L{publish} stamps with its container).
+
+    Built by the constructors alone (a fifth of the cost): every process sends
+    three of these, and the values, ion's own, need no checking.
+    """
+    from ion.core.object.proto.events_pb2 import EventMessage, ProcessLifecycleEvent
+
+    return EventMessage(
+        event_id=EventId.PROCESS_LIFECYCLE,
+        origin=process_id,
+        datetime=time.time(),
+        name=name,
+        container_id=container_id,
+        process_lifecycle=ProcessLifecycleEvent(
+            process_id=process_id, container_id=container_id, state=state
+        ),
+    )
+
+
 def routing_key(event_id: int | str, origin: str) -> str:
     """The routing key of an event: C{<event id>.<origin>}."""
     return f"{event_id}.{origin}"
 
 
 def publish(
-    exchange: ExchangeManager, sender: str, event: Any, origin: str | None = None
+    exchange: ExchangeManager,
+    sender: str,
+    event: Any,
+    origin: str | None = None,
+    container_id: str | None = None,
 ) -> Deferred[None]:
-    """Publish C{event} (its C{origin} field, unless C{origin} is given)."""
+    """Publish C{event} (its C{origin} field, unless C{origin} is given); an
+    event that names no container is stamped with C{container_id}."""
     if origin is not None:
         event.origin = origin
+    if container_id and not event.container_id:
+        event.container_id = container_id
     if not event.origin:
         raise FieldError("an event needs an origin")
+    key = routing_key(event.event_id, event.origin)
+    if exchange.event_unheard(key):
+        # No subscriber would get it (the embedded broker knows): encoding it
+        # would be the larger part of a process's spawn and terminate.
+        return succeed(None)
     headers = {
         m.SENDER: sender,
         m.RECEIVER: exchange.events_exchange,
@@ -85,7 +119,7 @@ def publish(
         m.TS: int(time.time() * 1000),
     }
     body = m.encode(headers, event)
-    return exchange.publish_event(routing_key(event.event_id, event.origin), body)
+    return exchange.publish_event(key, body)
 
 
 class EventPublisher:
@@ -107,8 +141,9 @@ class EventPublisher:
 
     def publish_event(self, event: Any, origin: str | None = None) -> Deferred[None]:
         """Publish an event made by L{create_event}."""
-        assert self.process.container is not None, "process is not spawned"
-        return publish(self.process.container.exchange, str(self.process.id), event, origin)
+        container = self.process.container
+        assert container is not None, "process is not spawned"
+        return publish(container.exchange, str(self.process.id), event, origin, container.id)
 
     def create_and_publish_event(self, **fields: Any) -> Deferred[None]:
         """Create an event from keyword fields and publish it."""
@@ -208,14 +243,19 @@ class EventSubscriber:
             log.warn("{proc}: bad event dropped: {err}", proc=self.process, err=e)
             settle(delivery)
             return
+        token = context.entered(self.process.place)  # as for its op handlers
         try:
             result = self.ondata(event, msg)
+            if hasattr(result, "__await__") and not isinstance(result, Deferred):
+                result = ensureDeferred(result)  # started here: it runs in the place
         except Exception:
             log.failure("{proc}: event handler raised", proc=self.process)
             settle(delivery)
             return
-        if isinstance(result, Deferred) or hasattr(result, "__await__"):
-            d = ensureDeferred(result)
+        finally:
+            context.left(token)
+        if isinstance(result, Deferred):
+            d = result
             d.addErrback(
                 lambda f: log.failure("{proc}: event handler failed", f, proc=self.process)
             )

@@ -15,6 +15,10 @@ Fixtures (all per test):
   C{ion_process_factory}: C{await ion_process_factory(Cls, **fakes)} builds one
   process in it with its clients faked (see L{ion.test.fakes.process_factory}).
 
+A test using these fixtures, and a fixture of its own that takes C{ion_kit},
+C{ion_container} or C{ion_container_factory}, run where a client made with no
+arguments (C{HelloServiceClient()}) finds the test's first container.
+
 At teardown every container stops, broker connections the test left open are
 closed, what the system declared on the broker is deleted, and the test errors
 if connections, queues, delayed calls or sockets stayed, or a timer of the
@@ -32,6 +36,8 @@ repeated runs on one RabbitMQ never see each other.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -112,6 +118,87 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     brokers = _option_brokers(metafunc.config)
     if len(brokers) > 1:
         metafunc.parametrize("ion_broker", brokers, indirect=True, ids=brokers)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """A test using ion's containers runs where clients made without arguments
+    (C{HelloServiceClient()}) find its first container."""
+    kit = pyfuncitem.funcargs.get("ion_kit")
+    test = pyfuncitem.obj
+    if kit is None or getattr(test, "hypothesis", None) is not None:
+        return (yield)
+    place = _place_of(kit)
+    pyfuncitem.obj = _run_in(place, test)
+    try:
+        return (yield)
+    finally:
+        pyfuncitem.obj = test
+
+
+_CONTAINER_FIXTURES = frozenset({"ion_kit", "ion_container", "ion_container_factory"})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+    """A fixture of the test's own that uses ion's containers runs where the test does."""
+    if not _CONTAINER_FIXTURES & set(fixturedef.argnames):
+        return (yield)
+    func = fixturedef.func
+    fixturedef.func = _run_in(_place_of(request.getfixturevalue("ion_kit")), func)
+    try:
+        return (yield)
+    finally:
+        fixturedef.func = func
+
+
+def _place_of(kit: Any) -> Any:
+    from ion.core.process.context import Here
+
+    return Here(find=lambda: kit.containers[0] if kit.containers else None)
+
+
+def _run_in(place: Any, test: Callable[..., Any]) -> Callable[..., Any]:
+    """C{test}, called in C{place}: the coroutine it returns is started there
+    (Twisted keeps a copy of the context for it), then the place is left."""
+    from twisted.internet.defer import ensureDeferred
+
+    from ion.core.process import context
+
+    @functools.wraps(test)  # keeps pytest-twisted's mark
+    def run(*args: Any, **kwargs: Any) -> Any:
+        token = context.entered(place)
+        try:
+            result = test(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                return ensureDeferred(result)
+            if inspect.isasyncgen(result):  # a yield fixture: each step is started apart
+                return _PlacedSteps(place, result)
+            return result
+        finally:
+            context.left(token)
+
+    return run
+
+
+class _PlacedSteps:
+    """An async generator whose every step runs in C{place}."""
+
+    def __init__(self, place: Any, steps: Any) -> None:
+        self.place = place
+        self.steps = steps
+
+    def __aiter__(self) -> _PlacedSteps:
+        return self
+
+    async def __anext__(self) -> Any:
+        from ion.core.process import context
+
+        token = context.entered(self.place)  # in this step's own copy of the context
+        try:
+            return await self.steps.__anext__()
+        finally:
+            context.left(token)
 
 
 def require_broker(spec: BrokerSpec) -> BrokerSpec:

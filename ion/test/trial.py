@@ -3,7 +3,7 @@
     class HelloTest(IonTestCase):
         async def test_hello(self):
             await self._start_container(start_apps=["hello"])
-            client = HelloServiceClient(proc=self.test_sup)
+            client = HelloServiceClient()         # finds this test's container
             self.assertIn("you", await client.hello("you"))
             await self._stop_container()
 
@@ -21,6 +21,7 @@ own sysname unless it names one.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from ion.core.cc.container import Container
+from ion.core.process import context
 from ion.core.process.process import Process
 from ion.test.brokers import default_broker, on_ci, parse_broker, unavailable_reason
 from ion.test.kit import IonKit, ProcessDescription
@@ -58,6 +60,13 @@ class IonTestCase(unittest.TestCase):
     container: Container | None = None
     test_sup: Process | None = None
     sysname: str | None = None
+
+    def run(self, result: Any) -> None:
+        """Run the test (setUp to cleanups) where clients made without arguments
+        (C{HelloServiceClient()}) find this test's container."""
+        run_in = contextvars.copy_context()  # trial runs the test, and the reactor, in it
+        run_in.run(context.entered, context.Here(find=lambda: self.container))
+        run_in.run(super().run, result)
 
     def _start_container(
         self,

@@ -9,7 +9,7 @@ import pytest_twisted
 
 from ion.core import events
 from ion.core.cc.container import Container
-from ion.core.exception import FieldError
+from ion.core.exception import FieldError, MessageFormatError
 from ion.core.object.event_ids import EventId
 from ion.core.process.process import Process
 from tests.helpers import Collector, wait_for
@@ -314,3 +314,60 @@ async def test_app_and_container_events(tmp_path: Any) -> None:
     ]
     (startup,) = [e for e in mine if e.event_id == 1076]
     assert list(startup.container_startup.startup_names) == ["res/deploy/hello.rel"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_name_the_container_they_come_from(make_container: Any) -> None:
+    """Two containers of one system start the same app: its two 1075 events (same
+    origin) name their containers; so do the process and publisher events."""
+    first = await make_container()
+    second = await make_container()
+    listener = await first.spawn(Process, name="listener")
+    got = await subscribe(listener, origin="#")
+    for container in (first, second):
+        await container.start_app("res/apps/hello.app")
+    pub = await second.spawn(Process, name="publisher")
+    await events.ResourceLifecycleEventPublisher(pub, origin="r1").create_and_publish_event(
+        resource_id="r1", state="ACTIVE"
+    )
+    seen = await got.wait_until(lambda e: e.origin == "r1")
+    hello = [e.container_id for e in seen if e.event_id == 1075 and e.origin == "hello"]
+    assert hello == [first.id, second.id]
+    assert seen[-1].container_id == second.id
+    spawned = [e for e in seen if e.event_id == 1052 and e.origin == str(pub.id)]
+    assert spawned and {e.container_id for e in spawned} == {second.id}
+
+
+def test_a_process_event_is_the_one_create_event_makes() -> None:
+    """The process life cycle event built directly equals the checked general one."""
+    made = events.create_event(
+        1052, origin="p.1@c", process_id="p.1@c", name="p", container_id="c", state="ACTIVE"
+    )
+    direct = events.process_lifecycle_event("p.1@c", "p", "c", "ACTIVE")
+    made.datetime = direct.datetime
+    made.container_id = "c"
+    assert direct == made
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_event_nobody_hears_is_not_made_on_the_embedded_broker(
+    container: Container, broker_kind: str
+) -> None:
+    """On the embedded broker, an event no binding matches is not even encoded
+    (an event that cannot be encoded shows it); one a subscriber hears is."""
+
+    class Unencodable:
+        event_id, origin, container_id = 1001, "nobody-listens", ""
+
+    if broker_kind == "embedded":
+        sent = events.publish(container.exchange, "test", Unencodable())
+        assert sent.called and sent.result is None
+    else:  # RabbitMQ is not asked who listens: the event is made, and cannot be
+        with pytest.raises(MessageFormatError):
+            events.publish(container.exchange, "test", Unencodable())
+    listener = await container.spawn(Process, name="listener")
+    got = await subscribe(listener, origin="nobody-listens")
+    with pytest.raises(MessageFormatError):
+        events.publish(container.exchange, "test", Unencodable())
+    await emit(listener, 1001, "nobody-listens")
+    assert len(await got.wait(1)) == 1

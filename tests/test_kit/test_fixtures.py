@@ -6,6 +6,7 @@ import re
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
 
 from ion.services.hello.service import HelloServiceClient
 from ion.test import IonKit, describe_process, unique_sysname
@@ -109,3 +110,44 @@ async def test_kit_refuses_to_start_after_stop():
     await kit.stop()
     with pytest.raises(RuntimeError, match="stopped"):
         await kit.start_container()
+
+
+@pytest.mark.ion_container(apps=["hello"])
+@pytest_twisted.ensureDeferred
+async def test_a_client_with_no_arguments_finds_the_fixtures_container(ion_container):
+    """HelloServiceClient() in a test using ion_container calls from that container."""
+    client = HelloServiceClient()
+    assert client.container is ion_container
+    assert await client.hello("you") == "Hello there, you"
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_inline_callbacks_test_finds_it_too(ion_container_factory):
+    """The first container of the test is found, in an inlineCallbacks test as well."""
+    first = yield defer.ensureDeferred(ion_container_factory(apps=["hello"]))
+    yield defer.ensureDeferred(ion_container_factory())
+    client = HelloServiceClient()
+    assert client.container is first
+    assert (yield defer.ensureDeferred(client.hello("you"))) == "Hello there, you"
+
+
+@pytest_twisted.async_fixture
+async def hello_client(ion_container):
+    """A user's fixture over ion_container that makes a client with no arguments."""
+    await ion_container.start_app("hello")
+    return HelloServiceClient()
+
+
+@pytest_twisted.async_yield_fixture
+async def hello_reply(ion_container):
+    """A user's yield fixture: the client is made, and used again at teardown, in place."""
+    yield await HelloServiceClient().hello("setup")
+    assert await HelloServiceClient().hello("teardown") == "Hello there, teardown"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_users_fixtures_find_the_container_too(ion_container, hello_client, hello_reply):
+    """Fixtures of the test's own (plain and yield) that use ion_container find it as well."""
+    assert hello_client.container is ion_container
+    assert await hello_client.hello("you") == "Hello there, you"
+    assert hello_reply == "Hello there, setup"

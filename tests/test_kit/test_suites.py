@@ -1,4 +1,4 @@
-"""The trial suites (the kit's own and the bank example's) and the example's pytest suite,
+"""The trial suites (the kit's own and the bank and greeter examples') and the example's pytest suite,
 each run in a subprocess the way a user runs it, so the project's one pytest command
 covers them. Trial prints PASSED even when it ran nothing, so the count is checked."""
 
@@ -22,6 +22,8 @@ BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 TRIAL_SUITES = {
     "kit": (ROOT, "tests.test_kit.trial", 10),
     "bank": (BANK, "tests_trial", 5),
+    # A user's suite whose handlers raise and whose clients take no arguments.
+    "greeter": (ROOT / "examples" / "greeter", "test_greeter", 5),
 }
 
 

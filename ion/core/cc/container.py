@@ -177,7 +177,7 @@ class Container(MultiService):
 
         try:
             event = events.create_event(event_id, origin=origin, **fields)
-            d = events.publish(self.exchange, self.id, event)
+            d = events.publish(self.exchange, self.id, event, container_id=self.id)
         except Exception:
             log.failure("{id}: could not announce event {eid}", id=self.id, eid=event_id)
             return

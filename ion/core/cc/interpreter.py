@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from ion.core.exception import IonError
+from ion.core.process import context
 
 if TYPE_CHECKING:
     from ion.core.cc.shell import ShellProtocol
@@ -128,6 +129,10 @@ class ShellInterpreter(code.InteractiveInterpreter):
         self.waits: list[Deferred[Any]] = []
         self._depth = 0
         self._saved: tuple[Any, Any] = (None, None)
+        container = namespace.get("container")
+        # Each line runs in its container: clients made without arguments find it.
+        self._place = context.Here(container) if container is not None else None
+        self._token: Any = None
 
     def resetBuffer(self) -> None:
         self.buffer = []
@@ -146,12 +151,17 @@ class ShellInterpreter(code.InteractiveInterpreter):
         if self._depth == 0:
             self._saved = (sys.stdout, sys.displayhook)
             sys.stdout, sys.displayhook = Output(self.shell), self.displayhook
+            if self._place is not None:
+                self._token = context.entered(self._place)
         self._depth += 1
 
     def __exit__(self, *exc: Any) -> None:
         self._depth -= 1
         if self._depth == 0:
             sys.stdout, sys.displayhook = self._saved
+            if self._token is not None:
+                token, self._token = self._token, None
+                context.left(token)
 
     def runcode(self, code_obj: Any) -> None:
         with self:

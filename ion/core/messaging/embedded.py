@@ -341,6 +341,14 @@ class EmbeddedConnection:
             )
         return defer.succeed(None)
 
+    def unheard(self, exchange: str, routing_key: str) -> bool:
+        """Whether a message published now to C{exchange} with C{routing_key} would
+        reach no queue (and no error): the publisher may then skip making it."""
+        if self._state != _OPEN:
+            return False  # publishing says why it cannot
+        ex = self._broker._exchanges.get(exchange)
+        return ex is not None and not ex.route(routing_key)
+
     def on_returned(self, callback: Callable[[str, str, bytes], None]) -> None:
         """Call C{callback(exchange, routing_key, body)} for each unroutable report_returns publish."""
         self._returned_callbacks.append(callback)

@@ -168,6 +168,12 @@ class ExchangeManager(Service):
             report_returns,
         )
 
+    def event_unheard(self, key: str) -> bool:
+        """Whether an event with routing key C{key} would reach nobody, as the
+        embedded broker can tell (RabbitMQ is not asked: False)."""
+        unheard = getattr(self.broker, "unheard", None)
+        return unheard is not None and unheard(self.events_exchange, key)
+
     def publish_event(self, key: str, body: bytes) -> Deferred[None]:
         """Publish to this system's events exchange (nobody listening is fine)."""
         return self.broker.publish(self.events_exchange, key, body, None, False)

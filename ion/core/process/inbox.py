@@ -19,6 +19,7 @@ from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
+from ion.core.process import context
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
@@ -26,6 +27,8 @@ _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"}
 
 class Inbox(Mailbox):
     """Taking deliveries for one process (a base of Process)."""
+
+    _place: context.Here  # where its handlers run (set when spawned)
 
     def _on_delivery(self, delivery: Any) -> None:
         """Take one delivery: decode, route to a conversation or handler, ack when done."""
@@ -96,6 +99,11 @@ class Inbox(Mailbox):
                 msg, Failure(UnknownOpError(f"{self.proc_name} has no operation {msg.op!r}"))
             )
             return
+        # The handler runs here (its coroutine in a copy of this context): clients
+        # made without arguments find this process, calls carry the request's user.
+        user = msg.headers.get(m.USER_ID)
+        place = self._place.of_user(user) if isinstance(user, str) and user else self._place
+        token = context.entered(place)
         try:
             result = handler(msg.content, msg.headers, msg)
             if isinstance(result, Deferred):
@@ -113,6 +121,8 @@ class Inbox(Mailbox):
             if isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
             return
+        finally:
+            context.left(token)
         waited.addBoth(self._finish_async, msg)
 
     def _takes_while_inactive(self, msg: m.Message) -> bool:
@@ -230,7 +240,14 @@ class Inbox(Mailbox):
                 err=failure.value,
             )
         else:
-            self.log.failure("{proc}: handler for {op} raised", failure, proc=self, op=msg.op)
+            # Answered (a 500): handled, so not logged as a Failure, which test
+            # runners (trial) count as an unhandled error; the traceback goes as text.
+            self.log.error(
+                "{proc}: handler for {op} raised:\n{traceback}",
+                proc=self,
+                op=msg.op,
+                traceback=failure.getTraceback().rstrip("\n"),
+            )
 
     def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
         """Answer a malformed request if its headers say where to, fail the call a

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from ion.core import exception as exc
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
+from ion.core.process import context
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -40,6 +41,7 @@ class Mailbox:
     _conversations: ConversationManager | None
     _rpc_timeout: float
     _max_message_size: int
+    user_id: str | None
 
     @property
     def conversations(self) -> ConversationManager:
@@ -51,7 +53,7 @@ class Mailbox:
 
     def _headers(self, to: str, op: str, protocol: str, conv_id: str) -> dict[str, Any]:
         me = str(self.id)
-        return {
+        h = {
             m.SENDER: me,
             m.SENDER_NAME: self.proc_name,
             m.RECEIVER: to,
@@ -63,6 +65,10 @@ class Mailbox:
             m.OP: op,
             m.TS: int(time.time() * 1000),
         }
+        user = self.user_id or context.user_id()
+        if user is not None:  # (the caller's headers may still say otherwise)
+            h[m.USER_ID] = user
+        return h
 
     def _may_send(self) -> bool:
         """Sending works from READY until terminate has finished."""

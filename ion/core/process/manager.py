@@ -135,8 +135,8 @@ class ProcessManager(Service):
             await proc.terminate()
         finally:
             self.processes.pop(str(proc.id), None)
-            if proc.parent is not None and proc in proc.parent.children:
-                proc.parent.children.remove(proc)
+            if proc.parent is not None:
+                _forget(proc.parent.children, proc)
 
     def find(self, key: str | int) -> Process | None:
         """A process by full id, by local number, or by name (the newest of that name)."""
@@ -181,3 +181,13 @@ class ProcessManager(Service):
                 await self.terminate(proc)
             except Exception:
                 log.failure("terminating {pid} failed", pid=str(proc.id))
+
+
+def _forget(children: list[Process], proc: Process) -> None:
+    """Take C{proc} out of C{children}. Children end newest first (a parent's
+    terminate goes backwards), so look from the end: forgetting them all stays
+    linear, where C{remove} would make it quadratic."""
+    for i in range(len(children) - 1, -1, -1):
+        if children[i] is proc:
+            del children[i]
+            return

@@ -16,12 +16,14 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ion.core import events
 from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config, read_number
 from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
+from ion.core.process import context
 from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
@@ -39,9 +41,13 @@ class Process(Inbox):
     @ivar proc_name: the process's name (spawn name, else the class's C{name}).
     @ivar args: spawn arguments.
     @ivar config: this process's view of the configuration.
+    @ivar user_id: the identity this process's calls carry (None: that of the
+        request its handler is answering, if any; a call's own C{user-id}
+        header wins over both).
     """
 
     name: ClassVar[str | None] = None
+    user_id: str | None = None
     #: Handlers run at once (more deliveries wait, unacked); None: config
     #: C{process.concurrency}; 0: no limit but the broker's prefetch.
     concurrency: ClassVar[int | None] = None
@@ -88,6 +94,11 @@ class Process(Inbox):
         return self._terminating or self.state in ("TERMINATED", "ERROR")
 
     @property
+    def place(self) -> context.Here:
+        """Where its handlers and hooks run (L{ion.core.process.context})."""
+        return self._place
+
+    @property
     def sysname(self) -> str:
         assert self.container is not None, "process is not spawned"
         return self.container.sysname
@@ -128,6 +139,7 @@ class Process(Inbox):
         # reading them per call, and keeps lookups off the message path.
         self._rpc_timeout = float(self.config.get("container.rpc_timeout", 15.0))
         self._max_message_size = container.exchange.max_message_size
+        self._place = context.Here(container, self)  # where its handlers and hooks run
 
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""
@@ -147,7 +159,7 @@ class Process(Inbox):
             self._reply_consumer = await exchange.consume(
                 reply_queue, self._on_delivery, 0, auto_ack=True
             )
-            await _run_hook(self.on_init)
+            await _run_hook(self.on_init, self._place)
         except BaseException:
             self._lifecycle.fail()
             self._announce("ERROR")
@@ -161,7 +173,7 @@ class Process(Inbox):
         exchange = self.container.exchange
         try:
             self._concurrency = self._concurrency_setting()
-            await _run_hook(self.on_activate)
+            await _run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
                 self._consumers.append(await exchange.consume(queue, self._on_delivery, prefetch))
@@ -230,14 +242,14 @@ class Process(Inbox):
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
-            await self._drain(float(self.config.get("container.terminate_timeout", 10.0)))
+            await self._drain()
             for child in reversed(self.children):
                 if not child.terminated:
                     await self._attempt(
                         self.container.proc_manager.terminate(child), f"terminating {child}"
                     )
             try:
-                await _run_hook(self.on_terminate)
+                await _run_hook(self.on_terminate, self._place)
             except Exception:
                 hook_error = Failure()
         finally:
@@ -259,16 +271,24 @@ class Process(Inbox):
         if hook_error is not None:
             hook_error.raiseException()
 
-    async def _attempt(self, step: Any, what: str) -> None:
-        """Await one step of terminating; log its failure instead of stopping there."""
+    def _attempt(self, step: Any, what: str) -> Any:
+        """One step of terminating to await; its failure is logged instead of
+        stopping there. A step done already is awaited as it is (the embedded
+        broker's are: a container of many processes stops that much sooner)."""
+        if isinstance(step, Deferred) and step.called and not isinstance(step.result, Failure):
+            return step
+        return self._attempted(step, what)
+
+    async def _attempted(self, step: Any, what: str) -> None:
         try:
             await step
         except Exception as e:
             self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
 
-    async def _drain(self, timeout: float) -> None:
+    async def _drain(self) -> None:
         if self._inflight == 0:
             return
+        timeout = float(self.config.get("container.terminate_timeout", 10.0))
         d: Deferred[None] = Deferred()
         self._idle.append(d)
         assert self.container is not None
@@ -298,18 +318,10 @@ class Process(Inbox):
     def _announce(self, state: str) -> None:
         """Publish this process's life cycle event (1052, origin = process id)."""
         assert self.container is not None
-        from ion.core import events
-
         try:
-            event = events.create_event(
-                events.EventId.PROCESS_LIFECYCLE,
-                origin=str(self.id),
-                process_id=str(self.id),
-                name=self.proc_name,
-                container_id=self.container.id,
-                state=state,
-            )
-            events.publish(self.container.exchange, str(self.id), event).addErrback(
+            me = str(self.id)
+            event = events.process_lifecycle_event(me, self.proc_name, self.container.id, state)
+            events.publish(self.container.exchange, me, event).addErrback(
                 lambda f: self.log.warn(
                     "{proc}: {state} event lost: {f}", proc=self, state=state, f=f.value
                 )
@@ -338,7 +350,11 @@ class Process(Inbox):
         return {"pong": str(self.id), "state": self.state}
 
 
-async def _run_hook(hook: Callable[[], Any]) -> None:
-    result = hook()
-    if isinstance(result, Deferred) or hasattr(result, "__await__"):
-        await result
+async def _run_hook(hook: Callable[[], Any], place: context.Here) -> None:
+    token = context.entered(place)  # awaited in this coroutine: reset in its context
+    try:
+        result = hook()
+        if isinstance(result, Deferred) or hasattr(result, "__await__"):
+            await result
+    finally:
+        context.left(token)

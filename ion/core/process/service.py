@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 
 from ion.core.exception import ProcessError
 from ion.core.id import check_name
+from ion.core.process import context
 from ion.core.process.implicit import ImplicitProcess
 from ion.core.process.process import Process
 
@@ -59,7 +60,11 @@ class ServiceClient:
     """Calls one service on behalf of a process.
 
     Without C{proc}, an implicit client process is spawned in C{container} on
-    first use (and terminated by L{close}).
+    first use (and terminated by L{close}). With neither, the client finds
+    where it is made (L{ion.core.process.context}): in a process's handler or
+    hook it calls from that process; in the shell, an C{IonTestCase} test or a
+    test using the C{ion_container} fixture, from an implicit process of that
+    container. Anywhere else it raises L{ProcessError}, saying how to pass one.
     """
 
     targetname: ClassVar[str | None] = None
@@ -74,7 +79,8 @@ class ServiceClient:
         if not target:
             raise ProcessError(f"{type(self).__name__} needs a targetname")
         if proc is None and container is None:
-            raise ProcessError(f"{type(self).__name__} needs a process or a container")
+            place = context.here(f"{type(self).__name__}()")
+            proc, container = place.process, place.container
         self.target = target
         self.proc = proc
         self.container = container if container is not None else proc.container  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer
+from twisted.logger import LogLevel
 
 from ion.core import exception as exc
 from ion.core.messaging import message as m
@@ -162,7 +163,11 @@ async def test_raised_exception_is_error_reply(container: Any, logs: Any) -> Non
     assert err.headers[m.STATUS] == m.STATUS_ERROR
     assert service.state == "ACTIVE"
     assert await wait_for(client.rpc_send("echo", "echo", 1)) == 1
-    await logs.wait_for_text("handler for boom raised")
+    event = await logs.wait_for_text("handler for boom raised")
+    # Handled (answered), so logged as an error with the traceback as text, not
+    # as a Failure, which trial would count against the test that expects the 500.
+    assert event["log_level"] == LogLevel.error and "log_failure" not in event
+    assert "Traceback" in logs.text(event) and "RuntimeError: boom: 7" in logs.text(event)
 
 
 @pytest_twisted.ensureDeferred

@@ -161,13 +161,14 @@ class ContainerLifecycleEvent(_message.Message):
     def __init__(self, container_id: _Optional[str] = ..., state: _Optional[_Union[ContainerLifecycleEvent.State, str]] = ...) -> None: ...
 
 class EventMessage(_message.Message):
-    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle")
+    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     DATETIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_MODIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +185,7 @@ class EventMessage(_message.Message):
     description: str
     name: str
     user_id: str
+    container_id: str
     resource_lifecycle: ResourceLifecycleEvent
     schedule: ScheduleEvent
     resource_modification: ResourceModificationEvent
@@ -194,4 +196,4 @@ class EventMessage(_message.Message):
     container_startup: ContainerStartupEvent
     process_lifecycle: ProcessLifecycleEvent
     container_lifecycle: ContainerLifecycleEvent
-    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ...) -> None: ...
+    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ...) -> None: ...
