@@ -61,7 +61,7 @@ class IonTestCase(unittest.TestCase):
     test_sup: Process | None = None
     sysname: str | None = None
 
-    def run(self, result: Any) -> None:
+    def run(self, result: Any) -> None:  # type: ignore[override]  # trial's run takes a result
         """Run the test (setUp to cleanups) where clients made without arguments
         (C{HelloServiceClient()}) find this test's container."""
         run_in = contextvars.copy_context()  # trial runs the test, and the reactor, in it
