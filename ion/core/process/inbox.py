@@ -146,17 +146,12 @@ class Inbox(Mailbox):
                 if isinstance(result, Failure):
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
                     if refusable and result.check(exc.Refuse):
-                        self.reply_refuse(msg, str(result.value), result.value.code)
+                        reason = exc.describe(result.value)
+                        self._answer(msg, "refusal", self.reply_refuse, reason, result.value.code)
                     else:
-                        self.reply_err(msg, exception=result.value)
+                        self._answer(msg, "error", self.reply_err, exception=result.value)
                 else:
-                    try:
-                        self.reply_ok(msg, result)
-                    except exc.MessageFormatError as e:
-                        # The handler's bug, not the caller's: answer 500, at once.
-                        error = exc.IonError(f"the result of {msg.op!r} cannot be sent: {e}")
-                        self.log.error("{proc}: {err}", proc=self, err=error)
-                        self.reply_err(msg, exception=error)
+                    self._answer(msg, "result", self.reply_ok, result)
         except Exception:
             self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
         finally:
@@ -168,6 +163,16 @@ class Inbox(Mailbox):
                 idle, self._idle = self._idle, []
                 for d in idle:
                     d.callback(None)
+
+    def _answer(self, msg: m.Message, what: str, reply: Callable[..., Any], *a: Any, **kw: Any):
+        """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
+        handler's bug, not the caller's: answer a 500 instead, at once."""
+        try:
+            reply(msg, *a, **kw)
+        except exc.MessageFormatError as e:
+            error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
+            self.log.error("{proc}: {err}", proc=self, err=error)
+            self.reply_err(msg, exception=error)
 
     def _start_waiting(self) -> None:
         """Start waiting deliveries while the concurrency allows (a loop, not a

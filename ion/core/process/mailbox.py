@@ -241,14 +241,13 @@ class Mailbox:
         reply_to = h.get(m.REPLY_TO)
         if not isinstance(reply_to, str):
             raise exc.ConversationError(f"{self}: {msg!r} has no reply-to; cannot answer it")
-        seq = h.get(m.CONV_SEQ)
         out = {
             m.SENDER: str(self.id),
             m.SENDER_NAME: self.proc_name,
             m.RECEIVER: reply_to,
             m.REPLY_TO: str(self.id) + REPLY_KEY_SUFFIX,
             m.CONV_ID: h[m.CONV_ID],
-            m.CONV_SEQ: (seq if isinstance(seq, int) else 1) + 1,
+            m.CONV_SEQ: m.next_seq(h),
             m.PROTOCOL: h[m.PROTOCOL],
             m.PERFORMATIVE: performative,
             # A generic conversation goes on with the same op; others answer "result".

@@ -1,0 +1,92 @@
+"""Requests that used to go unanswered or wedge a service, on both brokers: each
+is answered with an error at once, and the service keeps serving."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from ion.core import exception as exc
+from ion.core.cc.container import Container
+from ion.core.messaging import message as m
+from ion.core.process.process import Process
+from ion.core.process.service import ServiceProcess
+from ion.test.waiting import wait_for
+
+BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
+both_brokers = pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
+
+PATIENT = 30  # the caller's timeout: an answer must come long before it
+AT_ONCE = 5
+
+
+class StrRaises(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this error raises")
+
+
+class Faulty(ServiceProcess):
+    """Handlers that fail in the ways that used to leave the caller waiting."""
+
+    service_name = "faulty"
+
+    def op_str_raises(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        raise StrRaises()
+
+    def op_huge_error(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        raise RuntimeError("x" * 4000)
+
+    def op_echo(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        return content
+
+
+async def _service_and_client(
+    factory: Callable[..., Awaitable[Container]], **config: Any
+) -> tuple[Any, Process]:
+    container = await factory(config=config)
+    service = await container.spawn(Faulty)
+    return service, await container.spawn(Process, name="client")
+
+
+async def _still_serves(client: Process, service: Any) -> None:
+    assert service.state == "ACTIVE"
+    assert await wait_for(client.rpc_send("faulty", "echo", "still here"), AT_ONCE) == "still here"
+
+
+@both_brokers
+@pytest_twisted.ensureDeferred
+async def test_an_error_whose_str_raises_is_answered_at_once(ion_container_factory) -> None:
+    """A handler's exception whose str() raises is answered with a 500 naming its type."""
+    service, client = await _service_and_client(ion_container_factory)
+    with pytest.raises(exc.ReceivedContainerError) as raised:
+        await wait_for(client.rpc_send("faulty", "str_raises", timeout=PATIENT), AT_ONCE)
+    assert raised.value.content["type"] == "StrRaises"
+    assert "its str() raised RuntimeError" in raised.value.content["message"]
+    await _still_serves(client, service)
+
+
+@both_brokers
+@pytest_twisted.ensureDeferred
+async def test_a_request_with_the_last_conv_seq_is_answered_at_once(ion_container_factory) -> None:
+    """conv-seq 2^64-1 has no successor an answer could carry: the request is refused
+    as malformed, with an error the caller gets at once."""
+    service, client = await _service_and_client(ion_container_factory)
+    call = client.rpc_send("faulty", "echo", "x", timeout=PATIENT, headers={m.CONV_SEQ: 2**64 - 1})
+    with pytest.raises(exc.ReceivedApplicationError, match="conv-seq"):
+        await wait_for(call, AT_ONCE)
+    await _still_serves(client, service)
+
+
+@both_brokers
+@pytest_twisted.ensureDeferred
+async def test_an_error_too_big_to_send_is_answered_with_a_500(ion_container_factory) -> None:
+    """An error envelope over broker.max_message_size cannot go: a short 500 goes instead."""
+    service, client = await _service_and_client(
+        ion_container_factory, broker={"max_message_size": 2000}
+    )
+    with pytest.raises(exc.ReceivedContainerError, match="the error of 'huge_error' cannot be"):
+        await wait_for(client.rpc_send("faulty", "huge_error", timeout=PATIENT), AT_ONCE)
+    await _still_serves(client, service)
