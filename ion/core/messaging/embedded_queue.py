@@ -239,7 +239,7 @@ class DeliveryPump:
                 d._consumer = c
                 try:
                     c.callback(d)
-                except Exception:
+                except BaseException:  # SystemExit too: a callback's error stays its own
                     _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
                 continue
             conn = c.conn
@@ -250,6 +250,6 @@ class DeliveryPump:
             c.unacked += 1
             try:
                 c.callback(d)
-            except Exception:
+            except BaseException:  # SystemExit too: a callback's error stays its own
                 _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
         return budget

@@ -106,12 +106,14 @@ class Inbox(Mailbox):
             else:
                 self._finish(msg, result)
                 return
-        except BaseException as e:
-            # A handler's asyncio.CancelledError is a BaseException, and its
-            # call must still be answered and counted done.
+        except BaseException:
+            # SystemExit and KeyboardInterrupt too: a handler is user code, and
+            # one op's sys.exit() must not stop a container serving many
+            # processes (nor, raised into the broker link, drop the connection
+            # and have the request redelivered forever). Its call is answered
+            # with an error and the process stays ACTIVE, as for an async
+            # handler, whose Deferred catches them anyway.
             self._finish(msg, Failure())
-            if isinstance(e, KeyboardInterrupt | SystemExit):
-                raise
             return
         waited.addBoth(self._finish_async, msg)
 

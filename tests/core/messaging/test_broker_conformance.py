@@ -238,6 +238,33 @@ async def test_prefetch_limits_unacked_until_ack(connect, names):
     assert bodies(await limited.wait(3))[2] == b"after"
 
 
+@pytest.mark.parametrize("error", [SystemExit, KeyboardInterrupt])
+@pytest_twisted.ensureDeferred
+async def test_a_consumer_raising_system_exit_keeps_the_connection(connect, names, error):
+    """A consumer callback raising SystemExit or KeyboardInterrupt is logged; the
+    connection stays open and the next message is delivered (the one it raised on
+    is not redelivered)."""
+    conn = await connect()
+    lost: list[Exception] = []
+    conn.on_connection_lost(lost.append)
+    q = await conn.declare_queue(names("q"))
+    got = Collector()
+
+    def callback(d: IDelivery) -> None:
+        got(d)
+        d.ack()
+        if d.body == b"raise":
+            raise error()
+
+    await conn.consume(q, callback)
+    await conn.publish("", q, b"raise")
+    await conn.publish("", q, b"next")
+    assert bodies(await got.wait(2)) == [b"raise", b"next"]
+    await conn.publish("", q, b"last")
+    assert bodies(await got.wait(3)) == [b"raise", b"next", b"last"]
+    assert not any(d.redelivered for d in got.items) and lost == []
+
+
 @pytest_twisted.ensureDeferred
 async def test_reject_without_requeue_drops(connect, names):
     """C{reject(requeue=False)} drops the message: the next delivery is the next message."""

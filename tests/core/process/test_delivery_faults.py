@@ -28,6 +28,9 @@ class StrRaises(Exception):
         raise RuntimeError("str() of this error raises")
 
 
+_BASE = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt}
+
+
 class Faulty(ServiceProcess):
     """Handlers that fail in the ways that used to leave the caller waiting."""
 
@@ -35,6 +38,18 @@ class Faulty(ServiceProcess):
 
     def op_str_raises(self, content: Any, headers: dict, msg: m.Message) -> Any:
         raise StrRaises()
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.entered: list[str] = []
+
+    def op_exit(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        self.entered.append(content)
+        raise _BASE[content]()
+
+    async def op_exit_async(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        self.entered.append(content)
+        raise _BASE[content]()
 
     def op_huge_error(self, content: Any, headers: dict, msg: m.Message) -> Any:
         raise RuntimeError("x" * 4000)
@@ -90,3 +105,23 @@ async def test_an_error_too_big_to_send_is_answered_with_a_500(ion_container_fac
     with pytest.raises(exc.ReceivedContainerError, match="the error of 'huge_error' cannot be"):
         await wait_for(client.rpc_send("faulty", "huge_error", timeout=PATIENT), AT_ONCE)
     await _still_serves(client, service)
+
+
+@both_brokers
+@pytest.mark.parametrize("op", ["exit", "exit_async"])
+@pytest_twisted.ensureDeferred
+async def test_a_handler_raising_system_exit_is_answered_and_the_service_stays(
+    ion_container_factory, op: str
+) -> None:
+    """SystemExit or KeyboardInterrupt from a handler is one op's error, not the
+    container's: answered with a 500 at once, the request not run again, the
+    service ACTIVE and serving (on RabbitMQ it used to drop the broker link and
+    be redelivered after every reconnect)."""
+    service = await (await ion_container_factory()).spawn(Faulty)
+    client = await (await ion_container_factory()).spawn(Process, name="client")
+    for error in _BASE:
+        with pytest.raises(exc.ReceivedContainerError) as raised:
+            await wait_for(client.rpc_send("faulty", op, error, timeout=PATIENT), AT_ONCE)
+        assert raised.value.content["type"] == error
+    await _still_serves(client, service)
+    assert service.entered == list(_BASE)
