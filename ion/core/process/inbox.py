@@ -87,8 +87,14 @@ class Inbox(Mailbox):
             self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
                           proc=self, msg=msg, state=self.state)  # fmt: skip
 
+    #: Requests dropped unrun because their caller's deadline had passed.
+    expired_dropped: int = 0
+
     def _run(self, msg: m.Message) -> None:
         """Run the handler of C{msg}; L{_finish} answers and acks it."""
+        expiry = msg.headers.get(m.EXPIRY)
+        if expiry is not None and self._expired(msg, expiry):
+            return
         self._inflight += 1
         handler = self._handler(msg.op)
         if handler is None:
@@ -116,6 +122,18 @@ class Inbox(Mailbox):
             self._finish(msg, Failure())
             return
         waited.addBoth(self._finish_async, msg)
+
+    def _expired(self, msg: m.Message, expiry: Any) -> bool:
+        """Drop C{msg} (acked, counted) if its C{expiry} (the caller's deadline, ms
+        since the epoch) has passed: nobody waits for its answer any more."""
+        assert self.container is not None
+        if type(expiry) is not int or expiry > self.container.reactor.seconds() * 1000:
+            return False
+        settle(msg.delivery)
+        self.expired_dropped += 1
+        self.log.debug("{proc}: {msg!r} dropped unrun: its caller's deadline passed",
+                       proc=self, msg=msg)  # fmt: skip
+        return True
 
     def _takes_while_inactive(self, msg: m.Message) -> bool:
         """A message of a C{generic} conversation this process already holds is

@@ -143,7 +143,8 @@ class Mailbox:
         """Start an C{rpc} or C{request} conversation; fire with the final reply message.
 
         Fails with L{TimeoutError} after C{timeout} seconds (default: the
-        C{container.rpc_timeout} config), with a L{ReceivedError} subclass for
+        C{container.rpc_timeout} config; the request carries that deadline as
+        its C{expiry} header, and is not run once it passed), with a L{ReceivedError} subclass for
         an error reply, with L{RequestRefused} for a refusal, and at once with
         L{NoSuchServiceError} when nobody serves C{to}.
         """
@@ -153,6 +154,10 @@ class Mailbox:
             timeout = self._rpc_timeout
         conv_id = self._conversations.next_id()
         h = self._headers(to, op, protocol, conv_id)
+        assert self.container is not None
+        # The caller's deadline, absolute (ms since the epoch, by this host's
+        # clock): past it nobody waits, and the server drops the request unrun.
+        h[m.EXPIRY] = int((self.container.reactor.seconds() + timeout) * 1000)
         if headers:
             h.update(headers)
         body = self._encode(h, content)
@@ -161,7 +166,6 @@ class Mailbox:
         conv = self._conversations.start(conv_id, protocol, timeout)
         if on_agree is not None:
             self._conversations.on_agree[conv_id] = on_agree
-        assert self.container is not None
         # An unroutable request comes back through the process manager's
         # on_returned (no confirm round trip), or, the first time, as a failure.
         sent = self.container.exchange.publish(to, body, mandatory=True, report_returns=True)
