@@ -94,6 +94,10 @@ class TimeoutError(ConversationError):
     code = ION_TIMEOUT
 
 
+class HandlerTimeoutError(TimeoutError):
+    """A handler ran past its deadline and was cut off; its request is answered with this."""
+
+
 class NoSuchServiceError(ConversationError):
     """The message was addressed to a name nobody serves."""
 

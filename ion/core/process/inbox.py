@@ -19,6 +19,7 @@ from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
+from ion.core.process import watchdog
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
@@ -121,7 +122,23 @@ class Inbox(Mailbox):
             # handler, whose Deferred catches them anyway.
             self._finish(msg, Failure())
             return
-        waited.addBoth(self._finish_async, msg)
+        assert self.container is not None
+        clock = self.container.reactor
+        limit = watchdog.deadline(handler, self._handler_limit, msg.headers.get(m.EXPIRY),
+                                  clock.seconds())  # fmt: skip
+        if limit is None:
+            waited.addBoth(self._finish_async, msg)
+        else:
+            watchdog.watch(waited, limit, clock, lambda result: self._finish_async(result, msg),
+                           lambda seconds: self._cut_off(msg, seconds))  # fmt: skip
+
+    def _cut_off(self, msg: m.Message, seconds: float) -> None:
+        """The handler of C{msg} ran past its deadline: answer it with a timeout
+        error and give back its slot; the handler is cancelled."""
+        error = exc.HandlerTimeoutError(
+            f"{self}: the handler of {msg.op!r} was cut off after {seconds:g}s (its deadline)"
+        )
+        self._finish_async(Failure(error), msg)
 
     def _expired(self, msg: m.Message, expiry: Any) -> bool:
         """Drop C{msg} (acked, counted) if its C{expiry} (the caller's deadline, ms

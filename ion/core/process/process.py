@@ -22,6 +22,7 @@ from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
+from ion.core.process import watchdog
 from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
@@ -45,6 +46,11 @@ class Process(Inbox):
     #: Handlers run at once (more deliveries wait, unacked); None: config
     #: C{process.concurrency}; 0: no limit but the broker's prefetch.
     concurrency: ClassVar[int | None] = None
+    #: Seconds a handler may run before it is cut off (a timeout error answers
+    #: its request); None: config C{process.handler_timeout}; 0: no limit. A
+    #: request's expiry (its caller's deadline) bounds it too; an op may set
+    #: its own with L{ion.core.process.watchdog.handler_timeout}.
+    handler_timeout: ClassVar[float | None] = None
 
     def __init__(
         self,
@@ -67,6 +73,7 @@ class Process(Inbox):
         self._queues: list[str] = []
         self._inflight = 0
         self._concurrency = 0  # set at activate
+        self._handler_limit: float | None = None  # set at activate
         self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
         self._starting = False
         self._idle: list[Deferred[None]] = []
@@ -161,6 +168,7 @@ class Process(Inbox):
         exchange = self.container.exchange
         try:
             self._concurrency = self._concurrency_setting()
+            self._handler_limit = watchdog.configured_limit(type(self), self.config)
             await _run_hook(self.on_activate)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
