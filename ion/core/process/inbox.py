@@ -19,7 +19,7 @@ from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
-from ion.core.process import watchdog
+from ion.core.process import poison, watchdog
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
@@ -49,6 +49,14 @@ class Inbox(Mailbox):
         if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
             self._not_taken(msg)
             return
+        if delivery.redelivered:
+            if not self._auto_acked(delivery):
+                # Its holder may have died of it: count the round, or dead-letter it.
+                poisoned = poison.redelivered(self, msg, self._max_redeliveries)  # type: ignore[arg-type]
+                Deferred.fromCoroutine(poisoned)
+                return
+        elif delivery.headers and poison.REDELIVERIES in delivery.headers:
+            delivery.redelivered = True  # the copy poison sent round: it was delivered before
         if protocol == "rpc" or protocol == "request":
             conv = new_conversation(msg.conv_id, protocol, PARTICIPANT)  # type: ignore[arg-type]
             conv.feed("request")

@@ -74,6 +74,7 @@ class Process(Inbox):
         self._inflight = 0
         self._concurrency = 0  # set at activate
         self._handler_limit: float | None = None  # set at activate
+        self._max_redeliveries = 5  # set at activate
         self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
         self._starting = False
         self._idle: list[Deferred[None]] = []
@@ -169,6 +170,9 @@ class Process(Inbox):
         try:
             self._concurrency = self._concurrency_setting()
             self._handler_limit = watchdog.configured_limit(type(self), self.config)
+            self._max_redeliveries = self._setting(
+                "process.max_redeliveries", 5, "redeliveries >= 0"
+            )
             await _run_hook(self.on_activate)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
@@ -181,16 +185,15 @@ class Process(Inbox):
 
     def _concurrency_setting(self) -> int:
         value = type(self).concurrency
-        where = f"{type(self).__name__}.concurrency"
         if value is None:
-            value, where = self.config.get("process.concurrency", 0), "process.concurrency"
-            number = read_number(value, int)  # as the other settings are read: "4" is 4
-            value = int(number) if number is not None else value
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise exc.ConfigurationError(
-                f"{where}: expected a whole number of handlers >= 0 (0: no limit), not {value!r}"
-            )
-        return value
+            return self._setting("process.concurrency", 0, "handlers >= 0 (0: no limit)")
+        return _whole(value, f"{type(self).__name__}.concurrency", "handlers >= 0 (0: no limit)")
+
+    def _setting(self, key: str, default: int, what: str = ">= 0") -> int:
+        """A whole-number setting >= 0 of this process's config."""
+        value = self.config.get(key, default)
+        number = read_number(value, int)  # as the other settings are read: "4" is 4
+        return _whole(int(number) if number is not None else value, key, what)
 
     @property
     def terminated(self) -> bool:
@@ -344,6 +347,12 @@ class Process(Inbox):
     def op_ping(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """Answer that this process is alive, with its id and state."""
         return {"pong": str(self.id), "state": self.state}
+
+
+def _whole(value: Any, where: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise exc.ConfigurationError(f"{where}: expected a whole number of {what}, not {value!r}")
+    return value
 
 
 async def _run_hook(hook: Callable[[], Any]) -> None:

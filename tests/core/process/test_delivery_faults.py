@@ -12,9 +12,10 @@ import pytest_twisted
 from ion.core import exception as exc
 from ion.core.cc.container import Container
 from ion.core.messaging import message as m
+from ion.core.process import poison
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
-from ion.test.waiting import wait_for
+from ion.test.waiting import Collector, wait_for
 
 BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 both_brokers = pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
@@ -125,3 +126,51 @@ async def test_a_handler_raising_system_exit_is_answered_and_the_service_stays(
         assert raised.value.content["type"] == error
     await _still_serves(client, service)
     assert service.entered == list(_BASE)
+
+
+class Crashy(ServiceProcess):
+    """op_crash gives its delivery back as a dying instance's broker would."""
+
+    service_name = "crashy"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.runs: list[tuple[Any, bool]] = []
+
+    def op_crash(self, content: Any, headers: dict, msg: m.Message) -> None:
+        self.runs.append((content, msg.delivery.redelivered))
+        # What the broker does with an unacked delivery when its holder dies.
+        msg.delivery.reject(requeue=True)
+
+    def op_echo(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        return content
+
+
+@both_brokers
+@pytest_twisted.ensureDeferred
+async def test_a_request_redelivered_too_often_goes_to_the_dead_letter_queue(
+    ion_container_factory, logs
+) -> None:
+    """A request whose every delivery is lost with its holder runs
+    process.max_redeliveries + 1 times, then goes to <sysname>.dead_letters with
+    headers saying where from, logged with its origin, instead of looping."""
+    container = await ion_container_factory(config={"process": {"max_redeliveries": 2}})
+    service = await container.spawn(Crashy)
+    client = await (await ion_container_factory()).spawn(Process, name="client")
+    broker = container.exchange.broker
+    queue = container.exchange.queue_name(poison.DEAD_LETTER_KEY)
+    await broker.declare_queue(queue, durable=True)
+    dead = Collector()
+    await broker.consume(queue, dead)
+    await client.send("crashy", "crash", "poison")
+    [letter] = await dead.wait(1)
+    letter.ack()
+    assert m.decode(letter.body).content == "poison"
+    assert letter.headers[poison.REDELIVERIES] == 3
+    assert letter.headers[poison.ORIGIN_KEY] == "crashy"
+    assert letter.headers[poison.DEAD_BY] == str(service.id)
+    assert service.runs == [("poison", False), ("poison", True), ("poison", True)]
+    text = await logs.wait_for_text("moved to " + queue)
+    assert str(client.id) in logs.text(text) and "redelivered 3 times" in logs.text(text)
+    assert await wait_for(client.rpc_send("crashy", "echo", "next"), AT_ONCE) == "next"
+    assert len(service.runs) == 3
