@@ -168,7 +168,11 @@ class Mailbox:
             self._conversations.on_agree[conv_id] = on_agree
         # An unroutable request comes back through the process manager's
         # on_returned (no confirm round trip), or, the first time, as a failure.
-        sent = self.container.exchange.publish(to, body, mandatory=True, report_returns=True)
+        # The deadline as AMQP's TTL too: the broker drops it unread once it passed.
+        ttl = max(1, round(timeout * 1000))
+        sent = self.container.exchange.publish(
+            to, body, mandatory=True, report_returns=True, expiration=ttl
+        )
         if not _succeeded(sent):
             sent.addErrback(self._call_not_sent, conv, to)
         return conv.deferred

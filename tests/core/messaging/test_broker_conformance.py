@@ -266,6 +266,25 @@ async def test_a_consumer_raising_system_exit_keeps_the_connection(connect, name
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_message_whose_expiration_passed_while_queued_is_not_delivered(connect, names):
+    """C{expiration} (ms) is AMQP's per-message TTL: a message queued longer is dropped."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    conn = await connect()
+    q = await conn.declare_queue(names("q"))
+    await conn.publish("", q, b"stale", expiration=1)
+    await conn.publish("", q, b"fresh", expiration=60_000)
+    await conn.publish("", q, b"plain")
+    # The stale one's TTL must pass while it is queued: this waits for time
+    # itself (100 times the TTL), not for an event.
+    await deferLater(reactor, 0.1, lambda: None)
+    c = Collector(ack=True)
+    await conn.consume(q, c)
+    assert bodies(await c.wait(2)) == [b"fresh", b"plain"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_reject_without_requeue_drops(connect, names):
     """C{reject(requeue=False)} drops the message: the next delivery is the next message."""
     conn = await connect()

@@ -61,6 +61,14 @@ async def test_requests_whose_deadline_passed_while_waiting_are_not_run() -> Non
     service = await container.spawn(OneAtATime)
     caller = await container.spawn(Process, name="caller")
     _wire(container, service, caller)
+    ttls: list[Any] = []
+    publish = container.exchange.publish
+
+    def recording(key: str, body: bytes, *a: Any, expiration: Any = None, **kw: Any) -> Any:
+        ttls.append(expiration)
+        return publish(key, body, *a, expiration=expiration, **kw)
+
+    container.exchange.publish = recording  # type: ignore[method-assign]
     first = caller.rpc_send(service.id, "work", 0, timeout=10)
     late = [caller.rpc_send(service.id, "work", i, timeout=0.3) for i in range(1, 6)]
     errors: list[Any] = []
@@ -68,6 +76,7 @@ async def test_requests_whose_deadline_passed_while_waiting_are_not_run() -> Non
         call.addErrback(errors.append)
     [request] = container.exchange.sent("work")[:1]
     assert request.headers[m.EXPIRY] == 1_010_000
+    assert ttls == [10_000, 300, 300, 300, 300, 300]  # AMQP expiration, ms, relative
     assert service.entered == [0]
     clock.advance(0.3)
     assert [e.type for e in errors] == [exc.TimeoutError] * 5
