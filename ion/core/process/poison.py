@@ -6,15 +6,23 @@ ion's service queues are classic queues, which count no deliveries (only
 quorum queues have C{x-delivery-limit}, and they cannot be exclusive or
 auto-delete, nor can a queue change its type under running instances), and the
 embedded broker must behave the same. So the count travels with the message:
-a delivery flagged redelivered is not run but published again, confirmed, to
-where it was first sent, its transport header L{REDELIVERIES} one higher, and
-then acked; the copy runs. Past the limit it is published to
-C{<sysname>.dead_letters} instead, with headers naming where it came from.
+a delivery flagged redelivered is acked and published again, confirmed, to
+where it was first sent, its transport header L{REDELIVERIES} one higher; the
+copy runs. Past the limit it is published to C{<sysname>.dead_letters}
+instead, with headers naming where it came from.
+
+The ack goes out first, in the reactor turn before the copy is published: the
+broker then has it before the copy exists. Published first, the copy could
+run (and kill its instance) before the ack left, and the original, back again
+with no count, would start a new round each time. The price is a window of
+one turn in which an instance that dies loses the request.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from twisted.internet.task import deferLater
 
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
@@ -36,9 +44,12 @@ def count(delivery: Any) -> int:
 
 
 async def redelivered(proc: Process, msg: m.Message, limit: int) -> None:
-    """Send the redelivered C{msg} round once more, or, past C{limit}, to the
-    dead-letter queue; ack it once the broker has the copy (put it back if not)."""
+    """Ack the redelivered C{msg}, then send it round once more, or, past
+    C{limit}, to the dead-letter queue."""
     assert proc.container is not None
+    settle(msg.delivery)
+    # Acks of one turn go out at its end: the copy is published in the next one.
+    await deferLater(proc.container.reactor, 0, lambda: None)
     exchange = proc.container.exchange
     broker = exchange.broker
     delivery = msg.delivery
@@ -63,8 +74,6 @@ async def redelivered(proc: Process, msg: m.Message, limit: int) -> None:
                 limit=limit, queue=queue,
             )  # fmt: skip
     except Exception as e:
-        proc.log.warn("{proc}: could not pass on redelivered {msg!r}: {err}; putting it back",
-                      proc=proc, msg=msg, err=e)  # fmt: skip
-        settle(delivery, requeue=True)
-        return
-    settle(delivery)
+        proc.log.error("{proc}: redelivered {msg!r} (sent to {key!r} by {sender}) lost: it "
+                       "could not be published again: {err}", proc=proc, msg=msg,
+                       key=delivery.routing_key, sender=msg.sender, err=e)  # fmt: skip

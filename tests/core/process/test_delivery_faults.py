@@ -3,11 +3,13 @@ is answered with an error at once, and the service keeps serving."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet.task import deferLater
 
 from ion.core import exception as exc
 from ion.core.cc.container import Container
@@ -16,6 +18,9 @@ from ion.core.process import poison
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
 from ion.test.waiting import Collector, wait_for
+from tests.core.cc.test_amqp_twistd import OsSystem
+from tests.launch import TIMEOUT, await_file, launch
+from tests.rabbit import URL, delete_systems, require_rabbitmq
 
 BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 both_brokers = pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
@@ -174,3 +179,79 @@ async def test_a_request_redelivered_too_often_goes_to_the_dead_letter_queue(
     assert str(client.id) in logs.text(text) and "redelivered 3 times" in logs.text(text)
     assert await wait_for(client.rpc_send("crashy", "echo", "next"), AT_ONCE) == "next"
     assert len(service.runs) == 3
+
+
+# -- real twistd containers on RabbitMQ: instances that die of a request ----------
+
+CRASHING = """\
+import os
+from ion.core.process.service import ServiceProcess
+
+class Crashing(ServiceProcess):
+    service_name = "crashing"
+
+    def op_crash(self, content, headers, msg):
+        with open({runs!r}, "a") as f:
+            f.write(content + "\\n")
+        os._exit(3)  # dies holding the request, as a segfault or the OOM killer would
+
+await cc.spawn(Crashing)
+"""
+
+
+async def _exited(proc: Any) -> int:
+    """The exit status of OS process C{proc}, once it has exited (TIMEOUT at most)."""
+    from twisted.internet import reactor  # no reactor at import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, f"still running after {TIMEOUT}s"
+        await deferLater(reactor, 0.02, lambda: None)
+    return proc.returncode
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_instances_that_die_of_a_request_stop_getting_it(tmp_path) -> None:
+    """A request that kills every twistd instance that takes it runs
+    process.max_redeliveries + 1 times (here 2), then the next instance puts it
+    in the dead-letter queue and keeps serving."""
+    require_rabbitmq()
+    system = OsSystem(tmp_path)
+    try:
+        here = await system.container()
+        queue = here.exchange.queue_name(poison.DEAD_LETTER_KEY)
+        await here.exchange.broker.declare_queue(queue, durable=True)
+        dead = Collector()
+        await here.exchange.broker.consume(queue, dead)
+        runs, boot = tmp_path / "runs", tmp_path / "crashing.py"
+        boot.write_text(CRASHING.format(runs=str(runs)))
+
+        def instance(n: int) -> tuple[Any, Any]:
+            ready = tmp_path / f"{n}.ready"
+            args = ["-n", "--broker", URL, "-s", system.sysname, "--ready-file", str(ready)]
+            args += ["-a", "process.max_redeliveries=1", str(boot)]
+            proc = launch(f"crashing{n}-{system.sysname}", *args)
+            system.procs.append(proc)
+            return proc, ready
+
+        first, ready = instance(1)
+        await await_file(ready, first)
+        client = await here.spawn(Process, name="client")
+        await client.send("crashing", "crash", "poison")
+        assert await _exited(first) == 3
+        second, _ = instance(2)  # takes it redelivered, runs it again, dies
+        assert await _exited(second) == 3
+        third, ready = instance(3)
+        [letter] = await dead.wait(1, timeout=20)
+        letter.ack()
+        await await_file(ready, third)
+        pong = await wait_for(client.rpc_send("crashing", "ping"), AT_ONCE)
+        assert pong["state"] == "ACTIVE" and third.poll() is None
+        assert runs.read_text().splitlines() == ["poison", "poison"]
+        assert letter.headers[poison.REDELIVERIES] == 2
+        assert letter.headers[poison.ORIGIN_KEY] == "crashing"
+        assert m.decode(letter.body).content == "poison"
+    finally:
+        await system.cleanup()
+        await delete_systems(set(), {f"{system.sysname}.crashing", queue})
