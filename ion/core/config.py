@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "conversation_timeout": 60.0,
     },
     "broker": {"url": "local", "prefetch": 32, "max_message_size": 134217728},
-    "process": {"concurrency": 0},
+    "process": {"concurrency": 0, "handler_timeout": 0, "max_redeliveries": 5},
     "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
     "pack": {
         "app_path": ["res/apps"],
@@ -395,6 +395,8 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "pack.start_timeout": (float, 0, False),
     "pack.needs_timeout": (float, 0, True),
     "process.concurrency": (int, 0, True),
+    "process.handler_timeout": (float, 0, True),
+    "process.max_redeliveries": (int, 0, True),
 }
 
 

@@ -94,6 +94,10 @@ class TimeoutError(ConversationError):
     code = ION_TIMEOUT
 
 
+class HandlerTimeoutError(TimeoutError):
+    """A handler ran past its deadline and was cut off; its request is answered with this."""
+
+
 class NoSuchServiceError(ConversationError):
     """The message was addressed to a name nobody serves."""
 
@@ -199,9 +203,17 @@ def received_error(headers: dict[str, Any], content: Any) -> ReceivedError:
 def error_content(exc: BaseException) -> dict[str, Any]:
     """The error envelope sent for C{exc}: code, type and message."""
     code = getattr(exc, "code", None)
-    if not isinstance(code, int):
+    if not isinstance(code, int) or isinstance(code, bool):
         code = INTERNAL_ERROR
-    return {"code": code, "type": type(exc).__name__, "message": str(exc)}
+    return {"code": code, "type": type(exc).__name__, "message": describe(exc)}
+
+
+def describe(exc: BaseException) -> str:
+    """C{str(exc)}, or a stand-in when that raises: an error must still be answered."""
+    try:
+        return str(exc)
+    except Exception as e:
+        return f"<{type(exc).__name__}: its str() raised {type(e).__name__}>"
 
 
 class ObjectError(IonError):

@@ -119,8 +119,9 @@ class OfflineExchange:
         return defer.succeed(None)
 
     def publish(
-        self, key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
+        self, key: str, body: bytes, mandatory: bool = False, **_: Any
     ) -> defer.Deferred[None]:
+        """Keep and route the message; the rest (C{report_returns}, C{expiration}) is the broker's."""
         msg = m.decode(body)
         self.published.append((key, msg))
         receiver = self._routes.get(key)

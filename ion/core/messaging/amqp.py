@@ -297,6 +297,7 @@ class AmqpBroker:
         mandatory: bool = False,
         confirm: bool = False,
         report_returns: bool = False,
+        expiration: int | None = None,
     ) -> defer.Deferred[None]:
         if self._core.state != "open" and not self._redeclared():
             return defer.fail(self._gone())
@@ -315,7 +316,7 @@ class AmqpBroker:
         pub = self._pub
         if mandatory and report_returns and not confirm:
             # Sent mandatory on the plain channel: a return goes to on_returned.
-            args = (exchange, routing_key, body, headers or None, True, False)
+            args = (exchange, routing_key, body, headers or None, True, False, expiration)
             publisher = pub.publishers[False]
             if (
                 publisher is not None
@@ -326,7 +327,7 @@ class AmqpBroker:
                     return publisher.publish(*args)
                 except Exception:
                     return defer.fail()
-        args = (exchange, routing_key, body, headers or None, mandatory, confirm)
+        args = (exchange, routing_key, body, headers or None, mandatory, confirm, expiration)
         if exchange and exchange not in self._topology.known_exchanges:
             return pub.after_exchange_check(exchange, args)
         publisher = pub.publishers[bool(args[4] or args[5])]

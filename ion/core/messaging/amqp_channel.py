@@ -248,15 +248,22 @@ class Publisher:
         self.unconfirmed: dict[int, tuple[defer.Deferred[None], str, str] | None] = {}
         self.returned: set[int] = set()
 
-    def publish(self, exchange, key, body, headers, mandatory, confirm) -> defer.Deferred[None]:
+    def publish(
+        self, exchange, key, body, headers, mandatory, confirm, expiration=None
+    ) -> defer.Deferred[None]:
+        # AMQP's expiration is a string of milliseconds.
+        ttl = None if expiration is None else str(expiration)
         if not self.confirming:
             # Returns on a plain channel are told apart by their body, not a sequence number.
-            props = pika.spec.BasicProperties(headers=headers) if headers else _NO_PROPERTIES
+            if headers or ttl:
+                props = pika.spec.BasicProperties(headers=headers, expiration=ttl)
+            else:
+                props = _NO_PROPERTIES
             self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
             return defer.succeed(None)
         seq = self.seq + 1
         props = pika.spec.BasicProperties(
-            headers=headers, message_id=str(seq) if mandatory else None
+            headers=headers, message_id=str(seq) if mandatory else None, expiration=ttl
         )
         self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
         self.seq = seq

@@ -100,7 +100,7 @@ class ConsumerChannel:
         )
         try:
             c.callback(d)
-        except Exception:
+        except BaseException:  # SystemExit too: a callback's error stays its own
             _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
 
     def _cancelled_by_broker(self, frame: Any) -> None:

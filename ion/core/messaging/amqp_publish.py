@@ -27,8 +27,8 @@ __all__ = ["PublishPath"]
 
 _log = Logger()
 
-# Publisher.publish's (exchange, routing_key, body, headers, mandatory, confirm).
-_Args = tuple[str, str, bytes, dict[str, Any] | None, bool, bool]
+# Publisher.publish's (exchange, routing_key, body, headers, mandatory, confirm, expiration).
+_Args = tuple[str, str, bytes, dict[str, Any] | None, bool, bool, int | None]
 _Waiters = list[tuple[_Args, defer.Deferred[None]]]
 
 

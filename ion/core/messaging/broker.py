@@ -93,8 +93,12 @@ class IBroker(Interface):
         mandatory: bool = False,
         confirm: bool = False,
         report_returns: bool = False,
+        expiration: int | None = None,
     ) -> Any:
         """Publish a message. -> Deferred[None]
+
+        With C{expiration} (ms, AMQP's per-message TTL), a message still queued
+        that long after it was published is dropped instead of delivered.
 
         With C{mandatory}, a message that matches no queue fails the Deferred
         with L{ion.core.exception.UnroutableError}. With C{confirm}, the Deferred

@@ -298,6 +298,7 @@ class EmbeddedConnection:
         mandatory: bool = False,
         confirm: bool = False,
         report_returns: bool = False,
+        expiration: int | None = None,
     ) -> defer.Deferred[None]:
         # The hot path: written out rather than wrapped in _operation.
         if self._state != _OPEN:
@@ -326,9 +327,10 @@ class EmbeddedConnection:
         else:
             headers = None
         routed = False
+        expires = None if expiration is None else broker._reactor.seconds() + expiration / 1000
         for name in names:  # queues may share headers: each consumer gets its own copy
             q = queues[name]
-            q.put(Delivery(q, exchange, routing_key, body, headers, False))
+            q.put(Delivery(q, exchange, routing_key, body, headers, False, expires))
             if q.consumers and not q.scheduled:
                 self._pump.schedule(q)
             routed = True

@@ -99,7 +99,7 @@ class Delivery:
     """A message in a queue, and once handed to a consumer, that consumer's delivery."""
 
     __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
-                 "place", "_queue", "_consumer", "_tag", "_state", "_kept")  # fmt: skip
+                 "place", "expires", "_queue", "_consumer", "_tag", "_state", "_kept")  # fmt: skip
 
     def __init__(
         self,
@@ -109,6 +109,7 @@ class Delivery:
         body: bytes,
         headers: dict[str, Any] | None,
         redelivered: bool,
+        expires: float | None = None,
     ) -> None:
         self.body = body
         self.exchange = exchange
@@ -116,6 +117,7 @@ class Delivery:
         self.headers = {} if headers is None else headers
         self.redelivered = redelivered
         self.place = 0  # set as it is queued (Queue.put)
+        self.expires = expires  # when it is dropped if still queued (the reactor's seconds)
         self._kept: dict[str, Any] | None = None  # the headers as queued, if a consumer got a copy
         self._queue = queue
         self._consumer: Consumer | None = None
@@ -162,7 +164,9 @@ class Delivery:
         if not q.deleted:
             # The headers as queued: what the consumer changed in its copy stays there.
             headers = self._kept if self._kept is not None else self.headers
-            again = Delivery(q, self.exchange, self.routing_key, self.body, headers, True)
+            again = Delivery(
+                q, self.exchange, self.routing_key, self.body, headers, True, self.expires
+            )
             again.place = self.place
             q.put_back(again)
             if q.consumers and not q.scheduled:
@@ -232,6 +236,8 @@ class DeliveryPump:
                 q.rr = i
             d = msgs.popleft()
             budget -= 1
+            if d.expires is not None and d.expires <= self._reactor.seconds():
+                continue  # its TTL passed while queued: dropped, as RabbitMQ does
             if d.headers:  # the consumer's own copy (ion's messages have none)
                 d._kept, d.headers = d.headers, to_wire_headers(d.headers)
             if c.auto_ack:  # the broker forgets it as it hands it over
@@ -239,7 +245,7 @@ class DeliveryPump:
                 d._consumer = c
                 try:
                     c.callback(d)
-                except Exception:
+                except BaseException:  # SystemExit too: a callback's error stays its own
                     _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
                 continue
             conn = c.conn
@@ -250,6 +256,6 @@ class DeliveryPump:
             c.unacked += 1
             try:
                 c.callback(d)
-            except Exception:
+            except BaseException:  # SystemExit too: a callback's error stays its own
                 _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
         return budget

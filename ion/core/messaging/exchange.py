@@ -154,10 +154,15 @@ class ExchangeManager(Service):
         return queue
 
     def publish(
-        self, key: str, body: bytes, mandatory: bool = False, report_returns: bool = False
+        self,
+        key: str,
+        body: bytes,
+        mandatory: bool = False,
+        report_returns: bool = False,
+        expiration: int | None = None,
     ) -> Deferred[None]:
         """Publish to this system's exchange with routing key C{key} (mandatory ones
-        confirmed if L{confirm_mandatory})."""
+        confirmed if L{confirm_mandatory}; C{expiration}: a TTL in ms)."""
         return self.broker.publish(
             self.exchange_name,
             key,
@@ -166,6 +171,7 @@ class ExchangeManager(Service):
             mandatory,
             mandatory and self.confirm_mandatory,
             report_returns,
+            expiration,
         )
 
     def event_unheard(self, key: str) -> bool:

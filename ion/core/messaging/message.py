@@ -38,6 +38,8 @@ PERFORMATIVES = frozenset(
     {"request", "agree", "refuse", "inform_result", "failure", "inform", "cancel"}
 )
 REQUIRED = (SENDER, RECEIVER, CONV_ID, PROTOCOL, PERFORMATIVE)
+# conv-seq stays a signed 64-bit number, its successor too (an answer's is one more).
+MAX_CONV_SEQ = 2**63 - 1
 
 ENCODING_MSGPACK = "msgpack"
 # Protobuf objects travel as their bytes, with encoding "ion-object:<type id>".
@@ -162,5 +164,14 @@ def check_headers(headers: dict[str, Any]) -> None:
     if headers[PERFORMATIVE] == "request" and not isinstance(headers.get(OP), str):
         raise MessageFormatError("a request needs a string 'op' header")
     seq = headers.get(CONV_SEQ)
-    if seq is not None and not isinstance(seq, int):
-        raise MessageFormatError("'conv-seq' must be an integer")
+    if seq is not None and not (isinstance(seq, int) and 0 <= seq < MAX_CONV_SEQ):
+        raise MessageFormatError(f"'conv-seq' must be an integer from 0 to {MAX_CONV_SEQ - 1}")
+
+
+def next_seq(headers: dict[str, Any]) -> int:
+    """The C{conv-seq} of the answer to a message with C{headers}; one without a
+    good C{conv-seq} counts as the first (1)."""
+    seq = headers.get(CONV_SEQ)
+    if isinstance(seq, int) and 0 <= seq < MAX_CONV_SEQ:
+        return seq + 1
+    return 2

@@ -19,7 +19,7 @@ from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
-from ion.core.process import context
+from ion.core.process import context, poison, watchdog
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
@@ -51,6 +51,14 @@ class Inbox(Mailbox):
         if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
             self._not_taken(msg)
             return
+        if delivery.redelivered:
+            if not self._auto_acked(delivery):
+                # Its holder may have died of it: count the round, or dead-letter it.
+                poisoned = poison.redelivered(self, msg, self._max_redeliveries)  # type: ignore[arg-type]
+                Deferred.fromCoroutine(poisoned)
+                return
+        elif delivery.headers and poison.REDELIVERIES in delivery.headers:
+            delivery.redelivered = True  # the copy poison sent round: it was delivered before
         if protocol == "rpc" or protocol == "request":
             conv = new_conversation(msg.conv_id, protocol, PARTICIPANT)  # type: ignore[arg-type]
             conv.feed("request")
@@ -90,8 +98,14 @@ class Inbox(Mailbox):
             self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
                           proc=self, msg=msg, state=self.state)  # fmt: skip
 
+    #: Requests dropped unrun because their caller's deadline had passed.
+    expired_dropped: int = 0
+
     def _run(self, msg: m.Message) -> None:
         """Run the handler of C{msg}; L{_finish} answers and acks it."""
+        expiry = msg.headers.get(m.EXPIRY)
+        if expiry is not None and self._expired(msg, expiry):
+            return
         self._inflight += 1
         handler = self._handler(msg.op)
         if handler is None:
@@ -114,16 +128,46 @@ class Inbox(Mailbox):
             else:
                 self._finish(msg, result)
                 return
-        except BaseException as e:
-            # A handler's asyncio.CancelledError is a BaseException, and its
-            # call must still be answered and counted done.
+        except BaseException:
+            # SystemExit and KeyboardInterrupt too: a handler is user code, and
+            # one op's sys.exit() must not stop a container serving many
+            # processes (nor, raised into the broker link, drop the connection
+            # and have the request redelivered forever). Its call is answered
+            # with an error and the process stays ACTIVE, as for an async
+            # handler, whose Deferred catches them anyway.
             self._finish(msg, Failure())
-            if isinstance(e, KeyboardInterrupt | SystemExit):
-                raise
             return
         finally:
             context.left(token)
-        waited.addBoth(self._finish_async, msg)
+        assert self.container is not None
+        clock = self.container.reactor
+        limit = watchdog.deadline(handler, self._handler_limit, msg.headers.get(m.EXPIRY),
+                                  clock.seconds())  # fmt: skip
+        if limit is None:
+            waited.addBoth(self._finish_async, msg)
+        else:
+            watchdog.watch(waited, limit, clock, lambda result: self._finish_async(result, msg),
+                           lambda seconds: self._cut_off(msg, seconds))  # fmt: skip
+
+    def _cut_off(self, msg: m.Message, seconds: float) -> None:
+        """The handler of C{msg} ran past its deadline: answer it with a timeout
+        error and give back its slot; the handler is cancelled."""
+        error = exc.HandlerTimeoutError(
+            f"{self}: the handler of {msg.op!r} was cut off after {seconds:g}s (its deadline)"
+        )
+        self._finish_async(Failure(error), msg)
+
+    def _expired(self, msg: m.Message, expiry: Any) -> bool:
+        """Drop C{msg} (acked, counted) if its C{expiry} (the caller's deadline, ms
+        since the epoch) has passed: nobody waits for its answer any more."""
+        assert self.container is not None
+        if type(expiry) is not int or expiry > self.container.reactor.seconds() * 1000:
+            return False
+        settle(msg.delivery)
+        self.expired_dropped += 1
+        self.log.debug("{proc}: {msg!r} dropped unrun: its caller's deadline passed",
+                       proc=self, msg=msg)  # fmt: skip
+        return True
 
     def _takes_while_inactive(self, msg: m.Message) -> bool:
         """A message of a C{generic} conversation this process already holds is
@@ -156,17 +200,12 @@ class Inbox(Mailbox):
                 if isinstance(result, Failure):
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
                     if refusable and result.check(exc.Refuse):
-                        self.reply_refuse(msg, str(result.value), result.value.code)
+                        reason = exc.describe(result.value)
+                        self._answer(msg, "refusal", self.reply_refuse, reason, result.value.code)
                     else:
-                        self.reply_err(msg, exception=result.value)
+                        self._answer(msg, "error", self.reply_err, exception=result.value)
                 else:
-                    try:
-                        self.reply_ok(msg, result)
-                    except exc.MessageFormatError as e:
-                        # The handler's bug, not the caller's: answer 500, at once.
-                        error = exc.IonError(f"the result of {msg.op!r} cannot be sent: {e}")
-                        self.log.error("{proc}: {err}", proc=self, err=error)
-                        self.reply_err(msg, exception=error)
+                    self._answer(msg, "result", self.reply_ok, result)
         except Exception:
             self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
         finally:
@@ -178,6 +217,16 @@ class Inbox(Mailbox):
                 idle, self._idle = self._idle, []
                 for d in idle:
                     d.callback(None)
+
+    def _answer(self, msg: m.Message, what: str, reply: Callable[..., Any], *a: Any, **kw: Any):
+        """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
+        handler's bug, not the caller's: answer a 500 instead, at once."""
+        try:
+            reply(msg, *a, **kw)
+        except exc.MessageFormatError as e:
+            error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
+            self.log.error("{proc}: {err}", proc=self, err=error)
+            self.reply_err(msg, exception=error)
 
     def _start_waiting(self) -> None:
         """Start waiting deliveries while the concurrency allows (a loop, not a

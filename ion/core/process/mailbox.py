@@ -149,7 +149,8 @@ class Mailbox:
         """Start an C{rpc} or C{request} conversation; fire with the final reply message.
 
         Fails with L{TimeoutError} after C{timeout} seconds (default: the
-        C{container.rpc_timeout} config), with a L{ReceivedError} subclass for
+        C{container.rpc_timeout} config; the request carries that deadline as
+        its C{expiry} header, and is not run once it passed), with a L{ReceivedError} subclass for
         an error reply, with L{RequestRefused} for a refusal, and at once with
         L{NoSuchServiceError} when nobody serves C{to}.
         """
@@ -159,6 +160,10 @@ class Mailbox:
             timeout = self._rpc_timeout
         conv_id = self._conversations.next_id()
         h = self._headers(to, op, protocol, conv_id)
+        assert self.container is not None
+        # The caller's deadline, absolute (ms since the epoch, by this host's
+        # clock): past it nobody waits, and the server drops the request unrun.
+        h[m.EXPIRY] = int((self.container.reactor.seconds() + timeout) * 1000)
         if headers:
             h.update(headers)
         body = self._encode(h, content)
@@ -167,10 +172,13 @@ class Mailbox:
         conv = self._conversations.start(conv_id, protocol, timeout)
         if on_agree is not None:
             self._conversations.on_agree[conv_id] = on_agree
-        assert self.container is not None
         # An unroutable request comes back through the process manager's
         # on_returned (no confirm round trip), or, the first time, as a failure.
-        sent = self.container.exchange.publish(to, body, mandatory=True, report_returns=True)
+        # The deadline as AMQP's TTL too: the broker drops it unread once it passed.
+        ttl = max(1, round(timeout * 1000))
+        sent = self.container.exchange.publish(
+            to, body, mandatory=True, report_returns=True, expiration=ttl
+        )
         if not _succeeded(sent):
             sent.addErrback(self._call_not_sent, conv, to)
         return conv.deferred
@@ -247,14 +255,13 @@ class Mailbox:
         reply_to = h.get(m.REPLY_TO)
         if not isinstance(reply_to, str):
             raise exc.ConversationError(f"{self}: {msg!r} has no reply-to; cannot answer it")
-        seq = h.get(m.CONV_SEQ)
         out = {
             m.SENDER: str(self.id),
             m.SENDER_NAME: self.proc_name,
             m.RECEIVER: reply_to,
             m.REPLY_TO: str(self.id) + REPLY_KEY_SUFFIX,
             m.CONV_ID: h[m.CONV_ID],
-            m.CONV_SEQ: (seq if isinstance(seq, int) else 1) + 1,
+            m.CONV_SEQ: m.next_seq(h),
             m.PROTOCOL: h[m.PROTOCOL],
             m.PERFORMATIVE: performative,
             # A generic conversation goes on with the same op; others answer "result".

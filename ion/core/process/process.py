@@ -23,7 +23,7 @@ from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
-from ion.core.process import context
+from ion.core.process import context, watchdog
 from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
@@ -51,6 +51,11 @@ class Process(Inbox):
     #: Handlers run at once (more deliveries wait, unacked); None: config
     #: C{process.concurrency}; 0: no limit but the broker's prefetch.
     concurrency: ClassVar[int | None] = None
+    #: Seconds a handler may run before it is cut off (a timeout error answers
+    #: its request); None: config C{process.handler_timeout}; 0: no limit. A
+    #: request's expiry (its caller's deadline) bounds it too; an op may set
+    #: its own with L{ion.core.process.watchdog.handler_timeout}.
+    handler_timeout: ClassVar[float | None] = None
 
     def __init__(
         self,
@@ -73,6 +78,8 @@ class Process(Inbox):
         self._queues: list[str] = []
         self._inflight = 0
         self._concurrency = 0  # set at activate
+        self._handler_limit: float | None = None  # set at activate
+        self._max_redeliveries = 5  # set at activate
         self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
         self._starting = False
         self._idle: list[Deferred[None]] = []
@@ -173,6 +180,10 @@ class Process(Inbox):
         exchange = self.container.exchange
         try:
             self._concurrency = self._concurrency_setting()
+            self._handler_limit = watchdog.configured_limit(type(self), self.config)
+            self._max_redeliveries = self._setting(
+                "process.max_redeliveries", 5, "redeliveries >= 0"
+            )
             await _run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
@@ -185,16 +196,15 @@ class Process(Inbox):
 
     def _concurrency_setting(self) -> int:
         value = type(self).concurrency
-        where = f"{type(self).__name__}.concurrency"
         if value is None:
-            value, where = self.config.get("process.concurrency", 0), "process.concurrency"
-            number = read_number(value, int)  # as the other settings are read: "4" is 4
-            value = int(number) if number is not None else value
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise exc.ConfigurationError(
-                f"{where}: expected a whole number of handlers >= 0 (0: no limit), not {value!r}"
-            )
-        return value
+            return self._setting("process.concurrency", 0, "handlers >= 0 (0: no limit)")
+        return _whole(value, f"{type(self).__name__}.concurrency", "handlers >= 0 (0: no limit)")
+
+    def _setting(self, key: str, default: int, what: str = ">= 0") -> int:
+        """A whole-number setting >= 0 of this process's config."""
+        value = self.config.get(key, default)
+        number = read_number(value, int)  # as the other settings are read: "4" is 4
+        return _whole(int(number) if number is not None else value, key, what)
 
     @property
     def terminated(self) -> bool:
@@ -348,6 +358,12 @@ class Process(Inbox):
     def op_ping(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """Answer that this process is alive, with its id and state."""
         return {"pong": str(self.id), "state": self.state}
+
+
+def _whole(value: Any, where: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise exc.ConfigurationError(f"{where}: expected a whole number of {what}, not {value!r}")
+    return value
 
 
 async def _run_hook(hook: Callable[[], Any], place: context.Here) -> None:

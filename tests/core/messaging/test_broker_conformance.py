@@ -238,6 +238,52 @@ async def test_prefetch_limits_unacked_until_ack(connect, names):
     assert bodies(await limited.wait(3))[2] == b"after"
 
 
+@pytest.mark.parametrize("error", [SystemExit, KeyboardInterrupt])
+@pytest_twisted.ensureDeferred
+async def test_a_consumer_raising_system_exit_keeps_the_connection(connect, names, error):
+    """A consumer callback raising SystemExit or KeyboardInterrupt is logged; the
+    connection stays open and the next message is delivered (the one it raised on
+    is not redelivered)."""
+    conn = await connect()
+    lost: list[Exception] = []
+    conn.on_connection_lost(lost.append)
+    q = await conn.declare_queue(names("q"))
+    got = Collector()
+
+    def callback(d: IDelivery) -> None:
+        got(d)
+        d.ack()
+        if d.body == b"raise":
+            raise error()
+
+    await conn.consume(q, callback)
+    await conn.publish("", q, b"raise")
+    await conn.publish("", q, b"next")
+    assert bodies(await got.wait(2)) == [b"raise", b"next"]
+    await conn.publish("", q, b"last")
+    assert bodies(await got.wait(3)) == [b"raise", b"next", b"last"]
+    assert not any(d.redelivered for d in got.items) and lost == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_whose_expiration_passed_while_queued_is_not_delivered(connect, names):
+    """C{expiration} (ms) is AMQP's per-message TTL: a message queued longer is dropped."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    conn = await connect()
+    q = await conn.declare_queue(names("q"))
+    await conn.publish("", q, b"stale", expiration=1)
+    await conn.publish("", q, b"fresh", expiration=60_000)
+    await conn.publish("", q, b"plain")
+    # The stale one's TTL must pass while it is queued: this waits for time
+    # itself (100 times the TTL), not for an event.
+    await deferLater(reactor, 0.1, lambda: None)
+    c = Collector(ack=True)
+    await conn.consume(q, c)
+    assert bodies(await c.wait(2)) == [b"fresh", b"plain"]
+
+
 @pytest_twisted.ensureDeferred
 async def test_reject_without_requeue_drops(connect, names):
     """C{reject(requeue=False)} drops the message: the next delivery is the next message."""

@@ -18,7 +18,7 @@ def reply(conv_id: str, performative: str = "inform_result", content: object = "
 
 def make() -> tuple[Clock, ConversationManager]:
     clock = Clock()
-    return clock, ConversationManager("me.1@c", clock)
+    return clock, ConversationManager("me.1@c", clock, incarnation="i")
 
 
 def test_reply_resolves_and_collects() -> None:
@@ -64,11 +64,13 @@ def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) 
         one_off = manager.next_id(one_off=True)
         for stranger in (
             one_off,
-            "me.1@c#2",
-            "me.1@c#0",
-            "me.1@c#x",
-            "me.1@c#\u00b2",
-            "other.1@c#1",
+            "me.1@c#i.2",
+            "me.1@c#i.0",
+            "me.1@c#i.x",
+            "me.1@c#i.\u00b2",
+            "me.1@c#1",
+            "me.1@c#j.1",
+            "other.1@c#i.1",
             "me.1@c",
         ):
             manager.received(reply(stranger))
@@ -76,18 +78,33 @@ def test_late_reply_told_apart_from_unknown(capsys: pytest.CaptureFixture[str]) 
         globalLogPublisher.removeObserver(observer)
     assert len(late) == 1
     assert sum("late reply dropped" in s for s in seen) == 1
-    assert sum("unknown conversation" in s for s in seen) == 7
+    assert sum("unknown conversation" in s for s in seen) == 9
 
 
 def test_conversation_ids_are_the_owners_in_order() -> None:
     """next_id numbers the owner's conversations; finishing them leaves nothing behind."""
     clock, manager = make()
     ids = [manager.next_id() for _ in range(3)]
-    assert ids == ["me.1@c#1", "me.1@c#2", "me.1@c#3"]
+    assert ids == ["me.1@c#i.1", "me.1@c#i.2", "me.1@c#i.3"]
     for conv_id in ids:
         manager.start(conv_id, "rpc", 5)
         manager.received(reply(conv_id))
     assert manager.open == {} and manager.on_agree == {} and clock.getDelayedCalls() == []
+
+
+def test_a_reply_to_another_incarnation_of_the_same_owner_answers_nothing() -> None:
+    """A process id comes back when its container restarts with a fixed container
+    id: the old incarnation's late replies carry ids of the same owner and number,
+    and must not answer the new incarnation's calls."""
+    clock = Clock()
+    old, new = ConversationManager("me.1@c", clock), ConversationManager("me.1@c", clock)
+    old_id, new_id = old.next_id(), new.next_id()
+    assert old_id != new_id and old_id.startswith("me.1@c#") and new_id.endswith(".1")
+    conv = new.start(new_id, "rpc", 5)
+    new.received(reply(old_id, content="the old one's"))
+    assert not conv.deferred.called and new_id in new.open
+    new.received(reply(new_id, content="mine"))
+    assert conv.deferred.result.content == "mine"
 
 
 def test_error_and_refusal_replies() -> None:

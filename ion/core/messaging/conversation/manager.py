@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -28,27 +29,34 @@ log = Logger()
 class ConversationManager:
     """Holds a process's open initiated conversations until they finish or time out.
 
-    Conversation ids are C{<owner>#<n>}, numbered in order by L{next_id}, so a
-    reply to one that has finished is told from a reply to one this process
-    never had (or to a one-off message, C{<owner>#s<n>}) without remembering
-    finished ones.
+    Conversation ids are C{<owner>#<incarnation>.<n>}, numbered in order by
+    L{next_id}, so a reply to one that has finished is told from a reply to one
+    this process never had (or to a one-off message, C{<owner>#<incarnation>.s<n>})
+    without remembering finished ones. The incarnation is random per manager: a
+    process id comes back when a container is restarted with its C{--container-id}
+    (or a frozen one resumes beside its replacement), and the replies to the old
+    incarnation's calls, which reach the new one's reply queue, must not answer
+    the new one's calls of the same number.
 
     @ivar open: conv-id -> conversation; empty again once every call has ended.
     """
 
-    def __init__(self, owner: str, clock: Any) -> None:
+    def __init__(self, owner: str, clock: Any, incarnation: str | None = None) -> None:
         self.owner = owner
         self.clock = clock
         self.open: dict[str, Conversation] = {}
         self.on_agree: dict[str, Callable[[Message], None]] = {}
         self.generic: dict[str, Conversation] = {}
-        self._prefix = owner + "#"
+        if incarnation is None:
+            incarnation = secrets.token_hex(6)  # 48 bits: two incarnations never meet
+        self._prefix = f"{owner}#{incarnation}."
         self._issued = 0
         self._one_offs = 0
 
     def next_id(self, one_off: bool = False) -> str:
         """A new conversation id of this owner; C{one_off} for a message that awaits
-        no reply (C{<owner>#s<n>}), so a reply to it is unknown rather than late."""
+        no reply (C{<owner>#<incarnation>.s<n>}), so a reply to it is unknown rather
+        than late."""
         if one_off:
             self._one_offs += 1
             return f"{self._prefix}s{self._one_offs}"
