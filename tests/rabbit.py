@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,22 @@ async def delete_systems(sysnames: set[str], queues: set[str] = frozenset()) -> 
             await cleaner.delete_exchange(f"ion.{sysname}.events")
     finally:
         await cleaner.close()
+
+
+def block(broker: Any, reason: str = "low on memory") -> None:
+    """Feed C{broker} (an AmqpBroker) a connection.blocked frame, as from the broker
+    (whose resource alarms a test must not set off)."""
+    import pika.frame
+    import pika.spec
+
+    frame = pika.frame.Method(0, pika.spec.Connection.Blocked(reason=reason))
+    broker._link.proto.dataReceived(frame.marshal())
+
+
+def unblock(broker: Any) -> None:
+    """Feed C{broker} a connection.unblocked frame."""
+    import pika.frame
+    import pika.spec
+
+    frame = pika.frame.Method(0, pika.spec.Connection.Unblocked())
+    broker._link.proto.dataReceived(frame.marshal())

@@ -40,7 +40,13 @@ DEFAULTS: dict[str, Any] = {
         "terminate_timeout": 10.0,
         "conversation_timeout": 60.0,
     },
-    "broker": {"url": "local", "prefetch": 32, "max_message_size": 134217728},
+    "broker": {
+        "url": "local",
+        "prefetch": 32,
+        "max_message_size": 134217728,
+        "restore_timeout": 60.0,
+        "max_unconfirmed": 1000,
+    },
     "process": {"concurrency": 0, "handler_timeout": 0, "max_redeliveries": 5},
     "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
     "pack": {
@@ -389,6 +395,8 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "broker.connect_attempts": (int, 1, True),
     "broker.retry_delay": (float, 0, True),
     "broker.handshake_timeout": (float, 0, False),
+    "broker.restore_timeout": (float, 0, True),
+    "broker.max_unconfirmed": (int, 1, True),
     "container.rpc_timeout": (float, 0, False),
     "container.conversation_timeout": (float, 0, False),
     "container.terminate_timeout": (float, 0, True),

@@ -56,6 +56,12 @@ class UnroutableError(BrokerError):
     """A mandatory message matched no queue: nobody serves that name."""
 
 
+class BrokerBusyError(BrokerError):
+    """The broker takes no more for now: too many publishes await its confirm, or
+    wait while it blocks the connection (its resource alarm); past
+    C{broker.max_unconfirmed} a publish is refused with this at once."""
+
+
 class ConnectionLostError(BrokerError):
     """The broker connection went away while an operation was under way."""
 

@@ -67,6 +67,9 @@ class _NoBroker:
     def on_reconnected(self, callback: Callable[[], None]) -> None:
         pass
 
+    def on_consumer_failed(self, callback: Callable[[str, str, Exception], None]) -> None:
+        pass
+
 
 class OfflineExchange:
     """Stands in for a container's exchange manager without a broker.

@@ -22,7 +22,11 @@ backoff, declares again the exchanges, queues and bindings this connection
 declared, resumes its consumers (same tags) and calls the L{on_reconnected}
 callbacks. Until then, every operation fails promptly with L{ConnectionLostError}.
 Server-named queues cannot be declared again under their name: they, and their
-consumers, are gone after a reconnect (ion names its queues itself).
+consumers, are gone after a reconnect (ion names its queues itself). A queue
+that cannot be declared or consumed again, or that someone else deleted, is
+retried (L{ion.core.messaging.amqp_restore}); one given up is reported to the
+L{on_consumer_failed} callbacks. While the broker blocks the connection,
+publishes wait in L{ion.core.messaging.amqp_publish}, bounded.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from ion.core.messaging.amqp_connection import (
 from ion.core.messaging.amqp_consume import ConsumerChannel
 from ion.core.messaging.amqp_link import Link
 from ion.core.messaging.amqp_publish import PublishPath
+from ion.core.messaging.amqp_restore import Restorer
 from ion.core.messaging.amqp_topology import Topology
 from ion.core.messaging.broker import (
     EXCHANGE_TYPES,
@@ -85,6 +90,12 @@ class AmqpBroker:
     @param reconnect: reconnect after a loss (with backoff up to C{max_retry_delay}).
     @param handshake_timeout: seconds a new connection may take to open (handshake,
         channels, topology) and a close to be answered, before it is dropped.
+    @param max_unconfirmed: publishes awaiting the broker's confirm, or held while it
+        blocks the connection, at most; past it a publish fails with
+        L{ion.core.exception.BrokerBusyError}.
+    @param restore_timeout: seconds a queue that cannot be declared or consumed
+        again (after a reconnect, or deleted by someone else) is tried again
+        before its consumers are given up (L{on_consumer_failed}).
     """
 
     def __init__(
@@ -97,12 +108,14 @@ class AmqpBroker:
         max_retry_delay: float = 10.0,
         name: str | None = None,
         handshake_timeout: float = 10.0,
+        restore_timeout: float = 60.0,
+        max_unconfirmed: int = 1000,
     ) -> None:
         self.params = parse_amqp_url(url) if isinstance(url, str) else url
         self.name = name or f"amqp-{next(_serial)}"
         self._reactor = reactor
         self._topology = Topology(self._open_channel, self.name)
-        self._pub = PublishPath(self, self._topology)
+        self._pub = PublishPath(self, self._topology, max_unconfirmed)
         self._sub = ConsumerChannel(self, self._topology)
         self._link = Link(
             reactor,
@@ -111,13 +124,25 @@ class AmqpBroker:
             (endpoint_factory or default_endpoint)(reactor, self.params),
             connection_parameters(self.params, heartbeat, self.name),
             open_channels=self._open_channels,
-            replay=lambda: self._topology.replay(self._sub.consume),
+            replay=self._replay,
             before_close=self._sub.flush_acks,  # what was handled must not come back
             reconnect=reconnect,
             max_retry_delay=max_retry_delay,
             handshake_timeout=handshake_timeout,
         )
         self._core = self._link.core  # its state, read on every operation
+        self._failed_callbacks: list[Callable[[str, str, BrokerError], None]] = []
+        self._restorer = Restorer(
+            reactor,
+            self._topology,
+            self._sub.consume,
+            self.name,
+            timeout=restore_timeout,
+            max_delay=max_retry_delay,
+            on_restored=self._restored,
+            on_given_up=self._given_up,
+        )
+        self._link.on_connection_lost(self._lost)
         self._ctags = itertools.count(1)
         self._returned_callbacks: list[Callable[[str, str, bytes], None]] = []
 
@@ -152,13 +177,51 @@ class AmqpBroker:
         self._link.on_connection_lost(callback)
 
     def on_reconnected(self, callback: Callable[[], None]) -> None:
-        """Call C{callback()} each time a reconnect has restored topology and consumers."""
+        """Call C{callback()} each time a reconnect has restored topology and consumers
+        (all of them: not while a queue is still being tried again)."""
         self._link.on_reconnected(callback)
+
+    def on_consumer_failed(self, callback: Callable[[str, str, BrokerError], None]) -> None:
+        """Call C{callback(consumer_tag, queue, error)} for each consumer given up:
+        its queue could not be declared or consumed again within C{restore_timeout}."""
+        self._failed_callbacks.append(callback)
+
+    async def _replay(self) -> bool:
+        """Declare the topology again on a new connection; whether all of it is back."""
+        broken = await self._topology.replay(self._sub.consume)
+        if not broken:
+            return True
+        _log.warn("{name}: reconnected, but not restored: {what}; trying again for up to {t:g}s",
+                  name=self.name, what="; ".join(f"{q} ({e})" for q, e in broken.items()),
+                  t=self._restorer.timeout)  # fmt: skip
+        self._restorer.add(broken)
+        return False
+
+    def _lost(self, error: ConnectionLostError) -> None:
+        self._restorer.stop()
+        self._pub.drop_held(error)
+
+    def _restored(self) -> None:
+        if self._link.state in _TAKING:
+            self._link.restored()
+
+    def _given_up(self, queue: str, consumers: list[Consumer], error: BrokerError) -> None:
+        for c in consumers:
+            for callback in list(self._failed_callbacks):
+                try:
+                    callback(c.tag, queue, error)
+                except Exception:
+                    _log.failure("on_consumer_failed callback raised")
+
+    def queue_lost(self, queue: str, why: str) -> None:
+        """The broker cancelled our consumers of C{queue} (deleted, say): restore it."""
+        self._restorer.add({queue: BrokerError(why)}, at_once=True)
 
     def connect(self) -> defer.Deferred[None]:
         return self._link.connect()
 
     def close(self) -> defer.Deferred[None]:
+        self._restorer.stop()
         return self._link.close()
 
     async def _open_channels(self) -> None:
@@ -168,6 +231,8 @@ class AmqpBroker:
         impl.add_on_connection_unblocked_callback(self._unblocked)
         self._sub.forget()
         self._pub.forget_publishers()
+        self._pub.drop_held(self._gone())  # held on a connection that went while recovering
+        self._restorer.stop()
         await self._topology.open_control()
         await self._pub.open_publishers()
         await self._sub.open()
@@ -179,13 +244,16 @@ class AmqpBroker:
 
     def _blocked(self, _connection: Any, frame: Any) -> None:
         # RabbitMQ's resource alarm: it reads nothing more from this connection, so
-        # publishes (and calls) wait; their deadlines still apply.
+        # publishes wait here (see PublishPath.hold); their deadlines still apply.
+        reason = getattr(frame.method, "reason", None) or "?"
+        self._pub.blocked = reason
         _log.warn("{name}: the broker blocks this connection ({reason}); publishing waits "
                   "until its resource alarm clears",
-                  name=self.name, reason=getattr(frame.method, "reason", "?"))  # fmt: skip
+                  name=self.name, reason=reason)  # fmt: skip
 
     def _unblocked(self, _connection: Any, _frame: Any) -> None:
         _log.info("{name}: the broker unblocked this connection", name=self.name)
+        self._pub.release()
 
     def _gone(self, what: str = "") -> BrokerError:
         return self._link.gone(what)
@@ -313,7 +381,30 @@ class AmqpBroker:
                 headers = to_wire_headers(headers)
             except TypeError:
                 return defer.fail()
+        return self._send(
+            exchange, routing_key, body, headers, mandatory, confirm, report_returns, expiration
+        )
+
+    def _send(
+        self, exchange, routing_key, body, headers, mandatory, confirm, report_returns, expiration
+    ):
+        """L{publish}, its arguments checked (and held while the broker blocks us)."""
         pub = self._pub
+        if pub.blocked is not None:
+            if self._core.state != "open" and not self._redeclared():
+                return defer.fail(self._gone())
+            return pub.hold(
+                (
+                    exchange,
+                    routing_key,
+                    body,
+                    headers,
+                    mandatory,
+                    confirm,
+                    report_returns,
+                    expiration,
+                )
+            )
         if mandatory and report_returns and not confirm:
             # Sent mandatory on the plain channel: a return goes to on_returned.
             args = (exchange, routing_key, body, headers or None, True, False, expiration)

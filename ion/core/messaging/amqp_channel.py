@@ -17,9 +17,15 @@ from typing import Any
 
 import pika.spec
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ion.core.exception import BrokerError, PreconditionFailedError, UnroutableError
+from ion.core.exception import (
+    BrokerBusyError,
+    BrokerError,
+    PreconditionFailedError,
+    UnroutableError,
+)
 from ion.core.messaging.amqp_connection import map_error
 from ion.core.messaging.broker import IDelivery
 
@@ -197,6 +203,18 @@ class Delivery:
         self._settled = True
 
 
+def forward(result: Any, d: defer.Deferred[Any]) -> None:
+    """Fire C{d} with C{result} (use with C{addBoth}), unless its caller cancelled it."""
+    if d.called:
+        if isinstance(result, Failure):
+            result.trap(Exception)  # handled: the caller has gone
+        return
+    if isinstance(result, Failure):
+        d.errback(result)
+    else:
+        d.callback(result)
+
+
 def _opening(protocol: Any) -> set[defer.Deferred[Channel]]:
     """The channel opens pending on C{protocol}'s connection. If the connection
     dies first, pika answers none of them: one callback on it (not one per
@@ -241,9 +259,10 @@ class Publisher:
     """A publish channel. In confirm mode it keeps one pending entry per publish,
     by sequence number; a plain one keeps nothing."""
 
-    def __init__(self, chan: Channel, confirming: bool = True) -> None:
+    def __init__(self, chan: Channel, confirming: bool = True, limit: int = 0) -> None:
         self.chan = chan
         self.confirming = confirming
+        self.limit = limit  # publishes awaiting a confirm at most (0: no limit)
         self.seq = 0
         self.unconfirmed: dict[int, tuple[defer.Deferred[None], str, str] | None] = {}
         self.returned: set[int] = set()
@@ -261,6 +280,11 @@ class Publisher:
                 props = _NO_PROPERTIES
             self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
             return defer.succeed(None)
+        if self.limit and len(self.unconfirmed) >= self.limit:
+            raise BrokerBusyError(
+                f"{len(self.unconfirmed)} publishes await the broker's confirm "
+                f"(broker.max_unconfirmed is {self.limit}); try again later"
+            )
         seq = self.seq + 1
         props = pika.spec.BasicProperties(
             headers=headers, message_id=str(seq) if mandatory else None, expiration=ttl
@@ -298,7 +322,7 @@ class Publisher:
         returned = seq in self.returned
         if returned:
             self.returned.discard(seq)
-        if entry is None:
+        if entry is None or entry[0].called:  # its caller gave up waiting (cancelled it)
             return
         d, exchange, key = entry
         if returned:
@@ -311,5 +335,5 @@ class Publisher:
     def fail_all(self, error: BaseException) -> None:
         pending, self.unconfirmed = self.unconfirmed, {}
         for entry in pending.values():
-            if entry is not None:
+            if entry is not None and not entry[0].called:
                 entry[0].errback(error)

@@ -21,6 +21,7 @@ from ion.core.messaging.amqp_topology import Topology
 from ion.core.messaging.headers import from_wire_headers
 
 if TYPE_CHECKING:
+    from ion.core.exception import BrokerError
     from ion.core.messaging.amqp import AmqpBroker
 
 __all__ = ["ConsumerChannel"]
@@ -104,10 +105,19 @@ class ConsumerChannel:
             _log.failure("on_delivery of consumer {tag} raised", tag=c.tag)
 
     def _cancelled_by_broker(self, frame: Any) -> None:
-        c = self._topology.drop_consumer(frame.method.consumer_tag)
-        if c is not None:  # its queue was deleted, say: nothing more will arrive
-            _log.warn("{name}: the broker cancelled consumer {tag} of {queue}",
-                      name=self._broker.name, tag=c.tag, queue=c.queue)  # fmt: skip
+        c = self._topology.consumers.get(frame.method.consumer_tag)
+        if c is None or c.cancelled:
+            return
+        # Its queue was deleted, say: nothing more would arrive. Declared again
+        # and consumed, it serves on; or its owner is told it cannot.
+        _log.warn("{name}: the broker cancelled consumer {tag} of {queue}; declaring and "
+                  "consuming it again", name=self._broker.name, tag=c.tag, queue=c.queue)  # fmt: skip
+        self._broker.queue_lost(c.queue, f"the broker cancelled consumer {c.tag}")
+
+    def _retry_broken(self, broken: dict[str, BrokerError]) -> None:
+        """Queues a resume could not consume from again: the restorer keeps trying."""
+        if broken:
+            self._broker._restorer.add(broken)
 
     def _closed(self, reason: BaseException, chan: Channel) -> None:
         if self._chan is chan:
@@ -116,6 +126,7 @@ class ConsumerChannel:
             _log.warn("{name}: consumer channel closed ({reason}); resuming consumers",
                       name=self._broker.name, reason=reason)  # fmt: skip
             resuming = defer.Deferred.fromCoroutine(self._topology.resume_consumers(self.consume))
+            resuming.addCallback(self._retry_broken)
             resuming.addErrback(
                 lambda f: _log.warn(
                     "{name}: resuming consumers stopped: {why}", name=self._broker.name, why=f.value

@@ -121,7 +121,8 @@ class Link:
     """One AMQP connection, reconnected after a loss (with C{reconnect}).
 
     @param open_channels: opens the owner's channels on a new connection (L{proto}).
-    @param replay: declares the owner's topology again and resumes its consumers.
+    @param replay: declares the owner's topology again and resumes its consumers;
+        returns whether all of it is back (if not, the owner calls L{restored} later).
     @param before_close: runs first thing in L{close} (acks still owed go out).
     """
 
@@ -134,7 +135,7 @@ class Link:
         pika_params: Any,
         *,
         open_channels: Callable[[], Awaitable[None]],
-        replay: Callable[[], Awaitable[None]],
+        replay: Callable[[], Awaitable[bool]],
         before_close: Callable[[], None],
         reconnect: bool = True,
         max_retry_delay: float = 10.0,
@@ -158,6 +159,7 @@ class Link:
         self._service: ClientService | None = None
         self._closing: defer.Deferred[None] | None = None
         self._generation = 0  # handshakes that got through
+        self._complete = True  # the last replay restored everything
         self._handshake_error: BaseException | None = None
         self._failed_handshakes = 0  # in a row
         self._lost_callbacks: list[Callable[[ConnectionLostError], None]] = []
@@ -277,9 +279,13 @@ class Link:
                 timer.cancel()
         self._failed_handshakes = 0
         _log.info("{name} connected to {url}", name=self.name, url=self.params.url)
-        if self._generation > 1:
-            for callback in list(self._reconnected_callbacks):
-                self.reactor.callLater(0, callback)
+        if self._generation > 1 and self._complete:
+            self.restored()
+
+    def restored(self) -> None:
+        """Tell the L{on_reconnected} callbacks (soon) that everything is back."""
+        for callback in list(self._reconnected_callbacks):
+            self.reactor.callLater(0, callback)
 
     async def _handshake(self, proto: Any, expired: list[bool]) -> None:
         await proto.ready
@@ -287,9 +293,10 @@ class Link:
             raise ConnectionClosedError(f"{self.name} is closed")
         self.proto = proto
         await self._open_channels()
+        self._complete = True
         if self._generation:
             self._step("recover")
-            await self._replay()
+            self._complete = await self._replay()
         if expired:  # a step took the timeout's cancel for its own failure
             raise defer.CancelledError()
         self._step("opened")

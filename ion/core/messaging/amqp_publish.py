@@ -7,6 +7,14 @@ writes straight to an open one when the exchange is known to exist; L{PublishPat
 holds the channels and handles the rest: a publish to an exchange not yet known
 waits for a passive check of it, so a missing one fails just that call, and a
 publish finding its channel closed waits for a new one.
+
+While the broker blocks the connection (C{connection.blocked}: its memory or
+disk alarm), publishes are held here, not written to a socket the broker does
+not read: their callers' deadlines apply (a held publish whose Deferred is
+cancelled is dropped, never sent), and they go out in order once unblocked.
+Held and unconfirmed publishes together are bounded by C{limit}
+(C{broker.max_unconfirmed}); past it a publish fails at once with
+L{BrokerBusyError}.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ion.core.messaging.amqp_channel import Publisher
+from ion.core.exception import BrokerBusyError
+from ion.core.messaging.amqp_channel import Publisher, forward
 from ion.core.messaging.amqp_topology import Topology
 
 if TYPE_CHECKING:
@@ -30,14 +39,20 @@ _log = Logger()
 # Publisher.publish's (exchange, routing_key, body, headers, mandatory, confirm, expiration).
 _Args = tuple[str, str, bytes, dict[str, Any] | None, bool, bool, int | None]
 _Waiters = list[tuple[_Args, defer.Deferred[None]]]
+# AmqpBroker._send's (exchange, routing_key, body, wire headers, mandatory, confirm,
+# report_returns, expiration).
+_Call = tuple[str, str, bytes, dict[str, Any] | None, bool, bool, bool, int | None]
 
 
 class PublishPath:
     """The publish channels of C{broker} (by whether they confirm), and the publishes waiting."""
 
-    def __init__(self, broker: AmqpBroker, topology: Topology) -> None:
+    def __init__(self, broker: AmqpBroker, topology: Topology, limit: int = 0) -> None:
         self._broker = broker
         self._topology = topology
+        self.limit = limit
+        self.blocked: str | None = None  # the broker's reason, while it blocks us
+        self._held: dict[defer.Deferred[None], _Call] = {}  # in order
         self.publishers: dict[bool, Publisher | None] = {True: None, False: None}
         self._waiting: dict[bool, _Waiters] = {True: [], False: []}
         self._checking: dict[str, _Waiters] = {}
@@ -45,6 +60,40 @@ class PublishPath:
     def forget_publishers(self) -> None:
         """Drop the channels of a lost connection."""
         self.publishers = {True: None, False: None}
+        self.blocked = None
+
+    # --- flow control -------------------------------------------------------------------------
+
+    def hold(self, call: _Call) -> defer.Deferred[None]:
+        """Keep C{call} until the broker unblocks the connection (or refuse it: too many wait)."""
+        waiting = len(self._held) + sum(len(p.unconfirmed) for p in self.publishers.values() if p)
+        if self.limit and waiting >= self.limit:
+            return defer.fail(
+                BrokerBusyError(
+                    f"the broker blocks this connection ({self.blocked}) and {waiting} "
+                    f"publishes wait already (broker.max_unconfirmed is {self.limit})"
+                )
+            )
+
+        def unsent(d: defer.Deferred[None]) -> None:  # cancelled while held: never sent
+            self._held.pop(d, None)
+
+        d: defer.Deferred[None] = defer.Deferred(unsent)
+        self._held[d] = call
+        return d
+
+    def release(self) -> None:
+        """The broker unblocked the connection: send what is held, in order."""
+        self.blocked = None
+        held, self._held = self._held, {}
+        for d, call in held.items():
+            self._broker._send(*call).addBoth(forward, d)
+
+    def drop_held(self, error: BaseException) -> None:
+        """The connection went: fail what is held (nothing of it was sent)."""
+        held, self._held = self._held, {}
+        for d in held:
+            d.errback(error)
 
     async def open_publishers(self) -> None:
         self.publishers[True] = await self._open_publisher(True)
@@ -64,10 +113,12 @@ class PublishPath:
         waiters = self._checking.pop(exchange)
         if isinstance(result, Failure):
             for _, d in waiters:
-                d.errback(result.value)
+                if not d.called:
+                    d.errback(result.value)
             return
         for args, d in waiters:
-            self._publish_later(args).chainDeferred(d)
+            if not d.called:  # its caller gave up meanwhile: not sent at all
+                self._publish_later(args).addBoth(forward, d)
 
     def _publish_later(self, args: _Args) -> defer.Deferred[None]:
         broker = self._broker
@@ -94,7 +145,7 @@ class PublishPath:
 
     async def _open_publisher(self, confirming: bool) -> Publisher:
         chan = await self._broker._open_channel()
-        publisher = Publisher(chan, confirming)
+        publisher = Publisher(chan, confirming, self.limit)
         if confirming:
             await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)
             chan.raw.add_on_return_callback(publisher.on_return)
@@ -107,11 +158,13 @@ class PublishPath:
         waiting, self._waiting[confirming] = self._waiting[confirming], []
         if isinstance(result, Failure):
             for _, d in waiting:
-                d.errback(result.value)
+                if not d.called:
+                    d.errback(result.value)
             return
         self.publishers[confirming] = result
         for args, d in waiting:
-            self._publish_later(args).chainDeferred(d)
+            if not d.called:
+                self._publish_later(args).addBoth(forward, d)
 
     def _publisher_closed(self, reason: BaseException, publisher: Publisher) -> None:
         broker = self._broker

@@ -11,8 +11,7 @@ can be published to without a check.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 from twisted.internet import defer
@@ -139,8 +138,12 @@ class Topology:
         return d.addCallback(done)
 
     def delete_queue(self, name: str) -> defer.Deferred[None]:
-        d = self._control(lambda ch: ch.rpc("queue_delete", queue=name))
-        return d.addCallback(lambda _: self.forget_queue(name))
+        # Forgotten first: the broker cancels our consumers of it (basic.cancel)
+        # before it answers, and those must not be taken for a deletion by others.
+        self.forget_queue(name)
+        return self._control(lambda ch: ch.rpc("queue_delete", queue=name)).addCallback(
+            lambda _: None
+        )
 
     def forget_queue(self, name: str) -> None:
         """Forget queue C{name}, its bindings and its consumers."""
@@ -214,45 +217,91 @@ class Topology:
 
     # --- reconnecting -------------------------------------------------------------------------
 
-    async def replay(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
-        """Declare again what was declared, then resume the consumers with C{consume}.
-        Server-named queues went with the old connection: their bindings and
-        consumers are forgotten, and said so."""
+    def consumers_of(self, queue: str) -> list[Consumer]:
+        return [c for c in self.consumers.values() if c.queue == queue]
+
+    def give_up_on(self, queue: str) -> list[Consumer]:
+        """Forget the consumers of C{queue} (the broker has none of them); return them."""
+        gone = self.consumers_of(queue)
+        for c in gone:
+            self.consumers.pop(c.tag, None)
+            c.cancelled = True
+        return gone
+
+    def _queues_to_restore(self) -> list[str]:
+        """The queues declared, then those only consumed, each once, in order."""
+        names = dict.fromkeys(self.queues)
+        names.update(dict.fromkeys(c.queue for c in self.consumers.values()))
+        return list(names)
+
+    async def replay(self, consume: Callable[[Consumer], Awaitable[str]]) -> dict[str, BrokerError]:
+        """Declare again what was declared, then resume the consumers with C{consume};
+        return the queues that could not be restored (declared, bound and consumed
+        again), with why: they and their consumers stay remembered, for
+        L{restore} to try again. Server-named queues went with the old connection:
+        their bindings and consumers are forgotten, and said so."""
         for queue in list(self.server_named):
             for tag in [t for t, c in self.consumers.items() if c.queue == queue]:
                 _log.warn("{name}: consumer {tag} ends: its server-named queue {queue} "
                           "went with the connection", name=self._name, tag=tag, queue=queue)  # fmt: skip
             self.forget_queue(queue)
-        steps: list[tuple[str, Callable[[], defer.Deferred[Any]]]] = []
-        for name, (type, auto_delete) in self.exchanges.items():
-            steps.append((f"exchange {name}", partial(self.declare_exchange, name, type, auto_delete)))  # fmt: skip
-        for name, flags in self.queues.items():
-            steps.append((f"queue {name}", partial(self.declare_queue, name, *flags)))
-        for queue, exchange, key in self.bindings:
-            steps.append((f"binding {queue}<-{exchange}:{key}", partial(self.bind, queue, exchange, key)))  # fmt: skip
-        for what, step in steps:
+        for name, (type, auto_delete) in list(self.exchanges.items()):
             try:
-                await step()
+                await self.declare_exchange(name, type, auto_delete)
             except BrokerError as e:
                 if isinstance(e, _ENDS_REPLAY):
                     raise
-                _log.error("{name}: could not declare {what} again: {error}",
-                           name=self._name, what=what, error=e)  # fmt: skip
+                # the bindings to it fail next: their queues are what is not restored
+                _log.error("{name}: could not declare exchange {what} again: {error}",
+                           name=self._name, what=name, error=e)  # fmt: skip
+        broken: dict[str, BrokerError] = {}
+        for queue in self._queues_to_restore():
+            try:
+                await self._declare_again(queue)
+            except BrokerError as e:
+                if isinstance(e, _ENDS_REPLAY):
+                    raise
+                broken[queue] = e
         self.redeclared = True
-        await self.resume_consumers(consume)
+        broken.update(await self.resume_consumers(consume, skip=broken))
+        return broken
 
-    async def resume_consumers(self, consume: Callable[[Consumer], Awaitable[str]]) -> None:
-        """Consume again, with C{consume}, for each remembered consumer. One the
-        broker refuses is forgotten; when the connection goes meanwhile, the rest
-        stay remembered for the next reconnect."""
+    async def restore(self, queue: str, consume: Callable[[Consumer], Awaitable[str]]) -> None:
+        """Declare C{queue} again (if it was declared here), bind it and resume its consumers."""
+        await self._declare_again(queue)
+        for c in self.consumers_of(queue):
+            if not c.cancelled and not _active(c):
+                await consume(c)
+
+    async def _declare_again(self, queue: str) -> None:
+        flags = self.queues.get(queue)
+        if flags is not None:
+            await self.declare_queue(queue, *flags)
+        for q, exchange, key in list(self.bindings):
+            if q == queue:
+                await self.bind(queue, exchange, key)
+
+    async def resume_consumers(
+        self, consume: Callable[[Consumer], Awaitable[str]], skip: Container[str] = ()
+    ) -> dict[str, BrokerError]:
+        """Consume again, with C{consume}, for each remembered consumer (but those
+        of the queues in C{skip}); return the queues of those the broker refused,
+        with why (they stay remembered). When the connection goes meanwhile, the
+        error ends the resume; the rest stay remembered for the next reconnect."""
+        broken: dict[str, BrokerError] = {}
         for c in list(self.consumers.values()):
-            if c.cancelled:  # cancelled while an earlier one was being resumed
-                continue
+            if c.cancelled or c.queue in skip or c.queue in broken:
+                continue  # cancelled while an earlier one was being resumed, say
             try:
                 await consume(c)
             except Exception as e:
                 if isinstance(e, _ENDS_REPLAY):
                     raise
-                self.consumers.pop(c.tag, None)
-                _log.error("{name}: consumer {tag} of {queue} not resumed: {error}",
-                           name=self._name, tag=c.tag, queue=c.queue, error=e)  # fmt: skip
+                broken[c.queue] = e if isinstance(e, BrokerError) else BrokerError(str(e))
+        return broken
+
+
+def _active(c: Consumer) -> bool:
+    """Whether the broker delivers to C{c} now (on an open channel that has it)."""
+    chan = c.chan
+    return chan is not None and chan.is_open and c.tag in chan.raw.consumer_tags

@@ -141,6 +141,11 @@ class IBroker(Interface):
     def on_reconnected(callback: Callable[[], None]) -> None:
         """Call C{callback()} each time a lost connection is back with its topology."""
 
+    def on_consumer_failed(callback: Callable[[str, str, Exception], None]) -> None:
+        """Call C{callback(consumer_tag, queue, error)} for a consumer that ended
+        against its owner's will and could not be resumed (its queue could not
+        be declared or consumed again after a reconnect or a deletion)."""
+
     def cancel(consumer_tag: str) -> Any:
         """Stop a consumer; its unacked deliveries stay owned until acked. -> Deferred[None]"""
 

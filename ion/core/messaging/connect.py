@@ -71,4 +71,6 @@ def make_broker(reactor: Any, config: Config, name: str | None = None) -> IBroke
         heartbeat=int(config.get("broker.heartbeat", 10)),
         name=name,
         handshake_timeout=float(config.get("broker.handshake_timeout", 10.0)),
+        restore_timeout=float(config.get("broker.restore_timeout", 60.0)),
+        max_unconfirmed=int(config.get("broker.max_unconfirmed", 1000)),
     )

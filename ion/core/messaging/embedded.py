@@ -59,7 +59,7 @@ class EmbeddedBroker:
     """
 
     def __init__(self, reactor: IReactorTime, max_batch: int = 1000) -> None:
-        self._reactor = reactor
+        self._reactor: Any = reactor  # an IReactorTime (mypy reads zope methods as unbound)
         self._pump = DeliveryPump(reactor, max_batch)
         self._exchanges: dict[str, Exchange] = {}
         self._queues: dict[str, Queue] = {}
@@ -98,7 +98,14 @@ class EmbeddedBroker:
         if ex.auto_delete and not ex.bindings():
             del self._exchanges[ex.name]
 
-    def _delete_queue(self, q: Queue) -> None:
+    def _delete_queue(self, q: Queue, by: EmbeddedConnection | None = None) -> None:
+        """Delete C{q}; consumers of other connections than C{by} (someone else
+        deleted it) are told through their connection's on_consumer_failed:
+        nothing declares a queue again here, as the AMQP connection does."""
+        for c in q.consumers:
+            if by is not None and c.conn is not by:
+                error = NoSuchQueueError(f"NOT_FOUND - queue '{q.name}' was deleted")
+                self._reactor.callLater(0, c.conn._consumer_failed, c.tag, q.name, error)
         q.deleted = True
         del self._queues[q.name]
         for exchange, key in q.bindings:
@@ -155,6 +162,7 @@ class EmbeddedConnection:
         self._tags = itertools.count(1)
         self._ctags = itertools.count(1)
         self._returned_callbacks: list[Callable[[str, str, bytes], None]] = []
+        self._failed_callbacks: list[Callable[[str, str, Exception], None]] = []
 
     def __repr__(self) -> str:
         return f"<EmbeddedConnection {self.name} {self._state}>"
@@ -170,6 +178,18 @@ class EmbeddedConnection:
 
     def on_reconnected(self, callback: Callable[[], None]) -> None:
         """An in-process connection is never lost: nothing to call."""
+
+    def on_consumer_failed(self, callback: Callable[[str, str, Exception], None]) -> None:
+        """Call C{callback(consumer_tag, queue, error)} for a consumer whose queue
+        another connection deleted."""
+        self._failed_callbacks.append(callback)
+
+    def _consumer_failed(self, tag: str, queue: str, error: Exception) -> None:
+        for callback in list(self._failed_callbacks):
+            try:
+                callback(tag, queue, error)
+            except Exception:
+                _log.failure("on_consumer_failed callback raised")
 
     def close(self) -> defer.Deferred[None]:
         """Close: consumers go, unacked deliveries return, exclusive queues are deleted."""
@@ -252,7 +272,7 @@ class EmbeddedConnection:
     @_operation
     def delete_queue(self, name: str) -> None:
         if name in self._broker._queues:
-            self._broker._delete_queue(self._queue(name))
+            self._broker._delete_queue(self._queue(name), by=self)
 
     @_operation
     def exchange_exists(self, name: str) -> bool:

@@ -181,7 +181,7 @@ class DeliveryPump:
     """
 
     def __init__(self, reactor: IReactorTime, max_batch: int) -> None:
-        self._reactor = reactor
+        self._reactor: Any = reactor  # an IReactorTime (mypy reads zope methods as unbound)
         self._max_batch = max_batch
         self._dirty: deque[Queue] = deque()  # queues that may have deliverable messages
         self._call: IDelayedCall | object | None = None

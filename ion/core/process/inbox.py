@@ -29,6 +29,10 @@ class Inbox(Mailbox):
     """Taking deliveries for one process (a base of Process)."""
 
     _place: context.Here  # where its handlers run (set when spawned)
+    _inflight: int
+    _concurrency: int
+    _handler_limit: float | None
+    _max_redeliveries: int
 
     def _on_delivery(self, delivery: Any) -> None:
         """Take one delivery: decode, route to a conversation or handler, ack when done."""

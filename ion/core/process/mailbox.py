@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
@@ -21,6 +22,7 @@ from ion.core.process import context
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
+    from ion.core.config import Config
     from ion.core.messaging.conversation.manager import ConversationManager
 
 REPLY_KEY_SUFFIX = ".reply"
@@ -42,6 +44,8 @@ class Mailbox:
     _rpc_timeout: float
     _max_message_size: int
     user_id: str | None
+    log: Logger
+    config: Config
 
     @property
     def conversations(self) -> ConversationManager:
@@ -104,11 +108,15 @@ class Mailbox:
         *,
         conv: Any = None,
         performative: str = "request",
+        timeout: float | None = None,
     ) -> Deferred[None]:
         """Send a one-off message (protocol C{none}), or one message of the
         C{generic} conversation C{conv} (see L{start_generic}); no reply is awaited.
 
-        The Deferred fails with L{NoSuchServiceError} when nobody serves C{to}.
+        The Deferred fails with L{NoSuchServiceError} when nobody serves C{to},
+        and with L{TimeoutError} when the broker has not taken the message within
+        C{timeout} seconds (default: C{container.rpc_timeout}; a message still
+        waiting to be sent, as while the broker blocks the connection, is dropped).
         """
         to = str(to)
         if conv is None:
@@ -124,7 +132,22 @@ class Mailbox:
             assert self._conversations is not None
             self._conversations.touch(conv, self._idle_timeout())  # sending is use too
         d = self._publish(to, h, content)
+        if not _succeeded(d):
+            d = self._within(d, self._rpc_timeout if timeout is None else timeout, to)
         return d.addErrback(self._unroutable, to)
+
+    def _within(self, d: Deferred[None], timeout: float, to: str) -> Deferred[None]:
+        def timed_out(failure: Failure | None, _timeout: float) -> Failure:
+            assert failure is not None
+            failure.trap(CancelledError)
+            return Failure(
+                exc.TimeoutError(
+                    f"{self}: the broker did not take a message to {to!r} within {timeout:g}s"
+                )  # fmt: skip
+            )
+
+        assert self.container is not None
+        return d.addTimeout(timeout, self.container.reactor, onTimeoutCancel=timed_out)
 
     def start_generic(self) -> Any:
         """Open a C{generic} conversation; it closes after the idle timeout."""
@@ -181,6 +204,9 @@ class Mailbox:
         )
         if not _succeeded(sent):
             sent.addErrback(self._call_not_sent, conv, to)
+            # A request not yet sent when its call ends (while the broker blocks
+            # the connection, say) is dropped: nobody waits for its answer.
+            conv.deferred.addBoth(_drop_unsent, sent)
         return conv.deferred
 
     def rpc_send(
@@ -236,6 +262,8 @@ class Mailbox:
             self._conversations.fail_all(error)
 
     def _call_not_sent(self, failure: Failure, conv: Any, to: str) -> None:
+        if failure.check(CancelledError):  # the call ended first (see _drop_unsent)
+            return
         error = self._no_such(to) if failure.check(exc.UnroutableError) else failure.value
         assert self._conversations is not None
         self._conversations.fail(conv, error)
@@ -321,6 +349,12 @@ def _succeeded(d: Deferred[Any]) -> bool:
     """Whether C{d} already fired with success (the embedded broker's publish
     does); then there is no errback worth adding on the message path."""
     return d.called and not isinstance(d.result, Failure)
+
+
+def _drop_unsent(result: Any, sent: Deferred[None]) -> Any:
+    if not sent.called:
+        sent.cancel()
+    return result
 
 
 def _content(msg: m.Message) -> Any:

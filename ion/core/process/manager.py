@@ -34,8 +34,16 @@ class ProcessManager(Service):
         self._numbers = itertools.count(1)
         self._spawning = 0  # spawns under way; stopping lets them end first
         self._spawns_ended: list[Deferred[None]] = []
-        container.exchange.broker.on_connection_lost(self._broker_lost)
-        container.exchange.broker.on_returned(self._returned)
+        broker: Any = container.exchange.broker  # an IBroker (mypy reads zope methods as unbound)
+        broker.on_connection_lost(self._broker_lost)
+        broker.on_returned(self._returned)
+        broker.on_consumer_failed(self._consumer_failed)
+
+    def _consumer_failed(self, tag: str, queue: str, error: Exception) -> None:
+        """The broker delivers nothing more to consumer C{tag}: its process fails."""
+        for proc in list(self.processes.values()):
+            if proc.consumes(tag):
+                proc.intake_failed(queue, error)
 
     def _returned(self, exchange: str, key: str, body: bytes) -> None:
         """A request nobody could take came back: fail its caller's call at once."""

@@ -51,7 +51,7 @@ async def redelivered(proc: Process, msg: m.Message, limit: int) -> None:
     # Acks of one turn go out at its end: the copy is published in the next one.
     await deferLater(proc.container.reactor, 0, lambda: None)
     exchange = proc.container.exchange
-    broker = exchange.broker
+    broker: Any = exchange.broker  # an IBroker (mypy reads zope methods as unbound)
     delivery = msg.delivery
     n = count(delivery) + 1
     headers = {**(delivery.headers or {}), REDELIVERIES: n}

@@ -217,6 +217,30 @@ class Process(Inbox):
         self.fail_conversations(error)
         self._forget_waiting()
 
+    def consumes(self, tag: str) -> bool:
+        """Whether C{tag} is one of this process's consumers."""
+        return tag == self._reply_consumer or tag in self._consumers
+
+    def intake_failed(self, queue: str, error: Exception) -> None:
+        """Nothing more arrives from C{queue} (it could not be consumed again):
+        move to ERROR, say so (log, event), fail the open calls and leave the
+        shared queues to other instances; the process's own mailbox answers
+        requests with an error (503) until it is terminated."""
+        if self.state in ("TERMINATED", "ERROR") or self._terminating:
+            return
+        self.log.error("{proc}: receives nothing more from {queue} ({error}); now ERROR",
+                       proc=self, queue=queue, error=error)  # fmt: skip
+        self._lifecycle.fail()
+        self._announce("ERROR")
+        self.fail_conversations(exc.ProcessError(f"{self} failed: {queue} is lost: {error}"))
+        assert self.container is not None
+        exchange = self.container.exchange
+        mailbox = exchange.queue_name(str(self.id))
+        for (q, _key), tag in list(zip(self.intake(), self._consumers, strict=False)):
+            if q != mailbox:
+                self._consumers.remove(tag)
+                exchange.cancel(tag).addErrback(lambda _: None)
+
     async def terminate(self) -> None:
         """Stop intake, wait (bounded) for in-flight handlers, terminate children,
         run C{on_terminate} and release the queues. Until then the process can

@@ -20,8 +20,8 @@ from ion.core.messaging.amqp import AmqpBroker
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
 from ion.services.hello import HelloService
+from ion.test.proxy import Proxy
 from tests.helpers import Collector, wait_for
-from tests.proxy import Proxy
 from tests.rabbit import HOST, PORT, URL, delete_systems, require_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq

@@ -18,8 +18,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.protocol import Factory
 
 from ion.core.messaging.broker import IBroker
+from ion.test.proxy import Mute, Proxy, Slammer, SwitchEndpoint
 from tests.helpers import Collector
-from tests.proxy import Mute, Proxy, Slammer, SwitchEndpoint
 from tests.rabbit import HOST, PORT, URL, require_rabbitmq
 
 BROKER_KINDS = ["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]

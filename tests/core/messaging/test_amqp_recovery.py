@@ -27,7 +27,7 @@ from ion.core.messaging.amqp_channel import Consumer
 from ion.core.messaging.amqp_topology import Topology
 from ion.core.messaging.exchange import ExchangeManager
 from tests.helpers import Collector, wait_for
-from tests.rabbit import URL, delete_systems
+from tests.rabbit import URL, block, delete_systems, unblock
 
 
 def _reactor() -> Any:
@@ -438,14 +438,9 @@ async def test_a_resource_alarm_blocking_the_connection_is_logged(
     """RabbitMQ's connection.blocked (memory or disk alarm) stalls publishing
     silently unless said: ion logs it, and its end. (The frames are fed in as if
     from the broker, whose alarms a test must not set off.)"""
-    import pika.frame
-    import pika.spec
-
     broker = await make_broker()
-    proto = broker._link.proto
-    blocked = pika.spec.Connection.Blocked(reason="low on memory")
-    proto.dataReceived(pika.frame.Method(0, blocked).marshal())
+    block(broker)
     assert logs.texts_with("blocks this connection (low on memory)")
-    proto.dataReceived(pika.frame.Method(0, pika.spec.Connection.Unblocked()).marshal())
+    unblock(broker)
     assert logs.texts_with("unblocked this connection")
     assert not await wait_for(broker.queue_exists(f"{prefix}.q"))  # the connection works on

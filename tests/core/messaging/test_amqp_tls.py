@@ -25,8 +25,8 @@ from ion.core.messaging.amqp_connection import client_tls_options, parse_amqp_ur
 from ion.core.messaging.connect import amqp_parameters
 from ion.core.process.process import Process
 from ion.services.hello import HelloService
+from ion.test.proxy import Proxy
 from tests.helpers import wait_for
-from tests.proxy import Proxy
 from tests.rabbit import HOST, PORT, delete_systems, require_rabbitmq
 from tests.tls import Pki, make_pki
 

@@ -1,4 +1,4 @@
-"""A TCP proxy a test owns, between a client and a server, to simulate network faults.
+"""A TCP proxy between a client and a server, to simulate network faults (tests, chaos runs).
 
 C{cut()} drops every connection (a crashed peer: both legs are reset),
 C{hold()} stops forwarding bytes while the connections stay open (a black hole:
@@ -17,6 +17,8 @@ from twisted.internet import defer, endpoints, protocol
 
 
 class _Upstream(protocol.Protocol):
+    transport: Any  # an ITCPTransport once connected (Protocol types it as optional)
+
     def __init__(self, down: _Downstream) -> None:
         self.down = down
 
@@ -39,6 +41,8 @@ class _Upstream(protocol.Protocol):
 
 
 class _Downstream(protocol.Protocol):
+    transport: Any
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.up: _Upstream | None = None
@@ -90,6 +94,7 @@ class Proxy(protocol.Factory):
 
     async def start(self) -> int:
         """Start listening; returns the port."""
+        ep: Any
         if self.tls is None:
             ep = endpoints.TCP4ServerEndpoint(self.reactor, 0, interface="127.0.0.1")
         else:
@@ -134,6 +139,8 @@ class Mute(protocol.Protocol):
 
 class Slammer(protocol.Protocol):
     """Accepts a connection and closes it at once: a broker that fails every handshake."""
+
+    transport: Any
 
     def connectionMade(self) -> None:
         self.transport.loseConnection()
