@@ -90,6 +90,22 @@ class ProcessError(IonError):
     """A process could not be spawned, found or driven."""
 
 
+class ProcessExit(ProcessError):
+    """Raised (or passed to C{Process.exit}) to end a process with C{reason}, an
+    exit reason of L{ion.core.process.exit}. From a handler, its request is
+    answered with this error and the process then exits with C{reason}; from
+    C{on_init}/C{on_activate}, the spawn fails with it."""
+
+    def __init__(self, reason: str = "normal", message: str = "") -> None:
+        super().__init__(message or f"process exit: {reason}")
+        self.reason = reason
+
+
+class FatalError(ProcessError):
+    """A process cannot go on: raised from a handler, it answers the request with
+    this error and then exits with C{error:<its type>}."""
+
+
 class ConversationError(IonError):
     """A conversation received a message its protocol does not allow."""
 

@@ -179,7 +179,7 @@ class Inbox(Mailbox):
         as when ACTIVE: an answer to what those hooks asked."""
         return (
             msg.protocol == "generic"
-            and (self.state == "READY" or self._terminating)  # type: ignore[attr-defined]
+            and self.state in ("READY", "TERMINATING")  # type: ignore[attr-defined]
             and self._conversations is not None
             and msg.conv_id in self._conversations.generic
         )

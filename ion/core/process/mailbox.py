@@ -76,8 +76,7 @@ class Mailbox:
 
     def _may_send(self) -> bool:
         """Sending works from READY until terminate has finished."""
-        state = self.state  # type: ignore[attr-defined]
-        return state not in ("INIT", "TERMINATED") or self._terminating  # type: ignore[attr-defined]
+        return self.state not in ("INIT", "TERMINATED")  # type: ignore[attr-defined]
 
     def _encode(self, headers: dict[str, Any], content: Any) -> bytes:
         """The message's bytes, if the broker will take that many.

@@ -24,6 +24,7 @@ from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, watchdog
+from ion.core.process.exit import SHUTDOWN
 from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
@@ -84,21 +85,24 @@ class Process(Inbox):
         self._starting = False
         self._idle: list[Deferred[None]] = []
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
-        self._terminating = False  # between terminate's start and its end: may still send
-        self._termination: list[Deferred[None]] | None = None  # waiters while terminating
 
     # -- identity and state ------------------------------------------------
 
     @property
     def state(self) -> str:
-        """INIT, READY, ACTIVE, TERMINATED or ERROR."""
+        """INIT, READY, ACTIVE, TERMINATING, TERMINATED or ERROR."""
         return self._lifecycle.state
+
+    @property
+    def exit_reason(self) -> str | None:
+        """Why it ended (L{ion.core.process.exit}); None until it terminates."""
+        return self._lifecycle.reason
 
     @property
     def winding_down(self) -> bool:
         """Whether terminate has begun or the process is gone: it takes no new
         children and owns nothing more."""
-        return self._terminating or self.state in ("TERMINATED", "ERROR")
+        return self._lifecycle.state not in _RUNNING
 
     @property
     def place(self) -> context.Here:
@@ -209,7 +213,7 @@ class Process(Inbox):
     @property
     def terminated(self) -> bool:
         """Whether terminate has finished (not merely begun)."""
-        return self.state == "TERMINATED" and self._termination is None
+        return self._lifecycle.state == "TERMINATED"
 
     def broker_lost(self, error: Exception) -> None:
         """The broker link was lost: fail open calls at once, forget deliveries
@@ -226,7 +230,7 @@ class Process(Inbox):
         move to ERROR, say so (log, event), fail the open calls and leave the
         shared queues to other instances; the process's own mailbox answers
         requests with an error (503) until it is terminated."""
-        if self.state in ("TERMINATED", "ERROR") or self._terminating:
+        if self.winding_down:
             return
         self.log.error("{proc}: receives nothing more from {queue} ({error}); now ERROR",
                        proc=self, queue=queue, error=error)  # fmt: skip
@@ -241,27 +245,22 @@ class Process(Inbox):
                 self._consumers.remove(tag)
                 exchange.cancel(tag).addErrback(lambda _: None)
 
-    async def terminate(self) -> None:
+    async def terminate(self, reason: str = SHUTDOWN) -> None:
         """Stop intake, wait (bounded) for in-flight handlers, terminate children,
-        run C{on_terminate} and release the queues. Until then the process can
-        still send (handlers finishing, C{on_terminate} saying goodbye). Each step
-        is attempted even when an earlier one failed (a broker link may be down);
-        a failing hook is reported to the caller, and the process is TERMINATED
-        all the same. Called again while under way, it waits for the first call."""
-        if self._termination is not None:
-            ended: Deferred[None] = Deferred()
-            self._termination.append(ended)
-            await ended
+        run C{on_terminate} and release the queues; the process is TERMINATING
+        meanwhile and ends with exit reason C{reason}. Until then it can still
+        send (handlers finishing, C{on_terminate} saying goodbye). Each step is
+        attempted even when an earlier one failed (a broker link may be down); a
+        failing hook is reported to the caller, and the process is TERMINATED
+        all the same. Called again while under way, it waits for the first call.
+
+        @raise IllegalStateError: it is TERMINATED already.
+        """
+        under_way = self._lifecycle.terminate(reason)
+        if under_way is not None:
+            await under_way
             return
-        self._lifecycle.step("terminate")
-        self._termination = []  # under way: later calls wait here, until the very end
-        self._terminating = True
-        try:
-            await self._terminate()
-        finally:
-            waiters, self._termination = self._termination, None
-            for d in waiters:
-                d.callback(None)
+        await self._terminate()
 
     async def _terminate(self) -> None:
         assert self.container is not None
@@ -291,7 +290,6 @@ class Process(Inbox):
                 self._release_waiting(all_of_them=True)
             except Exception:
                 self.log.failure("{proc}: giving back waiting requests failed", proc=self)
-            self._terminating = False
             self.fail_conversations(exc.ProcessError(f"{self} terminated"))
             if self._reply_consumer is not None:
                 await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
@@ -302,6 +300,7 @@ class Process(Inbox):
                     await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
             self._queues.clear()
             self._announce("TERMINATED")
+            self._lifecycle.finished()
         if hook_error is not None:
             hook_error.raiseException()
 
@@ -347,7 +346,7 @@ class Process(Inbox):
         self._owned.append(thing)
 
     def _winding_down_as(self) -> str:
-        return "terminating" if self._terminating else self.state
+        return self.state.lower() if self.state == "TERMINATING" else self.state
 
     def _announce(self, state: str) -> None:
         """Publish this process's life cycle event (1052, origin = process id)."""
@@ -382,6 +381,9 @@ class Process(Inbox):
     def op_ping(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """Answer that this process is alive, with its id and state."""
         return {"pong": str(self.id), "state": self.state}
+
+
+_RUNNING = frozenset({"INIT", "READY", "ACTIVE"})
 
 
 def _whole(value: Any, where: str, what: str) -> int:

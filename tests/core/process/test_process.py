@@ -225,7 +225,7 @@ async def test_terminate_waits_for_in_flight(container: Any) -> None:
     call = client.rpc_send(service.id, "gated", "inflight")
     await service.entered.wait(1)
     terminating = defer.Deferred.fromCoroutine(container.terminate(service))
-    assert not terminating.called and service.state == "TERMINATED"
+    assert not terminating.called and service.state == "TERMINATING"
     service.gates[0].callback(None)
     await wait_for(terminating)
     assert await wait_for(call) == {"released": "inflight"}

@@ -132,7 +132,7 @@ async def test_terminate_asked_again_while_queues_are_deleted_waits(
     first = defer.ensureDeferred(container.terminate(proc))
     second = defer.ensureDeferred(proc.terminate())
     stopping = defer.ensureDeferred(container.stop())
-    assert proc.state == "TERMINATED" and not proc.terminated
+    assert proc.state == "TERMINATING" and not proc.terminated
     assert not (first.called or second.called or stopping.called)
     gate.callback(None)
     await wait_for(defer.gatherResults([first, second, stopping]))
