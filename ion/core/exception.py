@@ -90,6 +90,14 @@ class ProcessError(IonError):
     """A process could not be spawned, found or driven."""
 
 
+class SpawnError(ProcessError):
+    """A process could not be spawned; C{reason} is the exit reason it ended with."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ProcessExit(ProcessError):
     """Raised (or passed to C{Process.exit}) to end a process with C{reason}, an
     exit reason of L{ion.core.process.exit}. From a handler, its request is

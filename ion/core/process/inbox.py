@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import CoroutineType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
@@ -20,8 +20,10 @@ from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.process import context, poison, watchdog
+from ion.core.process.links import SIGNAL
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 
+_GONE: Any = object()  # not among the handlers under way (any more)
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
 
 
@@ -33,6 +35,12 @@ class Inbox(Mailbox):
     _concurrency: int
     _handler_limit: float | None
     _max_redeliveries: int
+    _running: dict[m.Message, Deferred[Any] | None]  # handlers under way (a kill cancels them)
+
+    if TYPE_CHECKING:
+
+        @property
+        def state(self) -> str: ...
 
     def _on_delivery(self, delivery: Any) -> None:
         """Take one delivery: decode, route to a conversation or handler, ack when done."""
@@ -52,6 +60,10 @@ class Inbox(Mailbox):
             self._conversations.received(msg)
             return
         protocol = msg.protocol
+        if protocol == SIGNAL and self.state != "ACTIVE":
+            settle(delivery)
+            self._signal_inactive(msg)  # type: ignore[attr-defined]
+            return
         if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
             self._not_taken(msg)
             return
@@ -111,7 +123,7 @@ class Inbox(Mailbox):
         if expiry is not None and self._expired(msg, expiry):
             return
         self._inflight += 1
-        handler = self._handler(msg.op)
+        handler = self._handler(msg.op) if msg.protocol != SIGNAL else self._on_signal  # type: ignore[attr-defined]
         if handler is None:
             self._finish(
                 msg, Failure(UnknownOpError(f"{self.proc_name} has no operation {msg.op!r}"))
@@ -122,6 +134,8 @@ class Inbox(Mailbox):
         user = msg.headers.get(m.USER_ID)
         place = self._place.of_user(user) if isinstance(user, str) and user else self._place
         token = context.entered(place)
+        running = self._running
+        running[msg] = None  # until its Deferred exists: a kill meanwhile abandons it
         try:
             result = handler(msg.content, msg.headers, msg)
             if isinstance(result, Deferred):
@@ -130,7 +144,8 @@ class Inbox(Mailbox):
                 coro = result if isinstance(result, CoroutineType) else _awaited(result)
                 waited = ensureDeferred(coro)
             else:
-                self._finish(msg, result)
+                if running.pop(msg, _GONE) is not _GONE:
+                    self._finish(msg, result)
                 return
         except BaseException:
             # SystemExit and KeyboardInterrupt too: a handler is user code, and
@@ -139,10 +154,15 @@ class Inbox(Mailbox):
             # and have the request redelivered forever). Its call is answered
             # with an error and the process stays ACTIVE, as for an async
             # handler, whose Deferred catches them anyway.
-            self._finish(msg, Failure())
+            if self._running.pop(msg, _GONE) is not _GONE:
+                self._finish(msg, Failure())
             return
         finally:
             context.left(token)
+        if msg not in self._running:  # killed while it started
+            waited.cancel()
+            return
+        self._running[msg] = waited
         assert self.container is not None
         clock = self.container.reactor
         limit = watchdog.deadline(handler, self._handler_limit, msg.headers.get(m.EXPIRY),
@@ -179,7 +199,7 @@ class Inbox(Mailbox):
         as when ACTIVE: an answer to what those hooks asked."""
         return (
             msg.protocol == "generic"
-            and self.state in ("READY", "TERMINATING")  # type: ignore[attr-defined]
+            and self.state in ("READY", "TERMINATING")
             and self._conversations is not None
             and msg.conv_id in self._conversations.generic
         )
@@ -190,16 +210,21 @@ class Inbox(Mailbox):
         return getattr(self, "op_" + op, None)
 
     def _finish_async(self, result: Any, msg: m.Message) -> None:
+        if self._running.pop(msg, _GONE) is _GONE:
+            return  # abandoned: the process was killed
         try:
             self._finish(msg, result)
         except Exception:
             self.log.failure("{proc}: finishing {msg!r} failed", proc=self, msg=msg)
 
     def _finish(self, msg: m.Message, result: Any) -> None:
-        """After a handler: answer an rpc/request if it did not, ack, count it done."""
+        """After a handler: answer an rpc/request if it did not, ack, count it done;
+        then, if its error ends the process, begin that."""
+        crash = None
         try:
             if isinstance(result, Failure):
                 self._log_handler_error(msg, result)
+                crash = self._crash_reason(result)  # type: ignore[attr-defined]
             if msg.protocol in ("rpc", "request") and not msg.replied:
                 if isinstance(result, Failure):
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
@@ -218,9 +243,35 @@ class Inbox(Mailbox):
             if self._waiting:  # the common case, no limit set, costs one test
                 self._start_waiting()
             if self._inflight == 0 and self._idle:
-                idle, self._idle = self._idle, []
-                for d in idle:
-                    d.callback(None)
+                self._now_idle()
+        if crash is not None:
+            self._crash(crash)  # type: ignore[attr-defined]
+
+    def _now_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for d in idle:
+            d.callback(None)
+
+    def _abandon_running(self) -> None:
+        """The process is killed: cancel the handlers under way, unanswered. A
+        request of a shared queue goes back to it for another instance; one sent
+        to this process's id has nowhere to go and is answered with an error."""
+        running, self._running = self._running, {}
+        for msg, waited in running.items():
+            self._inflight -= 1
+            if self._on_own_queue(msg.delivery):
+                if msg.protocol in ("rpc", "request") and not msg.replied:
+                    try:
+                        self.reply_err(msg, exception=exc.ProcessError(f"{self} was killed"))
+                    except Exception as e:
+                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=self, msg=msg, e=e)
+                settle(msg.delivery)
+            else:
+                settle(msg.delivery, requeue=True)
+            if waited is not None:  # (None: it is starting; it ends unanswered)
+                waited.cancel()
+        if self._inflight == 0 and self._idle:
+            self._now_idle()
 
     def _answer(self, msg: m.Message, what: str, reply: Callable[..., Any], *a: Any, **kw: Any):
         """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the

@@ -6,14 +6,15 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from ion.core.config import Config
 from ion.core.deadline import ended_within
-from ion.core.exception import MessageFormatError, ProcessError
+from ion.core.exception import MessageFormatError, ProcessError, ProcessExit, SpawnError
 from ion.core.id import ProcessId, check_name
 from ion.core.messaging.message import CONV_ID, SENDER, decode
+from ion.core.process.exit import KILLED, SHUTDOWN, of_exception
 from ion.core.process.lookup import resolve_process_class
 from ion.core.process.process import Process
 
@@ -69,11 +70,14 @@ class ProcessManager(Service):
         args: dict[str, Any] | None = None,
         config: Config | dict[str, Any] | None = None,
         parent: Process | None = None,
+        link: Process | None = None,
     ) -> Process:
-        """Create, initialize and activate a process; return it ACTIVE.
+        """Create, initialize and activate a process; return it ACTIVE, linked
+        with C{link} if given (from the moment it is ACTIVE).
 
-        @raise ProcessError: it could not be created or a hook failed (it is
-            terminated again and the cause is chained).
+        @raise SpawnError: it could not be created or a hook failed (it is
+            terminated again with the exit reason the error makes, which the
+            SpawnError carries, and the cause is chained).
         """
         if self.container.stopping:
             raise ProcessError(
@@ -81,7 +85,7 @@ class ProcessManager(Service):
             )
         self._spawning += 1
         try:
-            return await self._spawn(target, name, args, config, parent)
+            return await self._spawn(target, name, args, config, parent, link)
         finally:
             self._spawning -= 1
             if not self._spawning:
@@ -96,6 +100,7 @@ class ProcessManager(Service):
         args: dict[str, Any] | None,
         config: Config | dict[str, Any] | None,
         parent: Process | None,
+        link: Process | None = None,
     ) -> Process:
         cls = resolve_process_class(target)
         proc_config = self.container.config
@@ -113,38 +118,59 @@ class ProcessManager(Service):
             await proc.initialize()
             await proc.activate()
         except Exception as e:
-            log.failure("spawn of {pid} failed", pid=str(pid))
-            await self._discard(proc)
-            raise ProcessError(f"spawn of {pid} ({cls.__name__}) failed: {e}") from e
+            reason = of_exception(e)
+            if not isinstance(e, CancelledError | ProcessExit):  # (asked for)
+                log.failure("spawn of {pid} failed", pid=str(pid))
+            await self._discard(proc, reason)
+            raise SpawnError(f"spawn of {pid} ({cls.__name__}) failed: {e}", reason) from e
+        if link is not None:
+            proc.link(link.id)  # type: ignore[arg-type]
         if parent is not None:
             if parent.winding_down:
                 # Its terminate has passed (or is past) the children: nobody
                 # would ever terminate this one.
-                await self._discard(proc)
-                raise ProcessError(f"spawn of {pid}: its parent {parent} terminated meanwhile")
+                await self._discard(proc, SHUTDOWN)
+                raise SpawnError(
+                    f"spawn of {pid}: its parent {parent} terminated meanwhile", SHUTDOWN
+                )
             parent.children.append(proc)
         log.debug("spawned {pid}", pid=str(pid))
         return proc
 
-    async def _discard(self, proc: Process) -> None:
+    async def _discard(self, proc: Process, reason: str) -> None:
         try:
             if not proc.terminated:
-                await proc.terminate()
+                await proc.terminate(reason)
         except Exception:
             log.failure("cleanup of {pid} failed", pid=str(proc.id))
         self.processes.pop(str(proc.id), None)
 
-    async def terminate(self, proc_or_id: Process | str) -> None:
-        """Terminate a process (and its children) and forget it."""
+    async def terminate(self, proc_or_id: Process | str, reason: str = SHUTDOWN) -> None:
+        """Terminate a process (and its children) with C{reason} and forget it."""
+        proc = self._named(proc_or_id)
+        try:
+            await proc.terminate(reason)
+        finally:
+            self._forget(proc)
+
+    async def kill(self, proc_or_id: Process | str, reason: str = KILLED) -> None:
+        """Kill a process (L{Process.kill}: no terminate hook) and forget it."""
+        proc = self._named(proc_or_id)
+        try:
+            await proc.kill(reason)
+        finally:
+            self._forget(proc)
+
+    def _named(self, proc_or_id: Process | str) -> Process:
         proc = proc_or_id if isinstance(proc_or_id, Process) else self.find(proc_or_id)
         if proc is None:
             raise ProcessError(f"no process {proc_or_id!r} in container {self.container.id}")
-        try:
-            await proc.terminate()
-        finally:
-            self.processes.pop(str(proc.id), None)
-            if proc.parent is not None:
-                _forget(proc.parent.children, proc)
+        return proc
+
+    def _forget(self, proc: Process) -> None:
+        self.processes.pop(str(proc.id), None)
+        if proc.parent is not None:
+            _forget(proc.parent.children, proc)
 
     def find(self, key: str | int) -> Process | None:
         """A process by full id, by local number, or by name (the newest of that name)."""

@@ -3,31 +3,31 @@
 Subclasses implement operations as C{op_<name>(content, headers, msg)} (plain or
 C{async def}) and the hooks C{on_init}, C{on_activate}, C{on_terminate}. A
 handler's return value is the reply when it did not reply itself; an exception
-it raises is the error reply, and the process stays ACTIVE.
+it raises is the error reply, and the process stays ACTIVE -- unless it is a
+L{ProcessExit} or L{FatalError}, or the class sets C{crash_on_error}: then the
+process exits once it has answered (L{ion.core.process.termination}). Processes
+link and monitor one another (L{ion.core.process.links}).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from ion.core import events
 from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config, read_number
-from ion.core.deadline import ended_within
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, watchdog
-from ion.core.process.exit import SHUTDOWN
-from ion.core.process.inbox import Inbox
 from ion.core.process.lifecycle import Lifecycle
+from ion.core.process.links import Linking
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
+from ion.core.process.termination import Termination, run_hook
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["REPLY_KEY_SUFFIX", "Process", "UnknownOpError"]
 
 
-class Process(Inbox):
+class Process(Linking, Termination):
     """An ion process. Spawn it through a container; do not start it by hand.
 
     @ivar id: the L{ProcessId}, set when spawned.
@@ -85,6 +85,10 @@ class Process(Inbox):
         self._starting = False
         self._idle: list[Deferred[None]] = []
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
+        self._running: dict[m.Message, Deferred[Any] | None] = {}  # handlers under way
+        self._links: set[str] = set()
+        self._monitors: dict[str, str] = {}  # ref -> pid it watches
+        self._watchers: dict[str, str] = {}  # ref -> pid watching it
 
     # -- identity and state ------------------------------------------------
 
@@ -128,9 +132,6 @@ class Process(Inbox):
     def on_activate(self) -> Any:
         """Called when ACTIVE, before messages are taken (may be async)."""
 
-    def on_terminate(self) -> Any:
-        """Called when terminating, after in-flight work drained (may be async)."""
-
     def intake(self) -> list[tuple[str, str]]:
         """The (queue, routing key) pairs this process takes requests from.
 
@@ -170,7 +171,7 @@ class Process(Inbox):
             self._reply_consumer = await exchange.consume(
                 reply_queue, self._on_delivery, 0, auto_ack=True
             )
-            await _run_hook(self.on_init, self._place)
+            await run_hook(self.on_init, self._place)
         except BaseException:
             self._lifecycle.fail()
             self._announce("ERROR")
@@ -188,7 +189,7 @@ class Process(Inbox):
             self._max_redeliveries = self._setting(
                 "process.max_redeliveries", 5, "redeliveries >= 0"
             )
-            await _run_hook(self.on_activate, self._place)
+            await run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
             for queue, _key in self.intake():
                 self._consumers.append(await exchange.consume(queue, self._on_delivery, prefetch))
@@ -244,94 +245,6 @@ class Process(Inbox):
             if q != mailbox:
                 self._consumers.remove(tag)
                 exchange.cancel(tag).addErrback(lambda _: None)
-
-    async def terminate(self, reason: str = SHUTDOWN) -> None:
-        """Stop intake, wait (bounded) for in-flight handlers, terminate children,
-        run C{on_terminate} and release the queues; the process is TERMINATING
-        meanwhile and ends with exit reason C{reason}. Until then it can still
-        send (handlers finishing, C{on_terminate} saying goodbye). Each step is
-        attempted even when an earlier one failed (a broker link may be down); a
-        failing hook is reported to the caller, and the process is TERMINATED
-        all the same. Called again while under way, it waits for the first call.
-
-        @raise IllegalStateError: it is TERMINATED already.
-        """
-        under_way = self._lifecycle.terminate(reason)
-        if under_way is not None:
-            await under_way
-            return
-        await self._terminate()
-
-    async def _terminate(self) -> None:
-        assert self.container is not None
-        exchange = self.container.exchange
-        me = str(self.id)
-        hook_error: Failure | None = None
-        try:
-            for tag in self._consumers:
-                await self._attempt(exchange.cancel(tag), "stopping intake")
-            self._consumers.clear()
-            self._release_waiting()  # requests not started go back for another instance
-            for thing in reversed(self._owned):
-                await self._attempt(thing.stop(), f"stopping {thing!r}")
-            self._owned.clear()
-            await self._drain()
-            for child in reversed(self.children):
-                if not child.terminated:
-                    await self._attempt(
-                        self.container.proc_manager.terminate(child), f"terminating {child}"
-                    )
-            try:
-                await _run_hook(self.on_terminate, self._place)
-            except Exception:
-                hook_error = Failure()
-        finally:
-            try:
-                self._release_waiting(all_of_them=True)
-            except Exception:
-                self.log.failure("{proc}: giving back waiting requests failed", proc=self)
-            self.fail_conversations(exc.ProcessError(f"{self} terminated"))
-            if self._reply_consumer is not None:
-                await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
-                self._reply_consumer = None
-            own = {exchange.queue_name(key) for key in (me, me + REPLY_KEY_SUFFIX)}
-            for queue in self._queues:
-                if queue in own:  # a service's queue stays for its other instances
-                    await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
-            self._queues.clear()
-            self._announce("TERMINATED")
-            self._lifecycle.finished()
-        if hook_error is not None:
-            hook_error.raiseException()
-
-    def _attempt(self, step: Any, what: str) -> Any:
-        """One step of terminating to await; its failure is logged instead of
-        stopping there. A step done already is awaited as it is (the embedded
-        broker's are: a container of many processes stops that much sooner)."""
-        if isinstance(step, Deferred) and step.called and not isinstance(step.result, Failure):
-            return step
-        return self._attempted(step, what)
-
-    async def _attempted(self, step: Any, what: str) -> None:
-        try:
-            await step
-        except Exception as e:
-            self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
-
-    async def _drain(self) -> None:
-        if self._inflight == 0:
-            return
-        timeout = float(self.config.get("container.terminate_timeout", 10.0))
-        d: Deferred[None] = Deferred()
-        self._idle.append(d)
-        assert self.container is not None
-        if not await ended_within(d, timeout, self.container.reactor):
-            self.log.warn(
-                "{proc}: {n} handlers still running after {t}s; terminating anyway",
-                proc=self,
-                n=self._inflight,
-                t=timeout,
-            )
 
     def own(self, thing: Any) -> None:
         """Stop C{thing} (it has an async C{stop()}) when this process terminates.
@@ -390,13 +303,3 @@ def _whole(value: Any, where: str, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise exc.ConfigurationError(f"{where}: expected a whole number of {what}, not {value!r}")
     return value
-
-
-async def _run_hook(hook: Callable[[], Any], place: context.Here) -> None:
-    token = context.entered(place)  # awaited in this coroutine: reset in its context
-    try:
-        result = hook()
-        if isinstance(result, Deferred) or hasattr(result, "__await__"):
-            await result
-    finally:
-        context.left(token)

@@ -1,0 +1,204 @@
+"""How a process ends: terminated (asked to), killed (forced), or exiting by
+itself, always with an exit reason (L{ion.core.process.exit}).
+
+L{Termination} is a base of L{ion.core.process.process.Process}; like the
+other bases it holds no state of its own: the life cycle machine carries the
+terminate under way (L{ion.core.process.lifecycle}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+
+from ion.core import exception as exc
+from ion.core.deadline import ended_within
+from ion.core.process import context
+from ion.core.process.exit import KILLED, NORMAL, SHUTDOWN, of_exception
+from ion.core.process.inbox import Inbox
+from ion.core.process.mailbox import REPLY_KEY_SUFFIX
+
+if TYPE_CHECKING:
+    from ion.core.process.lifecycle import Lifecycle
+
+
+class Termination(Inbox):
+    """Terminate, kill and exit (a base of Process)."""
+
+    #: Whether a handler's error (other than an ApplicationError, the caller's
+    #: mistake) ends the process with C{error:<Type>} once answered: OTP's
+    #: "let it crash", for a process under a supervisor.
+    crash_on_error: ClassVar[bool] = False
+
+    _lifecycle: Lifecycle
+    _consumers: list[str]
+    _reply_consumer: str | None
+    _queues: list[str]
+    _owned: list[Any]
+    _idle: list[Deferred[None]]
+    children: list[Any]
+
+    def on_terminate(self) -> Any:
+        """Called when terminating, after in-flight work drained (may be async);
+        not when killed."""
+
+    async def terminate(self, reason: str = SHUTDOWN) -> None:
+        """Stop intake, wait (bounded) for in-flight handlers, terminate children,
+        run C{on_terminate} and release the queues; the process is TERMINATING
+        meanwhile and ends with exit reason C{reason}. Until then it can still
+        send (handlers finishing, C{on_terminate} saying goodbye). Each step is
+        attempted even when an earlier one failed (a broker link may be down); a
+        failing hook is reported to the caller, and the process is TERMINATED
+        all the same. Called again while under way, it waits for the first call.
+
+        @raise IllegalStateError: it is TERMINATED already.
+        """
+        under_way = self._lifecycle.terminate(reason)
+        if under_way is not None:
+            await under_way
+            return
+        await self._terminate()
+
+    async def kill(self, reason: str = KILLED) -> None:
+        """End at once with C{reason}: handlers under way are cancelled (their
+        requests of a shared queue go back to it, unanswered, for another
+        instance; those sent to this process's id are answered with an error),
+        children are killed, C{on_terminate} does not run. A terminate under way
+        is cut short at the step it awaits. Killing a terminated process does
+        nothing."""
+        if self._lifecycle.kill(reason):
+            await self._terminate()
+        elif not self.terminated:  # type: ignore[attr-defined]
+            under_way = self._lifecycle.terminate(reason)  # joins the one under way
+            if under_way is not None:
+                await under_way
+
+    def exit(self, reason: str = NORMAL) -> NoReturn:
+        """End this process with C{reason}, from its own handler or hook: raises
+        L{ProcessExit}, which ends the handler (its request is answered with
+        that error) and then the process."""
+        raise exc.ProcessExit(reason)
+
+    def _crash(self, reason: str) -> None:
+        """Begin ending with C{reason} without waiting for it (called from this
+        process's own handlers, which terminate would wait for)."""
+        if self._lifecycle.state not in ("READY", "ACTIVE", "ERROR"):
+            return
+        assert self.container is not None
+        ending = self.container.proc_manager.terminate(self, reason)  # type: ignore[arg-type]
+        Deferred.fromCoroutine(ending).addErrback(
+            lambda f: self.log.failure("{proc}: ending with {r} failed", f, proc=self, r=reason)
+        )
+
+    def _crash_reason(self, failure: Failure) -> str | None:
+        """The exit reason a handler's C{failure} makes, or None: it stays an error reply."""
+        if failure.check(exc.ProcessExit, exc.FatalError):
+            return of_exception(failure.value)
+        if type(self).crash_on_error and not failure.check(exc.ApplicationError, CancelledError):
+            return of_exception(failure.value)
+        return None
+
+    async def _terminate(self) -> None:
+        assert self.container is not None
+        lifecycle = self._lifecycle
+        exchange = self.container.exchange
+        manager = self.container.proc_manager
+        me = str(self.id)
+        hook_error: Failure | None = None
+        try:
+            for tag in self._consumers:
+                await self._attempt(exchange.cancel(tag), "stopping intake")
+            self._consumers.clear()
+            self._release_waiting()  # requests not started go back for another instance
+            for thing in reversed(self._owned):
+                await self._attempt(thing.stop(), f"stopping {thing!r}")
+            self._owned.clear()
+            if not lifecycle.forced:
+                await self._interruptible(self._drain(), "waiting for handlers")
+            if lifecycle.forced:
+                self._abandon_running()
+            for child in reversed(self.children):
+                if not child.terminated and not lifecycle.forced:
+                    await self._interruptible(manager.terminate(child), f"terminating {child}")
+                if not child.terminated and lifecycle.forced:
+                    await self._attempt(manager.kill(child), f"killing {child}")
+            if not lifecycle.forced:
+                try:
+                    hook = run_hook(self.on_terminate, self._place)
+                    await lifecycle.interruptible(Deferred.fromCoroutine(hook))
+                except Exception:
+                    if not lifecycle.forced:
+                        hook_error = Failure()
+        finally:
+            try:
+                self._release_waiting(all_of_them=True)
+            except Exception:
+                self.log.failure("{proc}: giving back waiting requests failed", proc=self)
+            self.fail_conversations(exc.ProcessError(f"{self} terminated"))
+            if self._reply_consumer is not None:
+                await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
+                self._reply_consumer = None
+            own = {exchange.queue_name(key) for key in (me, me + REPLY_KEY_SUFFIX)}
+            for queue in self._queues:
+                if queue in own:  # a service's queue stays for its other instances
+                    await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
+            self._queues.clear()
+            self._announce("TERMINATED")  # type: ignore[attr-defined]
+            reason = lifecycle.reason
+            lifecycle.finished()
+            self._signal_exits(reason or SHUTDOWN)  # type: ignore[attr-defined]
+        if hook_error is not None:
+            hook_error.raiseException()
+
+    async def _interruptible(self, step: Any, what: str) -> None:
+        """Await C{step} (a coroutine) unless a kill cuts it short; log its failure."""
+        try:
+            await self._lifecycle.interruptible(Deferred.fromCoroutine(step))
+        except CancelledError:
+            if not self._lifecycle.forced:
+                self.log.warn("{proc}: {what} was cancelled", proc=self, what=what)
+        except Exception as e:
+            self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
+
+    def _attempt(self, step: Any, what: str) -> Any:
+        """One step of terminating to await; its failure is logged instead of
+        stopping there. A step done already is awaited as it is (the embedded
+        broker's are: a container of many processes stops that much sooner)."""
+        if isinstance(step, Deferred) and step.called and not isinstance(step.result, Failure):
+            return step
+        return self._attempted(step, what)
+
+    async def _attempted(self, step: Any, what: str) -> None:
+        try:
+            await step
+        except Exception as e:
+            self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
+
+    async def _drain(self) -> None:
+        if self._inflight == 0:
+            return
+        timeout = float(self.config.get("container.terminate_timeout", 10.0))
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        assert self.container is not None
+        if not await ended_within(d, timeout, self.container.reactor):
+            self.log.warn(
+                "{proc}: {n} handlers still running after {t}s; terminating anyway",
+                proc=self,
+                n=self._inflight,
+                t=timeout,
+            )
+
+
+async def run_hook(hook: Callable[[], Any], place: context.Here) -> None:
+    """Run a life cycle hook (plain or async) where the process's handlers run."""
+    token = context.entered(place)  # awaited in this coroutine: reset in its context
+    try:
+        result = hook()
+        if isinstance(result, Deferred) or hasattr(result, "__await__"):
+            await result
+    finally:
+        context.left(token)
