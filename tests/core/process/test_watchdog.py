@@ -15,7 +15,7 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.messaging import message as m
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
-from ion.core.process.watchdog import configured_limit, handler_timeout
+from ion.core.process.watchdog import EXPIRY_GRACE, configured_limit, handler_timeout
 from ion.test.fakes import OfflineContainer
 from ion.test.waiting import wait_for
 from tests.core.process.test_expiry import _wire
@@ -75,7 +75,9 @@ async def test_a_stuck_handler_is_cut_off_at_its_requests_expiry() -> None:
     clock.advance(2.9)
     assert call == [] and service._inflight == 1
     clock.advance(0.1)
-    assert call[0].check(exc.TimeoutError)  # the caller's own deadline, the same moment
+    assert call[0].check(exc.TimeoutError)  # the caller's own deadline
+    assert service.cancelled == [] and service._inflight == 1
+    clock.advance(EXPIRY_GRACE)  # a moment later the handler is cut off
     assert service.cancelled == ["h"] and service._inflight == 0
     [answer] = [msg for _key, msg in container.exchange.published if msg.performative == "failure"]
     assert answer.content["type"] == "HandlerTimeoutError"
