@@ -130,3 +130,20 @@ async def test_handlers_that_never_finish_do_not_wedge_a_service(ion_container_f
             await wait_for(call, 5)
     assert await wait_for(client.rpc_send("stuck", "quick", "served", timeout=5), 5) == "served"
     assert sorted(service.cancelled) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_stuck_handlers_of_one_off_messages_are_cut_off_by_their_limit(
+    ion_container_factory,
+) -> None:
+    """A one-off message has no caller and so no expiry: its handler's deadline
+    is its limit alone. With process.handler_timeout set, handlers of sends that
+    never finish are cut off there and the service's intake comes back."""
+    config = {"broker": {"prefetch": 4}, "process": {"handler_timeout": 0.3}}
+    service = await (await ion_container_factory(config=config)).spawn(Stuck)
+    client = await (await ion_container_factory()).spawn(Process, name="client")
+    for i in range(4):
+        await wait_for(client.send("stuck", "hang", i), 5)
+    assert await wait_for(client.rpc_send("stuck", "quick", "served", timeout=5), 5) == "served"
+    assert sorted(service.cancelled) == [0, 1, 2, 3]
