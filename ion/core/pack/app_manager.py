@@ -305,7 +305,19 @@ class AppManager(Service):
         for service in app.needs:
             exchange = self.container.exchange
             error = await wait_served(
-                exchange, service, timeout, self.clock, lambda: not self.running
+                exchange,
+                service,
+                timeout,
+                self.clock,
+                lambda: not self.running,
+                waiting=lambda service=service: log.info(
+                    "app {app} waits for service {service}, which no container of system "
+                    "{sysname} serves yet (up to {timeout:g}s, pack.needs_timeout)",
+                    app=app.name,
+                    service=service,
+                    sysname=self.container.sysname,
+                    timeout=timeout,
+                ),
             )
             if error is not None:
                 path = str(app.path) if app.path is not None else f"app {app.name!r}"
