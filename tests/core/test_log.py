@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import signal
 import json
+import signal
 
 import pytest
 from twisted.logger import Logger, LogPublisher
