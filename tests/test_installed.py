@@ -39,6 +39,9 @@ def boot(venv: Venv, cwd: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # SIGINT as a user's terminal gives it, even when this suite runs as a
+        # shell's background job (whose children inherit it ignored, and keep it so).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -35,11 +35,14 @@ $rule
 One service, $name ($name/service.py: ${cls}Service and its ${cls}Client), the
 app that runs it (res/apps/$name.app) and a release that starts it
 (res/deploy/$name.rel), with its tests: tests/ for pytest, tests_trial/ for
-trial. Install it (with ion) into a virtualenv, from this directory:
+trial. Install it into a virtualenv that has ion (pip install the ion wheel,
+ion-$ion_release-py3-none-any.whl, or `pip install -e` an ion checkout, first: an
+unrelated package on PyPI is also named ion), from this directory:
 
     pip install -e '.[test]'
 
-Run it (a container with the service; Ctrl-D or Ctrl-C stops it):
+Run it (a container with the service and its shell; Ctrl-D at the prompt
+stops it, as SIGTERM does):
 
     twistd -n cc res/deploy/$name.rel
 
@@ -47,7 +50,11 @@ Test it:
 
     python -m pytest && python -m twisted.trial tests_trial
 
-In the container's shell: await ${cls}Client(container=cc).greet("you").
+In the container's shell:
+
+    from $name.service import ${cls}Client
+    await ${cls}Client().greet("you")
+
 ion's README.txt ("Your own project") says what each file is for.
 """
 
@@ -61,7 +68,7 @@ name = "$name"
 version = "0.1.0"
 description = "an ion project: the $name service"
 requires-python = ">=3.11"
-dependencies = ["ion>=$ion_version"]
+dependencies = ["ion~=$ion_version"]
 
 [project.optional-dependencies]
 test = ["pytest>=8", "pytest-twisted>=1.14"]
@@ -221,8 +228,18 @@ class ${cls}ReleaseTest(IonTestCase):
         self.assertIsNotNone(self._get_procid("$name"))
 '''
 
+GITIGNORE = """\
+__pycache__/
+*.egg-info/
+.pytest_cache/
+_trial_temp/
+twistd.pid
+twistd.log*
+"""
+
 FILES = {
     "README.txt": README,
+    ".gitignore": GITIGNORE,
     "pyproject.toml": PYPROJECT,
     "conftest.py": CONFTEST,
     "$name/__init__.py": '"""The $name ion project."""\n',
@@ -265,8 +282,10 @@ def project_files(name: str) -> dict[str, str]:
     values = {
         "name": name,
         "cls": cls,
+        "ion_release": ion.__version__,
         "rule": "=" * len(f"{name} -- an ion project"),
-        "ion_version": ".".join(ion.__version__.split(".")[:2]),
+        # ~= MAJOR.MINOR.0: this minor release line only, never PyPI's unrelated "ion"
+        "ion_version": ".".join(ion.__version__.split(".")[:2]) + ".0",
     }
     return {
         Template(p).substitute(values): Template(t).substitute(values) for p, t in FILES.items()

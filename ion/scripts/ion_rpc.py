@@ -1,6 +1,6 @@
 """ion-rpc: call a service of a running system once, from the command line.
 
-    ion-rpc [--broker URL] [-s SYSNAME] [--timeout S] SERVICE OP [CONTENT]
+    ion-rpc [--broker URL] [-s SYSNAME] [--timeout S] [--import MODULE] SERVICE OP [CONTENT]
     ion-rpc --attach SOCKET [--timeout S] SERVICE OP [CONTENT]
     ion-rpc -s lab hello hello '"you"'          -> {"value": "Hello there, you"}
     ion-rpc -s lab --timeout 2 hello ping && echo up
@@ -17,13 +17,16 @@ as 2020-01-01, a !!set) is a usage error, and so is a YAML alias, since a few
 lines of them can expand to more than any broker takes. The reply content is
 printed as JSON on stdout; bytes in it are printed as base64 strings,
 protobuf objects as their JSON mapping, and anything else JSON cannot hold as
-its repr.
+its repr. A reply holding a protobuf type of a project's own is read with the
+module that registers it: C{--import MODULE} (repeatable) imports it first,
+found where installed or in the working directory.
 
 Exit status: 0 the reply was OK; 1 the service answered with an error (its
 message on stderr); 2 no answer: the call timed out, nobody serves SERVICE in
 SYSNAME, nothing runs as SYSNAME, the broker could not be reached, or it
 refused the request (too large, say), or (C{--attach}) no container of this
-user serves SOCKET; 64 usage error, including C{--broker
+user serves SOCKET; 3 the service answered (the call was made) but its reply
+cannot be read: it holds an object type no imported module registers; 64 usage error, including C{--broker
 local}: the embedded broker lives inside one container process, so there is
 nothing another process could reach (C{--attach} its manhole socket instead).
 
@@ -95,6 +98,14 @@ def parser() -> argparse.ArgumentParser:
         "--timeout", metavar="S", type=float, default=10.0, help="seconds to wait (default 10)"
     )
     p.add_argument(
+        "--import",
+        dest="imports",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help="import MODULE first (it registers the object types of the replies); repeatable",
+    )
+    p.add_argument(
         "-v", "--verbose", action="store_true", help="log the container's work to stderr"
     )
     p.add_argument("service", help="service name or process id")
@@ -147,6 +158,22 @@ def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
         raise Usage("no sysname: give -s SYSNAME (the -s the containers run with)")
     text = sys.stdin.read() if args.content == "-" else args.content
     return broker, str(sysname), load_content(text)
+
+
+def import_modules(names: list[str]) -> None:
+    """Import each module named (a project's object types register on import).
+
+    @raise Usage: one cannot be imported; names which and why.
+    """
+    import importlib
+
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a project's package, run from its directory
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            raise Usage(f"--import {name}: cannot import it: {type(e).__name__}: {e}") from None
 
 
 def load_content(text: str | None) -> Any:
@@ -247,9 +274,13 @@ def attached(args: argparse.Namespace) -> int:
         (args.broker, "--broker"),
         (args.broker_credfile, "--broker_credfile"),
         (args.sysname, "-s"),
+        (args.imports, "--import"),
     ):
         if given:
-            raise Usage(f"{name}: not with --attach (the container's own broker and system serve)")
+            raise Usage(
+                f"{name}: not with --attach (the container's own broker, system and "
+                "object types serve)"
+            )
     if not args.timeout > 0:
         raise Usage(f"--timeout {args.timeout}: must be more than 0 seconds")
     content = load_content(sys.stdin.read() if args.content == "-" else args.content)
@@ -269,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.attach:
             return attached(args)
+        import_modules(args.imports)
         broker, sysname, content = settings(args)
     except Usage as e:
         print(f"ion-rpc: {e}", file=sys.stderr)

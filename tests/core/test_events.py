@@ -314,6 +314,7 @@ async def test_app_and_container_events(tmp_path: Any) -> None:
     ]
     (startup,) = [e for e in mine if e.event_id == 1076]
     assert list(startup.container_startup.startup_names) == ["res/deploy/hello.rel"]
+    assert {e.container_id for e in mine} == {"booted"}  # each names its container
 
 
 @pytest_twisted.ensureDeferred

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 
 import pytest
 from twisted.logger import Logger, LogPublisher
@@ -168,3 +169,22 @@ def test_a_config_shown_masks_its_secrets() -> None:
     )
     assert "s3cret" not in shown and "pw" not in shown and "'t'" not in shown
     assert "amqp://u:***@h/" in shown and "'password': '***'" in shown
+
+
+def test_a_log_file_rotates_as_twistds_own(tmp_path) -> None:
+    """-l FILE (or a daemon's twistd.log) is a LogFile rotated past 1 MB, as twistd's."""
+    from twisted.python.logfile import LogFile
+
+    from ion.core.log import twistd_log_file
+
+    before = signal.getsignal(signal.SIGUSR1)
+    out = twistd_log_file(str(tmp_path / "cc.log"), nodaemon=True)
+    signal.signal(signal.SIGUSR1, before)  # SIGUSR1 rotation is test_daemon's
+    try:
+        assert isinstance(out, LogFile) and out.rotateLength == 1_000_000
+        out.write("x" * 1_000_001)
+        out.write("next\n")  # written past the limit: rotated first
+        assert (tmp_path / "cc.log.1").exists()
+        assert (tmp_path / "cc.log").read_text() == "next\n"
+    finally:
+        out.close()

@@ -13,7 +13,7 @@ import pytest
 from ion.__main__ import main as ion_main
 from ion.core.pack.appfile import load_app, load_release
 from ion.scripts import ion_init
-from tests.core.cc.test_manhole import short_dir  # noqa: F401 - the fixture
+from tests.core.cc.test_manhole import ION_SHELL, short_dir  # noqa: F401 - the fixture
 from tests.launch import TIMEOUT, clean_env, interrupt, launch, wait_for_file
 
 ION_RPC = [sys.executable, "-m", "ion.scripts.ion_rpc"]
@@ -50,7 +50,7 @@ def test_the_generated_files_parse(project: Path) -> None:
         ("my_greeter", "my_greeter.service", "MyGreeterService"),
     )
     assert [e.name for e in release.apps] == ["ioncore", "my_greeter"]
-    assert meta["project"]["dependencies"] == ["ion>=0.1"]
+    assert meta["project"]["dependencies"] == ["ion~=0.1.0"]
     assert meta["project"]["optional-dependencies"]["test"][1].startswith("pytest-twisted")
     for source in project.rglob("*.py"):
         compile(source.read_text(), str(source), "exec")
@@ -95,6 +95,19 @@ def test_the_generated_release_boots_and_answers(project: Path, short_dir: Path)
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"greeting": "Hello, you", "count": 1}
+        # The README's lines for the container's shell work as written.
+        readme = (project / "README.txt").read_text()
+        lines = readme.split("In the container's shell:")[1].split("\n\n")[1]
+        shell = subprocess.run(
+            [*ION_SHELL, str(sock)],
+            input="\n".join(line.strip() for line in lines.splitlines()) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=clean_env(),
+        )
+        assert shell.returncode == 0, shell.stderr
+        assert "'Hello, you'" in shell.stdout, shell.stdout
     finally:
         output = interrupt(proc)
     assert proc.returncode == 0, output

@@ -50,16 +50,23 @@ class Slow(ServiceProcess):
 
 
 await cc.spawn(Slow)
+
+# The bank example's ledger: its replies hold object types of the bank's own.
+import sys
+sys.path.insert(0, BANK)
+import bank
+await cc.spawn("bank.ledger:LedgerService", args={"opening_balances": {"alice": 500}})
 """
 
-SERVICES = ("hello", "slow")
+SERVICES = ("hello", "slow", "ledger")
+BANK = REPO / "examples" / "bank"
 
 
-def ion_rpc(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ion-rpc with C{args}; its exit code and output."""
+def ion_rpc(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run ion-rpc with C{args} in C{cwd}; its exit code and output."""
     return subprocess.run(
         [*ION_RPC, *args],
-        cwd=REPO,
+        cwd=cwd,
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -111,7 +118,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sysname = f"t-rpc-{uuid.uuid4().hex[:8]}"
     tmp = tmp_path_factory.mktemp("ion-rpc")
     boot, ready = tmp / "slow.py", tmp / "ready"
-    boot.write_text(SLOW)
+    boot.write_text(SLOW.replace("BANK", repr(str(BANK))))
     proc = launch(
         f"rpc-{sysname}",
         "-n",
@@ -151,6 +158,39 @@ def test_error_reply_exits_1_with_the_message_on_stderr(system: str) -> None:
     assert "hello.hello failed: [400] BadRequest: hello takes a string, not dict" in done.stderr
     unknown = ion_rpc("--broker", URL, "-s", system, "hello", "nope")
     assert unknown.returncode == 1 and "UnknownOpError" in unknown.stderr
+
+
+@pytest.mark.rabbitmq
+def test_import_reads_replies_of_a_projects_own_object_types(system: str) -> None:
+    """--import MODULE (here the bank package, found in the working directory)
+    registers the types a reply holds; it is printed in their JSON mapping."""
+    done = ion_rpc(
+        "--broker", URL, "-s", system, "--import", "bank", "ledger", "balance", "alice", cwd=BANK
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"owner": "alice", "balance": "500"}
+
+
+@pytest.mark.rabbitmq
+def test_a_reply_of_an_unknown_object_type_exits_3_naming_the_cure(system: str) -> None:
+    """Without --import the call is made, but its reply cannot be read: exit 3,
+    saying so, with the type id and the option that reads it."""
+    credit = "{owner: bob, amount: 7}"
+    done = ion_rpc("--broker", URL, "-s", system, "ledger", "credit", credit)
+    assert done.returncode == 3 and done.stdout == ""
+    assert "ledger.credit answered, but the reply cannot be read" in done.stderr
+    assert "unknown object type id 30001" in done.stderr and "--import" in done.stderr
+    after = ion_rpc(
+        "--broker", URL, "-s", system, "--import", "bank", "ledger", "balance", "bob", cwd=BANK
+    )
+    assert json.loads(after.stdout) == {"owner": "bob", "balance": "7"}  # the credit was made
+
+
+def test_an_import_that_fails_is_a_usage_error() -> None:
+    """A module that cannot be imported is named, with why, before any call (exit 64)."""
+    done = ion_rpc("--import", "no_such_module_here", "hello", "hello")
+    assert done.returncode == 64 and done.stdout == ""
+    assert "--import no_such_module_here: cannot import it: ModuleNotFoundError" in done.stderr
 
 
 @pytest.mark.rabbitmq

@@ -23,7 +23,7 @@ from ion.core.cc import peer
 
 HELLO = b"\x00ion-rpc/1\n"
 REPLY = b"\x00ion-rpc-reply/1\n"
-EX_OK, EX_ERROR_REPLY, EX_NO_ANSWER, EX_USAGE = 0, 1, 2, 64
+EX_OK, EX_ERROR_REPLY, EX_NO_ANSWER, EX_UNREADABLE, EX_USAGE = 0, 1, 2, 3, 64
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 128 * 1024 * 1024  # RabbitMQ's own limit on a message, and ion's default
 
@@ -100,6 +100,12 @@ async def one_call(
         return EX_ERROR_REPLY, f"{where} failed: {redact_text(e.describe())}"
     except exc.BrokerError as e:
         return EX_NO_ANSWER, f"{where}: broker: {redact_text(str(e))}"
+    except exc.MessageFormatError as e:
+        # The call was made (and its op ran): only its answer cannot be read here.
+        return EX_UNREADABLE, (
+            f"{where} answered, but the reply cannot be read: {redact_text(str(e))} "
+            "(an object type of the service's own: --import the module that registers it)"
+        )
     return EX_OK, to_json(reply)
 
 

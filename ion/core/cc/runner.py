@@ -60,9 +60,11 @@ class ContainerRunner(MultiService):
         take_signals: bool = False,
         log_file: IO[str] | None = None,
         own_logging: bool = True,
+        pidfile: str | None = None,
     ) -> None:
         super().__init__()
         self.take_signals = take_signals
+        self.pidfile = pidfile  # twistd's, removed on a failed start as at a clean stop
         self.config = config
         self.files = files
         self.ready_file = ready_file
@@ -222,7 +224,7 @@ class ContainerRunner(MultiService):
 
     def _fail_exit(self) -> None:
         reactor = self.container.reactor
-        reactor.addSystemEventTrigger("after", "shutdown", _exit, 1)
+        reactor.addSystemEventTrigger("after", "shutdown", _exit, 1, self.pidfile)
         # A failure can come while twistd is still starting the reactor, when
         # stop() would be lost: stop once it runs (at once if it does).
         reactor.callWhenRunning(reactor.stop)
@@ -319,7 +321,18 @@ def check_ready_file(path: str) -> None:
         )
 
 
-def _exit(code: int) -> None:
+def _exit(code: int, pidfile: str | None = None) -> None:
+    """Exit at once with C{code}. twistd removes its pidfile only after a run that
+    ends normally, so C{pidfile} is removed here, when it names this process:
+    else the next start of a container in the directory finds it stale."""
+    if pidfile:
+        try:
+            with open(pidfile) as f:
+                mine = f.read().strip() == str(os.getpid())
+            if mine:
+                os.unlink(pidfile)
+        except (OSError, ValueError):
+            pass
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -389,4 +389,5 @@ def makeService(options: Options) -> ContainerRunner:
         take_signals=True,
         log_file=None if log_file is sys.stdout else log_file,
         own_logging=not syslog,
+        pidfile=twistd.get("pidfile") or None,
     )

@@ -37,6 +37,7 @@ starts, for at most C{pack.needs_timeout} seconds (L{ion.core.pack.needs}).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -304,8 +305,17 @@ class AppManager(Service):
         timeout = needs_timeout(rec.config)
         for service in app.needs:
             exchange = self.container.exchange
+            waiting = functools.partial(
+                log.info,
+                "app {app} waits for service {service}, which no container of system "
+                "{sysname} serves yet (up to {timeout:g}s, pack.needs_timeout)",
+                app=app.name,
+                service=service,
+                sysname=self.container.sysname,
+                timeout=timeout,
+            )
             error = await wait_served(
-                exchange, service, timeout, self.clock, lambda: not self.running
+                exchange, service, timeout, self.clock, lambda: not self.running, waiting
             )
             if error is not None:
                 path = str(app.path) if app.path is not None else f"app {app.name!r}"

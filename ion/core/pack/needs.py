@@ -84,9 +84,11 @@ async def wait_served(
     timeout: float,
     clock: Any,
     stopping: Callable[[], bool],
+    waiting: Callable[[], None] = lambda: None,
 ) -> BaseException | None:
     """Wait until C{service} is served in the system, at most C{timeout} seconds
-    measured on C{clock} (an C{IReactorTime}).
+    measured on C{clock} (an C{IReactorTime}); C{waiting} is called once, when
+    the first look did not find it served and the wait begins.
 
     @return: None once it is; else what the last look failed with (a broker
         error), or a L{LookupError} when the looks went well and found nobody.
@@ -107,6 +109,8 @@ async def wait_served(
             return error
         if stopping():
             raise StartupError(f"stopped while waiting for service {service!r}")
+        if delay == POLL_FIRST:
+            waiting()
         await deferLater(clock, min(delay, left), lambda: None)
         delay = min(delay * 2, POLL_MAX)
 

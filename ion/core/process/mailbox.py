@@ -7,6 +7,7 @@ own and works on the process's id, container, conversations and life cycle state
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -185,7 +186,8 @@ class Mailbox:
         assert self.container is not None
         # The caller's deadline, absolute (ms since the epoch, by this host's
         # clock): past it nobody waits, and the server drops the request unrun.
-        h[m.EXPIRY] = int((self.container.reactor.seconds() + timeout) * 1000)
+        # Rounded up: on one clock the server's deadline is never before the caller's.
+        h[m.EXPIRY] = math.ceil((self.container.reactor.seconds() + timeout) * 1000)
         if headers:
             h.update(headers)
         body = self._encode(h, content)

@@ -4,6 +4,10 @@ one gives back its slot (and its unacked delivery) instead of wedging the proces
 A handler's deadline is the sooner of its request's expiry (the caller's
 deadline) and its own limit: the op's (L{handler_timeout} on the method), else
 the class's C{handler_timeout}, else C{process.handler_timeout} (0: none).
+
+At the expiry the caller's own timer ends its call; the handler is cut off
+L{EXPIRY_GRACE} later, so that on one clock the caller always sees its own
+timeout, never a race between it and the server's timeout error.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from ion.core import exception as exc
 from ion.core.config import read_number
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds past its request's expiry that a handler is cut off.
+EXPIRY_GRACE = 0.1
 
 
 def handler_timeout(seconds: float) -> Callable[[F], F]:
@@ -50,12 +57,13 @@ def configured_limit(cls: type, config: Any) -> float | None:
 
 def deadline(handler: Any, limit: float | None, expiry: Any, now: float) -> float | None:
     """Seconds the handler may run from C{now}: the sooner of its op's limit (else
-    C{limit}) and the request's C{expiry} (ms since the epoch); None: unbounded."""
+    C{limit}) and the request's C{expiry} (ms since the epoch) plus
+    L{EXPIRY_GRACE}; None: unbounded."""
     own = getattr(handler, "handler_timeout", None)
     if own is not None:
         limit = own
     if type(expiry) is int:
-        left = max(expiry / 1000 - now, 0.0)
+        left = max(expiry / 1000 - now, 0.0) + EXPIRY_GRACE
         limit = left if limit is None else min(limit, left)
     return limit
 

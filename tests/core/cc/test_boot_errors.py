@@ -119,3 +119,16 @@ def test_an_app_that_cannot_start_is_one_critical_line_and_its_traceback_with_io
         assert len(critical) == 1 and "nomod.app:4: field 'mod'" in critical[0]
     assert "Traceback" not in plain.stdout + plain.stderr
     assert "Traceback (most recent call last)" in debug.stdout
+
+
+def test_a_failed_start_leaves_no_pidfile(tmp_path: Path) -> None:
+    """twistd writes twistd.pid; a container whose app cannot start exits 1 and
+    removes it, as a clean stop does: the next start finds no stale pidfile."""
+    app = "type: application\nname: nomod\nversion: '1'\nmod: [no_such_module_here]\n"
+    write(tmp_path / "nomod.app", app)
+    command = [arg for arg in cc_command("pidfile", "-n", "nomod.app") if arg != "--pidfile="]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert not (tmp_path / "twistd.pid").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel
 
 from ion.core.cc.container import Container
 from ion.core.config import DEFAULTS, Config, check_settings
@@ -62,13 +63,20 @@ async def test_a_service_served_by_another_container_is_not_started_here(make) -
     assert second.proc_manager.find("hello") is None
 
 
-async def test_the_app_waits_until_the_service_is_served(make) -> None:
-    """The app waits (on the manager's clock) and starts once the service appears."""
+async def test_the_app_waits_until_the_service_is_served(make, logs) -> None:
+    """The app waits (on the manager's clock), saying so once at info level, and
+    starts once the service appears."""
     first, second = await make(), await make()
     second.app_manager.clock = clock = Clock()
     fired = outcome_of(Deferred.fromCoroutine(second.start_app("greeter")))
     clock.advance(5)
     assert fired == [] and app_names(second) == ["ioncore"]
+    said = [e for e in logs.events.items if "waits for service" in logs.text(e)]
+    assert [logs.text(e) for e in said] == [
+        "app greeter waits for service hello, which no container of system testsys "
+        "serves yet (up to 30s, pack.needs_timeout)"
+    ]
+    assert said[0]["log_level"] == LogLevel.info
 
     await first.start_app("hello")
     clock.advance(1)  # the next look

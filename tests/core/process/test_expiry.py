@@ -9,6 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel
 
 from ion.core import exception as exc
 from ion.core.messaging import message as m
@@ -87,8 +88,9 @@ async def test_requests_whose_deadline_passed_while_waiting_are_not_run() -> Non
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_request_arriving_after_its_deadline_is_not_run() -> None:
-    """A request delivered after its expiry is dropped at once; one within it runs."""
+async def test_a_request_arriving_after_its_deadline_is_not_run(logs) -> None:
+    """A request delivered after its expiry is dropped at once, logged at debug;
+    one within it runs."""
     clock = Clock()
     container = OfflineContainer(reactor=clock)
     service = await container.spawn(OneAtATime)
@@ -108,6 +110,9 @@ async def test_a_request_arriving_after_its_deadline_is_not_run() -> None:
         service._on_delivery(delivery)
         assert delivery.acked
     assert service.entered == ["in time"] and service.expired_dropped == 1
+    [said] = [e for e in logs.events.items if "dropped unrun" in logs.text(e)]
+    assert said["log_level"] == LogLevel.debug
+    assert "its caller's deadline passed" in logs.text(said)
     await container.stop()
 
 

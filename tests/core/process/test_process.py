@@ -198,10 +198,17 @@ async def test_no_such_service_fails_at_once(container: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_timeout_then_late_reply_dropped(container: Any, logs: Any) -> None:
-    """A call times out with a clear TimeoutError; the late reply is logged and dropped."""
+    """A call times out with a clear TimeoutError; the late reply is logged and dropped.
+
+    The request says it expires 10 s on, as from a server whose clock runs
+    behind the caller's: its handler is not cut off at the caller's deadline
+    (which would race the caller's own timeout) and answers late."""
     service, client = await spawn_pair(container)
+    later = int((container.reactor.seconds() + 10) * 1000)
     with pytest.raises(exc.TimeoutError, match="no reply within 0.2s"):
-        await wait_for(client.rpc_send("echo", "gated", "slow", timeout=0.2))
+        await wait_for(
+            client.rpc_send("echo", "gated", "slow", timeout=0.2, headers={m.EXPIRY: later})
+        )
     assert client.conversations.open == {}
     service.gates[0].callback(None)
     await logs.wait_for_text("late reply dropped")

@@ -15,7 +15,7 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.messaging import message as m
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
-from ion.core.process.watchdog import configured_limit, handler_timeout
+from ion.core.process.watchdog import EXPIRY_GRACE, configured_limit, handler_timeout
 from ion.test.fakes import OfflineContainer
 from ion.test.waiting import wait_for
 from tests.core.process.test_expiry import _wire
@@ -75,7 +75,9 @@ async def test_a_stuck_handler_is_cut_off_at_its_requests_expiry() -> None:
     clock.advance(2.9)
     assert call == [] and service._inflight == 1
     clock.advance(0.1)
-    assert call[0].check(exc.TimeoutError)  # the caller's own deadline, the same moment
+    assert call[0].check(exc.TimeoutError)  # the caller's own deadline
+    assert service.cancelled == [] and service._inflight == 1
+    clock.advance(EXPIRY_GRACE)  # a moment later the handler is cut off
     assert service.cancelled == ["h"] and service._inflight == 0
     [answer] = [msg for _key, msg in container.exchange.published if msg.performative == "failure"]
     assert answer.content["type"] == "HandlerTimeoutError"
@@ -126,5 +128,22 @@ async def test_handlers_that_never_finish_do_not_wedge_a_service(ion_container_f
     for call in stuck:
         with pytest.raises(exc.TimeoutError):
             await wait_for(call, 5)
+    assert await wait_for(client.rpc_send("stuck", "quick", "served", timeout=5), 5) == "served"
+    assert sorted(service.cancelled) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_stuck_handlers_of_one_off_messages_are_cut_off_by_their_limit(
+    ion_container_factory,
+) -> None:
+    """A one-off message has no caller and so no expiry: its handler's deadline
+    is its limit alone. With process.handler_timeout set, handlers of sends that
+    never finish are cut off there and the service's intake comes back."""
+    config = {"broker": {"prefetch": 4}, "process": {"handler_timeout": 0.3}}
+    service = await (await ion_container_factory(config=config)).spawn(Stuck)
+    client = await (await ion_container_factory()).spawn(Process, name="client")
+    for i in range(4):
+        await wait_for(client.send("stuck", "hang", i), 5)
     assert await wait_for(client.rpc_send("stuck", "quick", "served", timeout=5), 5) == "served"
     assert sorted(service.cancelled) == [0, 1, 2, 3]
