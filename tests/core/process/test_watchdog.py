@@ -19,6 +19,7 @@ from ion.core.process.watchdog import EXPIRY_GRACE, configured_limit, handler_ti
 from ion.test.fakes import OfflineContainer
 from ion.test.waiting import wait_for
 from tests.core.process.test_expiry import _wire
+from tests.helpers import Collector
 
 BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 
@@ -141,9 +142,26 @@ async def test_stuck_handlers_of_one_off_messages_are_cut_off_by_their_limit(
     is its limit alone. With process.handler_timeout set, handlers of sends that
     never finish are cut off there and the service's intake comes back."""
     config = {"broker": {"prefetch": 4}, "process": {"handler_timeout": 0.3}}
-    service = await (await ion_container_factory(config=config)).spawn(Stuck)
+    service = await (await ion_container_factory(config=config)).spawn(CutOff)
     client = await (await ion_container_factory()).spawn(Process, name="client")
     for i in range(4):
         await wait_for(client.send("stuck", "hang", i), 5)
     assert await wait_for(client.rpc_send("stuck", "quick", "served", timeout=5), 5) == "served"
-    assert sorted(service.cancelled) == [0, 1, 2, 3]
+    # The first cut off made room for the call; each of the others is cut off in its turn.
+    await service.cut.wait_until(lambda _: len(service.cut.items) == 4)
+    assert sorted(service.cut.items) == [0, 1, 2, 3]
+
+
+class CutOff(Stuck):
+    """Stuck, telling each handler cut off as it happens."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.cut: Collector[Any] = Collector()
+
+    async def op_hang(self, content: Any, headers: dict, msg: m.Message) -> Any:
+        try:
+            return await super().op_hang(content, headers, msg)
+        except defer.CancelledError:
+            self.cut(content)
+            raise
