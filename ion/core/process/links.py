@@ -4,8 +4,8 @@ A link joins two processes both ways (one per pair); a monitor watches one
 way, a new reference each time. When a process ends, each linked process gets
 an exit signal and each watcher a down signal, both with its exit reason. A
 process that traps exits (C{trap_exits = True}) gets C{on_exit(pid, reason)};
-one that does not exits with the same reason when that reason is abnormal and
-ignores C{normal} and C{shutdown}. A monitor's watcher gets C{on_down(ref,
+one that does not ignores C{normal} and exits with any other reason, as in OTP
+(C{shutdown} too: it is "normal" only to a supervisor deciding on a restart). A monitor's watcher gets C{on_down(ref,
 pid, reason)}. Linking or monitoring a process that is gone gives C{noproc}.
 
 Signals travel as messages (protocol C{signal}) to the process's own queue, on
@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from ion.core.exception import UnroutableError
 from ion.core.messaging import message as m
-from ion.core.process.exit import NOPROC, is_abnormal
+from ion.core.process.exit import NOPROC, NORMAL
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -193,7 +193,7 @@ class Linking:
             self._links.discard(sender)
             if type(self).trap_exits:
                 return self.on_exit(sender, reason)
-            if is_abnormal(reason):
+            if reason != NORMAL:  # as in OTP: only normal is ignored, shutdown too ends it
                 self._exit_by_signal(sender, reason)
         elif op == DOWN:
             ref = str(content.get("ref"))
@@ -220,7 +220,7 @@ class Linking:
             self._on_signal(msg.content, msg.headers, msg)
 
     def _exit_by_signal(self, sender: str, reason: str) -> None:
-        """Not trapping exits: a linked process's abnormal exit ends this one too."""
+        """Not trapping exits: a linked process's exit (but a normal one) ends this one too."""
         self.log.info("{proc}: exits with {reason}, as linked {pid} did",
                       proc=self, reason=reason, pid=sender)  # fmt: skip
         self._crash(reason)  # type: ignore[attr-defined]

@@ -45,6 +45,18 @@ async def test_s18_a_linked_process_dies_of_an_abnormal_exit_only(container: Any
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_shutdown_of_a_linked_process_ends_one_not_trapping(container: Any) -> None:
+    """As in OTP, only normal is ignored: a linked process asked to stop (shutdown)
+    takes a process that does not trap exits with it, with that reason."""
+    journal: Collector[Any] = Collector()
+    a = await spawn(container, Worker, "a", journal)
+    b = await spawn(container, Worker, "b", journal)
+    a.link(b.id)
+    await container.terminate(b)
+    assert await ended(journal, "a") == "shutdown"
+
+
+@pytest_twisted.ensureDeferred
 async def test_s19_a_trapping_process_gets_every_reason(container: Any) -> None:
     """S19: trapping exits, A gets on_exit with normal, error:X and killed."""
     journal: Collector[Any] = Collector()
