@@ -120,6 +120,24 @@ class Linking:
         elif not self._is_local(pid):
             self._signal(pid, DEMONITOR, {"ref": ref})
 
+    async def spawn_link(
+        self, target: Any, name: str | None = None, args: dict[str, Any] | None = None
+    ) -> Any:
+        """Spawn a process linked with this one, its parent (as OTP's start_link):
+        a supervisor so started ends when this process does."""
+        assert self.container is not None, "process is not spawned"
+        proc = await self.container.proc_manager.spawn(target, name=name, args=args, link=self)
+        proc.parent = self  # linked, not owned: not among this process's children
+        return proc
+
+    async def spawn_monitor(
+        self, target: Any, name: str | None = None, args: dict[str, Any] | None = None
+    ) -> tuple[Any, str]:
+        """Spawn a process and monitor it: (the process, the monitor's reference)."""
+        assert self.container is not None, "process is not spawned"
+        proc = await self.container.proc_manager.spawn(target, name=name, args=args)
+        return proc, self.monitor(str(proc.id))
+
     # -- signals -----------------------------------------------------------------
 
     def _local(self, pid: str) -> Linking | None:

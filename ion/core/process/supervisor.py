@@ -76,7 +76,9 @@ class Supervisor(Process):
         self.kids: list[Child] = []  # in start order
         self._clock: Any = given.get("clock")
         self._restart_times: deque[float] = deque()
-        self._pending_start: Deferred[Process] | None = None  # a start under way (cancelled by stop)
+        self._pending_start: Deferred[Process] | None = (
+            None  # a start under way (cancelled by stop)
+        )
 
     @property
     def clock(self) -> Any:
@@ -141,12 +143,16 @@ class Supervisor(Process):
     # -- exits of children ----------------------------------------------------------
 
     async def on_exit(self, pid: str, reason: str) -> None:
-        """A linked process ended: a child is restarted as its spec says; any
-        other (the supervisor's own parent) ends this supervisor too, if abnormally."""
+        """A linked process ended: a child is restarted as its spec says; the
+        supervisor's own parent (its supervisor) ends this one too, with its
+        reason, as in OTP; any other linked process's exit is only logged."""
         child = next((c for c in self.kids if c.pid == pid), None)
         if child is None:
-            if is_abnormal(reason):
+            if self.parent is not None and pid == str(self.parent.id):
                 self._crash(reason)
+            else:
+                self.log.info("{sup}: linked {pid}, not a child, exited: {reason}",
+                              sup=self, pid=pid, reason=reason)  # fmt: skip
             return
         child.proc = None
         spec = child.spec

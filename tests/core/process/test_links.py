@@ -174,3 +174,20 @@ async def test_links_and_monitors_across_containers(make_container: Any) -> None
     a.link(ghost)
     await journal.wait_until(lambda e: e[0] == "on_exit" and e[2] == ghost)
     assert entries(journal, "on_exit")[-1][3] == "noproc"
+
+
+@pytest_twisted.ensureDeferred
+async def test_spawn_link_and_spawn_monitor(container: Any) -> None:
+    """spawn_link links the new process both ways; spawn_monitor returns it with
+    a reference whose on_down comes when it ends."""
+    journal: Collector[Any] = Collector()
+    a = await spawn(container, Trapper, "a", journal)
+    b = await a.spawn_link(Worker, name="b", args={"journal": journal})
+    assert str(b.id) in a.links and str(a.id) in b.links and b.parent is a
+    c, ref = await a.spawn_monitor(Worker, name="c", args={"journal": journal})
+    await container.proc_manager.kill(b)
+    await container.proc_manager.kill(c)
+    await journal.wait_until(lambda e: entries(journal, "on_down") != [])
+    await journal.wait_until(lambda e: entries(journal, "on_exit") != [])
+    assert [e[2:] for e in entries(journal, "on_exit")] == [(str(b.id), "killed")]
+    assert [e[2:] for e in entries(journal, "on_down")] == [(ref, str(c.id), "killed")]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 
+from ion.core import exception as exc
 from ion.core.process.process import Process
 from tests.core.process.test_supervisor import crash, pid, spec, started, supervise, terminated
-from tests.core.process.workers import HeldService, Restartable, Sup, ended, entries
+from tests.core.process.workers import HeldService, Restartable, Sup, Worker, ended, entries
 from tests.helpers import Collector, wait_for
 
 
@@ -145,3 +147,26 @@ async def test_s22_no_restart_once_stopping(container: Any) -> None:
     assert started(journal) == ["a", "b", "sup"] and len(tries) == 2
     assert all(c["pid"] is None for c in sup.which_children())
     assert not any(p.proc_name == "b" for p in container.proc_manager.processes.values())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_supervisor_ends_with_its_parent_only(container: Any) -> None:
+    """As OTP's: a supervisor started with spawn_link ends when its parent does,
+    with its reason (normal too), its children stopped; the exit of another
+    linked process that is not its child is only logged."""
+    journal: Collector[Any] = Collector()
+    client = await container.spawn(Process, name="client")
+    parent = await container.spawn(Worker, name="parent", args={"journal": journal})
+    other = await container.spawn(Worker, name="other", args={"journal": journal})
+    args = {"journal": journal, "children": [spec("w", journal)], "clock": task.Clock()}
+    sup = await parent.spawn_link(Sup, name="sup", args=args)
+    sup.link(other.id)
+    with pytest.raises(exc.ReceivedError):
+        await wait_for(client.rpc_send(other.id, "exit", "error:Boom"))
+    assert await ended(journal, "other") == "error:Boom"
+    await wait_for(client.rpc_send(sup.id, "ping"))  # handled: still there
+    assert sup.state == "ACTIVE" and pid(sup, "w") is not None
+    with pytest.raises(exc.ReceivedError):
+        await wait_for(client.rpc_send(parent.id, "exit", "normal"))
+    assert await ended(journal, "sup") == "normal"
+    assert ("terminate", "w") in journal.items
