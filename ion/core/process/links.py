@@ -126,8 +126,9 @@ class Linking:
         """Spawn a process linked with this one, its parent (as OTP's start_link):
         a supervisor so started ends when this process does."""
         assert self.container is not None, "process is not spawned"
-        proc = await self.container.proc_manager.spawn(target, name=name, args=args, link=self)
-        proc.parent = self  # linked, not owned: not among this process's children
+        me: Any = self  # a Process: Linking is one of its bases
+        proc = await self.container.proc_manager.spawn(target, name=name, args=args, link=me)
+        proc.parent = me  # linked, not owned: not among this process's children
         return proc
 
     async def spawn_monitor(
