@@ -9,6 +9,8 @@ An app's module (the first item of its C{mod}) provides
 C{start} and C{stop} may return a Deferred or be C{async}; C{check} runs
 before anything starts (the process app looks up its class there). An app
 without C{mod} is a library app: it is recorded as running, nothing is called.
+An app with a C{supervisor:} block (and then no C{mod}) runs
+L{ion.core.pack.supervisorapp}: its top supervisor is the app.
 C{args} are C{mod}'s args; C{kwargs} are C{mod}'s kwargs < the release entry's
 C{args} < L{AppManager.start_app}'s C{args} < the container arg C{apparg_<app>}
 (C{-a apparg_hello={greeting: hi}}). The C{app_definition} given to C{start}

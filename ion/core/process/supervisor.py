@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from ion.core import exception as exc
 from ion.core.process import child_spec as cs
@@ -76,7 +76,10 @@ class Supervisor(Process):
         self.kids: list[Child] = []  # in start order
         self._clock: Any = given.get("clock")
         self._restart_times: deque[float] = deque()
-        self._pending_start: Deferred[Process] | None = None  # a start under way (cancelled by stop)
+        self._pending_start: Deferred[Process] | None = (
+            None  # a start under way (cancelled by stop)
+        )
+        self._end_waiters: list[Deferred[str]] = []
 
     @property
     def clock(self) -> Any:
@@ -116,9 +119,10 @@ class Supervisor(Process):
         """
         spec = child.spec
         assert self.container is not None
-        spawn = self.container.proc_manager.spawn(
-            spec.start, name=spec.name, args={**spec.args, **child.extra}, link=self
-        )
+        args = {**spec.args, **child.extra}
+        if spec.type == cs.SUPERVISOR and self._clock is not None:
+            args.setdefault("clock", self._clock)  # a nested supervisor counts on ours
+        spawn = self.container.proc_manager.spawn(spec.start, name=spec.name, args=args, link=self)
         self._pending_start = STARTING  # a stop asked for meanwhile waits for the Deferred
         self._pending_start = starting = Deferred.fromCoroutine(spawn)
         timer = self.clock.callLater(spec.start_timeout, starting.cancel)
@@ -274,7 +278,21 @@ class Supervisor(Process):
                           sup=self, id=child.spec.id, reason=reason)  # fmt: skip
         return reason
 
+    def _signal_exits(self, reason: str) -> None:
+        super()._signal_exits(reason)
+        waiters, self._end_waiters = self._end_waiters, []
+        for waiter in waiters:
+            waiter.callback(reason)
+
     # -- the API ---------------------------------------------------------------------
+
+    def when_ended(self) -> Deferred[str]:
+        """A Deferred that fires with this supervisor's exit reason once it has ended."""
+        if self.state == "TERMINATED":
+            return succeed(self.exit_reason or SHUTDOWN)
+        waiter: Deferred[str] = Deferred()
+        self._end_waiters.append(waiter)
+        return waiter
 
     async def start_child(self, spec_or_args: ChildSpec | dict[str, Any]) -> Process:
         """Add and start a child: a spec, or (simple_one_for_one) the arguments
