@@ -97,9 +97,11 @@ class AppLifecycleEvent(_message.Message):
         STATE_UNSPECIFIED: _ClassVar[AppLifecycleEvent.State]
         STARTED: _ClassVar[AppLifecycleEvent.State]
         STOPPED: _ClassVar[AppLifecycleEvent.State]
+        FAILED: _ClassVar[AppLifecycleEvent.State]
     STATE_UNSPECIFIED: AppLifecycleEvent.State
     STARTED: AppLifecycleEvent.State
     STOPPED: AppLifecycleEvent.State
+    FAILED: AppLifecycleEvent.State
     APP_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]

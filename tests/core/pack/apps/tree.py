@@ -15,7 +15,8 @@ EVENTS: Collector[tuple[str, str]] = Collector()
 
 class Recorded(Process):
     """Records ("start", name) once ACTIVE and ("terminate", name) in its hook;
-    C{crash} ends it with C{error:RuntimeError}; spawn arg C{fail_init} fails its start."""
+    C{crash} ends it with C{error:RuntimeError}; spawn arg C{fail_init} fails its
+    start, C{crash_at_start} ends it with C{error:Boom} as soon as it is ACTIVE."""
 
     crash_on_error = True
 
@@ -25,6 +26,9 @@ class Recorded(Process):
 
     def on_activate(self) -> None:
         EVENTS(("start", self.proc_name))
+        if self.args.get("crash_at_start"):
+            assert self.container is not None
+            self.container.reactor.callLater(0, self._crash, "error:Boom")
 
     def on_terminate(self) -> None:
         EVENTS(("terminate", self.proc_name))
