@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from twisted.internet.defer import Deferred, succeed
 
 from ion.core import exception as exc
+from ion.core.object.event_ids import EventId
 from ion.core.process import child_spec as cs
 from ion.core.process.child_spec import ChildSpec, SupervisorFlags
 from ion.core.process.exit import KILLED, SHUTDOWN, is_abnormal
@@ -167,7 +168,7 @@ class Supervisor(Process):
                               sup=self, id=spec.id)  # fmt: skip
                 self._crash(SHUTDOWN)
             return
-        await self._restart(child)
+        await self._restart(child, pid, reason)
 
     def _auto_shutdown_due(self) -> bool:
         rule = self.flags.auto_shutdown
@@ -185,7 +186,7 @@ class Supervisor(Process):
             return self.kids[self.kids.index(child) :]
         return [child]
 
-    async def _restart(self, child: Child) -> None:
+    async def _restart(self, child: Child, old_pid: str, reason: str) -> None:
         """Restart C{child} (and its group, by the strategy), each attempt counted
         toward the intensity; past it, give up."""
         group = self._group(child)
@@ -201,6 +202,8 @@ class Supervisor(Process):
             if not self._count_restart():
                 self.log.error("{sup}: reached_max_restart_intensity ({n} in {p}s); giving up",
                                sup=self, n=self.flags.intensity, p=self.flags.period)  # fmt: skip
+                self._announce_supervision(EventId.SUPERVISOR_GAVE_UP,
+                                           reason="reached_max_restart_intensity")  # fmt: skip
                 self._crash(SHUTDOWN)
                 return
             started: list[Child] = []
@@ -208,10 +211,21 @@ class Supervisor(Process):
                 for other in group:
                     await self._start(other)
                     started.append(other)
+                self._announce_supervision(
+                    EventId.CHILD_RESTARTED, child_id=child.spec.id, old_pid=old_pid,
+                    new_pid=child.pid or "", reason=reason, restarts=child.restarts,
+                )  # fmt: skip
                 return
             except exc.SpawnError:
                 for other in reversed(started):  # try the group again, from the start
                     await self._stop(other)
+
+    def _announce_supervision(self, event_id: int, **fields: Any) -> None:
+        """Publish a supervision event (L{EventId}) from this supervisor."""
+        assert self.container is not None
+        me, flags = str(self.id), self.flags
+        self.container.announce(event_id, me, supervisor_id=me, strategy=flags.strategy,
+                                intensity=flags.intensity, period=flags.period, **fields)  # fmt: skip
 
     def _count_restart(self) -> bool:
         """Count a restart now; whether it stays within intensity per period."""
