@@ -211,6 +211,8 @@ class Supervisor(Process):
                 for other in group:
                     await self._start(other)
                     started.append(other)
+                self.log.info("{sup}: restarted child {id}: {new} (restart {n})",
+                              sup=self, id=child.spec.id, new=child.pid, n=child.restarts)  # fmt: skip
                 self._announce_supervision(
                     EventId.CHILD_RESTARTED, child_id=child.spec.id, old_pid=old_pid,
                     new_pid=child.pid or "", reason=reason, restarts=child.restarts,
