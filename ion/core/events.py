@@ -270,6 +270,8 @@ _KINDS = {
     "ResourceLifecycle": EventId.RESOURCE_LIFECYCLE,
     "ContainerLifecycle": EventId.CONTAINER_LIFECYCLE,
     "ProcessLifecycle": EventId.PROCESS_LIFECYCLE,
+    "ChildRestarted": EventId.CHILD_RESTARTED,
+    "SupervisorGaveUp": EventId.SUPERVISOR_GAVE_UP,
     "AppLifecycle": EventId.APP_LIFECYCLE,
     "ContainerStartup": EventId.CONTAINER_STARTUP,
     "ResourceModification": EventId.BUSINESS_STATE_MODIFICATION,

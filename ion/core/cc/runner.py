@@ -5,8 +5,9 @@ ready: a C{.app} with L{Container.start_app}, a C{.rel} with
 L{Container.start_rel}, and a C{.py} runs as a boot script (L{run_script}).
 When all have started, the ready file is written (atomically). A container
 that cannot boot, or a file that cannot start, logs one line saying why and
-exits with status 1, after stopping whatever had started; a container asked
-to stop by SIGINT or SIGTERM exits 0 once it has stopped.
+exits with status 1, after stopping whatever had started; so does one whose
+permanent (or transient) app fails later (L{ion.core.pack.app_exit}). A
+container asked to stop by SIGINT or SIGTERM exits 0 once it has stopped.
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ class ContainerRunner(MultiService):
         # A ready file left by an earlier run must not tell a launcher we are up.
         self._remove_ready_file()
         super().startService()
+        # A permanent app whose top supervisor gives up stops the container, exit 1.
+        self.container.app_manager.on_fatal = self._app_failed
         if self.take_signals:
             # After the reactor's own handlers are installed, which it does as it starts.
             self.container.reactor.callWhenRunning(self._take_signals)
@@ -221,6 +224,10 @@ class ContainerRunner(MultiService):
             "container {id} could not start: {why}", id=self.container.id, why=failure.value
         )
         self._fail_exit()
+
+    def _app_failed(self, why: str) -> None:
+        if self.running:  # (the app manager has logged why)
+            self._fail_exit()
 
     def _fail_exit(self) -> None:
         reactor = self.container.reactor

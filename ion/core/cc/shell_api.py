@@ -18,9 +18,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ion.core.cc.shell_tree import supervision_tree
 from ion.core.exception import ProcessError
 from ion.core.id import ProcessId
 from ion.core.log import redact_url
+from ion.core.process.exit import KILLED, SHUTDOWN
 from ion.core.process.implicit import ImplicitProcess
 from ion.core.process.lookup import declared_services, qualname, resolve_spawnable, service_name_of
 from ion.core.process.process import Process
@@ -150,13 +152,32 @@ class ShellApi:
             "Container object in this OS process can be given"
         )
 
-    async def kill(self, pid: Any) -> Text:
-        """Terminate a local process (full id, name or number)."""
+    def tree(self) -> Table:
+        """Print the supervision trees of this container: each supervisor's children
+        (child id, pid, state, restarts) under it, with its strategy; processes under
+        no supervisor are roots."""
+        return supervision_tree(self.container.proc_manager.processes.values())
+
+    async def kill(self, pid: Any, reason: str = KILLED) -> Text:
+        """Kill a local process (full id, name or number) at once, with exit reason
+        C{reason}: no terminate hook runs, and its supervisor (if any) restarts it
+        as its spec says."""
         proc = self.get_proc(pid)
-        await self.container.terminate(proc)
+        await self.container.proc_manager.kill(proc, reason)
+        self._forget_shell(proc)
+        return Text(f"killed {proc.id} ({reason})")
+
+    async def terminate(self, pid: Any, reason: str = SHUTDOWN) -> Text:
+        """Terminate a local process (full id, name or number): its terminate hook
+        runs; it ends with exit reason C{reason}."""
+        proc = self.get_proc(pid)
+        await self.container.proc_manager.terminate(proc, reason)
+        self._forget_shell(proc)
+        return Text(f"terminated {proc.id}")
+
+    def _forget_shell(self, proc: Process) -> None:
         if proc is self._shell.proc:
             self._shell.proc = None
-        return Text(f"terminated {proc.id}")
 
     async def makeprocess(self, name: str = "shellproc") -> Process:
         """Spawn a bare Process to send from (C{await p.rpc_send(...)})."""
@@ -296,7 +317,9 @@ HELPERS: list[tuple[str, str]] = [
     ("ms()", "exchanges and queues of this container on the broker"),
     ("svc()", "declared services (classes), and how many run here"),
     ("spawn(what, name=, args=)", "spawn a process: class, 'module.Class', module or service name"),
-    ("kill(pid)", "terminate a local process"),
+    ("tree()", "supervisors and their children: child id, pid, state, restarts"),
+    ("kill(pid, reason=)", "kill a local process (its supervisor restarts it)"),
+    ("terminate(pid)", "terminate a local process (its terminate hook runs)"),
     ("get_proc(pid)", "the local Process object"),
     ("makeprocess(name=)", "spawn a bare Process to send from"),
     ("send(to, op, content)", "send a one-off message from the shell process"),
@@ -320,6 +343,8 @@ TOP_LEVEL = (
     "rpc_send",
     "ping",
     "kill",
+    "terminate",
+    "tree",
     "makeprocess",
     "get_proc",
 )

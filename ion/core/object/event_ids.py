@@ -16,6 +16,8 @@ class EventId(IntEnum):
     RESOURCE_LIFECYCLE = 1001
     CONTAINER_LIFECYCLE = 1051
     PROCESS_LIFECYCLE = 1052
+    CHILD_RESTARTED = 1053
+    SUPERVISOR_GAVE_UP = 1054
     APP_LIFECYCLE = 1075
     CONTAINER_STARTUP = 1076
     BUSINESS_STATE_MODIFICATION = 1112
@@ -32,6 +34,8 @@ PAYLOAD_FIELD: dict[EventId, str] = {
     EventId.RESOURCE_LIFECYCLE: "resource_lifecycle",
     EventId.CONTAINER_LIFECYCLE: "container_lifecycle",
     EventId.PROCESS_LIFECYCLE: "process_lifecycle",
+    EventId.CHILD_RESTARTED: "supervision",
+    EventId.SUPERVISOR_GAVE_UP: "supervision",
     EventId.APP_LIFECYCLE: "app_lifecycle",
     EventId.CONTAINER_STARTUP: "container_startup",
     EventId.BUSINESS_STATE_MODIFICATION: "resource_modification",

@@ -9,6 +9,8 @@ An app's module (the first item of its C{mod}) provides
 C{start} and C{stop} may return a Deferred or be C{async}; C{check} runs
 before anything starts (the process app looks up its class there). An app
 without C{mod} is a library app: it is recorded as running, nothing is called.
+An app with a C{supervisor:} block (and then no C{mod}) runs
+L{ion.core.pack.supervisorapp}: its top supervisor is the app.
 C{args} are C{mod}'s args; C{kwargs} are C{mod}'s kwargs < the release entry's
 C{args} < L{AppManager.start_app}'s C{args} < the container arg C{apparg_<app>}
 (C{-a apparg_hello={greeting: hi}}). The C{app_definition} given to C{start}
@@ -39,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,7 @@ from ion.core.exception import (
     IllegalStateError,
     StartupError,
 )
+from ion.core.pack.app_exit import TEMPORARY, stops_container, watch
 from ion.core.pack.appfile import (
     AppDefinition,
     AppRef,
@@ -64,13 +67,7 @@ from ion.core.pack.appfile import (
     load_release,
 )
 from ion.core.pack.fileformat import field_line
-from ion.core.pack.needs import (
-    NeededServiceError,
-    needs_timeout,
-    report_instances,
-    services_of,
-    wait_served,
-)
+from ion.core.pack.needs import await_needs, report_instances, services_of
 from ion.core.pack.places import APPS, RELEASES, search_dirs
 from ion.core.pack.resolve import (
     FileAppLoader,
@@ -115,6 +112,9 @@ class AppManager(Service):
         self._lock = DeferredLock()
         # What bounds starts and stops (tests give a task.Clock).
         self.clock: IReactorTime = container.reactor
+        #: Called with the reason when a permanent or transient app fails (the
+        #: twistd runner's stops the container and exits non-zero).
+        self.on_fatal: Callable[[str], None] = self._stop_container
 
     # -- where files are ------------------------------------------------------
 
@@ -170,6 +170,7 @@ class AppManager(Service):
         args: Mapping[str, Any] | None = None,
         version: str | None = None,
         mult: bool = False,
+        start_type: str = TEMPORARY,
     ) -> AppInfo:
         """Start an app (a name, or the path of its C{.app} file) after the apps it needs.
 
@@ -195,6 +196,7 @@ class AppManager(Service):
                 )
             plan = [self._plan(a, None, None) for a in order[:-1] if not self.is_running(a.name)]
             plan.append(self._plan(target, None, None, config=config, args=args))
+            plan[-1].start_type = start_type
             started = await self._run(plan)
             return started[-1].info()
         finally:
@@ -268,6 +270,8 @@ class AppManager(Service):
         kwargs.update(args or {})
         kwargs.update(self._apparg(app.name))
         rec = RunningApp(app, view, kwargs, where, release.name if release else None)
+        if entry is not None:
+            rec.start_type = entry.start_type
         rec.module = load_module(rec)
         return rec
 
@@ -299,40 +303,10 @@ class AppManager(Service):
                 raise
         return started
 
-    async def _await_needs(self, rec: RunningApp) -> None:
-        """Wait until each service the app C{needs:} is served in the system."""
-        app = rec.definition
-        timeout = needs_timeout(rec.config)
-        for service in app.needs:
-            exchange = self.container.exchange
-            waiting = functools.partial(
-                log.info,
-                "app {app} waits for service {service}, which no container of system "
-                "{sysname} serves yet (up to {timeout:g}s, pack.needs_timeout)",
-                app=app.name,
-                service=service,
-                sysname=self.container.sysname,
-                timeout=timeout,
-            )
-            error = await wait_served(
-                exchange, service, timeout, self.clock, lambda: not self.running, waiting
-            )
-            if error is not None:
-                path = str(app.path) if app.path is not None else f"app {app.name!r}"
-                raise NeededServiceError(
-                    path,
-                    app.name,
-                    service,
-                    self.container.sysname,
-                    timeout,
-                    line=field_line(app.path, "needs"),
-                    last_error=None if isinstance(error, LookupError) else error,
-                )
-
     async def _start_one(self, rec: RunningApp) -> RunningApp:
         app, module = rec.definition, rec.module
         definition = dataclasses.replace(app, config=freeze(rec.config.as_dict()))
-        await self._await_needs(rec)
+        await await_needs(self.container, app, rec.config, self.clock, lambda: not self.running)
         before = set(self.container.proc_manager.processes)
         timeout = start_timeout(rec.config)
         try:
@@ -351,6 +325,7 @@ class AppManager(Service):
             raise AppStartError(path, reason, field, line) from exc
         rec.status = "running"
         self._running.append(rec)
+        watch(rec.state, functools.partial(self._ended, rec))
         log.info("started app {app} {version}", app=app.name, version=app.version)
         procs = self.container.proc_manager.processes
         new = [proc for pid, proc in procs.items() if pid not in before]
@@ -370,6 +345,33 @@ class AppManager(Service):
                     await self.container.terminate(proc)
                 except Exception:
                     log.failure("terminating {pid} after a failed start failed", pid=pid)
+
+    # -- an app that ends by itself ------------------------------------------------
+
+    def _ended(self, rec: RunningApp, reason: str) -> None:
+        """The app's top supervisor ended: unless the app was being stopped, it
+        failed; its start type says whether the container stops (L{app_exit})."""
+        if rec not in self._running or rec.status != "running":
+            return  # stopped by stop_app or the container: asked for
+        rec.status = "stopped"
+        self._running.remove(rec)
+        app, kind = rec.definition, rec.start_type
+        self.container.announce(
+            1075, app.name, app_name=app.name, version=str(app.version), state="FAILED"
+        )
+        if not stops_container(kind, reason):
+            log.warn("app {app} ended: its top supervisor exited {reason} "
+                     "(start_type {kind}: only reported)", app=app.name, reason=reason, kind=kind)  # fmt: skip
+            return
+        why = f"app {app.name} ended: its top supervisor exited {reason} (start_type {kind})"
+        log.critical("{why}; stopping the container", why=why)
+        self.on_fatal(why)
+
+    def _stop_container(self, why: str) -> None:
+        """The default L{on_fatal}: stop the container."""
+        Deferred.fromCoroutine(self.container.stop()).addErrback(
+            lambda f: log.failure("stopping the container failed", f)
+        )
 
     # -- stopping ---------------------------------------------------------------
 

@@ -8,28 +8,31 @@ file, and the field and line when known.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 from ion.core.exception import AppFileError
+from ion.core.pack.fields import CLASS as _CLASS
+from ion.core.pack.fields import MODULE as _MODULE
+from ion.core.pack.fields import NAME as _NAME
+from ion.core.pack.fields import Fields as _Fields
+from ion.core.pack.fields import freeze
 from ion.core.pack.fileformat import parse_text, read_file
+from ion.core.pack.supervision import SupervisorDefinition, parse_supervisor
 
 PROCESSAPP_MODULE = "ion.core.pack.processapp"
+SUPERVISORAPP_MODULE = "ion.core.pack.supervisorapp"
+START_TYPES = ("permanent", "transient", "temporary")
 
 APP_FIELDS = frozenset(
     {"type", "name", "description", "version", "mod", "modules", "registered"}
-    | {"applications", "needs", "config"}
+    | {"applications", "needs", "config", "supervisor"}
 )
 REL_FIELDS = frozenset({"type", "name", "version", "description", "ioncore", "apps"})
-ENTRY_FIELDS = frozenset({"name", "version", "config", "args", "processapp", "mult"})
-
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
-_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
-_CLASS = re.compile(r"[A-Za-z_]\w*\Z")
+ENTRY_FIELDS = frozenset({"name", "version", "config", "args", "processapp", "mult", "start_type"})
 
 
 class AppRef(NamedTuple):
@@ -53,6 +56,7 @@ class AppDefinition:
     needs: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     path: Path | None = None
+    supervisor: SupervisorDefinition | None = None  # its mod is then the supervisor app
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class ReleaseEntry:
     args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     processapp: tuple[str, str, str] | None = None
     mult: bool = False
+    start_type: str = "temporary"  # what a failing top supervisor means: see app_exit
     line: int | None = field(default=None, compare=False)
 
 
@@ -78,77 +83,6 @@ class ReleaseDefinition:
     apps: tuple[ReleaseEntry, ...] = ()
     ioncore: str = ""
     path: Path | None = None
-
-
-def freeze(value: Any) -> Any:
-    """C{value} read-only all the way down: mappings as proxies, lists as tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(freeze(item) for item in value)
-    return value
-
-
-class _Fields:
-    """Typed access to one mapping of a file; every failure names field and line."""
-
-    def __init__(
-        self, path: str, data: Mapping[str, Any], prefix: str = "", line: int | None = None
-    ) -> None:
-        self.path, self.data, self.prefix, self.line = path, data, prefix, line
-        self.lines: dict[Any, int] = getattr(data, "lines", {})
-
-    def fail(self, key: str | None, reason: str) -> NoReturn:
-        line = self.lines.get(key, self.line) if key is not None else self.line
-        name = f"{self.prefix}{key}" if key is not None else self.prefix.rstrip(".") or None
-        raise AppFileError(self.path, reason, field=name, line=line)
-
-    def check_known(self, known: frozenset[str], what: str) -> None:
-        for key in self.data:
-            if key not in known:
-                allowed = ", ".join(sorted(known))
-                self.fail(str(key), f"unknown field in {what} (allowed: {allowed})")
-
-    def get(self, key: str, types: type | tuple[type, ...], kind: str, default: Any) -> Any:
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        if not isinstance(value, types) or isinstance(value, bool) and bool not in _tuple(types):
-            self.fail(key, f"must be {kind}, not {type(value).__name__} {value!r}")
-        return value
-
-    def required_str(self, key: str, pattern: re.Pattern[str] = _NAME) -> str:
-        if key not in self.data:
-            self.fail(key, "missing (required)")
-        value = self.get(key, str, "a string", "")
-        if not pattern.match(value):
-            self.fail(key, f"{value!r} is not a valid name")
-        return value
-
-    def version(self, key: str, default: Any = "") -> Any:
-        value = self.get(key, (str, int, float), "a string", default)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            # Keep what was written (1.10, not 1.1).
-            return getattr(self.data, "raw", {}).get(key, str(value))
-        return value
-
-    def mapping(self, key: str) -> Mapping[str, Any]:
-        value = self.get(key, Mapping, "a mapping", {})
-        for name in value:
-            if not isinstance(name, str):
-                self.fail(key, f"keys must be strings, not {name!r}")
-        return freeze(value)
-
-    def names(self, key: str) -> tuple[str, ...]:
-        value = self.get(key, (list, tuple), "a list of strings", [])
-        for item in value:
-            if not isinstance(item, str):
-                self.fail(key, f"must be a list of strings; {item!r} is not a string")
-        return tuple(value)
-
-
-def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
 
 
 def _check_type(fields: _Fields, expected: str) -> None:
@@ -214,17 +148,24 @@ def parse_app(data: Mapping[str, Any], path: str | os.PathLike[str] = "<string>"
     fields = _Fields(str(path), data)
     _check_type(fields, "application")
     fields.check_known(APP_FIELDS, "an app")
+    supervisor = parse_supervisor(fields)
+    mod = _mod(fields)
+    if supervisor is not None:
+        if mod is not None:
+            fields.fail("supervisor", "an app has mod: or supervisor:, not both (see README)")
+        mod = (SUPERVISORAPP_MODULE, (), MappingProxyType({}))
     return AppDefinition(
         name=fields.required_str("name"),
         version=fields.version("version"),
         description=fields.get("description", str, "a string", ""),
-        mod=_mod(fields),
+        mod=mod,
         modules=fields.names("modules"),
         registered=fields.names("registered"),
         applications=_applications(fields),
         needs=_needs(fields),
         config=fields.mapping("config"),
         path=Path(path) if path != "<string>" else None,
+        supervisor=supervisor,
     )
 
 
@@ -259,6 +200,7 @@ def _entry(path: str, index: int, item: Any, line: int | None) -> ReleaseEntry:
         args=fields.mapping("args"),
         processapp=processapp,
         mult=fields.get("mult", bool, "true or false", False),
+        start_type=fields.choice("start_type", START_TYPES, "temporary"),
         line=line,
     )
 

@@ -16,17 +16,22 @@ shared (L{report_instances}).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from ion.core.config import DEFAULTS, Config, read_number
 from ion.core.exception import BrokerError, ResourceLockedError, StartupError
+from ion.core.pack.appfile import AppDefinition
+from ion.core.pack.fileformat import field_line
 from ion.core.pack.running import AppStartError
 
 if TYPE_CHECKING:
+    from ion.core.cc.container import Container
     from ion.core.messaging.exchange import ExchangeManager
 
 log = Logger()
@@ -136,3 +141,39 @@ async def report_instances(exchange: ExchangeManager, app: str, services: Iterab
 def services_of(processes: Iterable[Any]) -> list[str]:
     """The service names the given processes serve (those that are services)."""
     return [name for p in processes if (name := getattr(p, "svc_name", None))]
+
+
+async def await_needs(
+    container: Container,
+    app: AppDefinition,
+    config: Config,
+    clock: IReactorTime,
+    stopped: Callable[[], bool],
+) -> None:
+    """Wait until each service C{app} needs is served in the system (or C{stopped()}).
+
+    @raise NeededServiceError: one is still not served after C{pack.needs_timeout}.
+    """
+    timeout = needs_timeout(config)
+    for service in app.needs:
+        waiting = functools.partial(
+            log.info,
+            "app {app} waits for service {service}, which no container of system "
+            "{sysname} serves yet (up to {timeout:g}s, pack.needs_timeout)",
+            app=app.name,
+            service=service,
+            sysname=container.sysname,
+            timeout=timeout,
+        )
+        error = await wait_served(container.exchange, service, timeout, clock, stopped, waiting)
+        if error is not None:
+            path = str(app.path) if app.path is not None else f"app {app.name!r}"
+            raise NeededServiceError(
+                path,
+                app.name,
+                service,
+                container.sysname,
+                timeout,
+                line=field_line(app.path, "needs"),
+                last_error=None if isinstance(error, LookupError) else error,
+            )

@@ -109,6 +109,7 @@ class RunningApp:
     module: Any = None  # ModuleType, set once imported and checked
     state: Any = None
     status: str = "planned"  # planned | running | stopping | stopped
+    start_type: str = "temporary"  # permanent | transient | temporary (its release entry's)
 
     @property
     def name(self) -> str:
@@ -117,9 +118,10 @@ class RunningApp:
     def where(self) -> tuple[str, str, int | None]:
         """The file, field and line to name in an error about this app (reads lines lazily)."""
         app = self.definition
+        key = "supervisor" if app.supervisor is not None else "mod"
         if app.path is not None:
-            return (str(app.path), "mod", field_line(app.path, "mod"))
-        return self.entry_where or (f"app {app.name!r}", "mod", None)
+            return (str(app.path), key, field_line(app.path, key))
+        return self.entry_where or (f"app {app.name!r}", key, None)
 
     def info(self) -> AppInfo:
         return AppInfo(self.name, self.definition.version, self.status, self.release)
@@ -150,6 +152,8 @@ def load_module(rec: RunningApp) -> ModuleType | None:
     if check is not None:
         try:
             check(app, *app.mod[1], **rec.kwargs)
+        except AppFileError:  # names its own file, field and line
+            raise
         except IonError as exc:  # ion's own errors say what is wrong
             raise fail(f"app {app.name!r}: {exc}") from exc
         except Exception as exc:

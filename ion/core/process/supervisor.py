@@ -22,9 +22,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from ion.core import exception as exc
+from ion.core.object.event_ids import EventId
 from ion.core.process import child_spec as cs
 from ion.core.process.child_spec import ChildSpec, SupervisorFlags
 from ion.core.process.exit import KILLED, SHUTDOWN, is_abnormal
@@ -79,6 +80,7 @@ class Supervisor(Process):
         self._pending_start: Deferred[Process] | None = (
             None  # a start under way (cancelled by stop)
         )
+        self._end_waiters: list[Deferred[str]] = []
 
     @property
     def clock(self) -> Any:
@@ -118,9 +120,10 @@ class Supervisor(Process):
         """
         spec = child.spec
         assert self.container is not None
-        spawn = self.container.proc_manager.spawn(
-            spec.start, name=spec.name, args={**spec.args, **child.extra}, link=self
-        )
+        args = {**spec.args, **child.extra}
+        if spec.type == cs.SUPERVISOR and self._clock is not None:
+            args.setdefault("clock", self._clock)  # a nested supervisor counts on ours
+        spawn = self.container.proc_manager.spawn(spec.start, name=spec.name, args=args, link=self)
         self._pending_start = STARTING  # a stop asked for meanwhile waits for the Deferred
         self._pending_start = starting = Deferred.fromCoroutine(spawn)
         timer = self.clock.callLater(spec.start_timeout, starting.cancel)
@@ -169,7 +172,7 @@ class Supervisor(Process):
                               sup=self, id=spec.id)  # fmt: skip
                 self._crash(SHUTDOWN)
             return
-        await self._restart(child)
+        await self._restart(child, pid, reason)
 
     def _auto_shutdown_due(self) -> bool:
         rule = self.flags.auto_shutdown
@@ -187,7 +190,7 @@ class Supervisor(Process):
             return self.kids[self.kids.index(child) :]
         return [child]
 
-    async def _restart(self, child: Child) -> None:
+    async def _restart(self, child: Child, old_pid: str, reason: str) -> None:
         """Restart C{child} (and its group, by the strategy), each attempt counted
         toward the intensity; past it, give up."""
         group = self._group(child)
@@ -203,6 +206,8 @@ class Supervisor(Process):
             if not self._count_restart():
                 self.log.error("{sup}: reached_max_restart_intensity ({n} in {p}s); giving up",
                                sup=self, n=self.flags.intensity, p=self.flags.period)  # fmt: skip
+                self._announce_supervision(EventId.SUPERVISOR_GAVE_UP,
+                                           reason="reached_max_restart_intensity")  # fmt: skip
                 self._crash(SHUTDOWN)
                 return
             started: list[Child] = []
@@ -210,10 +215,23 @@ class Supervisor(Process):
                 for other in group:
                     await self._start(other)
                     started.append(other)
+                self.log.info("{sup}: restarted child {id}: {new} (restart {n})",
+                              sup=self, id=child.spec.id, new=child.pid, n=child.restarts)  # fmt: skip
+                self._announce_supervision(
+                    EventId.CHILD_RESTARTED, child_id=child.spec.id, old_pid=old_pid,
+                    new_pid=child.pid or "", reason=reason, restarts=child.restarts,
+                )  # fmt: skip
                 return
             except exc.SpawnError:
                 for other in reversed(started):  # try the group again, from the start
                     await self._stop(other)
+
+    def _announce_supervision(self, event_id: int, **fields: Any) -> None:
+        """Publish a supervision event (L{EventId}) from this supervisor."""
+        assert self.container is not None
+        me, flags = str(self.id), self.flags
+        self.container.announce(event_id, me, supervisor_id=me, strategy=flags.strategy,
+                                intensity=flags.intensity, period=flags.period, **fields)  # fmt: skip
 
     def _count_restart(self) -> bool:
         """Count a restart now; whether it stays within intensity per period."""
@@ -280,7 +298,21 @@ class Supervisor(Process):
                           sup=self, id=child.spec.id, reason=reason)  # fmt: skip
         return reason
 
+    def _signal_exits(self, reason: str) -> None:
+        super()._signal_exits(reason)
+        waiters, self._end_waiters = self._end_waiters, []
+        for waiter in waiters:
+            waiter.callback(reason)
+
     # -- the API ---------------------------------------------------------------------
+
+    def when_ended(self) -> Deferred[str]:
+        """A Deferred that fires with this supervisor's exit reason once it has ended."""
+        if self.state == "TERMINATED":
+            return succeed(self.exit_reason or SHUTDOWN)
+        waiter: Deferred[str] = Deferred()
+        self._end_waiters.append(waiter)
+        return waiter
 
     async def start_child(self, spec_or_args: ChildSpec | dict[str, Any]) -> Process:
         """Add and start a child: a spec, or (simple_one_for_one) the arguments

@@ -109,8 +109,8 @@ def test_question_mark_prints_help(shell: pexpect.spawn) -> None:
 
 
 def test_kill_removes_the_process_from_ps(shell: pexpect.spawn) -> None:
-    """kill(1) terminates hello.1, and ps() lists no process any more."""
-    run(shell, "kill(1)", r"terminated hello\.1@")
+    """kill(1) kills hello.1, and ps() lists no process any more."""
+    run(shell, "kill(1)", r"killed hello\.1@\S+ \(killed\)")
     out = run(shell, "ps()", "0 processes")
     assert "hello.1@" not in out
 

@@ -140,13 +140,22 @@ async def test_ping_reports_who_answered(container: Container) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_kill_removes_the_process_from_ps(container: Container) -> None:
-    """kill(number) terminates the process and ps() no longer lists it; an unknown pid is an error."""
+    """kill(number) kills the process (exit reason killed, or the one given) and
+    ps() no longer lists it; terminate(name) ends one with shutdown; an unknown
+    pid is an error."""
     cc = ShellApi(container)
     keep = await container.spawn(HelloService, name="keep")
     doomed = await container.spawn(HelloService, name="doomed")
+    other = await container.spawn(HelloService, name="other")
+    ended = await container.spawn(HelloService, name="ended")
     assert doomed.id is not None
-    assert str(await cc.kill(doomed.id.local)) == f"terminated {doomed.id}"
+    assert str(await cc.kill(doomed.id.local)) == f"killed {doomed.id} (killed)"
+    assert str(await cc.kill("other", "error:Boom")) == f"killed {other.id} (error:Boom)"
+    assert str(await cc.terminate("ended")) == f"terminated {ended.id}"
     assert cc.ps().column("name") == ["keep"] and doomed.state == "TERMINATED"
+    assert (doomed.exit_reason, other.exit_reason, ended.exit_reason) == (
+        "killed", "error:Boom", "shutdown",
+    )  # fmt: skip
     with pytest.raises(ProcessError, match="no process 'doomed'"):
         await cc.kill("doomed")
     assert cc.get_proc("keep") is keep
@@ -226,7 +235,7 @@ async def test_namespace_holds_cc_container_and_the_original_names(container: Co
     assert set(TOP_LEVEL) <= set(ns)
     assert set(TOP_LEVEL) == {
         "info", "ps", "ms", "svc", "spawn", "send", "rpc_send", "ping", "kill",
-        "makeprocess", "get_proc",
+        "terminate", "tree", "makeprocess", "get_proc",
     }  # fmt: skip
     assert cc.config is container.config and cc.config.get("broker.url") == "local"
 

@@ -32,6 +32,7 @@ SAMPLES = {
     2333: {"container_id": "c1", "startup_names": ["res/deploy/hello.rel", "res/apps/x.app"]},
     2334: {"process_id": "p.1@c1", "name": "p", "container_id": "c1", "state": "ERROR"},
     2335: {"container_id": "c1", "state": "TERMINATED"},
+    2336: {"supervisor_id": "sup.1@c1", "child_id": "b", "new_pid": "b.3@c1", "restarts": 1},
     20001: {
         "name": "Ada",
         "id": 7,

@@ -22,6 +22,7 @@ EXPECTED_IDS = {
     2333: events_pb2.ContainerStartupEvent,
     2334: events_pb2.ProcessLifecycleEvent,
     2335: events_pb2.ContainerLifecycleEvent,
+    2336: events_pb2.SupervisionEvent,
     20001: examples_pb2.Person,
     20002: examples_pb2.Address,
 }

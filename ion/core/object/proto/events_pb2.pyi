@@ -97,9 +97,11 @@ class AppLifecycleEvent(_message.Message):
         STATE_UNSPECIFIED: _ClassVar[AppLifecycleEvent.State]
         STARTED: _ClassVar[AppLifecycleEvent.State]
         STOPPED: _ClassVar[AppLifecycleEvent.State]
+        FAILED: _ClassVar[AppLifecycleEvent.State]
     STATE_UNSPECIFIED: AppLifecycleEvent.State
     STARTED: AppLifecycleEvent.State
     STOPPED: AppLifecycleEvent.State
+    FAILED: AppLifecycleEvent.State
     APP_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -160,8 +162,30 @@ class ContainerLifecycleEvent(_message.Message):
     state: ContainerLifecycleEvent.State
     def __init__(self, container_id: _Optional[str] = ..., state: _Optional[_Union[ContainerLifecycleEvent.State, str]] = ...) -> None: ...
 
+class SupervisionEvent(_message.Message):
+    __slots__ = ("supervisor_id", "child_id", "old_pid", "new_pid", "reason", "restarts", "strategy", "intensity", "period")
+    SUPERVISOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CHILD_ID_FIELD_NUMBER: _ClassVar[int]
+    OLD_PID_FIELD_NUMBER: _ClassVar[int]
+    NEW_PID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    INTENSITY_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    supervisor_id: str
+    child_id: str
+    old_pid: str
+    new_pid: str
+    reason: str
+    restarts: int
+    strategy: str
+    intensity: int
+    period: float
+    def __init__(self, supervisor_id: _Optional[str] = ..., child_id: _Optional[str] = ..., old_pid: _Optional[str] = ..., new_pid: _Optional[str] = ..., reason: _Optional[str] = ..., restarts: _Optional[int] = ..., strategy: _Optional[str] = ..., intensity: _Optional[int] = ..., period: _Optional[float] = ...) -> None: ...
+
 class EventMessage(_message.Message):
-    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle")
+    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle", "supervision")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     DATETIME_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +203,7 @@ class EventMessage(_message.Message):
     CONTAINER_STARTUP_FIELD_NUMBER: _ClassVar[int]
     PROCESS_LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
+    SUPERVISION_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     origin: str
     datetime: float
@@ -196,4 +221,5 @@ class EventMessage(_message.Message):
     container_startup: ContainerStartupEvent
     process_lifecycle: ProcessLifecycleEvent
     container_lifecycle: ContainerLifecycleEvent
-    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ...) -> None: ...
+    supervision: SupervisionEvent
+    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ..., supervision: _Optional[_Union[SupervisionEvent, _Mapping]] = ...) -> None: ...
