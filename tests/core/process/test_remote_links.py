@@ -16,7 +16,7 @@ from ion.core.id import InvalidNameError
 from ion.core.messaging import message as m
 from ion.core.process import signals
 from ion.core.process.process import Process
-from tests.core.process.workers import Trapper, Worker, entries
+from tests.core.process.workers import Trapper, Worker, ended, entries
 from tests.helpers import Collector, wait_for
 
 
@@ -185,3 +185,88 @@ async def test_a_link_the_broker_cannot_take_is_noconnection(
     assert entries(journal, "on_exit") == [("on_exit", "a", str(b.id), "noconnection")]
     assert entries(journal, "on_down") == [("on_down", "a", ref, str(b.id), "noconnection")]
     assert a.links == frozenset() and b.links == frozenset()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lost_broker_connection_ends_remote_links_on_both_sides(
+    make_container: Any,
+) -> None:
+    """S28 on the embedded broker: the broker link of c1 is lost. At once, c1's
+    processes with links or monitors into c2 get noconnection (a trapping one
+    on_exit/on_down, a linked one not trapping exits, and its local link hears
+    that); local links stay. When it is back, c2's processes get noconnection
+    for their links and monitors of c1's, each once; nothing is linked again."""
+    c1, c2 = await make_container(), await make_container()
+    journal: Collector[Any] = Collector()
+    a = await spawn(c1, Trapper, "a", journal)
+    n = await spawn(c1, Worker, "n", journal)
+    loc = await spawn(c1, Trapper, "loc", journal)
+    b = await spawn(c2, Trapper, "b", journal)
+    w = await spawn(c2, Worker, "w", journal)
+    a.link(b.id)
+    ab = a.monitor(b.id)
+    n.link(b.id)
+    loc.link(n.id)
+    loc.link(a.id)
+    wa = w.monitor(a.id)
+    client = await c1.spawn(Process, name="client")
+    await synced(client, b, w)
+    assert b.links == {str(a.id), str(n.id)} and set(b._watchers) == {ab}
+
+    c1.proc_manager._broker_lost(exc.ConnectionLostError("cut"))
+    assert entries(journal, "on_exit") == [("on_exit", "a", str(b.id), "noconnection")]
+    assert entries(journal, "on_down") == [("on_down", "a", ab, str(b.id), "noconnection")]
+    assert await ended(journal, "n") == "noconnection"
+    await journal.wait_until(lambda e: e[:3] == ("on_exit", "loc", str(n.id)))
+    assert a.links == {str(loc.id)} and a._watchers == {} and a._monitors == {}
+    assert len(c1.proc_manager.remote.owed) == 4  # a: exit, demonitor, down; n: exit
+
+    c1.proc_manager.remote.reconnected()
+    await journal.wait_until(lambda e: e[:3] == ("on_exit", "b", str(n.id)))
+    await journal.wait_until(lambda e: e[:3] == ("on_exit", "b", str(a.id)))
+    await journal.wait_until(lambda e: e[:2] == ("on_down", "w"))
+    c1.proc_manager.remote.reconnected()  # nothing owed twice
+    await synced(client, b, w, a)
+    got = sorted(e for e in journal.items if e[0] in ("on_exit", "on_down"))
+    assert got == sorted(
+        [
+            ("on_exit", "a", str(b.id), "noconnection"),
+            ("on_down", "a", ab, str(b.id), "noconnection"),
+            ("on_exit", "loc", str(n.id), "noconnection"),
+            ("on_exit", "b", str(a.id), "noconnection"),
+            ("on_exit", "b", str(n.id), "noconnection"),
+            ("on_down", "w", wa, str(a.id), "noconnection"),
+        ]
+    )
+    assert b.links == frozenset() and b._watchers == {} and w._monitors == {}
+    assert a.state == b.state == w.state == "ACTIVE"
+    a.link(b.id)  # a new link is a new link
+    await synced(client, b)
+    assert str(a.id) in b.links
+
+
+@pytest_twisted.ensureDeferred
+async def test_container_lost_ends_links_into_it(make_container: Any) -> None:
+    """proc_manager.container_lost(c2): links and monitors of c1's processes
+    into c2 end noconnection at once, c2's watchers are dropped, nothing is owed
+    to c2, and links into c3 stay. A container cannot lose itself."""
+    c1, c2, c3 = await make_container(), await make_container(), await make_container()
+    journal: Collector[Any] = Collector()
+    a = await spawn(c1, Trapper, "a", journal)
+    b = await spawn(c2, Worker, "b", journal)
+    w = await spawn(c2, Worker, "w", journal)
+    x = await spawn(c3, Worker, "x", journal)
+    a.link(b.id)
+    ab = a.monitor(b.id)
+    a.link(x.id)
+    w.monitor(a.id)
+    client = await c1.spawn(Process, name="client")
+    await synced(client, b, w, x)
+    assert c1.proc_manager.container_lost(c2.id) == 3
+    assert entries(journal, "on_exit") == [("on_exit", "a", str(b.id), "noconnection")]
+    assert entries(journal, "on_down") == [("on_down", "a", ab, str(b.id), "noconnection")]
+    assert a.links == {str(x.id)} and a._watchers == {} and a._monitors == {}
+    assert c1.proc_manager.remote.owed == []
+    assert c1.proc_manager.container_lost(c2.id) == 0
+    with pytest.raises(exc.ProcessError):
+        c1.proc_manager.container_lost(c1.id)
