@@ -105,7 +105,10 @@ class Inbox(Mailbox):
                 msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
                 msg.conversation.feed("request")
                 error = exc.ProcessError(f"{self} is in state {state}; it takes no requests")
-                self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+                try:
+                    self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+                except exc.IonError as e:  # (one with no reply-to, say)
+                    self.log.warn("{proc}: {msg!r} dropped: {e}", proc=self, msg=msg, e=e)
             else:
                 self.log.warn("{proc}: {msg!r} dropped: arrived in state {state}",
                               proc=self, msg=msg, state=state)  # fmt: skip

@@ -165,6 +165,27 @@ async def test_a_request_to_a_terminating_process_is_answered_at_once(container:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_request_delivered_after_the_end_is_answered(container: Any, logs: Any) -> None:
+    """A call delivered to a process once it has ended (its queue not yet gone)
+    is answered with an error; one that cannot be answered (no reply-to) is
+    dropped with a warning; nothing raises into the broker's delivery."""
+    b = await spawn(container, Worker, "b", Collector())
+    client = await container.spawn(Process, name="client")
+    await container.terminate(b)
+    replies: Collector[Any] = Collector()
+    queue = await container.exchange.declare_queue("late.reply", exclusive=True)
+    await container.exchange.consume(queue, replies, 0, auto_ack=True)
+    headers = client._headers(str(b.id), "echo", "rpc", "conv-late")
+    headers[m.REPLY_TO] = "late.reply"
+    b._on_delivery(signals.Injected(str(b.id), m.encode(headers, "late")))
+    answer = m.decode((await replies.wait(1))[0].body)
+    assert answer.performative == "failure" and "TERMINATED" in str(answer.content)
+    del headers[m.REPLY_TO]
+    b._on_delivery(signals.Injected(str(b.id), m.encode(headers, "late")))
+    assert logs.texts_with("no reply-to") and b.state == "TERMINATED"
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_link_the_broker_cannot_take_is_noconnection(
     make_container: Any, monkeypatch: Any
 ) -> None:
