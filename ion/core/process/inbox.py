@@ -20,11 +20,12 @@ from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.process import context, poison, watchdog
-from ion.core.process.links import SIGNAL
 from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
+from ion.core.process.signals import SIGNAL
 
 _GONE: Any = object()  # not among the handlers under way (any more)
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
+_ENDING = frozenset({"TERMINATING", "TERMINATED"})
 
 
 class Inbox(Mailbox):
@@ -92,21 +93,25 @@ class Inbox(Mailbox):
         self._run(msg)
 
     def _not_taken(self, msg: m.Message) -> None:
-        """A delivery that reached a process not ACTIVE. One that races with
-        terminate goes back to its queue for another instance; a process in ERROR
-        answers requests with an error, as putting them back would bring them
-        straight back to it."""
+        """A delivery that reached a process not ACTIVE. One of a shared queue
+        that races with terminate goes back to it for another instance; a process
+        in ERROR, or ending, answers requests of its own queue with an error, as
+        putting them back would bring them straight back to it."""
         delivery = msg.delivery
-        if self.state == "ERROR":
+        state = self.state
+        if state == "ERROR" or (state in _ENDING and self._on_own_queue(delivery)):
             settle(delivery)
             if msg.protocol in ("rpc", "request") and msg.performative == "request":
                 msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
                 msg.conversation.feed("request")
-                error = exc.ProcessError(f"{self} is in state ERROR; it takes no requests")
-                self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+                error = exc.ProcessError(f"{self} is in state {state}; it takes no requests")
+                try:
+                    self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+                except exc.IonError as e:  # (one with no reply-to, say)
+                    self.log.warn("{proc}: {msg!r} dropped: {e}", proc=self, msg=msg, e=e)
             else:
-                self.log.warn("{proc}: {msg!r} dropped: arrived in state ERROR",
-                              proc=self, msg=msg)  # fmt: skip
+                self.log.warn("{proc}: {msg!r} dropped: arrived in state {state}",
+                              proc=self, msg=msg, state=state)  # fmt: skip
             return
         settle(delivery, requeue=True)
         if self._auto_acked(delivery):

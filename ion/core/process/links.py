@@ -8,33 +8,37 @@ one that does not ignores C{normal} and exits with any other reason, as in OTP
 (C{shutdown} too: it is "normal" only to a supervisor deciding on a restart). A monitor's watcher gets C{on_down(ref,
 pid, reason)}. Linking or monitoring a process that is gone gives C{noproc}.
 
-Signals travel as messages (protocol C{signal}) to the process's own queue, on
-the path ordinary messages take, so a signal never overtakes an earlier message
-from the same sender. Within one container a link or monitor is recorded on
-both sides at once; to a process of another container it is a C{sys_link} or
-C{sys_monitor} signal recorded by the other side, and one that finds no queue
-(NO_ROUTE) comes back as C{noproc}.
+Signals travel as messages (L{ion.core.process.signals}) to the process's own
+queue, on the path ordinary messages take, so a signal never overtakes an
+earlier message from the same sender. Within one container a link or monitor
+is recorded on both sides at once; to a process of another container it is a
+C{sys_link} or C{sys_monitor} signal recorded by the other side. That side
+answers C{noproc} when the process has ended; a signal that finds no queue
+(NO_ROUTE) comes back as C{noproc} too, and one the broker cannot take (its
+connection is down, or no answer within C{container.rpc_timeout}) as
+C{noconnection}. Links into a container that is cut off fire C{noconnection}
+(L{ion.core.process.remote}).
 """
 
 from __future__ import annotations
 
 import itertools
-import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.logger import Logger
 
 from ion.core.exception import UnroutableError
+from ion.core.id import InvalidNameError, ProcessId
 from ion.core.messaging import message as m
-from ion.core.process.exit import NOPROC, NORMAL
+from ion.core.process import signals
+from ion.core.process.exit import NOCONNECTION, NOPROC, NORMAL
+from ion.core.process.signals import DEMONITOR, DOWN, EXIT, LINK, MONITOR, SIGNAL, UNLINK, Owed
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
-    from ion.core.id import ProcessId
 
-SIGNAL = "signal"
-EXIT, DOWN = "sys_exit", "sys_down"
-LINK, UNLINK, MONITOR, DEMONITOR = "sys_link", "sys_unlink", "sys_monitor", "sys_demonitor"
+__all__ = ["DEMONITOR", "DOWN", "EXIT", "LINK", "MONITOR", "SIGNAL", "UNLINK", "Linking"]
 
 _refs = itertools.count(1)
 
@@ -48,6 +52,7 @@ class Linking:
     id: ProcessId | None
     container: Container | None
     log: Logger
+    _rpc_timeout: float
     _links: set[str]  # pids linked with this one
     _monitors: dict[str, str]  # ref -> pid this process monitors
     _watchers: dict[str, str]  # ref -> pid monitoring this process
@@ -68,8 +73,11 @@ class Linking:
         return frozenset(self._links)
 
     def link(self, pid: str | ProcessId) -> None:
-        """Link with C{pid} (idempotent); it being gone gives an exit signal C{noproc}."""
-        pid = str(pid)
+        """Link with C{pid} (idempotent); it being gone gives an exit signal C{noproc}.
+
+        @raise InvalidNameError: C{pid} is not a process id.
+        """
+        pid = _checked(pid)
         me = str(self.id)
         if pid == me or pid in self._links:
             return
@@ -95,8 +103,11 @@ class Linking:
             self._signal(pid, UNLINK)
 
     def monitor(self, pid: str | ProcessId) -> str:
-        """Watch C{pid}; return the new reference its down signal will carry."""
-        pid = str(pid)
+        """Watch C{pid}; return the new reference its down signal will carry.
+
+        @raise InvalidNameError: C{pid} is not a process id.
+        """
+        pid = _checked(pid)
         ref = f"#{next(_refs)}@{self.id}"
         self._monitors[ref] = pid
         local = self._local(pid)
@@ -151,30 +162,29 @@ class Linking:
 
     def _is_local(self, pid: str) -> bool:
         assert self.container is not None
-        return pid.endswith("@" + self.container.id)
+        return signals.container_of(pid) == self.container.id
 
     def _signal(
         self, to: str, op: str, content: dict[str, Any] | None = None, sender: str | None = None
     ) -> None:
         """Send signal C{op} to C{to}'s own queue (works once terminated too)."""
         assert self.container is not None
-        me = str(self.id)
-        headers = {
-            m.SENDER: sender or me,
-            m.RECEIVER: to,
-            m.CONV_ID: f"{SIGNAL}:{me}",
-            m.PROTOCOL: SIGNAL,
-            m.PERFORMATIVE: "inform",
-            m.OP: op,
-            m.TS: int(time.time() * 1000),
-        }
-        body = m.encode(headers, content or {})
-        d = self.container.exchange.publish(to, body, mandatory=True)
-        d.addErrback(self._signal_lost, to, op, content)
+        sender = sender or str(self.id)
+        d = signals.send(self.container, sender, to, op, content)
+        if not d.called and op in (LINK, MONITOR):  # the linker waits on its answer
+            d.addTimeout(self._rpc_timeout, self.container.reactor)
+        d.addErrback(self._signal_lost, to, op, content, sender)
 
-    def _signal_lost(self, failure: Any, to: str, op: str, content: Any) -> None:
+    def _signal_lost(self, failure: Any, to: str, op: str, content: Any, sender: str) -> None:
+        """The broker did not take signal C{op} to C{to}."""
         if failure.check(UnroutableError):
             self.signal_returned(to, op, content)
+            return
+        local = self._local(to)
+        if local is not None:  # the broker link is down: hand it over here
+            signals.inject(local, sender, op, content)
+        elif op in (LINK, MONITOR) and not self._is_local(to):
+            self._refused(to, op, content, NOCONNECTION)
         else:
             self.log.warn("{proc}: signal {op} to {to} lost: {f}", proc=self, op=op, to=to,
                           f=failure.value)  # fmt: skip
@@ -182,11 +192,15 @@ class Linking:
     def signal_returned(self, to: str, op: str, content: Any) -> None:
         """A signal to C{to} found no queue: C{to} is gone. A link or monitor it
         asked for ends in C{noproc}."""
+        self._refused(to, op, content, NOPROC)
+
+    def _refused(self, to: str, op: str, content: Any, reason: str) -> None:
+        """The link or monitor of C{to} that C{op} asked for ends with C{reason}."""
         me = str(self.id)
         if op == LINK and to in self._links:
-            self._signal(me, EXIT, {"reason": NOPROC}, sender=to)
-        elif op == MONITOR and isinstance(content, dict):
-            self._signal(me, DOWN, {"ref": content.get("ref"), "reason": NOPROC}, sender=to)
+            self._signal(me, EXIT, {"reason": reason}, sender=to)
+        elif op == MONITOR and isinstance(content, dict) and content.get("ref") in self._monitors:
+            self._signal(me, DOWN, {"ref": content["ref"], "reason": reason}, sender=to)
 
     def _signal_exits(self, reason: str) -> None:
         """This process has ended with C{reason}: tell its links and watchers."""
@@ -199,13 +213,33 @@ class Linking:
         for ref in list(self._monitors):  # nobody to watch for any more
             self.demonitor(ref)
 
+    def _cut(self, gone: Callable[[str], bool]) -> list[Owed]:
+        """The processes that C{gone} picks cannot be reached: links and monitors
+        to them fire C{noconnection} here now (as signals from them, each ending
+        its link or monitor as it is handled), watchers of them are dropped.
+        Return the signals owed to them, should they be reached again: an exit
+        signal per link, a down signal per watcher, a demonitor per monitor."""
+        me = str(self.id)
+        owed: list[Owed] = []
+        lost = {"reason": NOCONNECTION}
+        for pid in [p for p in self._links if gone(p)]:
+            owed.append((me, pid, EXIT, lost))
+            signals.inject(self, pid, EXIT, lost)
+        for ref, pid in [(r, p) for r, p in self._monitors.items() if gone(p)]:
+            owed.append((me, pid, DEMONITOR, {"ref": ref}))
+            signals.inject(self, pid, DOWN, {"ref": ref, **lost})
+        for ref, pid in [(r, p) for r, p in self._watchers.items() if gone(p)]:
+            del self._watchers[ref]
+            owed.append((me, pid, DOWN, {"ref": ref, **lost}))
+        return owed
+
     def _on_signal(self, content: Any, headers: dict[str, Any], msg: m.Message) -> Any:
         """Act on a signal (the handler of protocol C{signal}); hooks it calls
-        run as handlers do."""
-        sender = str(msg.sender)
-        op = msg.op
-        content = content if isinstance(content, dict) else {}
-        reason = str(content.get("reason", ""))
+        run as handlers do. A malformed one is dropped."""
+        sender, op, ref, reason = _parts(msg)
+        if sender is None:
+            self.log.warn("{proc}: malformed signal dropped: {msg!r}", proc=self, msg=msg)
+            return None
         if op == EXIT:
             if sender not in self._links:
                 return None  # unlinked meanwhile
@@ -215,25 +249,31 @@ class Linking:
             if reason != NORMAL:  # as in OTP: only normal is ignored, shutdown too ends it
                 self._exit_by_signal(sender, reason)
         elif op == DOWN:
-            ref = str(content.get("ref"))
-            if self._monitors.pop(ref, None) is not None:
+            if ref is not None and self._monitors.pop(ref, None) is not None:
                 return self.on_down(ref, sender, reason)
         elif op == LINK:
             self._links.add(sender)
         elif op == UNLINK:
             self._links.discard(sender)
-        elif op == MONITOR:
-            self._watchers[str(content.get("ref"))] = sender
-        elif op == DEMONITOR:
-            self._watchers.pop(str(content.get("ref")), None)
+        elif op == MONITOR and ref is not None:
+            self._watchers[ref] = sender
+        elif op == DEMONITOR and ref is not None:
+            self._watchers.pop(ref, None)
         return None
 
     def _signal_inactive(self, msg: m.Message) -> None:
-        """A signal reaching a process not ACTIVE: while it terminates, links
-        and monitors asked for are still recorded (its end answers them); exit
-        signals are left, as the process is ending anyway, unless it is in
+        """A signal reaching a process not ACTIVE. Once it has ended, a link or
+        monitor asked for is answered C{noproc} at once. While it terminates,
+        links and monitors asked for are still recorded (its end answers them);
+        exit signals are left, as the process is ending anyway, unless it is in
         ERROR, which a linked process's abnormal exit ends too."""
-        if msg.op in (LINK, UNLINK, MONITOR, DEMONITOR):
+        if self.state == "TERMINATED":  # type: ignore[attr-defined]
+            sender, op, ref, _ = _parts(msg)
+            if sender is not None and op == LINK:
+                self._signal(sender, EXIT, {"reason": NOPROC})
+            elif sender is not None and op == MONITOR and ref is not None:
+                self._signal(sender, DOWN, {"ref": ref, "reason": NOPROC})
+        elif msg.op in (LINK, UNLINK, MONITOR, DEMONITOR):
             self._on_signal(msg.content, msg.headers, msg)
         elif msg.op == EXIT and self.state == "ERROR" and not type(self).trap_exits:  # type: ignore[attr-defined]
             self._on_signal(msg.content, msg.headers, msg)
@@ -243,3 +283,23 @@ class Linking:
         self.log.info("{proc}: exits with {reason}, as linked {pid} did",
                       proc=self, reason=reason, pid=sender)  # fmt: skip
         self._crash(reason)  # type: ignore[attr-defined]
+
+
+def _checked(pid: str | ProcessId) -> str:
+    text = str(pid)
+    if not ProcessId.is_pid(text):
+        raise InvalidNameError(f"not a process id: {text!r} (expected name.n@container)")
+    return text
+
+
+def _parts(msg: m.Message) -> tuple[str | None, str | None, str | None, str]:
+    """A signal's sender (None: not a process id), op, ref and reason."""
+    sender = msg.sender
+    content = msg.content if isinstance(msg.content, dict) else {}
+    ref = content.get("ref")
+    return (
+        sender if ProcessId.is_pid(sender) else None,  # type: ignore[arg-type]
+        msg.op,
+        ref if isinstance(ref, str) else None,
+        str(content.get("reason", "")),
+    )

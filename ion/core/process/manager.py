@@ -17,6 +17,7 @@ from ion.core.messaging.message import CONV_ID, SENDER, decode
 from ion.core.process.exit import KILLED, SHUTDOWN, of_exception
 from ion.core.process.lookup import resolve_process_class
 from ion.core.process.process import Process
+from ion.core.process.remote import RemoteLinks
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -35,8 +36,10 @@ class ProcessManager(Service):
         self._numbers = itertools.count(1)
         self._spawning = 0  # spawns under way; stopping lets them end first
         self._spawns_ended: list[Deferred[None]] = []
+        self.remote = RemoteLinks(self)  # links and monitors into other containers
         broker: Any = container.exchange.broker  # an IBroker (mypy reads zope methods as unbound)
         broker.on_connection_lost(self._broker_lost)
+        broker.on_reconnected(self.remote.reconnected)
         broker.on_returned(self._returned)
         broker.on_consumer_failed(self._consumer_failed)
 
@@ -58,10 +61,17 @@ class ProcessManager(Service):
 
     def _broker_lost(self, error: Exception) -> None:
         """Fail every open call at once: replies cannot come back over a lost
-        connection, and waiting for each deadline would only hide that."""
+        connection, and waiting for each deadline would only hide that. Links
+        and monitors into other containers end C{noconnection}."""
         log.warn("broker connection lost: {why}; failing open calls", why=error)
         for proc in list(self.processes.values()):
             proc.broker_lost(error)
+        self.remote.connection_lost()
+
+    def container_lost(self, container_id: str) -> int:
+        """Container C{container_id} is gone: links and monitors into it end
+        C{noconnection} (L{RemoteLinks.container_lost}); how many ended."""
+        return self.remote.container_lost(container_id)
 
     async def spawn(
         self,

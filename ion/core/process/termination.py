@@ -41,6 +41,10 @@ class Termination(Inbox):
     _idle: list[Deferred[None]]
     children: list[Any]
 
+    if TYPE_CHECKING:
+
+        def intake(self) -> list[tuple[str, str]]: ...
+
     def on_terminate(self) -> Any:
         """Called when terminating, after in-flight work drained (may be async);
         not when killed."""
@@ -108,10 +112,16 @@ class Termination(Inbox):
         manager = self.container.proc_manager
         me = str(self.id)
         hook_error: Failure | None = None
+        # Its own queue is still consumed until it is deleted: what arrives
+        # there meanwhile is answered (signals, requests), not left to vanish.
+        mailbox = exchange.queue_name(me)
+        intake = zip(self.intake(), self._consumers, strict=False)
+        kept = [tag for (queue, _key), tag in intake if queue == mailbox]
         try:
             for tag in self._consumers:
-                await self._attempt(exchange.cancel(tag), "stopping intake")
-            self._consumers.clear()
+                if tag not in kept:
+                    await self._attempt(exchange.cancel(tag), "stopping intake")
+            self._consumers[:] = kept
             self._release_waiting()  # requests not started go back for another instance
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
@@ -146,6 +156,9 @@ class Termination(Inbox):
                 if queue in own:  # a service's queue stays for its other instances
                     await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
             self._queues.clear()
+            for tag in self._consumers:  # (gone with the queue, unless not deleted)
+                await self._attempt(exchange.cancel(tag), "stopping intake")
+            self._consumers.clear()
             self._announce("TERMINATED")  # type: ignore[attr-defined]
             reason = lifecycle.reason
             lifecycle.finished()

@@ -16,6 +16,8 @@ from tests.core.process.test_supervisor import crash, pid, spec, started, superv
 from tests.core.process.workers import HeldService, Restartable, Sup, Worker, ended, entries
 from tests.helpers import Collector, wait_for
 
+BROKERS = ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
+
 
 @pytest_twisted.ensureDeferred
 async def test_s12_shutdown_budgets(container: Any) -> None:
@@ -110,17 +112,19 @@ async def test_s16_a_transient_supervisor_giving_up_stays_down(container: Any) -
     assert started(journal).count("mid") == 1
 
 
+@pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_s17_a_request_in_flight_reaches_the_restarted_instance(
-    make_container: Any,
+    ion_container_factory: Any,
 ) -> None:
-    """S17: a service instance killed mid-request is restarted; the request is
-    redelivered to the new instance and its caller gets exactly one reply."""
-    container = await make_container()
+    """S17, on both brokers: a service instance killed mid-request is restarted;
+    the request is redelivered to the new instance and its caller gets exactly
+    one reply."""
+    container = await ion_container_factory()
     journal: Collector[Any] = Collector()
     sup = await supervise(container, journal, [spec("held", journal, HeldService)], intensity=5)
     first = pid(sup, "held")
-    client = await (await make_container()).spawn(Process, name="client")
+    client = await (await ion_container_factory()).spawn(Process, name="client")
     replies: Collector[Any] = Collector()
     client.rpc_send("held", "work", 7).addBoth(replies)
     await journal.wait_until(lambda e: e[0] == "work")
@@ -129,7 +133,9 @@ async def test_s17_a_request_in_flight_reaches_the_restarted_instance(
     assert replies.items[0]["done"] == 7 and replies.items[0]["by"] not in (None, first)
     assert [e[3] for e in entries(journal, "work")] == [False, True]
     assert replies.items[0]["by"] == pid(sup, "held")
-    assert len(replies.items) == 1
+    assert await wait_for(client.rpc_send("held", "echo", "after")) == "after"
+    assert len(replies.items) == 1  # and the request ran no third time:
+    assert [e[3] for e in entries(journal, "work")] == [False, True]
 
 
 @pytest_twisted.ensureDeferred

@@ -1,0 +1,79 @@
+"""Signals between processes: what links and monitors send, and how.
+
+A signal is an ion message with protocol C{signal} and one of the C{sys_*}
+operations below, published (mandatory) to the receiving process's own queue,
+the path its ordinary messages take. When the broker cannot carry one (its
+connection is down), a signal to a process of this container is handed to
+that process directly instead (L{inject}), through the same intake.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from ion.core.messaging import message as m
+
+if TYPE_CHECKING:
+    from ion.core.cc.container import Container
+
+SIGNAL = "signal"
+EXIT, DOWN = "sys_exit", "sys_down"
+LINK, UNLINK, MONITOR, DEMONITOR = "sys_link", "sys_unlink", "sys_monitor", "sys_demonitor"
+OPS = frozenset({EXIT, DOWN, LINK, UNLINK, MONITOR, DEMONITOR})
+
+#: A signal owed to a process of another container: (sender, receiver, op, content).
+Owed = tuple[str, str, str, dict[str, Any]]
+
+
+def container_of(pid: str) -> str:
+    """The container id in process id C{pid} (C{name.n@container})."""
+    return pid.rpartition("@")[2]
+
+
+def encode(sender: str, to: str, op: str, content: dict[str, Any] | None) -> bytes:
+    """The wire bytes of signal C{op} from C{sender} to C{to}."""
+    headers = {
+        m.SENDER: sender,
+        m.RECEIVER: to,
+        m.CONV_ID: f"{SIGNAL}:{sender}",
+        m.PROTOCOL: SIGNAL,
+        m.PERFORMATIVE: "inform",
+        m.OP: op,
+        m.TS: int(time.time() * 1000),
+    }
+    return m.encode(headers, content or {})
+
+
+def send(
+    container: Container, sender: str, to: str, op: str, content: dict[str, Any] | None = None
+) -> Deferred[None]:
+    """Publish signal C{op} to C{to}'s queue; the Deferred fails with
+    L{UnroutableError} when there is no such queue."""
+    return container.exchange.publish(to, encode(sender, to, op, content), mandatory=True)
+
+
+class Injected:
+    """A delivery made in this container, not by a broker: nothing to ack."""
+
+    redelivered = False
+    headers = None
+
+    def __init__(self, routing_key: str, body: bytes) -> None:
+        self.routing_key = routing_key  # the process's own queue: it goes with it
+        self.body = body
+
+    def ack(self) -> None:
+        """Nothing to acknowledge."""
+
+    def reject(self, requeue: bool = False) -> None:
+        """Nothing to give back."""
+
+
+def inject(proc: Any, sender: str, op: str, content: dict[str, Any] | None) -> None:
+    """Hand signal C{op} from C{sender} to C{proc} (a process of this container)
+    as if its queue had delivered it."""
+    me = str(proc.id)
+    proc._on_delivery(Injected(me, encode(sender, me, op, content)))
