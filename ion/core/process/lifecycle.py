@@ -45,9 +45,6 @@ class LifecycleInputs(Protocol):
     def forget(self, step: Deferred[Any]) -> None:
         "C{step} has ended."
 
-    def forced(self) -> bool:
-        "Whether a kill came while terminating."
-
     def finished(self) -> list[Deferred[None]]:
         "The steps of terminating have ended: the waiters to tell."
 
@@ -59,6 +56,9 @@ class LifecycleInputs(Protocol):
 class LifecycleCore:
     state: str = "INIT"
     reason: str | None = None  # the exit reason, from TERMINATING on
+    # TERMINATING's data, readable without an input: the steps of a terminate
+    # ask whether it is forced at each turn (a container stops thousands).
+    terminating: Terminating | None = None
 
 
 @dataclass(slots=True)
@@ -75,7 +75,8 @@ def _terminating(
     inputs: LifecycleInputs, core: LifecycleCore, reason: str, forced: bool = False
 ) -> Terminating:
     core.state, core.reason = "TERMINATING", reason
-    return Terminating(reason, forced)
+    core.terminating = Terminating(reason, forced)
+    return core.terminating
 
 
 builder = TypeMachineBuilder(LifecycleInputs, LifecycleCore)
@@ -145,14 +146,9 @@ def _forget(
         t.steps.remove(step)
 
 
-@TERMINATING.upon(LifecycleInputs.forced).loop()
-def _forced(inputs: LifecycleInputs, core: LifecycleCore, t: Terminating) -> bool:
-    return t.forced
-
-
 @TERMINATING.upon(LifecycleInputs.finished).to(TERMINATED)
 def _finished(inputs: LifecycleInputs, core: LifecycleCore, t: Terminating) -> list[Deferred[None]]:
-    core.state = "TERMINATED"
+    core.state, core.terminating = "TERMINATED", None
     return t.waiters
 
 
@@ -242,7 +238,8 @@ class Lifecycle:
     @property
     def forced(self) -> bool:
         """Whether this terminate is a kill."""
-        return self.core.state == "TERMINATING" and self._machine.forced()
+        t = self.core.terminating
+        return t is not None and t.forced
 
     def finished(self) -> None:
         """The steps of terminating ended: TERMINATED; whoever waited is told."""

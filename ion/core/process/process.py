@@ -266,8 +266,13 @@ class Process(Linking, Termination):
         assert self.container is not None
         try:
             me = str(self.id)
+            exchange = self.container.exchange
+            if exchange.event_unheard(
+                events.routing_key(int(events.EventId.PROCESS_LIFECYCLE), me)
+            ):
+                return  # nobody would get it (the embedded broker knows): not even built
             event = events.process_lifecycle_event(me, self.proc_name, self.container.id, state)
-            events.publish(self.container.exchange, me, event).addErrback(
+            events.publish(exchange, me, event).addErrback(
                 lambda f: self.log.warn(
                     "{proc}: {state} event lost: {f}", proc=self, state=state, f=f.value
                 )

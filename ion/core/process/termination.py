@@ -126,7 +126,7 @@ class Termination(Inbox):
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
-            if not lifecycle.forced:
+            if self._inflight and not lifecycle.forced:
                 await self._interruptible(self._drain(), "waiting for handlers")
             if lifecycle.forced:
                 self._abandon_running()
@@ -135,7 +135,9 @@ class Termination(Inbox):
                     await self._interruptible(manager.terminate(child), f"terminating {child}")
                 if not child.terminated and lifecycle.forced:
                     await self._attempt(manager.kill(child), f"killing {child}")
-            if not lifecycle.forced:
+            # A class with no on_terminate of its own has nothing to run (most
+            # processes: a container stops thousands at once).
+            if not lifecycle.forced and type(self).on_terminate is not Termination.on_terminate:
                 try:
                     hook = run_hook(self.on_terminate, self._place)
                     await lifecycle.interruptible(Deferred.fromCoroutine(hook))

@@ -123,14 +123,15 @@ async def test_handlers_that_never_finish_do_not_wedge_a_service(ion_container_f
     (unacked) for ever; cut off at their requests' expiry, they give it back and
     the next call is served."""
     config = {"broker": {"prefetch": 4}}
-    service = await (await ion_container_factory(config=config)).spawn(Stuck)
+    service = await (await ion_container_factory(config=config)).spawn(CutOff)
     client = await (await ion_container_factory()).spawn(Process, name="client")
     stuck = [client.rpc_send("stuck", "hang", i, timeout=0.5) for i in range(4)]
     for call in stuck:
         with pytest.raises(exc.TimeoutError):
             await wait_for(call, 5)
     assert await wait_for(client.rpc_send("stuck", "quick", "served", timeout=5), 5) == "served"
-    assert sorted(service.cancelled) == [0, 1, 2, 3]
+    await service.cut.wait_until(lambda _: len(service.cut.items) == 4)  # each in its turn
+    assert sorted(service.cut.items) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("ion_broker", BROKERS, indirect=True)
