@@ -1,8 +1,8 @@
 """The sending side of a process: one-off messages, calls, conversations, replies.
 
-L{Mailbox} is a base of L{ion.core.process.process.Process} (through
-L{ion.core.process.inbox.Inbox}, the receiving side): it holds no state of its
-own and works on the process's id, container, conversations and life cycle state.
+L{Mailbox} is a base of L{ion.core.process.process.Process}; the receiving side
+is its runtime (L{ion.core.process.runtime}). It holds no state of its own and
+works on the process's id, container, conversations and life cycle state.
 """
 
 from __future__ import annotations
@@ -20,19 +20,14 @@ from ion.core import exception as exc
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
 from ion.core.process import context
+from ion.core.process.runtime import REPLY_KEY_SUFFIX, UnknownOpError
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
     from ion.core.config import Config
     from ion.core.messaging.conversation.manager import ConversationManager
 
-REPLY_KEY_SUFFIX = ".reply"
-
-
-class UnknownOpError(exc.ApplicationError):
-    """The process has no handler for the operation asked for."""
-
-    code = exc.BAD_REQUEST
+__all__ = ["REPLY_KEY_SUFFIX", "Mailbox", "UnknownOpError"]
 
 
 class Mailbox:
@@ -130,7 +125,7 @@ class Mailbox:
         if conv is not None:
             conv.feed(performative)  # first: a performative it refuses sends nothing
             assert self._conversations is not None
-            self._conversations.touch(conv, self._idle_timeout())  # sending is use too
+            self._conversations.touch(conv, self.conversation_timeout())  # sending is use too
         d = self._publish(to, h, content)
         if not _succeeded(d):
             d = self._within(d, self._rpc_timeout if timeout is None else timeout, to)
@@ -153,9 +148,10 @@ class Mailbox:
         """Open a C{generic} conversation; it closes after the idle timeout."""
         assert self._conversations is not None, "process is not spawned"
         conv_id = self._conversations.next_id()
-        return self._conversations.start_generic(conv_id, self._idle_timeout())
+        return self._conversations.start_generic(conv_id, self.conversation_timeout())
 
-    def _idle_timeout(self) -> float:
+    def conversation_timeout(self) -> float:
+        """Seconds an idle C{generic} conversation stays open (C{container.conversation_timeout})."""
         return float(self.config.get("container.conversation_timeout", 60.0))
 
     def call(

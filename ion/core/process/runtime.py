@@ -1,13 +1,17 @@
-"""The receiving side of a process: deliveries decoded, routed to a conversation or
-an C{op_<name>} handler, answered and acked.
+"""The runtime of a process: the deliveries it takes, decoded and routed to a
+conversation or a handler, how many handlers run at once and for how long, and
+how each request is answered and acked.
 
-L{Inbox} is a base of L{ion.core.process.process.Process}, over L{Mailbox}; like
-it, it holds no state of its own.
+L{ProcessRuntime} is owned by L{ion.core.process.process.Process} (its
+C{runtime}); it holds the process's queues, consumers, conversations and the
+handlers under way or waiting. It reaches the broker through an L{Exchange},
+time through a clock, and the process only through the narrow L{Host}
+(L{ion.core.process.interfaces}), so a test can drive it alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
@@ -15,35 +19,93 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
+from ion.core.deadline import ended_within
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
+from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, poison, watchdog
-from ion.core.process.mailbox import REPLY_KEY_SUFFIX, Mailbox, UnknownOpError
 from ion.core.process.signals import SIGNAL
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from ion.core.process.interfaces import Exchange, Host
+
+__all__ = ["REPLY_KEY_SUFFIX", "ProcessRuntime", "UnknownOpError"]
+
+REPLY_KEY_SUFFIX = ".reply"
 
 _GONE: Any = object()  # not among the handlers under way (any more)
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
 _ENDING = frozenset({"TERMINATING", "TERMINATED"})
 
 
-class Inbox(Mailbox):
-    """Taking deliveries for one process (a base of Process)."""
+class UnknownOpError(exc.ApplicationError):
+    """The process has no handler for the operation asked for."""
 
-    _place: context.Here  # where its handlers run (set when spawned)
-    _inflight: int
-    _concurrency: int
-    _handler_limit: float | None
-    _max_redeliveries: int
-    _running: dict[m.Message, Deferred[Any] | None]  # handlers under way (a kill cancels them)
+    code = exc.BAD_REQUEST
 
-    if TYPE_CHECKING:
 
-        @property
-        def state(self) -> str: ...
+class ProcessRuntime:
+    """Takes deliveries for one process and runs its handlers.
 
-    def _on_delivery(self, delivery: Any) -> None:
+    @ivar consumers: tags of the request intake (mailbox, service queue).
+    @ivar reply_consumer: the tag of the reply queue's consumer, once there is one.
+    @ivar queues: the queues declared for the process.
+    @ivar expired_dropped: requests dropped unrun because their caller's deadline passed.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self.log = host.log
+        self.exchange: Exchange | None = None
+        self.clock: IReactorTime | None = None
+        self.conversations: ConversationManager | None = None
+        self.consumers: list[str] = []
+        self.reply_consumer: str | None = None
+        self.queues: list[str] = []
+        self.expired_dropped = 0
+        self.concurrency = 0  # handlers at once (0: no limit); set at activate
+        self.handler_limit: float | None = None  # set at activate
+        self.max_redeliveries = 5  # set at activate
+        self._me = self._reply_key = "<unattached>"  # (no routing key is)
+        self._place = context.Here()
+        self._inflight = 0
+        self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
+        self._starting = False
+        self._idle: list[Deferred[None]] = []
+        self._running: dict[m.Message, Deferred[Any] | None] = {}  # handlers under way
+
+    def attach(
+        self, exchange: Exchange, clock: IReactorTime, pid: str, place: context.Here
+    ) -> None:
+        """Bind to the process's exchange, clock, id and the place its handlers run."""
+        self.exchange = exchange
+        self.clock = clock
+        self._me = pid
+        self._reply_key = pid + REPLY_KEY_SUFFIX
+        self._place = place
+        self.conversations = ConversationManager(pid, clock)
+
+    @property
+    def inflight(self) -> int:
+        """How many handlers are under way (started, not finished)."""
+        return self._inflight
+
+    @property
+    def waiting(self) -> tuple[m.Message, ...]:
+        """The requests delivered but not started (the concurrency limit holds them)."""
+        return tuple(self._waiting)
+
+    def consumes(self, tag: str) -> bool:
+        """Whether C{tag} is one of this process's consumers."""
+        return tag == self.reply_consumer or tag in self.consumers
+
+    # -- taking deliveries -----------------------------------------------------
+
+    def deliver(self, delivery: Any) -> None:
         """Take one delivery: decode, route to a conversation or handler, ack when done."""
         try:
             msg = m.decode(delivery.body, delivery)
@@ -57,21 +119,22 @@ class Inbox(Mailbox):
             return
         if msg.performative in _REPLY_PERFORMATIVES and msg.protocol != "generic":
             settle(delivery)
-            assert self._conversations is not None
-            self._conversations.received(msg)
+            assert self.conversations is not None
+            self.conversations.received(msg)
             return
         protocol = msg.protocol
-        if protocol == SIGNAL and self.state != "ACTIVE":
+        state = self._host.state
+        if protocol == SIGNAL and state != "ACTIVE":
             settle(delivery)
-            self._signal_inactive(msg)  # type: ignore[attr-defined]
+            self._host.signal_inactive(msg)
             return
-        if self.state != "ACTIVE" and not self._takes_while_inactive(msg):
+        if state != "ACTIVE" and not self._takes_while_inactive(msg, state):
             self._not_taken(msg)
             return
         if delivery.redelivered:
             if not self._auto_acked(delivery):
                 # Its holder may have died of it: count the round, or dead-letter it.
-                poisoned = poison.redelivered(self, msg, self._max_redeliveries)  # type: ignore[arg-type]
+                poisoned = poison.redelivered(self._host, msg, self.max_redeliveries)  # type: ignore[arg-type]
                 Deferred.fromCoroutine(poisoned)
                 return
         elif delivery.headers and poison.REDELIVERIES in delivery.headers:
@@ -81,13 +144,14 @@ class Inbox(Mailbox):
             conv.feed("request")
             msg.conversation = conv
         elif protocol == "generic":
-            assert self._conversations is not None
+            assert self.conversations is not None
             try:
-                msg.conversation = self._conversations.generic_received(msg, self._idle_timeout())
+                timeout = self._host.conversation_timeout()
+                msg.conversation = self.conversations.generic_received(msg, timeout)
             except exc.ConversationError as e:
                 self._bad_message(delivery, e)
                 return
-        if self._concurrency and self._inflight >= self._concurrency:
+        if self.concurrency and self._inflight >= self.concurrency:
             self._waiting.append(msg)  # unacked: prefetch bounds how many wait
             return
         self._run(msg)
@@ -98,29 +162,40 @@ class Inbox(Mailbox):
         in ERROR, or ending, answers requests of its own queue with an error, as
         putting them back would bring them straight back to it."""
         delivery = msg.delivery
-        state = self.state
+        host = self._host
+        state = host.state
         if state == "ERROR" or (state in _ENDING and self._on_own_queue(delivery)):
             settle(delivery)
             if msg.protocol in ("rpc", "request") and msg.performative == "request":
                 msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
                 msg.conversation.feed("request")
-                error = exc.ProcessError(f"{self} is in state {state}; it takes no requests")
+                error = exc.ProcessError(f"{host} is in state {state}; it takes no requests")
                 try:
-                    self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+                    host.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
                 except exc.IonError as e:  # (one with no reply-to, say)
-                    self.log.warn("{proc}: {msg!r} dropped: {e}", proc=self, msg=msg, e=e)
+                    self.log.warn("{proc}: {msg!r} dropped: {e}", proc=host, msg=msg, e=e)
             else:
                 self.log.warn("{proc}: {msg!r} dropped: arrived in state {state}",
-                              proc=self, msg=msg, state=state)  # fmt: skip
+                              proc=host, msg=msg, state=state)  # fmt: skip
             return
         settle(delivery, requeue=True)
         if self._auto_acked(delivery):
             # Auto-acked: there is no queue to go back to.
             self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
-                          proc=self, msg=msg, state=self.state)  # fmt: skip
+                          proc=host, msg=msg, state=state)  # fmt: skip
 
-    #: Requests dropped unrun because their caller's deadline had passed.
-    expired_dropped: int = 0
+    def _takes_while_inactive(self, msg: m.Message, state: str) -> bool:
+        """A message of a C{generic} conversation this process already holds is
+        its own business while C{on_init} runs (READY) and while it terminates,
+        as when ACTIVE: an answer to what those hooks asked."""
+        return (
+            msg.protocol == "generic"
+            and state in ("READY", "TERMINATING")
+            and self.conversations is not None
+            and msg.conv_id in self.conversations.generic
+        )
+
+    # -- running handlers ------------------------------------------------------
 
     def _run(self, msg: m.Message) -> None:
         """Run the handler of C{msg}; L{_finish} answers and acks it."""
@@ -128,11 +203,11 @@ class Inbox(Mailbox):
         if expiry is not None and self._expired(msg, expiry):
             return
         self._inflight += 1
-        handler = self._handler(msg.op) if msg.protocol != SIGNAL else self._on_signal  # type: ignore[attr-defined]
+        host = self._host
+        handler = host.handler_for(msg)
         if handler is None:
-            self._finish(
-                msg, Failure(UnknownOpError(f"{self.proc_name} has no operation {msg.op!r}"))
-            )
+            error = UnknownOpError(f"{host.proc_name} has no operation {msg.op!r}")
+            self._finish(msg, Failure(error))
             return
         # The handler runs here (its coroutine in a copy of this context): clients
         # made without arguments find this process, calls carry the request's user.
@@ -168,9 +243,8 @@ class Inbox(Mailbox):
             waited.cancel()
             return
         self._running[msg] = waited
-        assert self.container is not None
-        clock = self.container.reactor
-        limit = watchdog.deadline(handler, self._handler_limit, msg.headers.get(m.EXPIRY),
+        clock: Any = self.clock
+        limit = watchdog.deadline(handler, self.handler_limit, msg.headers.get(m.EXPIRY),
                                   clock.seconds())  # fmt: skip
         if limit is None:
             waited.addBoth(self._finish_async, msg)
@@ -182,37 +256,21 @@ class Inbox(Mailbox):
         """The handler of C{msg} ran past its deadline: answer it with a timeout
         error and give back its slot; the handler is cancelled."""
         error = exc.HandlerTimeoutError(
-            f"{self}: the handler of {msg.op!r} was cut off after {seconds:g}s (its deadline)"
+            f"{self._host}: the handler of {msg.op!r} was cut off after {seconds:g}s (its deadline)"
         )
         self._finish_async(Failure(error), msg)
 
     def _expired(self, msg: m.Message, expiry: Any) -> bool:
         """Drop C{msg} (acked, counted) if its C{expiry} (the caller's deadline, ms
         since the epoch) has passed: nobody waits for its answer any more."""
-        assert self.container is not None
-        if type(expiry) is not int or expiry > self.container.reactor.seconds() * 1000:
+        clock: Any = self.clock
+        if type(expiry) is not int or expiry > clock.seconds() * 1000:
             return False
         settle(msg.delivery)
         self.expired_dropped += 1
         self.log.debug("{proc}: {msg!r} dropped unrun: its caller's deadline passed",
-                       proc=self, msg=msg)  # fmt: skip
+                       proc=self._host, msg=msg)  # fmt: skip
         return True
-
-    def _takes_while_inactive(self, msg: m.Message) -> bool:
-        """A message of a C{generic} conversation this process already holds is
-        its own business while C{on_init} runs (READY) and while it terminates,
-        as when ACTIVE: an answer to what those hooks asked."""
-        return (
-            msg.protocol == "generic"
-            and self.state in ("READY", "TERMINATING")
-            and self._conversations is not None
-            and msg.conv_id in self._conversations.generic
-        )
-
-    def _handler(self, op: Any) -> Callable[..., Any] | None:
-        if not isinstance(op, str) or not op.isidentifier():
-            return None
-        return getattr(self, "op_" + op, None)
 
     def _finish_async(self, result: Any, msg: m.Message) -> None:
         if self._running.pop(msg, _GONE) is _GONE:
@@ -220,28 +278,29 @@ class Inbox(Mailbox):
         try:
             self._finish(msg, result)
         except Exception:
-            self.log.failure("{proc}: finishing {msg!r} failed", proc=self, msg=msg)
+            self.log.failure("{proc}: finishing {msg!r} failed", proc=self._host, msg=msg)
 
     def _finish(self, msg: m.Message, result: Any) -> None:
         """After a handler: answer an rpc/request if it did not, ack, count it done;
         then, if its error ends the process, begin that."""
+        host = self._host
         crash = None
         try:
             if isinstance(result, Failure):
-                self._log_handler_error(msg, result)
-                crash = self._crash_reason(result)  # type: ignore[attr-defined]
+                _log_handler_error(host, msg, result)
+                crash = host.crash_reason(result)
             if msg.protocol in ("rpc", "request") and not msg.replied:
                 if isinstance(result, Failure):
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
                     if refusable and result.check(exc.Refuse):
                         reason = exc.describe(result.value)
-                        self._answer(msg, "refusal", self.reply_refuse, reason, result.value.code)
+                        _answer(host, msg, "refusal", host.reply_refuse, reason, result.value.code)
                     else:
-                        self._answer(msg, "error", self.reply_err, exception=result.value)
+                        _answer(host, msg, "error", host.reply_err, exception=result.value)
                 else:
-                    self._answer(msg, "result", self.reply_ok, result)
+                    _answer(host, msg, "result", host.reply_ok, result)
         except Exception:
-            self.log.failure("{proc}: could not answer {msg!r}", proc=self, msg=msg)
+            self.log.failure("{proc}: could not answer {msg!r}", proc=host, msg=msg)
         finally:
             settle(msg.delivery)
             self._inflight -= 1
@@ -250,26 +309,39 @@ class Inbox(Mailbox):
             if self._inflight == 0 and self._idle:
                 self._now_idle()
         if crash is not None:
-            self._crash(crash)  # type: ignore[attr-defined]
+            host.crash(crash)
 
     def _now_idle(self) -> None:
         idle, self._idle = self._idle, []
         for d in idle:
             d.callback(None)
 
-    def _abandon_running(self) -> None:
+    async def drain(self, timeout: float) -> None:
+        """Wait until no handler is under way, for at most C{timeout} seconds."""
+        if self._inflight == 0:
+            return
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        if not await ended_within(d, timeout, self.clock):
+            self.log.warn("{proc}: {n} handlers still running after {t}s; terminating anyway",
+                          proc=self._host, n=self._inflight, t=timeout)  # fmt: skip
+
+    # -- giving deliveries back ------------------------------------------------
+
+    def abandon_running(self) -> None:
         """The process is killed: cancel the handlers under way, unanswered. A
         request of a shared queue goes back to it for another instance; one sent
         to this process's id has nowhere to go and is answered with an error."""
+        host = self._host
         running, self._running = self._running, {}
         for msg, waited in running.items():
             self._inflight -= 1
             if self._on_own_queue(msg.delivery):
                 if msg.protocol in ("rpc", "request") and not msg.replied:
                     try:
-                        self.reply_err(msg, exception=exc.ProcessError(f"{self} was killed"))
+                        host.reply_err(msg, exception=exc.ProcessError(f"{host} was killed"))
                     except Exception as e:
-                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=self, msg=msg, e=e)
+                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=host, msg=msg, e=e)
                 settle(msg.delivery)
             else:
                 settle(msg.delivery, requeue=True)
@@ -278,16 +350,6 @@ class Inbox(Mailbox):
         if self._inflight == 0 and self._idle:
             self._now_idle()
 
-    def _answer(self, msg: m.Message, what: str, reply: Callable[..., Any], *a: Any, **kw: Any):
-        """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
-        handler's bug, not the caller's: answer a 500 instead, at once."""
-        try:
-            reply(msg, *a, **kw)
-        except exc.MessageFormatError as e:
-            error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
-            self.log.error("{proc}: {err}", proc=self, err=error)
-            self.reply_err(msg, exception=error)
-
     def _start_waiting(self) -> None:
         """Start waiting deliveries while the concurrency allows (a loop, not a
         recursion: a handler that finishes at once comes back here)."""
@@ -295,93 +357,93 @@ class Inbox(Mailbox):
             return
         self._starting = True
         try:
-            while self._waiting and self._inflight < self._concurrency:
+            while self._waiting and self._inflight < self.concurrency:
                 self._run(self._waiting.popleft())
         finally:
             self._starting = False
 
-    def _release_waiting(self, all_of_them: bool = False) -> None:
+    def release_waiting(self, all_of_them: bool = False) -> None:
         """Give back the deliveries waiting for a turn: to their queue, for another
         instance. Those of the process's own queues have no other instance: they
         stay to run while terminating drains, unless C{all_of_them}, when requests
         among them are answered "terminated" and the rest dropped."""
+        host = self._host
         keep: list[m.Message] = []
         for msg in self._waiting:  # each goes back to its place: the order stays
             if not self._on_own_queue(msg.delivery):
                 settle(msg.delivery, requeue=True)
             elif all_of_them:
                 self.log.warn("{proc}: {msg!r} dropped: not started before terminating",
-                              proc=self, msg=msg)  # fmt: skip
+                              proc=host, msg=msg)  # fmt: skip
                 if msg.protocol in ("rpc", "request"):
                     try:
-                        self.reply_err(msg, exception=exc.ProcessError(f"{self} terminated"))
+                        host.reply_err(msg, exception=exc.ProcessError(f"{host} terminated"))
                     except Exception as e:  # a request with no reply-to, say
-                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=self, msg=msg, e=e)
+                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=host, msg=msg, e=e)
                 settle(msg.delivery)
             else:
                 keep.append(msg)
         self._waiting.clear()
         self._waiting.extend(keep)
 
-    def _forget_waiting(self) -> None:
+    def forget_waiting(self) -> None:
         """The broker link was lost: it gives the unacked deliveries of shared
         queues back and delivers them again, so the copies waiting here must not
         run too. Those of the process's own queues stay: an exclusive queue went
         with the connection, so they are the only copies."""
-        self._waiting = type(self._waiting)(
-            msg for msg in self._waiting if self._on_own_queue(msg.delivery)
-        )
+        self._waiting = deque(msg for msg in self._waiting if self._on_own_queue(msg.delivery))
 
     def _auto_acked(self, delivery: Any) -> bool:
-        return getattr(delivery, "routing_key", None) == str(self.id) + REPLY_KEY_SUFFIX
+        return getattr(delivery, "routing_key", None) == self._reply_key
 
     def _on_own_queue(self, delivery: Any) -> bool:
         """Whether C{delivery} came from a queue of this process alone (its id or
         reply queue), which goes with it: nothing there can go back for another."""
-        return getattr(delivery, "routing_key", None) == str(self.id) or self._auto_acked(delivery)
-
-    def _log_handler_error(self, msg: m.Message, failure: Failure) -> None:
-        if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours
-            self.log.info(
-                "{proc}: {op} answered with an error: {err}",
-                proc=self,
-                op=msg.op,
-                err=failure.value,
-            )
-        else:
-            # Answered (a 500): handled, so not logged as a Failure, which test
-            # runners (trial) count as an unhandled error; the traceback goes as text.
-            self.log.error(
-                "{proc}: handler for {op} raised:\n{traceback}",
-                proc=self,
-                op=msg.op,
-                traceback=failure.getTraceback().rstrip("\n"),
-            )
+        key = getattr(delivery, "routing_key", None)
+        return key == self._me or key == self._reply_key
 
     def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
         """Answer a malformed request if its headers say where to, fail the call a
         malformed reply belongs to, then drop it."""
-        self.log.warn("{proc}: bad message dropped: {err}", proc=self, err=error)
+        self.log.warn("{proc}: bad message dropped: {err}", proc=self._host, err=error)
         settle(delivery)
-        if (
-            isinstance(h, dict)
-            and h.get(m.PERFORMATIVE) in _REPLY_PERFORMATIVES
-            and h.get(m.PROTOCOL) in ("rpc", "request")
-            and self._conversations is not None
-        ):
-            conv = self._conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
-            if conv is not None:
-                self._conversations.fail(conv, error)
+        if not isinstance(h, dict) or h.get(m.PROTOCOL) not in ("rpc", "request"):
+            return
+        if h.get(m.PERFORMATIVE) in _REPLY_PERFORMATIVES:
+            if self.conversations is not None:
+                conv = self.conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
+                if conv is not None:
+                    self.conversations.fail(conv, error)
             return
         if (
-            isinstance(h, dict)
-            and isinstance(h.get(m.REPLY_TO), str)
+            isinstance(h.get(m.REPLY_TO), str)
             and isinstance(h.get(m.CONV_ID), str)
-            and h.get(m.PROTOCOL) in ("rpc", "request")
             and h.get(m.PERFORMATIVE) == "request"
-            and self.state == "ACTIVE"
+            and self._host.state == "ACTIVE"
         ):
-            self.reply_err(m.Message(h), exception=error)
+            self._host.reply_err(m.Message(h), exception=error)
+
+
+def _answer(host: Host, msg: m.Message, what: str, reply: Any, *a: Any, **kw: Any) -> None:
+    """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
+    handler's bug, not the caller's: answer a 500 instead, at once."""
+    try:
+        reply(msg, *a, **kw)
+    except exc.MessageFormatError as e:
+        error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
+        host.log.error("{proc}: {err}", proc=host, err=error)
+        host.reply_err(msg, exception=error)
+
+
+def _log_handler_error(host: Host, msg: m.Message, failure: Failure) -> None:
+    if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours
+        host.log.info("{proc}: {op} answered with an error: {err}",
+                      proc=host, op=msg.op, err=failure.value)  # fmt: skip
+    else:
+        # Answered (a 500): handled, so not logged as a Failure, which test
+        # runners (trial) count as an unhandled error; the traceback goes as text.
+        host.log.error("{proc}: handler for {op} raised:\n{traceback}", proc=host, op=msg.op,
+                       traceback=failure.getTraceback().rstrip("\n"))  # fmt: skip
 
 
 async def _awaited(result: Any) -> Any:
