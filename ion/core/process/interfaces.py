@@ -54,13 +54,20 @@ class Exchange(Protocol):
 
 
 class Host(Protocol):
-    """The process a runtime serves: its state, its handlers and how it answers.
+    """The process a runtime serves: its name, state and handlers, and how a
+    handler's error ends it.
 
     L{ion.core.process.process.Process} is one; the runtime calls nothing else of it.
     """
 
     log: Logger
     proc_name: str
+    #: The identity its calls carry (None: that of the request being handled).
+    user_id: str | None
+
+    @property
+    def sysname(self) -> str:
+        """The name of the system it runs in."""
 
     @property
     def state(self) -> str:
@@ -71,26 +78,6 @@ class Host(Protocol):
 
     def signal_inactive(self, msg: m.Message) -> None:
         """Act on a signal that arrived while the process is not ACTIVE."""
-
-    def conversation_timeout(self) -> float:
-        """Seconds an idle C{generic} conversation stays open."""
-
-    def reply_ok(
-        self, msg: m.Message, content: Any = None, headers: dict[str, Any] | None = None
-    ) -> Deferred[None]:
-        """Answer C{msg} with a result."""
-
-    def reply_err(
-        self,
-        msg: m.Message,
-        content: Any = None,
-        exception: BaseException | None = None,
-        code: int | None = None,
-    ) -> Deferred[None]:
-        """Answer C{msg} with an error."""
-
-    def reply_refuse(self, msg: m.Message, reason: str = "", code: int = ...) -> Deferred[None]:
-        """Refuse the request C{msg}."""
 
     def crash_reason(self, failure: Failure) -> str | None:
         """The exit reason a handler's C{failure} makes, or None: it stays an error reply."""

@@ -74,7 +74,6 @@ class Process(Linking, Termination):
         self._lifecycle = Lifecycle(self)
         #: Its queues, consumers, conversations and the handlers under way.
         self.runtime = ProcessRuntime(self)
-        self._conversations = self.runtime.conversations  # (the runtime's, once attached)
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
         self._links: set[str] = set()
         self._monitors: dict[str, str] = {}  # ref -> pid it watches
@@ -144,10 +143,10 @@ class Process(Linking, Termination):
         # Config is immutable, so reading these once per process is the same as
         # reading them per call, and keeps lookups off the message path.
         self._rpc_timeout = float(self.config.get("container.rpc_timeout", 15.0))
-        self._max_message_size = container.exchange.max_message_size
+        idle = float(self.config.get("container.conversation_timeout", 60.0))
         self._place = context.Here(container, self)  # where its handlers and hooks run
-        self.runtime.attach(container.exchange, container.reactor, str(pid), self._place)
-        self._conversations = self.runtime.conversations
+        self.runtime.attach(container.exchange, container.reactor, str(pid), self._place,
+                            self._rpc_timeout, idle)  # fmt: skip
 
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""

@@ -4,7 +4,8 @@ how each request is answered and acked.
 
 L{ProcessRuntime} is owned by L{ion.core.process.process.Process} (its
 C{runtime}); it holds the process's queues, consumers, conversations and the
-handlers under way or waiting. It reaches the broker through an L{Exchange},
+handlers under way or waiting, and sends and answers for it (its base,
+L{ion.core.process.outbox.Outbox}). It reaches the broker through an L{Exchange},
 time through a clock, and the process only through the narrow L{Host}
 (L{ion.core.process.interfaces}), so a test can drive it alone.
 """
@@ -26,6 +27,7 @@ from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, poison, watchdog
+from ion.core.process.outbox import REPLY_KEY_SUFFIX, Outbox, UnknownOpError
 from ion.core.process.signals import SIGNAL
 
 if TYPE_CHECKING:
@@ -35,21 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = ["REPLY_KEY_SUFFIX", "ProcessRuntime", "UnknownOpError"]
 
-REPLY_KEY_SUFFIX = ".reply"
-
 _GONE: Any = object()  # not among the handlers under way (any more)
 _REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
 _ENDING = frozenset({"TERMINATING", "TERMINATED"})
 
 
-class UnknownOpError(exc.ApplicationError):
-    """The process has no handler for the operation asked for."""
-
-    code = exc.BAD_REQUEST
-
-
-class ProcessRuntime:
-    """Takes deliveries for one process and runs its handlers.
+class ProcessRuntime(Outbox):
+    """Takes deliveries for one process, runs its handlers and sends for it.
 
     @ivar consumers: tags of the request intake (mailbox, service queue).
     @ivar reply_consumer: the tag of the reply queue's consumer, once there is one.
@@ -79,10 +73,20 @@ class ProcessRuntime:
         self._running: dict[m.Message, Deferred[Any] | None] = {}  # handlers under way
 
     def attach(
-        self, exchange: Exchange, clock: IReactorTime, pid: str, place: context.Here
+        self,
+        exchange: Exchange,
+        clock: IReactorTime,
+        pid: str,
+        place: context.Here,
+        rpc_timeout: float = 15.0,
+        conversation_timeout: float = 60.0,
     ) -> None:
-        """Bind to the process's exchange, clock, id and the place its handlers run."""
+        """Bind to the process's exchange, clock, id and the place its handlers
+        run; C{rpc_timeout} and C{conversation_timeout} are the process's config."""
         self.exchange = exchange
+        self.max_message_size = exchange.max_message_size
+        self.rpc_timeout = rpc_timeout
+        self.conversation_timeout = conversation_timeout
         self.clock = clock
         self._me = pid
         self._reply_key = pid + REPLY_KEY_SUFFIX
@@ -146,7 +150,7 @@ class ProcessRuntime:
         elif protocol == "generic":
             assert self.conversations is not None
             try:
-                timeout = self._host.conversation_timeout()
+                timeout = self.conversation_timeout
                 msg.conversation = self.conversations.generic_received(msg, timeout)
             except exc.ConversationError as e:
                 self._bad_message(delivery, e)
@@ -171,7 +175,7 @@ class ProcessRuntime:
                 msg.conversation.feed("request")
                 error = exc.ProcessError(f"{host} is in state {state}; it takes no requests")
                 try:
-                    host.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
+                    self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
                 except exc.IonError as e:  # (one with no reply-to, say)
                     self.log.warn("{proc}: {msg!r} dropped: {e}", proc=host, msg=msg, e=e)
             else:
@@ -294,11 +298,11 @@ class ProcessRuntime:
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
                     if refusable and result.check(exc.Refuse):
                         reason = exc.describe(result.value)
-                        _answer(host, msg, "refusal", host.reply_refuse, reason, result.value.code)
+                        self._answer(msg, "refusal", self.reply_refuse, reason, result.value.code)
                     else:
-                        _answer(host, msg, "error", host.reply_err, exception=result.value)
+                        self._answer(msg, "error", self.reply_err, exception=result.value)
                 else:
-                    _answer(host, msg, "result", host.reply_ok, result)
+                    self._answer(msg, "result", self.reply_ok, result)
         except Exception:
             self.log.failure("{proc}: could not answer {msg!r}", proc=host, msg=msg)
         finally:
@@ -339,7 +343,7 @@ class ProcessRuntime:
             if self._on_own_queue(msg.delivery):
                 if msg.protocol in ("rpc", "request") and not msg.replied:
                     try:
-                        host.reply_err(msg, exception=exc.ProcessError(f"{host} was killed"))
+                        self.reply_err(msg, exception=exc.ProcessError(f"{host} was killed"))
                     except Exception as e:
                         self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=host, msg=msg, e=e)
                 settle(msg.delivery)
@@ -377,7 +381,7 @@ class ProcessRuntime:
                               proc=host, msg=msg)  # fmt: skip
                 if msg.protocol in ("rpc", "request"):
                     try:
-                        host.reply_err(msg, exception=exc.ProcessError(f"{host} terminated"))
+                        self.reply_err(msg, exception=exc.ProcessError(f"{host} terminated"))
                     except Exception as e:  # a request with no reply-to, say
                         self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=host, msg=msg, e=e)
                 settle(msg.delivery)
@@ -421,18 +425,17 @@ class ProcessRuntime:
             and h.get(m.PERFORMATIVE) == "request"
             and self._host.state == "ACTIVE"
         ):
-            self._host.reply_err(m.Message(h), exception=error)
+            self.reply_err(m.Message(h), exception=error)
 
-
-def _answer(host: Host, msg: m.Message, what: str, reply: Any, *a: Any, **kw: Any) -> None:
-    """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
-    handler's bug, not the caller's: answer a 500 instead, at once."""
-    try:
-        reply(msg, *a, **kw)
-    except exc.MessageFormatError as e:
-        error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
-        host.log.error("{proc}: {err}", proc=host, err=error)
-        host.reply_err(msg, exception=error)
+    def _answer(self, msg: m.Message, what: str, reply: Any, *a: Any, **kw: Any) -> None:
+        """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
+        handler's bug, not the caller's: answer a 500 instead, at once."""
+        try:
+            reply(msg, *a, **kw)
+        except exc.MessageFormatError as e:
+            error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
+            self.log.error("{proc}: {err}", proc=self._host, err=error)
+            self.reply_err(msg, exception=error)
 
 
 def _log_handler_error(host: Host, msg: m.Message, failure: Failure) -> None:

@@ -21,6 +21,11 @@ from ion.core.process.mailbox import Mailbox
 from ion.core.process.runtime import REPLY_KEY_SUFFIX
 
 if TYPE_CHECKING:
+    from twisted.logger import Logger
+
+    from ion.core.cc.container import Container
+    from ion.core.config import Config
+    from ion.core.id import ProcessId
     from ion.core.process.lifecycle import Lifecycle
     from ion.core.process.runtime import ProcessRuntime
 
@@ -33,6 +38,10 @@ class Termination(Mailbox):
     #: "let it crash", for a process under a supervisor.
     crash_on_error: ClassVar[bool] = False
 
+    id: ProcessId | None
+    container: Container | None
+    log: Logger
+    config: Config
     _lifecycle: Lifecycle
     _place: context.Here
     runtime: ProcessRuntime

@@ -180,7 +180,7 @@ async def test_a_request_delivered_after_the_end_is_answered(container: Any, log
     replies: Collector[Any] = Collector()
     queue = await container.exchange.declare_queue("late.reply", exclusive=True)
     await container.exchange.consume(queue, replies, 0, auto_ack=True)
-    headers = client._headers(str(b.id), "echo", "rpc", "conv-late")
+    headers = client.runtime.request_headers(str(b.id), "echo", "rpc", "conv-late")
     headers[m.REPLY_TO] = "late.reply"
     b.runtime.deliver(signals.Injected(str(b.id), m.encode(headers, "late")))
     answer = m.decode((await replies.wait(1))[0].body)

@@ -1,6 +1,6 @@
 """The process runtime alone: no container, no process, no reactor. A fake host
-supplies the handlers and publishes its answers to an in-memory exchange;
-time is a C{task.Clock}."""
+supplies the handlers; the runtime answers on an in-memory exchange; time is
+a C{task.Clock}."""
 
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ CALLER = "caller.1@test.reply"
 
 
 class FakeHost:
-    """Runs the ops it is given and publishes each answer to C{CALLER}."""
+    """The process side: the ops it is given, and the crashes asked of it."""
 
     proc_name = "unit"
+    sysname = "test"
+    user_id = None
 
-    def __init__(self, exchange: OfflineExchange, **ops: Any) -> None:
+    def __init__(self, **ops: Any) -> None:
         self.log = Logger(namespace="test.runtime", source=self)
         self.state = "ACTIVE"
-        self.exchange = exchange
         self.ops = ops
         self.crashed: list[str] = []
 
@@ -39,25 +40,6 @@ class FakeHost:
 
     def signal_inactive(self, msg: m.Message) -> None:
         """Signals do not reach these tests."""
-
-    def conversation_timeout(self) -> float:
-        return 60.0
-
-    def _answer(self, msg: m.Message, status: str, content: Any) -> defer.Deferred[None]:
-        msg.replied = True
-        headers = {**msg.headers, m.STATUS: status, m.PERFORMATIVE: "inform_result"}
-        return self.exchange.publish(msg.headers[m.REPLY_TO], m.encode(headers, content))
-
-    def reply_ok(self, msg: m.Message, content: Any = None, headers: Any = None) -> Any:
-        return self._answer(msg, m.STATUS_OK, content)
-
-    def reply_err(
-        self, msg: m.Message, content: Any = None, exception: Any = None, code: Any = None
-    ):
-        return self._answer(msg, m.STATUS_ERROR, exc.error_content(exception))
-
-    def reply_refuse(self, msg: m.Message, reason: str = "", code: int = exc.FORBIDDEN) -> Any:
-        return self._answer(msg, m.STATUS_ERROR, {"message": reason})
 
     def crash_reason(self, failure: Failure) -> str | None:
         return None
@@ -71,7 +53,7 @@ def make(**ops: Any) -> tuple[ProcessRuntime, OfflineExchange, Clock]:
     clock = Clock()
     clock.advance(1_000)
     exchange = OfflineExchange("test")
-    host: Host = FakeHost(exchange, **ops)
+    host: Host = FakeHost(**ops)
     runtime = ProcessRuntime(host)
     runtime.attach(exchange, clock, ME, context.Here())
     return runtime, exchange, clock
