@@ -6,7 +6,9 @@ handler's return value is the reply when it did not reply itself; an exception
 it raises is the error reply, and the process stays ACTIVE -- unless it is a
 L{ProcessExit} or L{FatalError}, or the class sets C{crash_on_error}: then the
 process exits once it has answered (L{ion.core.process.termination}). Processes
-link and monitor one another (L{ion.core.process.links}).
+link and monitor one another (L{ion.core.process.links}). The process's
+C{runtime} (L{ion.core.process.runtime}) takes its deliveries, runs its
+handlers and sends for it; the process keeps the user's API over it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ how each request is answered and acked.
 
 L{ProcessRuntime} is owned by L{ion.core.process.process.Process} (its
 C{runtime}); it holds the process's queues, consumers, conversations and the
-handlers under way or waiting, and sends and answers for it (its base,
-L{ion.core.process.outbox.Outbox}). It reaches the broker through an L{Exchange},
+handlers under way or waiting, and sends and answers for it. Its bases:
+L{ion.core.process.giveback.GiveBack} (deliveries given back or dropped) over
+L{ion.core.process.outbox.Outbox} (sending, replies). It reaches the broker through an L{Exchange},
 time through a clock, and the process only through the narrow L{Host}
 (L{ion.core.process.interfaces}), so a test can drive it alone.
 """
@@ -27,7 +28,8 @@ from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, poison, watchdog
-from ion.core.process.outbox import REPLY_KEY_SUFFIX, Outbox, UnknownOpError
+from ion.core.process.giveback import REPLY_PERFORMATIVES, GiveBack
+from ion.core.process.outbox import REPLY_KEY_SUFFIX, UnknownOpError
 from ion.core.process.signals import SIGNAL
 
 if TYPE_CHECKING:
@@ -38,11 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["REPLY_KEY_SUFFIX", "ProcessRuntime", "UnknownOpError"]
 
 _GONE: Any = object()  # not among the handlers under way (any more)
-_REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
-_ENDING = frozenset({"TERMINATING", "TERMINATED"})
 
 
-class ProcessRuntime(Outbox):
+class ProcessRuntime(GiveBack):
     """Takes deliveries for one process, runs its handlers and sends for it.
 
     @ivar consumers: tags of the request intake (mailbox, service queue).
@@ -121,7 +121,7 @@ class ProcessRuntime(Outbox):
         except exc.MessageFormatError as e:
             self._bad_message(delivery, e, msg.headers)
             return
-        if msg.performative in _REPLY_PERFORMATIVES and msg.protocol != "generic":
+        if msg.performative in REPLY_PERFORMATIVES and msg.protocol != "generic":
             settle(delivery)
             assert self.conversations is not None
             self.conversations.received(msg)
@@ -159,34 +159,6 @@ class ProcessRuntime(Outbox):
             self._waiting.append(msg)  # unacked: prefetch bounds how many wait
             return
         self._run(msg)
-
-    def _not_taken(self, msg: m.Message) -> None:
-        """A delivery that reached a process not ACTIVE. One of a shared queue
-        that races with terminate goes back to it for another instance; a process
-        in ERROR, or ending, answers requests of its own queue with an error, as
-        putting them back would bring them straight back to it."""
-        delivery = msg.delivery
-        host = self._host
-        state = host.state
-        if state == "ERROR" or (state in _ENDING and self._on_own_queue(delivery)):
-            settle(delivery)
-            if msg.protocol in ("rpc", "request") and msg.performative == "request":
-                msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
-                msg.conversation.feed("request")
-                error = exc.ProcessError(f"{host} is in state {state}; it takes no requests")
-                try:
-                    self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
-                except exc.IonError as e:  # (one with no reply-to, say)
-                    self.log.warn("{proc}: {msg!r} dropped: {e}", proc=host, msg=msg, e=e)
-            else:
-                self.log.warn("{proc}: {msg!r} dropped: arrived in state {state}",
-                              proc=host, msg=msg, state=state)  # fmt: skip
-            return
-        settle(delivery, requeue=True)
-        if self._auto_acked(delivery):
-            # Auto-acked: there is no queue to go back to.
-            self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
-                          proc=host, msg=msg, state=state)  # fmt: skip
 
     def _takes_while_inactive(self, msg: m.Message, state: str) -> bool:
         """A message of a C{generic} conversation this process already holds is
@@ -315,11 +287,6 @@ class ProcessRuntime(Outbox):
         if crash is not None:
             host.crash(crash)
 
-    def _now_idle(self) -> None:
-        idle, self._idle = self._idle, []
-        for d in idle:
-            d.callback(None)
-
     async def drain(self, timeout: float) -> None:
         """Wait until no handler is under way, for at most C{timeout} seconds."""
         if self._inflight == 0:
@@ -329,30 +296,6 @@ class ProcessRuntime(Outbox):
         if not await ended_within(d, timeout, self.clock):
             self.log.warn("{proc}: {n} handlers still running after {t}s; terminating anyway",
                           proc=self._host, n=self._inflight, t=timeout)  # fmt: skip
-
-    # -- giving deliveries back ------------------------------------------------
-
-    def abandon_running(self) -> None:
-        """The process is killed: cancel the handlers under way, unanswered. A
-        request of a shared queue goes back to it for another instance; one sent
-        to this process's id has nowhere to go and is answered with an error."""
-        host = self._host
-        running, self._running = self._running, {}
-        for msg, waited in running.items():
-            self._inflight -= 1
-            if self._on_own_queue(msg.delivery):
-                if msg.protocol in ("rpc", "request") and not msg.replied:
-                    try:
-                        self.reply_err(msg, exception=exc.ProcessError(f"{host} was killed"))
-                    except Exception as e:
-                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=host, msg=msg, e=e)
-                settle(msg.delivery)
-            else:
-                settle(msg.delivery, requeue=True)
-            if waited is not None:  # (None: it is starting; it ends unanswered)
-                waited.cancel()
-        if self._inflight == 0 and self._idle:
-            self._now_idle()
 
     def _start_waiting(self) -> None:
         """Start waiting deliveries while the concurrency allows (a loop, not a
@@ -365,67 +308,6 @@ class ProcessRuntime(Outbox):
                 self._run(self._waiting.popleft())
         finally:
             self._starting = False
-
-    def release_waiting(self, all_of_them: bool = False) -> None:
-        """Give back the deliveries waiting for a turn: to their queue, for another
-        instance. Those of the process's own queues have no other instance: they
-        stay to run while terminating drains, unless C{all_of_them}, when requests
-        among them are answered "terminated" and the rest dropped."""
-        host = self._host
-        keep: list[m.Message] = []
-        for msg in self._waiting:  # each goes back to its place: the order stays
-            if not self._on_own_queue(msg.delivery):
-                settle(msg.delivery, requeue=True)
-            elif all_of_them:
-                self.log.warn("{proc}: {msg!r} dropped: not started before terminating",
-                              proc=host, msg=msg)  # fmt: skip
-                if msg.protocol in ("rpc", "request"):
-                    try:
-                        self.reply_err(msg, exception=exc.ProcessError(f"{host} terminated"))
-                    except Exception as e:  # a request with no reply-to, say
-                        self.log.warn("{proc}: cannot answer {msg!r}: {e}", proc=host, msg=msg, e=e)
-                settle(msg.delivery)
-            else:
-                keep.append(msg)
-        self._waiting.clear()
-        self._waiting.extend(keep)
-
-    def forget_waiting(self) -> None:
-        """The broker link was lost: it gives the unacked deliveries of shared
-        queues back and delivers them again, so the copies waiting here must not
-        run too. Those of the process's own queues stay: an exclusive queue went
-        with the connection, so they are the only copies."""
-        self._waiting = deque(msg for msg in self._waiting if self._on_own_queue(msg.delivery))
-
-    def _auto_acked(self, delivery: Any) -> bool:
-        return getattr(delivery, "routing_key", None) == self._reply_key
-
-    def _on_own_queue(self, delivery: Any) -> bool:
-        """Whether C{delivery} came from a queue of this process alone (its id or
-        reply queue), which goes with it: nothing there can go back for another."""
-        key = getattr(delivery, "routing_key", None)
-        return key == self._me or key == self._reply_key
-
-    def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
-        """Answer a malformed request if its headers say where to, fail the call a
-        malformed reply belongs to, then drop it."""
-        self.log.warn("{proc}: bad message dropped: {err}", proc=self._host, err=error)
-        settle(delivery)
-        if not isinstance(h, dict) or h.get(m.PROTOCOL) not in ("rpc", "request"):
-            return
-        if h.get(m.PERFORMATIVE) in _REPLY_PERFORMATIVES:
-            if self.conversations is not None:
-                conv = self.conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
-                if conv is not None:
-                    self.conversations.fail(conv, error)
-            return
-        if (
-            isinstance(h.get(m.REPLY_TO), str)
-            and isinstance(h.get(m.CONV_ID), str)
-            and h.get(m.PERFORMATIVE) == "request"
-            and self._host.state == "ACTIVE"
-        ):
-            self.reply_err(m.Message(h), exception=error)
 
     def _answer(self, msg: m.Message, what: str, reply: Any, *a: Any, **kw: Any) -> None:
         """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
