@@ -153,22 +153,8 @@ class Process(Linking, Termination):
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""
         self._lifecycle.step("initialize")
-        assert self.container is not None
-        exchange = self.container.exchange
-        runtime = self.runtime
         try:
-            reply_key = str(self.id) + REPLY_KEY_SUFFIX
-            reply_queue = await exchange.declare_queue(reply_key, exclusive=True)
-            runtime.queues.append(reply_queue)
-            for queue, key in self.intake():
-                if queue not in runtime.queues:
-                    await exchange.declare_queue(key, exclusive=key == str(self.id))
-                    runtime.queues.append(queue)
-            # Replies are auto-acked: only this process waits for them, and one
-            # it did not finish handling is of no use to anyone else.
-            runtime.reply_consumer = await exchange.consume(
-                reply_queue, runtime.deliver, 0, auto_ack=True
-            )
+            await self.runtime.open(self.intake())
             await run_hook(self.on_init, self._place)
         except BaseException:
             self._lifecycle.fail()
@@ -179,8 +165,6 @@ class Process(Linking, Termination):
     async def activate(self) -> None:
         """READY -> ACTIVE: run C{on_activate}, then start taking requests."""
         self._lifecycle.step("activate")
-        assert self.container is not None
-        exchange = self.container.exchange
         runtime = self.runtime
         try:
             runtime.concurrency = self._concurrency_setting()
@@ -190,8 +174,7 @@ class Process(Linking, Termination):
             )
             await run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
-            for queue, _key in self.intake():
-                runtime.consumers.append(await exchange.consume(queue, runtime.deliver, prefetch))
+            await runtime.start_intake(self.intake(), prefetch)
         except BaseException:
             self._lifecycle.fail()
             self._announce("ERROR")

@@ -14,6 +14,7 @@ time through a clock, and the process only through the narrow L{Host}
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Awaitable, Callable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["REPLY_KEY_SUFFIX", "ProcessRuntime", "UnknownOpError"]
 
 _GONE: Any = object()  # not among the handlers under way (any more)
+
+#: How terminate awaits one of its steps: C{attempt(step, what)} is awaitable
+#: and logs the step's failure instead of raising it.
+Attempt = Callable[[Any, str], Awaitable[Any]]
 
 
 class ProcessRuntime(GiveBack):
@@ -106,6 +111,62 @@ class ProcessRuntime(GiveBack):
     def consumes(self, tag: str) -> bool:
         """Whether C{tag} is one of this process's consumers."""
         return tag == self.reply_consumer or tag in self.consumers
+
+    # -- queues and consumers (the process's initialize, activate, terminate) ---
+
+    async def open(self, intake: list[tuple[str, str]]) -> None:
+        """Declare the reply queue and the C{intake} (queue, routing key) pairs'
+        queues, and take replies."""
+        exchange = self.exchange
+        assert exchange is not None, "runtime is not attached"
+        reply_queue = await exchange.declare_queue(self._reply_key, exclusive=True)
+        self.queues.append(reply_queue)
+        for queue, key in intake:
+            if queue not in self.queues:
+                await exchange.declare_queue(key, exclusive=key == self._me)
+                self.queues.append(queue)
+        # Replies are auto-acked: only this process waits for them, and one
+        # it did not finish handling is of no use to anyone else.
+        self.reply_consumer = await exchange.consume(reply_queue, self.deliver, 0, auto_ack=True)
+
+    async def start_intake(self, intake: list[tuple[str, str]], prefetch: int) -> None:
+        """Take requests from the C{intake} queues, C{prefetch} unacked at a time each."""
+        exchange = self.exchange
+        assert exchange is not None, "runtime is not attached"
+        for queue, _key in intake:
+            self.consumers.append(await exchange.consume(queue, self.deliver, prefetch))
+
+    async def stop_intake(self, intake: list[tuple[str, str]], attempt: Attempt) -> None:
+        """Stop taking requests from the C{intake} queues but the process's own:
+        what arrives there is answered until it is deleted (L{close}). Each step
+        goes through C{attempt}, which logs its failure instead of raising."""
+        exchange = self.exchange
+        assert exchange is not None, "runtime is not attached"
+        mailbox = exchange.queue_name(self._me)
+        pairs = zip(intake, self.consumers, strict=False)
+        kept = [tag for (queue, _key), tag in pairs if queue == mailbox]
+        for tag in self.consumers:
+            if tag not in kept:
+                await attempt(exchange.cancel(tag), "stopping intake")
+        self.consumers[:] = kept
+
+    async def close(self, attempt: Attempt) -> None:
+        """Stop taking replies, delete the process's own queues (a service's
+        queue stays for its other instances) and stop the consumers left; each
+        step through C{attempt}."""
+        exchange = self.exchange
+        assert exchange is not None, "runtime is not attached"
+        if self.reply_consumer is not None:
+            await attempt(exchange.cancel(self.reply_consumer), "stopping replies")
+            self.reply_consumer = None
+        own = {exchange.queue_name(key) for key in (self._me, self._reply_key)}
+        for queue in self.queues:
+            if queue in own:
+                await attempt(exchange.delete_queue(queue), f"deleting {queue}")
+        self.queues.clear()
+        for tag in self.consumers:  # (gone with the queue, unless not deleted)
+            await attempt(exchange.cancel(tag), "stopping intake")
+        self.consumers.clear()
 
     # -- taking deliveries -----------------------------------------------------
 

@@ -18,7 +18,6 @@ from ion.core import exception as exc
 from ion.core.process import context
 from ion.core.process.exit import KILLED, NORMAL, SHUTDOWN, of_exception
 from ion.core.process.mailbox import Mailbox
-from ion.core.process.runtime import REPLY_KEY_SUFFIX
 
 if TYPE_CHECKING:
     from twisted.logger import Logger
@@ -116,20 +115,13 @@ class Termination(Mailbox):
         assert self.container is not None
         lifecycle = self._lifecycle
         runtime = self.runtime
-        exchange = self.container.exchange
         manager = self.container.proc_manager
-        me = str(self.id)
         hook_error: Failure | None = None
-        # Its own queue is still consumed until it is deleted: what arrives
-        # there meanwhile is answered (signals, requests), not left to vanish.
-        mailbox = exchange.queue_name(me)
-        intake = zip(self.intake(), runtime.consumers, strict=False)
-        kept = [tag for (queue, _key), tag in intake if queue == mailbox]
+        intake = self.intake()
         try:
-            for tag in runtime.consumers:
-                if tag not in kept:
-                    await self._attempt(exchange.cancel(tag), "stopping intake")
-            runtime.consumers[:] = kept
+            # Its own queue is still consumed until it is deleted: what arrives
+            # there meanwhile is answered (signals, requests), not left to vanish.
+            await runtime.stop_intake(intake, self._attempt)
             runtime.release_waiting()  # requests not started go back for another instance
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
@@ -157,17 +149,7 @@ class Termination(Mailbox):
             except Exception:
                 self.log.failure("{proc}: giving back waiting requests failed", proc=self)
             self.fail_conversations(exc.ProcessError(f"{self} terminated"))
-            if runtime.reply_consumer is not None:
-                await self._attempt(exchange.cancel(runtime.reply_consumer), "stopping replies")
-                runtime.reply_consumer = None
-            own = {exchange.queue_name(key) for key in (me, me + REPLY_KEY_SUFFIX)}
-            for queue in runtime.queues:
-                if queue in own:  # a service's queue stays for its other instances
-                    await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
-            runtime.queues.clear()
-            for tag in runtime.consumers:  # (gone with the queue, unless not deleted)
-                await self._attempt(exchange.cancel(tag), "stopping intake")
-            runtime.consumers.clear()
+            await runtime.close(self._attempt)
             self._announce("TERMINATED")  # type: ignore[attr-defined]
             reason = lifecycle.reason
             lifecycle.finished()

@@ -157,3 +157,45 @@ def test_an_expired_request_is_dropped_unrun() -> None:
     assert ran == ["in time"] and runtime.expired_dropped == 1
     assert late.acked and in_time.acked
     assert answers(exchange) == [(m.STATUS_OK, None)]
+
+
+def done(coro: Any) -> Any:
+    """Run C{coro}, which the in-memory exchange lets finish at once; its result."""
+    d = defer.Deferred.fromCoroutine(coro)
+    assert d.called, "it waited"
+    result: list[Any] = []
+    d.addBoth(result.append)
+    if isinstance(result[0], Failure):
+        result[0].raiseException()
+    return result[0]
+
+
+def test_queues_are_opened_and_closed_in_steps() -> None:
+    """open declares the reply queue and the intake's and takes replies;
+    stop_intake leaves only the process's own queue consumed; close deletes
+    the process's own queues (a service's stays) and stops every consumer."""
+    runtime, exchange, _ = make()
+    mailbox, service = exchange.queue_name(ME), exchange.queue_name("svc")
+    intake = [(mailbox, ME), (service, "svc")]
+    done(runtime.open(intake))
+    assert runtime.queues == [exchange.queue_name(ME + ".reply"), mailbox, service]
+    assert runtime.reply_consumer is not None and runtime.consumers == []
+    done(runtime.start_intake(intake, prefetch=4))
+    own, shared = runtime.consumers
+    assert runtime.consumes(own) and runtime.consumes(shared)
+    steps: list[str] = []
+
+    async def attempt(step: Any, what: str) -> None:
+        steps.append(what)
+        await step
+
+    done(runtime.stop_intake(intake, attempt))
+    assert runtime.consumers == [own] and steps == ["stopping intake"]
+    done(runtime.close(attempt))
+    assert steps[1:] == [
+        "stopping replies",
+        f"deleting {exchange.queue_name(ME + '.reply')}",
+        f"deleting {mailbox}",
+        "stopping intake",
+    ]
+    assert runtime.queues == [] and runtime.consumers == [] and runtime.reply_consumer is None
