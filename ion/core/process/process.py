@@ -220,14 +220,7 @@ class Process(Linking, Termination):
         self._lifecycle.fail()
         self._announce("ERROR")
         self.fail_conversations(exc.ProcessError(f"{self} failed: {queue} is lost: {error}"))
-        assert self.container is not None
-        exchange = self.container.exchange
-        mailbox = exchange.queue_name(str(self.id))
-        consumers = self.runtime.consumers
-        for (q, _key), tag in list(zip(self.intake(), consumers, strict=False)):
-            if q != mailbox:
-                consumers.remove(tag)
-                exchange.cancel(tag).addErrback(lambda _: None)
+        self.runtime.leave_shared_intake(self.intake())
 
     def own(self, thing: Any) -> None:
         """Stop C{thing} (it has an async C{stop()}) when this process terminates.

@@ -150,6 +150,17 @@ class ProcessRuntime(GiveBack):
                 await attempt(exchange.cancel(tag), "stopping intake")
         self.consumers[:] = kept
 
+    def leave_shared_intake(self, intake: list[tuple[str, str]]) -> None:
+        """Stop taking requests from the C{intake} queues but the process's own,
+        without waiting (the process is in ERROR: other instances serve them)."""
+        exchange = self.exchange
+        assert exchange is not None, "runtime is not attached"
+        mailbox = exchange.queue_name(self._me)
+        for (queue, _key), tag in list(zip(intake, self.consumers, strict=False)):
+            if queue != mailbox:
+                self.consumers.remove(tag)
+                exchange.cancel(tag).addErrback(lambda _: None)
+
     async def close(self, attempt: Attempt) -> None:
         """Stop taking replies, delete the process's own queues (a service's
         queue stays for its other instances) and stop the consumers left; each

@@ -199,3 +199,15 @@ def test_queues_are_opened_and_closed_in_steps() -> None:
         "stopping intake",
     ]
     assert runtime.queues == [] and runtime.consumers == [] and runtime.reply_consumer is None
+
+
+def test_leaving_the_shared_intake_keeps_the_process_own_queue() -> None:
+    """leave_shared_intake stops the consumers of a service's queue at once and
+    keeps the one of the process's own queue."""
+    runtime, exchange, _ = make()
+    intake = [(exchange.queue_name(ME), ME), (exchange.queue_name("svc"), "svc")]
+    done(runtime.open(intake))
+    done(runtime.start_intake(intake, prefetch=4))
+    own, shared = runtime.consumers
+    runtime.leave_shared_intake(intake)
+    assert runtime.consumers == [own] and not runtime.consumes(shared)
