@@ -320,7 +320,7 @@ async def _call_offline(
     }
     exchange.route(reply_key, replies)
     try:
-        proc._on_delivery(FakeDelivery(m.encode(headers, content), str(proc.id)))
+        proc.runtime.deliver(FakeDelivery(m.encode(headers, content), str(proc.id)))
         final = await replies.wait_until(lambda r: r.performative in _FINAL, timeout)
     except defer.TimeoutError:
         raise exc.TimeoutError(f"{proc} did not answer {op!r} within {timeout}s") from None

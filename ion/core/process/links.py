@@ -261,7 +261,7 @@ class Linking:
             self._watchers.pop(ref, None)
         return None
 
-    def _signal_inactive(self, msg: m.Message) -> None:
+    def signal_inactive(self, msg: m.Message) -> None:
         """A signal reaching a process not ACTIVE. Once it has ended, a link or
         monitor asked for is answered C{noproc} at once. While it terminates,
         links and monitors asked for are still recorded (its end answers them);
@@ -282,7 +282,7 @@ class Linking:
         """Not trapping exits: a linked process's exit (but a normal one) ends this one too."""
         self.log.info("{proc}: exits with {reason}, as linked {pid} did",
                       proc=self, reason=reason, pid=sender)  # fmt: skip
-        self._crash(reason)  # type: ignore[attr-defined]
+        self.crash(reason)  # type: ignore[attr-defined]
 
 
 def _checked(pid: str | ProcessId) -> str:

@@ -1,103 +1,42 @@
-"""The sending side of a process: one-off messages, calls, conversations, replies.
+"""The sending API of a process: one-off messages, calls, conversations, replies.
 
-L{Mailbox} is a base of L{ion.core.process.process.Process} (through
-L{ion.core.process.inbox.Inbox}, the receiving side): it holds no state of its
-own and works on the process's id, container, conversations and life cycle state.
+L{Mailbox} is a base of L{ion.core.process.process.Process}. It holds no state:
+each method hands over to the process's runtime, whose L{Outbox} base does the
+work (L{ion.core.process.outbox} documents each in full).
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.logger import Logger
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred
 
 from ion.core import exception as exc
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
-from ion.core.process import context
+from ion.core.process.outbox import REPLY_KEY_SUFFIX, UnknownOpError
 
 if TYPE_CHECKING:
-    from ion.core.cc.container import Container
-    from ion.core.config import Config
     from ion.core.messaging.conversation.manager import ConversationManager
+    from ion.core.process.runtime import ProcessRuntime
 
-REPLY_KEY_SUFFIX = ".reply"
-
-
-class UnknownOpError(exc.ApplicationError):
-    """The process has no handler for the operation asked for."""
-
-    code = exc.BAD_REQUEST
+__all__ = ["REPLY_KEY_SUFFIX", "Mailbox", "UnknownOpError"]
 
 
 class Mailbox:
     """Sending and replying for one process (a base of Process)."""
 
-    id: ProcessId | None
-    container: Container | None
-    proc_name: str
-    _conversations: ConversationManager | None
-    _rpc_timeout: float
-    _max_message_size: int
-    user_id: str | None
-    log: Logger
-    config: Config
+    runtime: ProcessRuntime
 
     @property
     def conversations(self) -> ConversationManager:
         """This process's conversations: open calls and generic conversations."""
-        assert self._conversations is not None, "process is not spawned"
-        return self._conversations
+        conversations = self.runtime.conversations
+        assert conversations is not None, "process is not spawned"
+        return conversations
 
     # -- sending -------------------------------------------------------------
-
-    def _headers(self, to: str, op: str, protocol: str, conv_id: str) -> dict[str, Any]:
-        me = str(self.id)
-        h = {
-            m.SENDER: me,
-            m.SENDER_NAME: self.proc_name,
-            m.RECEIVER: to,
-            m.REPLY_TO: me + REPLY_KEY_SUFFIX,
-            m.CONV_ID: conv_id,
-            m.CONV_SEQ: 1,
-            m.PROTOCOL: protocol,
-            m.PERFORMATIVE: "request",
-            m.OP: op,
-            m.TS: int(time.time() * 1000),
-        }
-        user = self.user_id or context.user_id()
-        if user is not None:  # (the caller's headers may still say otherwise)
-            h[m.USER_ID] = user
-        return h
-
-    def _may_send(self) -> bool:
-        """Sending works from READY until terminate has finished."""
-        return self.state not in ("INIT", "TERMINATED")  # type: ignore[attr-defined]
-
-    def _encode(self, headers: dict[str, Any], content: Any) -> bytes:
-        """The message's bytes, if the broker will take that many.
-
-        @raise MessageFormatError: it cannot be encoded, or is over C{broker.max_message_size}
-            (RabbitMQ would close the channel over it, and its caller would wait out
-            the deadline).
-        """
-        body = m.encode(headers, content)
-        limit = self._max_message_size
-        if len(body) > limit:
-            raise exc.MessageFormatError(
-                f"a message of {len(body):,} bytes is over broker.max_message_size ({limit:,})"
-            )
-        return body
-
-    def _publish(self, to: str, headers: dict[str, Any], content: Any) -> Deferred[None]:
-        if self.container is None or not self._may_send():
-            raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
-        return self.container.exchange.publish(to, self._encode(headers, content), mandatory=True)
 
     def send(
         self,
@@ -110,53 +49,15 @@ class Mailbox:
         performative: str = "request",
         timeout: float | None = None,
     ) -> Deferred[None]:
-        """Send a one-off message (protocol C{none}), or one message of the
-        C{generic} conversation C{conv} (see L{start_generic}); no reply is awaited.
-
-        The Deferred fails with L{NoSuchServiceError} when nobody serves C{to},
-        and with L{TimeoutError} when the broker has not taken the message within
-        C{timeout} seconds (default: C{container.rpc_timeout}; a message still
-        waiting to be sent, as while the broker blocks the connection, is dropped).
-        """
-        to = str(to)
-        if conv is None:
-            assert self._conversations is not None, "process is not spawned"
-            h = self._headers(to, op, "none", self._conversations.next_id(one_off=True))
-        else:
-            h = self._headers(to, op, "generic", conv.conv_id)
-            h[m.PERFORMATIVE] = performative
-        if headers:
-            h.update(headers)
-        if conv is not None:
-            conv.feed(performative)  # first: a performative it refuses sends nothing
-            assert self._conversations is not None
-            self._conversations.touch(conv, self._idle_timeout())  # sending is use too
-        d = self._publish(to, h, content)
-        if not _succeeded(d):
-            d = self._within(d, self._rpc_timeout if timeout is None else timeout, to)
-        return d.addErrback(self._unroutable, to)
-
-    def _within(self, d: Deferred[None], timeout: float, to: str) -> Deferred[None]:
-        def timed_out(failure: Failure | None, _timeout: float) -> Failure:
-            assert failure is not None
-            failure.trap(CancelledError)
-            return Failure(
-                exc.TimeoutError(
-                    f"{self}: the broker did not take a message to {to!r} within {timeout:g}s"
-                )  # fmt: skip
-            )
-
-        assert self.container is not None
-        return d.addTimeout(timeout, self.container.reactor, onTimeoutCancel=timed_out)
+        """Send a one-off message, or one of the C{generic} conversation C{conv};
+        no reply is awaited (L{Outbox.send})."""
+        return self.runtime.send(
+            to, op, content, headers, conv=conv, performative=performative, timeout=timeout
+        )
 
     def start_generic(self) -> Any:
         """Open a C{generic} conversation; it closes after the idle timeout."""
-        assert self._conversations is not None, "process is not spawned"
-        conv_id = self._conversations.next_id()
-        return self._conversations.start_generic(conv_id, self._idle_timeout())
-
-    def _idle_timeout(self) -> float:
-        return float(self.config.get("container.conversation_timeout", 60.0))
+        return self.runtime.start_generic()
 
     def call(
         self,
@@ -169,46 +70,11 @@ class Mailbox:
         headers: dict[str, Any] | None = None,
         on_agree: Callable[[m.Message], None] | None = None,
     ) -> Deferred[m.Message]:
-        """Start an C{rpc} or C{request} conversation; fire with the final reply message.
-
-        Fails with L{TimeoutError} after C{timeout} seconds (default: the
-        C{container.rpc_timeout} config; the request carries that deadline as
-        its C{expiry} header, and is not run once it passed), with a L{ReceivedError} subclass for
-        an error reply, with L{RequestRefused} for a refusal, and at once with
-        L{NoSuchServiceError} when nobody serves C{to}.
-        """
-        assert self._conversations is not None, "process is not spawned"
-        to = str(to)
-        if timeout is None:
-            timeout = self._rpc_timeout
-        conv_id = self._conversations.next_id()
-        h = self._headers(to, op, protocol, conv_id)
-        assert self.container is not None
-        # The caller's deadline, absolute (ms since the epoch, by this host's
-        # clock): past it nobody waits, and the server drops the request unrun.
-        # Rounded up: on one clock the server's deadline is never before the caller's.
-        h[m.EXPIRY] = math.ceil((self.container.reactor.seconds() + timeout) * 1000)
-        if headers:
-            h.update(headers)
-        body = self._encode(h, content)
-        if not self._may_send():
-            raise exc.IllegalStateError(f"{self}: cannot send in state {self.state}")
-        conv = self._conversations.start(conv_id, protocol, timeout)
-        if on_agree is not None:
-            self._conversations.on_agree[conv_id] = on_agree
-        # An unroutable request comes back through the process manager's
-        # on_returned (no confirm round trip), or, the first time, as a failure.
-        # The deadline as AMQP's TTL too: the broker drops it unread once it passed.
-        ttl = max(1, round(timeout * 1000))
-        sent = self.container.exchange.publish(
-            to, body, mandatory=True, report_returns=True, expiration=ttl
+        """Start an C{rpc} or C{request} conversation; fire with the final reply
+        message (L{Outbox.call})."""
+        return self.runtime.call(
+            to, op, content, protocol=protocol, timeout=timeout, headers=headers, on_agree=on_agree
         )
-        if not _succeeded(sent):
-            sent.addErrback(self._call_not_sent, conv, to)
-            # A request not yet sent when its call ends (while the broker blocks
-            # the connection, say) is dropped: nobody waits for its answer.
-            conv.deferred.addBoth(_drop_unsent, sent)
-        return conv.deferred
 
     def rpc_send(
         self,
@@ -220,8 +86,7 @@ class Mailbox:
         headers: dict[str, Any] | None = None,
     ) -> Deferred[Any]:
         """Call C{op} of C{to} in an C{rpc} conversation; fire with the reply content."""
-        d = self.call(to, op, content, timeout=timeout, headers=headers)
-        return d.addCallback(_content)
+        return self.runtime.rpc_send(to, op, content, timeout=timeout, headers=headers)
 
     def request(
         self,
@@ -234,40 +99,18 @@ class Mailbox:
         on_agree: Callable[[m.Message], None] | None = None,
     ) -> Deferred[Any]:
         """Ask C{to} to do C{op} in a C{request} conversation; fire with the result content."""
-        d = self.call(
-            to, op, content, protocol="request", timeout=timeout, headers=headers, on_agree=on_agree
-        )
-        return d.addCallback(_content)
-
-    def _unroutable(self, failure: Failure, to: str) -> Failure:
-        if failure.check(exc.UnroutableError):
-            return Failure(self._no_such(to))
-        return failure
-
-    def _no_such(self, to: str) -> exc.NoSuchServiceError:
-        return exc.NoSuchServiceError(
-            f"no process or service named {to!r} in system {self.sysname!r}"
+        return self.runtime.request(
+            to, op, content, timeout=timeout, headers=headers, on_agree=on_agree
         )
 
     def returned(self, conv_id: str, to: str) -> None:
         """The request of call C{conv_id} came back unroutable: fail it with
         L{NoSuchServiceError} now (a call already over is left alone)."""
-        if self._conversations is not None:
-            conv = self._conversations.open.get(conv_id)
-            if conv is not None:
-                self._conversations.fail(conv, self._no_such(to))
+        self.runtime.returned(conv_id, to)
 
     def fail_conversations(self, error: Exception) -> None:
         """End every open conversation with C{error} (say, the broker link is lost)."""
-        if self._conversations is not None:
-            self._conversations.fail_all(error)
-
-    def _call_not_sent(self, failure: Failure, conv: Any, to: str) -> None:
-        if failure.check(CancelledError):  # the call ended first (see _drop_unsent)
-            return
-        error = self._no_such(to) if failure.check(exc.UnroutableError) else failure.value
-        assert self._conversations is not None
-        self._conversations.fail(conv, error)
+        self.runtime.fail_conversations(error)
 
     # -- replying ------------------------------------------------------------
 
@@ -280,43 +123,13 @@ class Mailbox:
         headers: dict[str, Any] | None = None,
     ) -> Deferred[None]:
         """Answer C{msg} in its conversation (C{inform_result} by default)."""
-        h = msg.headers
-        reply_to = h.get(m.REPLY_TO)
-        if not isinstance(reply_to, str):
-            raise exc.ConversationError(f"{self}: {msg!r} has no reply-to; cannot answer it")
-        out = {
-            m.SENDER: str(self.id),
-            m.SENDER_NAME: self.proc_name,
-            m.RECEIVER: reply_to,
-            m.REPLY_TO: str(self.id) + REPLY_KEY_SUFFIX,
-            m.CONV_ID: h[m.CONV_ID],
-            m.CONV_SEQ: m.next_seq(h),
-            m.PROTOCOL: h[m.PROTOCOL],
-            m.PERFORMATIVE: performative,
-            # A generic conversation goes on with the same op; others answer "result".
-            m.OP: h.get(m.OP) if h[m.PROTOCOL] == "generic" else "result",
-            m.STATUS: status,
-            m.TS: int(time.time() * 1000),
-        }
-        if m.USER_ID in h:
-            out[m.USER_ID] = h[m.USER_ID]
-        if headers:
-            out.update(headers)
-        assert self.container is not None
-        body = self._encode(out, content)  # before the conversation moves: it may not go
-        conv = msg.conversation
-        if conv is not None:
-            conv.feed(performative)
-            if conv.finished:
-                msg.replied = True
-        else:
-            msg.replied = True
-        d = self.container.exchange.publish(reply_to, body)
-        return d if _succeeded(d) else d.addErrback(self._reply_lost, msg)
+        return self.runtime.reply(msg, content, performative, status, headers)
 
-    def reply_ok(self, msg: m.Message, content: Any = None, headers: dict[str, Any] | None = None):
+    def reply_ok(
+        self, msg: m.Message, content: Any = None, headers: dict[str, Any] | None = None
+    ) -> Deferred[None]:
         """Answer C{msg} with a result, status OK."""
-        return self.reply(msg, content, "inform_result", m.STATUS_OK, headers)
+        return self.runtime.reply_ok(msg, content, headers)
 
     def reply_err(
         self,
@@ -326,37 +139,14 @@ class Mailbox:
         code: int | None = None,
     ) -> Deferred[None]:
         """Answer C{msg} with an error envelope (C{code}, C{type}, C{message}), status ERROR."""
-        if content is None:
-            content = exc.error_content(exception) if exception else {"message": "error"}
-            if code is not None:
-                content["code"] = code
-            content.setdefault("code", exc.INTERNAL_ERROR)
-        return self.reply(msg, content, "failure", m.STATUS_ERROR)
+        return self.runtime.reply_err(msg, content, exception, code)
 
     def reply_agree(self, msg: m.Message) -> Deferred[None]:
         """Agree to a request; the result follows later."""
-        return self.reply(msg, None, "agree")
+        return self.runtime.reply_agree(msg)
 
-    def reply_refuse(self, msg: m.Message, reason: str = "", code: int = exc.FORBIDDEN):
+    def reply_refuse(
+        self, msg: m.Message, reason: str = "", code: int = exc.FORBIDDEN
+    ) -> Deferred[None]:
         """Refuse a request."""
-        content = {"code": code, "type": "Refuse", "message": reason}
-        return self.reply(msg, content, "refuse", m.STATUS_ERROR)
-
-    def _reply_lost(self, failure: Failure, msg: m.Message) -> None:
-        self.log.warn("{proc}: reply to {msg!r} lost: {f}", proc=self, msg=msg, f=failure.value)
-
-
-def _succeeded(d: Deferred[Any]) -> bool:
-    """Whether C{d} already fired with success (the embedded broker's publish
-    does); then there is no errback worth adding on the message path."""
-    return d.called and not isinstance(d.result, Failure)
-
-
-def _drop_unsent(result: Any, sent: Deferred[None]) -> Any:
-    if not sent.called:
-        sent.cancel()
-    return result
-
-
-def _content(msg: m.Message) -> Any:
-    return msg.content
+        return self.runtime.reply_refuse(msg, reason, code)

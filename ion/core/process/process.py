@@ -6,15 +6,16 @@ handler's return value is the reply when it did not reply itself; an exception
 it raises is the error reply, and the process stays ACTIVE -- unless it is a
 L{ProcessExit} or L{FatalError}, or the class sets C{crash_on_error}: then the
 process exits once it has answered (L{ion.core.process.termination}). Processes
-link and monitor one another (L{ion.core.process.links}).
+link and monitor one another (L{ion.core.process.links}). The process's
+C{runtime} (L{ion.core.process.runtime}) takes its deliveries, runs its
+handlers and sends for it; the process keeps the user's API over it.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ion.core import events
@@ -22,11 +23,11 @@ from ion.core import exception as exc
 from ion.core.config import DEFAULTS, Config, read_number
 from ion.core.id import ProcessId
 from ion.core.messaging import message as m
-from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, watchdog
 from ion.core.process.lifecycle import Lifecycle
 from ion.core.process.links import Linking
-from ion.core.process.mailbox import REPLY_KEY_SUFFIX, UnknownOpError
+from ion.core.process.runtime import REPLY_KEY_SUFFIX, ProcessRuntime, UnknownOpError
+from ion.core.process.signals import SIGNAL
 from ion.core.process.termination import Termination, run_hook
 
 if TYPE_CHECKING:
@@ -73,19 +74,9 @@ class Process(Linking, Termination):
         self.children: list[Process] = []
         self.log = Logger(namespace=f"ion.process.{self.proc_name}", source=self)
         self._lifecycle = Lifecycle(self)
-        self._conversations: ConversationManager | None = None
-        self._consumers: list[str] = []  # request intake (mailbox, service queue)
-        self._reply_consumer: str | None = None
-        self._queues: list[str] = []
-        self._inflight = 0
-        self._concurrency = 0  # set at activate
-        self._handler_limit: float | None = None  # set at activate
-        self._max_redeliveries = 5  # set at activate
-        self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
-        self._starting = False
-        self._idle: list[Deferred[None]] = []
+        #: Its queues, consumers, conversations and the handlers under way.
+        self.runtime = ProcessRuntime(self)
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
-        self._running: dict[m.Message, Deferred[Any] | None] = {}  # handlers under way
         self._links: set[str] = set()
         self._monitors: dict[str, str] = {}  # ref -> pid it watches
         self._watchers: dict[str, str] = {}  # ref -> pid watching it
@@ -107,6 +98,11 @@ class Process(Linking, Termination):
         """Whether terminate has begun or the process is gone: it takes no new
         children and owns nothing more."""
         return self._lifecycle.state not in _RUNNING
+
+    @property
+    def expired_dropped(self) -> int:
+        """Requests dropped unrun because their caller's deadline had passed."""
+        return self.runtime.expired_dropped
 
     @property
     def place(self) -> context.Here:
@@ -146,31 +142,19 @@ class Process(Linking, Termination):
         """Bind this instance to its container and id (before initialize)."""
         self.container = container
         self.id = pid
-        self._conversations = ConversationManager(str(pid), container.reactor)
         # Config is immutable, so reading these once per process is the same as
         # reading them per call, and keeps lookups off the message path.
         self._rpc_timeout = float(self.config.get("container.rpc_timeout", 15.0))
-        self._max_message_size = container.exchange.max_message_size
+        idle = float(self.config.get("container.conversation_timeout", 60.0))
         self._place = context.Here(container, self)  # where its handlers and hooks run
+        self.runtime.attach(container.exchange, container.reactor, str(pid), self._place,
+                            self._rpc_timeout, idle)  # fmt: skip
 
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""
         self._lifecycle.step("initialize")
-        assert self.container is not None
-        exchange = self.container.exchange
         try:
-            reply_key = str(self.id) + REPLY_KEY_SUFFIX
-            reply_queue = await exchange.declare_queue(reply_key, exclusive=True)
-            self._queues.append(reply_queue)
-            for queue, key in self.intake():
-                if queue not in self._queues:
-                    await exchange.declare_queue(key, exclusive=key == str(self.id))
-                    self._queues.append(queue)
-            # Replies are auto-acked: only this process waits for them, and one
-            # it did not finish handling is of no use to anyone else.
-            self._reply_consumer = await exchange.consume(
-                reply_queue, self._on_delivery, 0, auto_ack=True
-            )
+            await self.runtime.open(self.intake())
             await run_hook(self.on_init, self._place)
         except BaseException:
             self._lifecycle.fail()
@@ -181,18 +165,16 @@ class Process(Linking, Termination):
     async def activate(self) -> None:
         """READY -> ACTIVE: run C{on_activate}, then start taking requests."""
         self._lifecycle.step("activate")
-        assert self.container is not None
-        exchange = self.container.exchange
+        runtime = self.runtime
         try:
-            self._concurrency = self._concurrency_setting()
-            self._handler_limit = watchdog.configured_limit(type(self), self.config)
-            self._max_redeliveries = self._setting(
+            runtime.concurrency = self._concurrency_setting()
+            runtime.handler_limit = watchdog.configured_limit(type(self), self.config)
+            runtime.max_redeliveries = self._setting(
                 "process.max_redeliveries", 5, "redeliveries >= 0"
             )
             await run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
-            for queue, _key in self.intake():
-                self._consumers.append(await exchange.consume(queue, self._on_delivery, prefetch))
+            await runtime.start_intake(self.intake(), prefetch)
         except BaseException:
             self._lifecycle.fail()
             self._announce("ERROR")
@@ -220,11 +202,11 @@ class Process(Linking, Termination):
         """The broker link was lost: fail open calls at once, forget deliveries
         not started that the broker delivers again."""
         self.fail_conversations(error)
-        self._forget_waiting()
+        self.runtime.forget_waiting()
 
     def consumes(self, tag: str) -> bool:
         """Whether C{tag} is one of this process's consumers."""
-        return tag == self._reply_consumer or tag in self._consumers
+        return self.runtime.consumes(tag)
 
     def intake_failed(self, queue: str, error: Exception) -> None:
         """Nothing more arrives from C{queue} (it could not be consumed again):
@@ -238,13 +220,7 @@ class Process(Linking, Termination):
         self._lifecycle.fail()
         self._announce("ERROR")
         self.fail_conversations(exc.ProcessError(f"{self} failed: {queue} is lost: {error}"))
-        assert self.container is not None
-        exchange = self.container.exchange
-        mailbox = exchange.queue_name(str(self.id))
-        for (q, _key), tag in list(zip(self.intake(), self._consumers, strict=False)):
-            if q != mailbox:
-                self._consumers.remove(tag)
-                exchange.cancel(tag).addErrback(lambda _: None)
+        self.runtime.leave_shared_intake(self.intake())
 
     def own(self, thing: Any) -> None:
         """Stop C{thing} (it has an async C{stop()}) when this process terminates.
@@ -293,6 +269,17 @@ class Process(Linking, Termination):
                 f"{self} is {self._winding_down_as()}; it cannot spawn {target!r}"
             )
         return await self.container.proc_manager.spawn(target, name=name, args=args, parent=self)
+
+    # -- what its runtime asks of it ------------------------------------------
+
+    def handler_for(self, msg: m.Message) -> Callable[..., Any] | None:
+        """The handler of C{msg}: C{op_<op>}, or the signal handler; None: none."""
+        if msg.protocol == SIGNAL:
+            return self._on_signal
+        op = msg.op
+        if not isinstance(op, str) or not op.isidentifier():
+            return None
+        return getattr(self, "op_" + op, None)
 
     # -- built-in operations -------------------------------------------------
 

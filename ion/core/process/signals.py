@@ -76,4 +76,4 @@ def inject(proc: Any, sender: str, op: str, content: dict[str, Any] | None) -> N
     """Hand signal C{op} from C{sender} to C{proc} (a process of this container)
     as if its queue had delivered it."""
     me = str(proc.id)
-    proc._on_delivery(Injected(me, encode(sender, me, op, content)))
+    proc.runtime.deliver(Injected(me, encode(sender, me, op, content)))

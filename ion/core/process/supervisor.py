@@ -152,7 +152,7 @@ class Supervisor(Process):
         child = next((c for c in self.kids if c.pid == pid), None)
         if child is None:
             if self.parent is not None and pid == str(self.parent.id):
-                self._crash(reason)
+                self.crash(reason)
             else:
                 self.log.info("{sup}: linked {pid}, not a child, exited: {reason}",
                               sup=self, pid=pid, reason=reason)  # fmt: skip
@@ -170,7 +170,7 @@ class Supervisor(Process):
             if spec.significant and self._auto_shutdown_due():
                 self.log.info("{sup}: significant child {id} ended; shutting down",
                               sup=self, id=spec.id)  # fmt: skip
-                self._crash(SHUTDOWN)
+                self.crash(SHUTDOWN)
             return
         await self._restart(child, pid, reason)
 
@@ -208,7 +208,7 @@ class Supervisor(Process):
                                sup=self, n=self.flags.intensity, p=self.flags.period)  # fmt: skip
                 self._announce_supervision(EventId.SUPERVISOR_GAVE_UP,
                                            reason="reached_max_restart_intensity")  # fmt: skip
-                self._crash(SHUTDOWN)
+                self.crash(SHUTDOWN)
                 return
             started: list[Child] = []
             try:

@@ -15,17 +15,21 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
-from ion.core.deadline import ended_within
 from ion.core.process import context
 from ion.core.process.exit import KILLED, NORMAL, SHUTDOWN, of_exception
-from ion.core.process.inbox import Inbox
-from ion.core.process.mailbox import REPLY_KEY_SUFFIX
+from ion.core.process.mailbox import Mailbox
 
 if TYPE_CHECKING:
+    from twisted.logger import Logger
+
+    from ion.core.cc.container import Container
+    from ion.core.config import Config
+    from ion.core.id import ProcessId
     from ion.core.process.lifecycle import Lifecycle
+    from ion.core.process.runtime import ProcessRuntime
 
 
-class Termination(Inbox):
+class Termination(Mailbox):
     """Terminate, kill and exit (a base of Process)."""
 
     #: Whether a handler's error (other than an ApplicationError, the caller's
@@ -33,12 +37,14 @@ class Termination(Inbox):
     #: "let it crash", for a process under a supervisor.
     crash_on_error: ClassVar[bool] = False
 
+    id: ProcessId | None
+    container: Container | None
+    log: Logger
+    config: Config
     _lifecycle: Lifecycle
-    _consumers: list[str]
-    _reply_consumer: str | None
-    _queues: list[str]
+    _place: context.Here
+    runtime: ProcessRuntime
     _owned: list[Any]
-    _idle: list[Deferred[None]]
     children: list[Any]
 
     if TYPE_CHECKING:
@@ -86,7 +92,7 @@ class Termination(Inbox):
         that error) and then the process."""
         raise exc.ProcessExit(reason)
 
-    def _crash(self, reason: str) -> None:
+    def crash(self, reason: str) -> None:
         """Begin ending with C{reason} without waiting for it (called from this
         process's own handlers, which terminate would wait for)."""
         if self._lifecycle.state not in ("READY", "ACTIVE", "ERROR"):
@@ -97,7 +103,7 @@ class Termination(Inbox):
             lambda f: self.log.failure("{proc}: ending with {r} failed", f, proc=self, r=reason)
         )
 
-    def _crash_reason(self, failure: Failure) -> str | None:
+    def crash_reason(self, failure: Failure) -> str | None:
         """The exit reason a handler's C{failure} makes, or None: it stays an error reply."""
         if failure.check(exc.ProcessExit, exc.FatalError):
             return of_exception(failure.value)
@@ -108,28 +114,23 @@ class Termination(Inbox):
     async def _terminate(self) -> None:
         assert self.container is not None
         lifecycle = self._lifecycle
-        exchange = self.container.exchange
+        runtime = self.runtime
         manager = self.container.proc_manager
-        me = str(self.id)
         hook_error: Failure | None = None
-        # Its own queue is still consumed until it is deleted: what arrives
-        # there meanwhile is answered (signals, requests), not left to vanish.
-        mailbox = exchange.queue_name(me)
-        intake = zip(self.intake(), self._consumers, strict=False)
-        kept = [tag for (queue, _key), tag in intake if queue == mailbox]
+        intake = self.intake()
         try:
-            for tag in self._consumers:
-                if tag not in kept:
-                    await self._attempt(exchange.cancel(tag), "stopping intake")
-            self._consumers[:] = kept
-            self._release_waiting()  # requests not started go back for another instance
+            # Its own queue is still consumed until it is deleted: what arrives
+            # there meanwhile is answered (signals, requests), not left to vanish.
+            await runtime.stop_intake(intake, self._attempt)
+            runtime.release_waiting()  # requests not started go back for another instance
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
-            if self._inflight and not lifecycle.forced:
-                await self._interruptible(self._drain(), "waiting for handlers")
+            if runtime.inflight and not lifecycle.forced:  # (most have nothing running)
+                timeout = float(self.config.get("container.terminate_timeout", 10.0))
+                await self._interruptible(runtime.drain(timeout), "waiting for handlers")
             if lifecycle.forced:
-                self._abandon_running()
+                runtime.abandon_running()
             for child in reversed(self.children):
                 if not child.terminated and not lifecycle.forced:
                     await self._interruptible(manager.terminate(child), f"terminating {child}")
@@ -146,21 +147,11 @@ class Termination(Inbox):
                         hook_error = Failure()
         finally:
             try:
-                self._release_waiting(all_of_them=True)
+                runtime.release_waiting(all_of_them=True)
             except Exception:
                 self.log.failure("{proc}: giving back waiting requests failed", proc=self)
             self.fail_conversations(exc.ProcessError(f"{self} terminated"))
-            if self._reply_consumer is not None:
-                await self._attempt(exchange.cancel(self._reply_consumer), "stopping replies")
-                self._reply_consumer = None
-            own = {exchange.queue_name(key) for key in (me, me + REPLY_KEY_SUFFIX)}
-            for queue in self._queues:
-                if queue in own:  # a service's queue stays for its other instances
-                    await self._attempt(exchange.delete_queue(queue), f"deleting {queue}")
-            self._queues.clear()
-            for tag in self._consumers:  # (gone with the queue, unless not deleted)
-                await self._attempt(exchange.cancel(tag), "stopping intake")
-            self._consumers.clear()
+            await runtime.close(self._attempt)
             self._announce("TERMINATED")  # type: ignore[attr-defined]
             reason = lifecycle.reason
             lifecycle.finished()
@@ -191,21 +182,6 @@ class Termination(Inbox):
             await step
         except Exception as e:
             self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
-
-    async def _drain(self) -> None:
-        if self._inflight == 0:
-            return
-        timeout = float(self.config.get("container.terminate_timeout", 10.0))
-        d: Deferred[None] = Deferred()
-        self._idle.append(d)
-        assert self.container is not None
-        if not await ended_within(d, timeout, self.container.reactor):
-            self.log.warn(
-                "{proc}: {n} handlers still running after {t}s; terminating anyway",
-                proc=self,
-                n=self._inflight,
-                t=timeout,
-            )
 
 
 async def run_hook(hook: Callable[[], Any], place: context.Here) -> None:

@@ -161,10 +161,13 @@ class OneAtATime(Gated):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.delivered = Collector()  # taken: running or waiting for the one slot
+        take = self.runtime.deliver
 
-    def _on_delivery(self, delivery: Any) -> None:
-        super()._on_delivery(delivery)
-        self.delivered(delivery)
+        def taken(delivery: Any) -> None:
+            take(delivery)
+            self.delivered(delivery)
+
+        self.runtime.deliver = taken  # type: ignore[method-assign]
 
 
 @pytest_twisted.ensureDeferred
@@ -217,7 +220,7 @@ async def test_a_request_waiting_when_the_link_is_cut_runs_once(system: System) 
     results = await wait_for(defer.gatherResults([held, waiting]), timeout=20)
     assert [r["work"] for r in results] == ["held", "waiting"]
     await busy.entered.wait(3, timeout=10)
-    assert busy._inflight == 0 and not busy._waiting  # nothing more will run
+    assert busy.runtime.inflight == 0 and not busy.runtime.waiting  # nothing more will run
     assert busy.entered.items == [("held", False), ("held", True), ("waiting", True)]
 
 

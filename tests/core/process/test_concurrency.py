@@ -30,10 +30,13 @@ class Gated(ServiceProcess):
         self.entered: Collector[Any] = Collector()
         self.delivered: Collector[Any] = Collector()  # taken: running or waiting
         self.gates: dict[Any, defer.Deferred[None]] = {}
+        take = self.runtime.deliver
 
-    def _on_delivery(self, delivery: Any) -> None:
-        super()._on_delivery(delivery)
-        self.delivered(delivery)
+        def taken(delivery: Any) -> None:
+            take(delivery)
+            self.delivered(delivery)
+
+        self.runtime.deliver = taken  # type: ignore[method-assign]
 
     async def op_work(self, content: Any, headers: dict, msg: m.Message) -> Any:
         self.gates[content] = defer.Deferred()
@@ -61,7 +64,7 @@ async def test_one_handler_at_a_time_in_order(container: Any) -> None:
     calls = [client.rpc_send("gated", "work", i) for i in range(3)]
     await service.delivered.wait(3)
     assert service.entered.items == [0]
-    assert [msg.content for msg in service._waiting] == [1, 2]  # unacked, in order
+    assert [msg.content for msg in service.runtime.waiting] == [1, 2]  # unacked, in order
     for i in range(3):
         service.gates[i].callback(None)
         assert (await wait_for(calls[i]))["work"] == i
@@ -177,7 +180,7 @@ async def test_any_awaitable_or_base_exception_from_a_handler_is_answered(
     with pytest.raises(exc.ReceivedError, match="CancelledError"):
         await wait_for(cancelled)
     assert await wait_for(after) == "next"
-    assert service._inflight == 0 and not service._waiting
+    assert service.runtime.inflight == 0 and not service.runtime.waiting
 
 
 def test_bad_concurrency_is_a_clear_error() -> None:

@@ -13,8 +13,8 @@ from twisted.logger import LogLevel
 
 from ion.core import exception as exc
 from ion.core.messaging import message as m
-from ion.core.process.mailbox import REPLY_KEY_SUFFIX
 from ion.core.process.process import Process
+from ion.core.process.runtime import REPLY_KEY_SUFFIX
 from ion.core.process.service import ServiceProcess
 from ion.test.fakes import FakeDelivery, OfflineContainer
 from ion.test.waiting import wait_for
@@ -45,7 +45,7 @@ def _wire(container: OfflineContainer, *procs: Process) -> None:
         for key in (str(proc.id), str(proc.id) + REPLY_KEY_SUFFIX):
             container.exchange.route(
                 key,
-                lambda msg, p=proc, k=key: p._on_delivery(
+                lambda msg, p=proc, k=key: p.runtime.deliver(
                     FakeDelivery(m.encode(msg.headers, msg.content), k)
                 ),
             )
@@ -107,7 +107,7 @@ async def test_a_request_arriving_after_its_deadline_is_not_run(logs) -> None:
     clock.advance(5)
     for expiry, content in ((5_000, "expired"), (5_001, "in time")):
         delivery = FakeDelivery(m.encode({**headers, m.EXPIRY: expiry}, content), str(service.id))
-        service._on_delivery(delivery)
+        service.runtime.deliver(delivery)
         assert delivery.acked
     assert service.entered == ["in time"] and service.expired_dropped == 1
     [said] = [e for e in logs.events.items if "dropped unrun" in logs.text(e)]

@@ -408,8 +408,8 @@ async def test_sending_keeps_a_generic_conversation_open(make_container: Any) ->
     container = await make_container()
     a = await container.spawn(Process, name="a")
     b = await container.spawn(Process, name="b")
-    a._conversations.clock = clock  # the idle timers on a clock the test drives
-    a._idle_timeout = lambda: 1.0  # type: ignore[method-assign]
+    a.conversations.clock = clock  # the idle timers on a clock the test drives
+    a.runtime.conversation_timeout = 1.0
     conv = a.start_generic()
     for i in range(5):
         clock.advance(0.6)

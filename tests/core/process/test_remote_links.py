@@ -34,17 +34,22 @@ class Late(Worker):
     """Keeps back deliveries of link and monitor signals while C{args["late"]}
     (a list) is given: they reach it when the test says (L{arrive})."""
 
-    def _on_delivery(self, delivery: Any) -> None:
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self._take = self.runtime.deliver
+        self.runtime.deliver = self._kept_back  # type: ignore[method-assign]
+
+    def _kept_back(self, delivery: Any) -> None:
         late = self.args.get("late")
         if late is not None and m.decode(delivery.body).op in (signals.LINK, signals.MONITOR):
             late.append(delivery)
             return
-        super()._on_delivery(delivery)
+        self._take(delivery)
 
     def arrive(self) -> None:
         late, self.args["late"] = self.args["late"], None
         for delivery in late:
-            super()._on_delivery(delivery)
+            self._take(delivery)
 
 
 @pytest_twisted.ensureDeferred
@@ -175,13 +180,13 @@ async def test_a_request_delivered_after_the_end_is_answered(container: Any, log
     replies: Collector[Any] = Collector()
     queue = await container.exchange.declare_queue("late.reply", exclusive=True)
     await container.exchange.consume(queue, replies, 0, auto_ack=True)
-    headers = client._headers(str(b.id), "echo", "rpc", "conv-late")
+    headers = client.runtime.request_headers(str(b.id), "echo", "rpc", "conv-late")
     headers[m.REPLY_TO] = "late.reply"
-    b._on_delivery(signals.Injected(str(b.id), m.encode(headers, "late")))
+    b.runtime.deliver(signals.Injected(str(b.id), m.encode(headers, "late")))
     answer = m.decode((await replies.wait(1))[0].body)
     assert answer.performative == "failure" and "TERMINATED" in str(answer.content)
     del headers[m.REPLY_TO]
-    b._on_delivery(signals.Injected(str(b.id), m.encode(headers, "late")))
+    b.runtime.deliver(signals.Injected(str(b.id), m.encode(headers, "late")))
     assert logs.texts_with("no reply-to") and b.state == "TERMINATED"
 
 

@@ -164,7 +164,9 @@ async def test_a_waiting_request_that_cannot_be_answered_does_not_wedge_terminat
     await container.exchange.publish(str(service.id), m.encode(headers, "no reply-to"))
     await service.delivered.wait(2)
     await wait_for(container.terminate(service))  # the held handler outlives the 0.2 s drain
-    assert service.terminated and not service._queues and service._reply_consumer is None
+    assert (
+        service.terminated and not service.runtime.queues and service.runtime.reply_consumer is None
+    )
     assert logs.texts_with("cannot answer")
     held.addErrback(lambda f: f.trap(defer.CancelledError))
     held.cancel()  # its handler outlived the drain: no answer will come

@@ -74,12 +74,12 @@ async def test_a_stuck_handler_is_cut_off_at_its_requests_expiry() -> None:
     container, service, caller = await _offline(Stuck, clock)
     call = _outcome(caller.rpc_send(service.id, "hang", "h", timeout=3))
     clock.advance(2.9)
-    assert call == [] and service._inflight == 1
+    assert call == [] and service.runtime.inflight == 1
     clock.advance(0.1)
     assert call[0].check(exc.TimeoutError)  # the caller's own deadline
-    assert service.cancelled == [] and service._inflight == 1
+    assert service.cancelled == [] and service.runtime.inflight == 1
     clock.advance(EXPIRY_GRACE)  # a moment later the handler is cut off
-    assert service.cancelled == ["h"] and service._inflight == 0
+    assert service.cancelled == ["h"] and service.runtime.inflight == 0
     [answer] = [msg for _key, msg in container.exchange.published if msg.performative == "failure"]
     assert answer.content["type"] == "HandlerTimeoutError"
     await container.stop()
@@ -99,7 +99,7 @@ async def test_per_op_and_per_class_limits_come_before_the_expiry() -> None:
     assert "cut off after 2s" in short[0].value.content["message"]
     clock.advance(3)
     assert hang[0].check(exc.ReceivedError) and "after 5s" in hang[0].value.content["message"]
-    assert service.cancelled == ["h"] and service._inflight == 0
+    assert service.cancelled == ["h"] and service.runtime.inflight == 0
     await container.stop()
 
 

@@ -28,7 +28,7 @@ class Recorded(Process):
         EVENTS(("start", self.proc_name))
         if self.args.get("crash_at_start"):
             assert self.container is not None
-            self.container.reactor.callLater(0, self._crash, "error:Boom")
+            self.container.reactor.callLater(0, self.crash, "error:Boom")
 
     def on_terminate(self) -> None:
         EVENTS(("terminate", self.proc_name))
