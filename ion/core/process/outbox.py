@@ -9,7 +9,6 @@ public sending API over it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -185,8 +184,9 @@ class Outbox:
         clock: Any = self.clock
         # The caller's deadline, absolute (ms since the epoch, by this host's
         # clock): past it nobody waits, and the server drops the request unrun.
-        # Rounded up: on one clock the server's deadline is never before the caller's.
-        h[m.EXPIRY] = math.ceil((clock.seconds() + timeout) * 1000)
+        # Rounded down: on one clock a request is never started past its caller's
+        # deadline (a handler under way gets watchdog.EXPIRY_GRACE more).
+        h[m.EXPIRY] = int((clock.seconds() + timeout) * 1000)
         if headers:
             h.update(headers)
         body = self._encode(h, content)
