@@ -272,6 +272,7 @@ _KINDS = {
     "ProcessLifecycle": EventId.PROCESS_LIFECYCLE,
     "ChildRestarted": EventId.CHILD_RESTARTED,
     "SupervisorGaveUp": EventId.SUPERVISOR_GAVE_UP,
+    "ContainerPeerState": EventId.CONTAINER_PEER_STATE,
     "AppLifecycle": EventId.APP_LIFECYCLE,
     "ContainerStartup": EventId.CONTAINER_STARTUP,
     "ResourceModification": EventId.BUSINESS_STATE_MODIFICATION,

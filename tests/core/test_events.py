@@ -350,6 +350,56 @@ def test_a_process_event_is_the_one_create_event_makes() -> None:
     assert direct == made
 
 
+PEER_STATE = {
+    "observer_id": "c1",
+    "peer_id": "c2",
+    "epoch": 3,
+    "state": "DEAD",
+    "reason": "no heartbeat for 0.61s",
+    "silent_for": 0.6,
+    "links_ended": 2,
+}
+
+
+def peer_state(event: Any) -> tuple:
+    p = event.peer_state
+    return (p.observer_id, p.peer_id, p.epoch, p.state, p.reason, p.silent_for, p.links_ended)
+
+
+def test_a_peer_state_event_encodes_and_decodes() -> None:
+    """1055 carries a PeerStateEvent (type 2337): observer, peer, epoch, state,
+    reason, seconds silent and links ended survive encoding and decoding."""
+    from ion.core.object.codec import decode_object, encode_object
+
+    event = events.create_event(1055, origin="c2", **PEER_STATE)
+    assert event.WhichOneof("payload") == "peer_state"
+    type_id, data = encode_object(event)
+    back = decode_object(type_id, data)
+    assert back == event and back.event_id == EventId.CONTAINER_PEER_STATE
+    assert back.origin == "c2" and type_id == 2322
+    assert peer_state(back) == tuple(PEER_STATE.values())
+    assert encode_object(event.peer_state)[0] == 2337
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_subscriber_hears_a_peer_state_event(container: Container) -> None:
+    """The container announces a peer judged DEAD: a ContainerPeerState subscriber
+    for origin c2 hears it on routing key 1055.c2 (one about c3 passes it by),
+    with its fields and the announcing container's id."""
+    listener = await container.spawn(Process, name="listener")
+    heard: Collector = Collector()
+    await events.ContainerPeerStateEventSubscriber(  # type: ignore[attr-defined]
+        listener, origin="c2", handler=lambda e, msg: heard((e, msg))
+    ).start()
+    container.announce(1055, "c3", **{**PEER_STATE, "peer_id": "c3", "state": "SUSPECT"})
+    container.announce(1055, "c2", **PEER_STATE)
+    ((event, msg),) = await heard.wait(1)
+    assert msg.delivery.routing_key == "1055.c2"
+    assert event.event_id == EventId.CONTAINER_PEER_STATE and event.origin == "c2"
+    assert peer_state(event) == tuple(PEER_STATE.values())
+    assert event.container_id == container.id
+
+
 @pytest_twisted.ensureDeferred
 async def test_an_event_nobody_hears_is_not_made_on_the_embedded_broker(
     container: Container, broker_kind: str

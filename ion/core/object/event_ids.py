@@ -18,6 +18,7 @@ class EventId(IntEnum):
     PROCESS_LIFECYCLE = 1052
     CHILD_RESTARTED = 1053
     SUPERVISOR_GAVE_UP = 1054
+    CONTAINER_PEER_STATE = 1055
     APP_LIFECYCLE = 1075
     CONTAINER_STARTUP = 1076
     BUSINESS_STATE_MODIFICATION = 1112
@@ -36,6 +37,7 @@ PAYLOAD_FIELD: dict[EventId, str] = {
     EventId.PROCESS_LIFECYCLE: "process_lifecycle",
     EventId.CHILD_RESTARTED: "supervision",
     EventId.SUPERVISOR_GAVE_UP: "supervision",
+    EventId.CONTAINER_PEER_STATE: "peer_state",
     EventId.APP_LIFECYCLE: "app_lifecycle",
     EventId.CONTAINER_STARTUP: "container_startup",
     EventId.BUSINESS_STATE_MODIFICATION: "resource_modification",

@@ -8,13 +8,15 @@ from ion.core.object.proto import events_pb2
 
 def test_event_ids_match_the_original_table():
     """The standard event ids have the original's numbers; ion's supervision
-    events take 1053 and 1054, unused there, beside process life cycle (1052)."""
+    events take 1053 and 1054, and its container peer state 1055, unused there,
+    beside process life cycle (1052)."""
     assert {e.name: e.value for e in EventId} == {
         "RESOURCE_LIFECYCLE": 1001,
         "CONTAINER_LIFECYCLE": 1051,
         "PROCESS_LIFECYCLE": 1052,
         "CHILD_RESTARTED": 1053,
         "SUPERVISOR_GAVE_UP": 1054,
+        "CONTAINER_PEER_STATE": 1055,
         "APP_LIFECYCLE": 1075,
         "CONTAINER_STARTUP": 1076,
         "BUSINESS_STATE_MODIFICATION": 1112,

@@ -184,8 +184,26 @@ class SupervisionEvent(_message.Message):
     period: float
     def __init__(self, supervisor_id: _Optional[str] = ..., child_id: _Optional[str] = ..., old_pid: _Optional[str] = ..., new_pid: _Optional[str] = ..., reason: _Optional[str] = ..., restarts: _Optional[int] = ..., strategy: _Optional[str] = ..., intensity: _Optional[int] = ..., period: _Optional[float] = ...) -> None: ...
 
+class PeerStateEvent(_message.Message):
+    __slots__ = ("observer_id", "peer_id", "epoch", "state", "reason", "silent_for", "links_ended")
+    OBSERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SILENT_FOR_FIELD_NUMBER: _ClassVar[int]
+    LINKS_ENDED_FIELD_NUMBER: _ClassVar[int]
+    observer_id: str
+    peer_id: str
+    epoch: int
+    state: str
+    reason: str
+    silent_for: float
+    links_ended: int
+    def __init__(self, observer_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., epoch: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., silent_for: _Optional[float] = ..., links_ended: _Optional[int] = ...) -> None: ...
+
 class EventMessage(_message.Message):
-    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle", "supervision")
+    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle", "supervision", "peer_state")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     DATETIME_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +222,7 @@ class EventMessage(_message.Message):
     PROCESS_LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     SUPERVISION_FIELD_NUMBER: _ClassVar[int]
+    PEER_STATE_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     origin: str
     datetime: float
@@ -222,4 +241,5 @@ class EventMessage(_message.Message):
     process_lifecycle: ProcessLifecycleEvent
     container_lifecycle: ContainerLifecycleEvent
     supervision: SupervisionEvent
-    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ..., supervision: _Optional[_Union[SupervisionEvent, _Mapping]] = ...) -> None: ...
+    peer_state: PeerStateEvent
+    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ..., supervision: _Optional[_Union[SupervisionEvent, _Mapping]] = ..., peer_state: _Optional[_Union[PeerStateEvent, _Mapping]] = ...) -> None: ...
