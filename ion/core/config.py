@@ -57,6 +57,16 @@ DEFAULTS: dict[str, Any] = {
         "needs_timeout": 30.0,
     },
     "shell": {"history": "~/.cchistory"},
+    "agent": {
+        "enabled": True,
+        "heartbeat": 1.0,
+        "dead_after": 3,
+        "suspect_max": None,
+        "ttl_dead": 60.0,
+        "presence": "auto",
+        "info_timeout": 2.0,
+        "spawn_allow": [],
+    },
 }
 
 ENV_PREFIX = "ION_"

@@ -160,6 +160,35 @@ class NotFound(ApplicationError):
     code = NOT_FOUND
 
 
+class ModuleNotFound(NotFound):
+    """A container agent was asked to spawn a module or class it cannot find."""
+
+
+class SpawnFailed(ApplicationError):
+    """A container agent's spawn started the process, which failed to start."""
+
+    code = INTERNAL_ERROR
+
+
+class NotAllowed(ApplicationError):
+    """A container agent does not do this for others (its config does not allow it)."""
+
+    code = FORBIDDEN
+
+
+#: Errors rebuilt as themselves on the caller's side, by their type's name.
+REBUILT: dict[str, type[ApplicationError]] = {
+    cls.__name__: cls for cls in (ModuleNotFound, SpawnFailed, NotAllowed, NotFound, BadRequest)
+}
+
+
+def rebuilt(error: BaseException) -> BaseException:
+    """The local exception for a received error whose type ion knows (else C{error})."""
+    if isinstance(error, ReceivedError) and (cls := REBUILT.get(error.error_type)):
+        return cls(error.message)
+    return error
+
+
 class ReceivedError(IonError):
     """The other side answered with an error; carries its headers and content."""
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ion.core.cc.agent import ContainerAgent
 from ion.core.config import DEFAULTS, Config
 from ion.core.deadline import ended_within
 from ion.core.exception import StartupError
@@ -77,6 +78,7 @@ class Container(MultiService):
         self._boot_result: Failure | bool | None = None  # None: booting or not started
         self._ready_waiters: list[Deferred[None]] = []
         self.stopping = False  # set when stopping begins: no more booting or spawning
+        self.agent: ContainerAgent | None = None  # its member of the system (agent.enabled)
         self._booting = False
 
     def __repr__(self) -> str:
@@ -126,11 +128,16 @@ class Container(MultiService):
         for service in [*self, None]:
             if self.stopping:
                 raise StartupError(f"container {self.id} was stopped while booting")
+            if service is self.app_manager and self.config.get("agent.enabled", True):
+                # First of the processes, so the last one terminated.
+                self.agent = cast(ContainerAgent, await self.proc_manager.spawn(ContainerAgent))
             boot = getattr(service, "boot", None)
             if boot is not None:
                 await boot()
         log.info("container {id} ready (sysname {sysname})", id=self.id, sysname=self.sysname)
         self.announce(1051, self.id, container_id=self.id, state="READY")
+        if self.agent is not None:
+            self.agent.join()
 
     def _booted(self, result: object) -> None:
         self._booting = False

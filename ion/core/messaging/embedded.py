@@ -50,20 +50,44 @@ _log = Logger()
 
 _NEW, _OPEN, _CLOSED = "new", "open", "closed"
 
+EVENT_EXCHANGE = "amq.rabbitmq.event"  # RabbitMQ's, of its event exchange plugin
+
 
 class EmbeddedBroker:
     """The in-memory server: exchanges, queues and bindings shared by its connections.
 
     @param reactor: an C{IReactorTime} (a C{task.Clock} in unit tests).
     @param max_batch: most deliveries per reactor turn before yielding to it.
+    @param presence_events: keep the topic exchange C{amq.rabbitmq.event} and
+        publish C{queue.deleted} and C{connection.closed} there, as RabbitMQ
+        does with its C{rabbitmq_event_exchange} plugin (headers C{name} and
+        C{vhost} C{/}).
     """
 
-    def __init__(self, reactor: IReactorTime, max_batch: int = 1000) -> None:
+    def __init__(
+        self, reactor: IReactorTime, max_batch: int = 1000, presence_events: bool = True
+    ) -> None:
         self._reactor: Any = reactor  # an IReactorTime (mypy reads zope methods as unbound)
         self._pump = DeliveryPump(reactor, max_batch)
         self._exchanges: dict[str, Exchange] = {}
         self._queues: dict[str, Queue] = {}
         self._serial = itertools.count(1)
+        self._events: Exchange | None = None
+        if presence_events:
+            self._events = self._exchanges[EVENT_EXCHANGE] = Exchange(
+                EVENT_EXCHANGE, "topic", False
+            )
+
+    def _notify(self, key: str, name: str) -> None:
+        """Publish presence notice C{key} about C{name}, if anyone listens."""
+        ex = self._events
+        if ex is None or not ex.bindings():
+            return
+        for queue in ex.route(key):
+            q = self._queues[queue]
+            q.put(Delivery(q, EVENT_EXCHANGE, key, b"", {"name": name, "vhost": "/"}, False))
+            if q.consumers and not q.scheduled:
+                self._pump.schedule(q)
 
     def connection(self) -> EmbeddedConnection:
         """A new, not yet connected, client connection to this broker."""
@@ -117,6 +141,7 @@ class EmbeddedBroker:
         q.messages.clear()
         if q.owner is not None:
             q.owner._exclusive.pop(q.name, None)
+        self._notify("queue.deleted", q.name)
 
 
 def _locked(queue: str) -> ResourceLockedError:
@@ -206,6 +231,7 @@ class EmbeddedConnection:
         self._unacked.clear()
         for q in list(self._exclusive.values()):
             broker._delete_queue(q)
+        broker._notify("connection.closed", self.name)
         return defer.succeed(None)
 
     def _queue(self, name: str) -> Queue:

@@ -33,7 +33,7 @@ ENCODING = "encoding"
 STATUS_OK = "OK"
 STATUS_ERROR = "ERROR"
 
-PROTOCOLS = frozenset({"rpc", "request", "generic", "none", "signal"})
+PROTOCOLS = frozenset({"rpc", "request", "generic", "none", "signal", "cc"})
 PERFORMATIVES = frozenset(
     {"request", "agree", "refuse", "inform_result", "failure", "inform", "cancel"}
 )

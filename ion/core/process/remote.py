@@ -12,7 +12,8 @@ later one, so the other side sees each end once, whichever signal comes first.
 
 L{RemoteLinks.container_lost} is the hook for a container declared dead (by
 the container agent): links and monitors into it fire C{noconnection}, and
-nothing is owed to it.
+nothing is owed to it; L{RemoteLinks.cut_all} ends them all when this
+container rejoins its system under a new epoch.
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ class RemoteLinks:
             self.owed.append(owed)  # lost again: the next reconnect sends it
             return
         log.warn("signal {op} owed to {to} lost: {f}", op=owed[2], to=owed[1], f=failure.value)
+
+    def cut_all(self) -> int:
+        """This container comes back under a new epoch (its agent was declared
+        dead, or its connection came back): every link and monitor into another
+        container fires C{noconnection} here, and nothing is owed, since each
+        peer ends its side on meeting the new epoch. Return how many ended."""
+        here = self._manager.container.id
+        ended = self._cut(lambda pid: signals.container_of(pid) != here)
+        self.owed.clear()
+        return len(ended)
 
     def container_lost(self, container_id: str) -> int:
         """Container C{container_id} is gone (declared dead): every link and

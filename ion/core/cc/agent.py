@@ -1,0 +1,391 @@
+"""The container agent: every container's member of its system.
+
+One agent process runs in each container (C{cc_agent}, spawned first, so it
+is terminated last). It takes two kinds of traffic on its I{agent queue}
+C{<sysname>.cc.<cid>.<epoch>}, exclusive to the container's connection:
+
+- from the fanout exchange C{ion.<sysname>.containers}: every container's
+  C{identify} (on joining), C{heartbeat} (every H seconds: seq, epoch,
+  reactor lag, process count and the dead digest) and C{goodbye} (an orderly
+  stop's last word);
+- addressed to C{cc.<cid>} on the system's exchange: the unicast C{announce}
+  that answers an identify, and the ops C{ping}, C{get_info}, C{spawn},
+  C{terminate} and C{kill}, from other agents, the shell or ion-rpc.
+
+What it hears feeds L{ion.core.cc.membership.Membership}, which judges each
+peer UP, SUSPECT, DEAD or LEFT; a peer DEAD or LEFT ends the links and
+monitors into it (C{noconnection}) and is announced (event 1055). The epoch
+goes up each time this container's broker connection comes back, with a new
+agent queue: peers end the old epoch and meet the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from ion import __version__
+from ion.core import exception as exc
+from ion.core.cc import agent_ops, presence
+from ion.core.cc.membership import DEAD, LEFT, SUSPECT, UP, Membership, Peer
+from ion.core.exception import BrokerError
+from ion.core.messaging import message as m
+from ion.core.process.process import Process
+
+CC = "cc"  # the protocol of the agents' own messages
+IDENTIFY, ANNOUNCE, HEARTBEAT, GOODBYE = "identify", "announce", "heartbeat", "goodbye"
+PRESENCE_GRACE = 0.05  # seconds a presence notice waits for a peer's last messages
+
+
+def agent_key(cid: str) -> str:
+    """The routing key of container C{cid}'s agent on the system's exchange."""
+    return f"cc.{cid}"
+
+
+class ContainerAgent(agent_ops.AgentOps, Process):
+    """Membership, failure detection and remote operations for one container."""
+
+    name = "cc_agent"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.epoch = 0
+        self.mode = presence.PROBE
+        self.membership: Membership | None = None
+        self.frozen = False
+        self.joined = False
+        self._queue: str | None = None
+        self._tag: str | None = None
+        self._seq = 0
+        self._beat: Any = None
+        self._due = 0.0
+        self._lag_ms = 0.0
+        self._started = time.time()
+
+    # -- settings ----------------------------------------------------------------
+
+    def _read_settings(self) -> None:
+        get = self.config.get
+        self.interval = _seconds(get("agent.heartbeat", 1.0), "agent.heartbeat")
+        self.dead_after = int(_seconds(get("agent.dead_after", 3), "agent.dead_after"))
+        limit = get("agent.suspect_max", None)
+        self.suspect_max = None if limit is None else _seconds(limit, "agent.suspect_max")
+        self.ttl_dead = _seconds(get("agent.ttl_dead", 60.0), "agent.ttl_dead")
+        self.info_timeout = _seconds(get("agent.info_timeout", 2.0), "agent.info_timeout")
+        self.use_presence = str(get("agent.presence", "auto")) != "off"
+
+    # -- life cycle ----------------------------------------------------------------
+
+    async def on_init(self) -> None:
+        self._read_settings()
+        c = self.container
+        self.fanout = f"ion.{c.sysname}.containers"
+        await c.exchange.broker.declare_exchange(self.fanout, "fanout")
+        self.membership = Membership(
+            c.reactor, c.id, self._probe, self._changed,
+            suspect_max=self.suspect_max, ttl_dead=self.ttl_dead,
+        )  # fmt: skip
+        broker = c.exchange.broker
+        broker.on_connection_lost(self._connection_lost)
+        broker.on_reconnected(self._reconnected)
+
+    async def on_activate(self) -> None:
+        await self._open_agent_queue()
+        if self.use_presence:
+            c = self.container
+            self.mode = await presence.watch(
+                c.exchange.broker, c.exchange.queue_name(f"cc.{c.id}.presence"),
+                c.exchange.queue_name("cc."), self._queue_deleted,
+                getattr(c.exchange.broker, "vhost", None),
+            )  # fmt: skip
+        self.log.info(
+            "agent of {cid}: heartbeat {h:g}s, dead after {k} missed; failures confirmed by {how}",
+            cid=self.container.id, h=self.interval, k=self.dead_after,
+            how="broker presence notices" if self.mode == presence.PRESENCE
+            else "probing agent queues (no presence notices from this broker)",
+        )  # fmt: skip
+
+    def join(self) -> None:
+        """Say this container is here (the container is ready): one identify to
+        all, which each agent answers to this one alone; then beat."""
+        self.joined = True
+        self._broadcast(IDENTIFY, self.announcement())
+        self._schedule_beat(self.container.reactor.seconds())
+
+    async def on_terminate(self) -> None:
+        self._stop_beating()
+        if self.membership is not None:
+            self.membership.stop()
+        if self.joined and not self.frozen:
+            # The last word: the processes of this container have said theirs.
+            try:
+                await self._broadcast(GOODBYE, {"cid": self.container.id, "epoch": self.epoch})
+            except BrokerError as e:
+                self.log.info("goodbye not sent: {why}", why=e)
+
+    # -- the agent queue -------------------------------------------------------------
+
+    def queue_of(self, cid: str, epoch: int) -> str:
+        """The agent queue of container C{cid} in epoch C{epoch}."""
+        return self.container.exchange.queue_name(f"cc.{cid}.{epoch}")
+
+    async def _open_agent_queue(self) -> None:
+        c = self.container
+        broker = c.exchange.broker
+        queue = self.queue_of(c.id, self.epoch)
+        # Not auto-delete: a frozen agent holds it without a consumer.
+        await broker.declare_queue(queue, exclusive=True)
+        await broker.bind_queue(queue, self.fanout, "")
+        await broker.bind_queue(queue, c.exchange.exchange_name, agent_key(c.id))
+        self._queue = queue
+        self._tag = await broker.consume(queue, self.runtime.deliver, 0)
+
+    def consumes(self, tag: str) -> bool:
+        return tag == self._tag or super().consumes(tag)
+
+    def intake_failed(self, queue: str, error: Exception) -> None:
+        if queue != self._queue:
+            super().intake_failed(queue, error)
+            return
+        self.log.warn("agent queue {queue} lost ({why}); joining again under a new epoch",
+                      queue=queue, why=error)  # fmt: skip
+        Deferred.fromCoroutine(self._rejoin("its agent queue was lost"))
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _encode(self, to: str, op: str, content: dict[str, Any]) -> bytes:
+        me = str(self.id)
+        headers = {
+            m.SENDER: me,
+            m.RECEIVER: to,
+            m.CONV_ID: f"{CC}:{me}",
+            m.PROTOCOL: CC,
+            m.PERFORMATIVE: "inform",
+            m.OP: op,
+            m.TS: int(time.time() * 1000),
+        }
+        return m.encode(headers, content)
+
+    def _broadcast(self, op: str, content: dict[str, Any]) -> Deferred[None]:
+        body = self._encode(self.fanout, op, content)
+        return self.container.exchange.broker.publish(self.fanout, "", body)
+
+    def _unicast(self, cid: str, op: str, content: dict[str, Any]) -> Deferred[None]:
+        key = agent_key(cid)
+        return self.container.exchange.publish(key, self._encode(key, op, content))
+
+    def announcement(self) -> dict[str, Any]:
+        """What this container says of itself (announce, identify, get_info)."""
+        c = self.container
+        return {
+            "cid": c.id,
+            "epoch": self.epoch,
+            "agent": str(self.id),
+            "host": socket.gethostname(),
+            "os_pid": os.getpid(),
+            "version": __version__,
+            "started": self._started,
+            "sysname": c.sysname,
+            "apps": [a.name for a in c.apps()],
+            "interval": self.interval,
+            "dead_after": self.dead_after,
+            "mode": self.mode,
+        }
+
+    # -- heartbeats --------------------------------------------------------------------
+
+    def _schedule_beat(self, due: float) -> None:
+        self._due = due
+        clock = self.container.reactor
+        self._beat = clock.callLater(max(0.0, due - clock.seconds()), self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        clock = self.container.reactor
+        now = clock.seconds()
+        self._lag_ms = max(0.0, now - self._due) * 1000  # how late the reactor ran us
+        self._seq += 1
+        assert self.membership is not None
+        content = {
+            "cid": self.container.id,
+            "epoch": self.epoch,
+            "seq": self._seq,
+            "sent": time.time(),
+            "n_procs": len(self.container.proc_manager.processes),
+            "lag_ms": round(self._lag_ms, 1),
+            "interval": self.interval,
+            "dead_after": self.dead_after,
+            "dead": self.membership.dead_digest(),
+        }
+        self._broadcast(HEARTBEAT, content).addErrback(
+            lambda f: self.log.debug("heartbeat not sent: {f}", f=f.value)
+        )
+        # The next one is due an interval after this one was due, unless the
+        # reactor ran us later than that: then an interval from now.
+        due = self._due + self.interval
+        self._schedule_beat(due if due > now else now + self.interval)
+
+    def _stop_beating(self) -> None:
+        if self._beat is not None and self._beat.active():
+            self._beat.cancel()
+        self._beat = None
+
+    # -- what arrives ------------------------------------------------------------------
+
+    def op_identify(self, content: Any, headers: dict[str, Any], msg: m.Message) -> None:
+        """A container joins: note it, and tell it (alone) about this one."""
+        if self._heard(content) is not None:
+            self._unicast(content["cid"], ANNOUNCE, self.announcement()).addErrback(
+                lambda f: self.log.debug(
+                    "announce to {cid} not sent: {f}", cid=content["cid"], f=f.value
+                )  # fmt: skip
+            )
+
+    def op_announce(self, content: Any, headers: dict[str, Any], msg: m.Message) -> None:
+        """A container says what it is (in answer to an identify)."""
+        self._heard(content)
+
+    def op_heartbeat(self, content: Any, headers: dict[str, Any], msg: m.Message) -> None:
+        """A container is alive; its dead digest may say this one was declared dead."""
+        if not isinstance(content, dict) or self.frozen:
+            return
+        me = [self.container.id, self.epoch]
+        if me in (content.get("dead") or ()) and content.get("cid") != self.container.id:
+            Deferred.fromCoroutine(self._rejoin(f"{content.get('cid')} declared it dead"))
+            return
+        peer = self._heard(content)
+        if peer is not None and not peer.info:
+            # Heard before its announce (or that was lost): ask for it.
+            self._unicast(peer.cid, IDENTIFY, self.announcement()).addErrback(lambda f: None)
+
+    def op_goodbye(self, content: Any, headers: dict[str, Any], msg: m.Message) -> None:
+        """A container stops in order."""
+        if isinstance(content, dict) and self.membership is not None:
+            cid, epoch = content.get("cid"), content.get("epoch")
+            if isinstance(cid, str) and isinstance(epoch, int):
+                self.membership.goodbye(cid, epoch)
+
+    def _heard(self, content: Any) -> Peer | None:
+        if not isinstance(content, dict) or self.membership is None or self.frozen:
+            return None
+        return self.membership.heard(content, self.queue_of)
+
+    def _queue_deleted(self, queue: str) -> None:
+        # Judged a moment later: a peer's last messages (its processes' exit
+        # signals, its goodbye) come through other queues than the notice,
+        # and the broker need not hand them over first.
+        self.container.reactor.callLater(PRESENCE_GRACE, self._gone, queue)
+
+    def _gone(self, queue: str) -> None:
+        if self.membership is not None and not self.frozen:
+            self.membership.queue_gone(queue)
+
+    def _probe(self, peer: Peer) -> Deferred[bool]:
+        d: Deferred[bool] = self.container.exchange.broker.queue_exists(peer.queue)
+        return d
+
+    # -- judgements ----------------------------------------------------------------------
+
+    def _changed(self, peer: Peer, old: str | None, why: str) -> None:
+        new = peer.state
+        silent = self.container.reactor.seconds() - peer.last_heard
+        ended = 0
+        if new in (DEAD, LEFT) and not self._newer_epoch_up(peer):
+            ended = self.container.proc_manager.container_lost(peer.cid)
+        if old is None:
+            self.log.info("container {cid} (epoch {epoch}) UP", cid=peer.cid, epoch=peer.epoch)
+        elif new == SUSPECT:
+            self.log.warn("container {cid} (epoch {epoch}) SUSPECT: {why}",
+                          cid=peer.cid, epoch=peer.epoch, why=why)  # fmt: skip
+        elif new == UP:
+            self.log.info("container {cid} (epoch {epoch}) UP again: {why}",
+                          cid=peer.cid, epoch=peer.epoch, why=why)  # fmt: skip
+        else:
+            log = self.log.warn if new == DEAD else self.log.info
+            log("container {cid} (epoch {epoch}) {state}: {why}; last heard {silent:.3f}s ago; "
+                "{n} links and monitors into it ended (noconnection)",
+                cid=peer.cid, epoch=peer.epoch, state=new, why=why, silent=silent, n=ended)  # fmt: skip
+        self.container.announce(
+            1055, peer.cid, observer_id=self.container.id, peer_id=peer.cid,
+            epoch=peer.epoch, state=new, reason=why, silent_for=silent, links_ended=ended,
+        )  # fmt: skip
+
+    def _newer_epoch_up(self, peer: Peer) -> bool:
+        """Whether a newer epoch of C{peer}'s container is known (it came back)."""
+        assert self.membership is not None
+        newest = self.membership.peers.get(peer.cid)
+        return newest is not None and newest is not peer and not newest.ended
+
+    # -- epochs: coming back -------------------------------------------------------------
+
+    def _connection_lost(self, error: Exception) -> None:
+        if self.membership is not None:
+            self.membership.pause()  # nothing can be heard: silence proves nothing
+        self._stop_beating()
+
+    def _reconnected(self) -> None:
+        Deferred.fromCoroutine(self._rejoin("the broker connection came back"))
+
+    async def _rejoin(self, why: str) -> None:
+        """Join again under a new epoch and agent queue: peers end the old epoch
+        (and so their links into this container) when they meet the new one, so
+        this container ends its own links into other containers too."""
+        if self.winding_down or self.membership is None:
+            return
+        old_queue, old_tag = self._queue, self._tag
+        self.epoch += 1
+        self.log.warn("container {cid} joins again as epoch {epoch}: {why}",
+                      cid=self.container.id, epoch=self.epoch, why=why)  # fmt: skip
+        self.container.proc_manager.remote.cut_all()
+        broker = self.container.exchange.broker
+        try:
+            if old_queue is not None:
+                self._queue = self._tag = None
+                await broker.delete_queue(old_queue)  # forgets its consumer too
+            await self._open_agent_queue()
+        except BrokerError as e:
+            self.log.warn("joining again failed: {why}", why=e)
+            return
+        del old_tag
+        self.membership.resume()
+        self._stop_beating()
+        if self.joined:
+            self.join()
+
+    # -- the freeze knob (tests): a container whose agent stops, as under SIGSTOP ------
+
+    async def freeze(self) -> None:
+        """Stop beating, hearing and judging, but hold the agent queue: peers
+        find it still held (405). Messages to the agent wait in its queue."""
+        self.frozen = True
+        self._stop_beating()
+        assert self.membership is not None
+        self.membership.pause()
+        if self._tag is not None:
+            tag, self._tag = self._tag, None
+            await self.container.exchange.broker.cancel(tag)
+
+    async def thaw(self) -> None:
+        """Go on: what waited in the agent queue is taken (heartbeats first
+        in line), then the deadlines count from now."""
+        assert self.membership is not None and self._queue is not None
+        self.frozen = False
+        self.membership.resume()
+        self._tag = await self.container.exchange.broker.consume(
+            self._queue, self.runtime.deliver, 0
+        )
+        if self.joined:
+            self._schedule_beat(self.container.reactor.seconds())
+
+
+def _seconds(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number > 0 or isinstance(value, bool):
+        raise exc.ConfigurationError(f"{key}: expected a positive number, not {value!r}")
+    return number
