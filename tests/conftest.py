@@ -13,6 +13,9 @@ from twisted.logger import globalLogPublisher
 from ion.core.cc.container import Container
 from ion.core.messaging.embedded import EmbeddedBroker
 
+# A RabbitMQ node of the suite's own, with the event exchange plugin (tests/rabbit_node.py).
+from tests.rabbit_node import event_broker, event_node  # noqa: F401
+
 # ion's wheel and fresh virtualenvs with it installed (tests/wheel.py).
 from tests.wheel import built_wheel, fresh_venv  # noqa: F401
 

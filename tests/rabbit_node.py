@@ -1,0 +1,360 @@
+"""A RabbitMQ node of the suite's own, for what the shared broker at 127.0.0.1:5672
+does not have (and must not be reconfigured to have): the C{rabbitmq_event_exchange}
+plugin, whose C{amq.rabbitmq.event} topic exchange reports C{queue.deleted},
+C{connection.closed} and the like.
+
+Fixtures (registered in tests/conftest.py), both per session and started only
+when a test first asks for one (a cold boot takes several seconds):
+
+    event_node     the started L{RabbitNode} (C{.url}, C{.boot_seconds}, C{.name})
+    event_broker   its AMQP URL, C{amqp://guest:guest@127.0.0.1:<port>/}
+
+Mark tests that use them C{pytest.mark.rabbitmq}. When RabbitMQ is not installed
+or the node cannot start, they are skipped with the reason (and the node's log
+tail); with C{$CI} set they fail instead.
+
+The node runs C{/usr/lib/rabbitmq/bin/rabbitmq-server} directly (the /usr/sbin
+wrapper su's to the rabbitmq user and resets HOME), with everything under one
+temporary directory: config, enabled plugins, mnesia, logs, pid file, and HOME,
+so the Erlang cookie it and C{rabbitmqctl} share is its own. It has a unique
+node name and ports the OS hands out, so a leftover of a crashed run cannot get
+in the way, and listens (AMQP and Erlang distribution) on 127.0.0.1 only. It
+uses the epmd already running for the shared broker (Erlang starts one if none is).
+
+Its processes are found by the node name in their environment (Linux's /proc).
+It is stopped (C{rabbitmqctl stop}, then SIGTERM, then SIGKILL) and its
+directory removed at session end, at interpreter exit if that did not happen,
+and by a small watchdog process when pytest dies without either (SIGKILL): the
+watchdog waits for its stdin, a pipe from pytest, to close.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+SERVER = RABBIT_BIN / "rabbitmq-server"
+CTL = RABBIT_BIN / "rabbitmqctl"
+HOST = "127.0.0.1"
+# The shared broker's ports (AMQP, AMQPS, Erlang distribution, management): never ours.
+SHARED_PORTS = frozenset({5671, 5672, 25672, 15672})
+EVENT_PLUGINS = ("rabbitmq_event_exchange",)
+BOOT_TIMEOUT = 90.0  # a cold boot takes ~4-11 s here; a loaded machine more
+STOP_TIMEOUT = 30.0
+
+
+class NodeStartError(Exception):
+    """The node did not come up; the message says why and ends with its log tail."""
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on now (the OS's pick, never a shared-broker port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in SHARED_PORTS:
+            return port
+
+
+def _base_env(home: Path) -> dict[str, str]:
+    """This environment without RabbitMQ's and Erlang's own settings, with C{home} as HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+    env["HOME"] = str(home)  # where the Erlang cookie is made and read
+    env["RABBITMQ_CONF_ENV_FILE"] = "/dev/null"  # not /etc/rabbitmq/rabbitmq-env.conf
+    return env
+
+
+def _node_pids(name: str) -> list[int]:
+    """The processes of node C{name}: those started with C{RABBITMQ_NODENAME=<name>}
+    in their environment (the server script, beam and its helpers)."""
+    marker = f"RABBITMQ_NODENAME={name}".encode()
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if marker in environ.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _gone_within(name: str, timeout: float, reap: subprocess.Popen[bytes] | None) -> bool:
+    """Whether node C{name}'s processes are all gone within C{timeout} seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if reap is not None:
+            reap.poll()  # leaves no zombie of the server script
+        if not _node_pids(name):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def halt(name: str, home: Path, server: subprocess.Popen[bytes] | None = None) -> None:
+    """Stop node C{name} for good and remove C{home}: C{rabbitmqctl stop}, then
+    SIGTERM, then SIGKILL, each with a deadline. Harmless when it is already gone."""
+    pidfile = home / "pid"
+    asked = False
+    if _node_pids(name) and pidfile.exists():
+        asked = True
+        try:
+            subprocess.run(
+                [str(CTL), "-n", name, "stop", str(pidfile)],
+                env=_base_env(home),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=STOP_TIMEOUT,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    # SIGTERM makes RabbitMQ stop gracefully too; SIGKILL is the last resort.
+    for sig, grace in (
+        (None, 5.0 if asked else 0.0),
+        (signal.SIGTERM, 10.0),
+        (signal.SIGKILL, 5.0),
+    ):
+        if sig is not None:
+            _signal_all(_node_pids(name), sig)
+        if _gone_within(name, grace, server):
+            break
+    if server is not None:
+        try:
+            server.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+    shutil.rmtree(home, ignore_errors=True)
+
+
+class RabbitNode:
+    """One RabbitMQ node in a temporary directory; L{start} it, L{stop} it."""
+
+    def __init__(self, plugins: tuple[str, ...] = EVENT_PLUGINS) -> None:
+        self.name = f"iontest_{uuid.uuid4().hex[:10]}@localhost"
+        self.home = Path(tempfile.mkdtemp(prefix="ion-rabbit-"))
+        self.port = free_port()
+        self.dist_port = free_port()
+        while self.dist_port == self.port:
+            self.dist_port = free_port()
+        self.plugins = plugins
+        self.boot_seconds: float | None = None
+        self._server: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{HOST}:{self.port}/"
+
+    def __repr__(self) -> str:
+        return f"<RabbitNode {self.name} {self.url}>"
+
+    def _write_files(self) -> None:
+        (self.home / "rabbitmq.conf").write_text(
+            # guest may log in from loopback by default; the client's heartbeat
+            # (ion's 10 s) wins over the server's 60 s
+            f"listeners.tcp.1 = {HOST}:{self.port}\n"
+        )
+        (self.home / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+
+    def _server_env(self) -> dict[str, str]:
+        env = _base_env(self.home)
+        env.update(
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_CONFIG_FILE=str(self.home / "rabbitmq.conf"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "enabled_plugins"),
+            RABBITMQ_MNESIA_BASE=str(self.home / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.home / "log"),
+            RABBITMQ_PID_FILE=str(self.home / "pid"),
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+        )
+        return env
+
+    def start(self, timeout: float = BOOT_TIMEOUT) -> RabbitNode:
+        """Boot the node and wait until RabbitMQ and its plugins run (L{NodeStartError}
+        otherwise, after stopping whatever did start)."""
+        self._write_files()
+        began = time.monotonic()
+        with open(self.home / "console.log", "wb") as console:
+            self._server = subprocess.Popen(
+                [str(SERVER)],
+                env=self._server_env(),
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C to pytest is not the node's
+            )
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-I", __file__, "--watch", self.name, str(self.home)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives pytest's process group
+        )
+        atexit.register(self.stop)
+        try:
+            self._await_boot(timeout)
+        except NodeStartError as e:
+            why = f"{e}\n{self.log_tail()}"
+            self.stop()
+            raise NodeStartError(why) from None
+        self.boot_seconds = time.monotonic() - began
+        return self
+
+    def _await_boot(self, timeout: float) -> None:
+        assert self._server is not None
+        # `rabbitmqctl wait` returns once the pid file is there, the node answers
+        # and the rabbit application with its plugins has started.
+        waiter = subprocess.Popen(
+            [
+                str(CTL),
+                "-n",
+                self.name,
+                "wait",
+                "--timeout",
+                str(int(timeout)),
+                str(self.home / "pid"),
+            ],
+            env=_base_env(self.home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    waiter.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                code = self._server.poll()
+                if code is not None:
+                    raise NodeStartError(f"rabbitmq-server {self.name} exited with {code}")
+                if time.monotonic() >= deadline:
+                    raise NodeStartError(f"{self.name} did not boot within {timeout:g}s")
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+            out = waiter.communicate()[0].decode(errors="replace")
+        if waiter.returncode != 0:
+            raise NodeStartError(f"rabbitmqctl wait exited with {waiter.returncode}:\n{out}")
+        try:
+            with socket.create_connection((HOST, self.port), timeout=5.0):
+                pass
+        except OSError as e:
+            raise NodeStartError(f"{self.name} booted but AMQP {HOST}:{self.port}: {e}") from None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The first error lines (the cause, usually) and the last C{lines} lines of
+        the node's console output and of its log file."""
+        parts = []
+        for path in [self.home / "console.log", *sorted((self.home / "log").glob("*.log"))]:
+            try:
+                text = path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            if not text:
+                continue
+            errors = [line for line in text if "[error]" in line][:10]
+            if errors and errors != text[-len(errors) :]:
+                parts.append(f"--- {path.name}: its first errors ---\n" + "\n".join(errors))
+            parts.append(
+                f"--- {path.name}: its last {lines} lines ---\n" + "\n".join(text[-lines:])
+            )
+        return "\n".join(parts) or "(no log)"
+
+    def stop(self) -> None:
+        """Stop the node and remove its directory (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        halt(self.name, self.home, self._server)
+        if self._watchdog is not None:
+            assert self._watchdog.stdin is not None
+            self._watchdog.stdin.close()  # it finds nothing left to do
+            try:
+                self._watchdog.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip the test for C{reason}; fail it when C{CI} is set (as L{tests.rabbit.require_rabbitmq})."""
+    if os.environ.get("CI"):
+        pytest.fail(f"the test RabbitMQ node is not available and CI is set: {reason}")
+    pytest.skip(f"the test RabbitMQ node is not available: {reason} (set CI=1 to fail instead)")
+
+
+@pytest.fixture(scope="session")
+def event_node() -> Iterator[RabbitNode]:
+    """A RabbitMQ node with C{rabbitmq_event_exchange}, started on first use, once per session."""
+    if not SERVER.exists() or not CTL.exists():
+        _unavailable(f"{SERVER} is not installed (Debian package rabbitmq-server)")
+    if not Path("/proc/self/environ").exists():
+        _unavailable("finding the node's processes needs Linux's /proc")
+    for attempt in (1, 2):
+        node = RabbitNode(EVENT_PLUGINS)
+        try:
+            node.start()
+            break
+        except (NodeStartError, OSError) as e:
+            node.stop()
+            # Another process may have taken a port between our pick and the node's bind.
+            if attempt == 1 and "eaddrinuse" in str(e):
+                continue
+            _unavailable(f"{type(e).__name__}: {e}")
+    print(f"\n[event_node] {node.name} at {node.url}: cold boot {node.boot_seconds:.2f}s")
+    try:
+        yield node
+    finally:
+        began = time.monotonic()
+        node.stop()
+        print(f"\n[event_node] {node.name} stopped in {time.monotonic() - began:.2f}s")
+
+
+@pytest.fixture(scope="session")
+def event_broker(event_node: RabbitNode) -> str:
+    """The AMQP URL of L{event_node}: C{amqp://guest:guest@127.0.0.1:<port>/}."""
+    return event_node.url
+
+
+def _watch(name: str, home: str) -> None:
+    """The watchdog: wait for stdin (a pipe from pytest) to close, then halt the node."""
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        halt(name, Path(home))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--watch"]:
+    _watch(sys.argv[2], sys.argv[3])
