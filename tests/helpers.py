@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ion.test.waiting import Collector as _KitCollector
 from ion.test.waiting import wait_for
@@ -42,3 +42,8 @@ class Collector(_KitCollector[T]):
         await super().wait_until(predicate, timeout)
         end = next(n for n, i in enumerate(self.items) if predicate(i))
         return self.items[: end + 1]
+
+
+def user_procs(container: Any) -> dict[str, Any]:
+    """The container's processes but its agent (C{cc_agent}, in every container)."""
+    return {k: p for k, p in container.proc_manager.processes.items() if p is not container.agent}

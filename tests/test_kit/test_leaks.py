@@ -82,6 +82,7 @@ async def test_stopped_system_leaves_nothing_behind(broker):
     assert f"{kit.sysname}.hello" in declared and exchanges == [
         f"ion.{kit.sysname}",
         f"ion.{kit.sysname}.events",
+        f"ion.{kit.sysname}.containers",
     ]
     assert await wait_until_clean(reactor, before, timeout=0) == []
     probe = kit.brokers.raw_connection()

@@ -130,7 +130,9 @@ class Container(MultiService):
                 raise StartupError(f"container {self.id} was stopped while booting")
             if service is self.app_manager and self.config.get("agent.enabled", True):
                 # First of the processes, so the last one terminated.
-                self.agent = cast(ContainerAgent, await self.proc_manager.spawn(ContainerAgent))
+                self.agent = cast(
+                    ContainerAgent, await self.proc_manager.spawn(ContainerAgent, number=0)
+                )
             boot = getattr(service, "boot", None)
             if boot is not None:
                 await boot()

@@ -81,9 +81,12 @@ class ProcessManager(Service):
         config: Config | dict[str, Any] | None = None,
         parent: Process | None = None,
         link: Process | None = None,
+        number: int | None = None,
     ) -> Process:
         """Create, initialize and activate a process; return it ACTIVE, linked
-        with C{link} if given (from the moment it is ACTIVE).
+        with C{link} if given (from the moment it is ACTIVE). C{number} sets
+        the local number of its id (the container's agent is 0); by default
+        the next one.
 
         @raise SpawnError: it could not be created or a hook failed (it is
             terminated again with the exit reason the error makes, which the
@@ -95,7 +98,7 @@ class ProcessManager(Service):
             )
         self._spawning += 1
         try:
-            return await self._spawn(target, name, args, config, parent, link)
+            return await self._spawn(target, name, args, config, parent, link, number)
         finally:
             self._spawning -= 1
             if not self._spawning:
@@ -111,6 +114,7 @@ class ProcessManager(Service):
         config: Config | dict[str, Any] | None,
         parent: Process | None,
         link: Process | None = None,
+        number: int | None = None,
     ) -> Process:
         cls = resolve_process_class(target)
         proc_config = self.container.config
@@ -120,7 +124,8 @@ class ProcessManager(Service):
             proc_config = proc_config.merged(config)
         proc = cls(name=name, args=args, config=proc_config)
         check_name(proc.proc_name, "process name")
-        pid = ProcessId(proc.proc_name, next(self._numbers), self.container.id)
+        local = next(self._numbers) if number is None else number
+        pid = ProcessId(proc.proc_name, local, self.container.id)
         proc.attach(self.container, pid)
         proc.parent = parent
         self.processes[str(pid)] = proc

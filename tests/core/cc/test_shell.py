@@ -66,11 +66,13 @@ def shell(tmp_path: Path) -> Iterator[pexpect.spawn]:
 
 
 def test_ps_lists_the_release_processes(shell: pexpect.spawn) -> None:
-    """ps() at the prompt prints the hello process of hello.rel in an aligned table."""
+    """ps() at the prompt prints the container's agent and the hello process of
+    hello.rel in an aligned table."""
     shell.send("ps()\r")
     shell.expect(r"#\s+name\s+id\s+state\s+service\s+class")
+    shell.expect(r"0\s+cc_agent\s+cc_agent\.0@t-shell-\d+\s+ACTIVE\s+ContainerAgent")
     shell.expect(r"1\s+hello\s+hello\.1@t-shell-\d+\s+ACTIVE\s+hello\s+HelloService")
-    shell.expect("1 process")
+    shell.expect("2 processes")
     shell.expect_exact(PROMPT)
 
 
@@ -82,7 +84,7 @@ def test_spawn_then_rpc_send_prints_the_reply(shell: pexpect.spawn) -> None:
         r"<HelloService hello2\.2@",
     )
     run(shell, "rpc_send('hello2', 'hello', 'you')", re.escape("{'value': 'Hello there, you'}"))
-    run(shell, "ps()", r"hello2\.2@\S+\s+ACTIVE", "3 processes")  # hello, hello2, shell
+    run(shell, "ps()", r"hello2\.2@\S+\s+ACTIVE", "4 processes")  # agent, hello, hello2, shell
 
 
 def test_await_works_at_the_prompt(shell: pexpect.spawn) -> None:
@@ -109,9 +111,9 @@ def test_question_mark_prints_help(shell: pexpect.spawn) -> None:
 
 
 def test_kill_removes_the_process_from_ps(shell: pexpect.spawn) -> None:
-    """kill(1) kills hello.1, and ps() lists no process any more."""
+    """kill(1) kills hello.1, and ps() lists only the container's agent."""
     run(shell, "kill(1)", r"killed hello\.1@\S+ \(killed\)")
-    out = run(shell, "ps()", "0 processes")
+    out = run(shell, "ps()", "1 process")
     assert "hello.1@" not in out
 
 
@@ -136,7 +138,7 @@ def test_bad_input_is_answered_and_the_shell_goes_on(shell: pexpect.spawn) -> No
 def test_ctrl_d_stops_the_container_and_exits_0(shell: pexpect.spawn, tmp_path: Path) -> None:
     """Ctrl-D leaves the shell, the container stops cleanly, twistd exits 0 and the
     lines typed are in ~/.cchistory."""
-    run(shell, "ps()", "1 process")
+    run(shell, "ps()", "2 processes")
     shell.send("\x04")
     shell.expect("shell closed; stopping the container")
     shell.expect("stopped app ioncore")
@@ -173,7 +175,7 @@ def test_no_history_keeps_none_and_shows_the_other_prompt(tmp_path: Path) -> Non
     try:
         child.expect_exact("--> ")
         child.send("ps()\r")
-        child.expect("1 process")
+        child.expect("2 processes")
         child.expect_exact("--> ")
         child.send("\x04")
         child.expect(pexpect.EOF)

@@ -20,7 +20,7 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.pack.app_exit import stops_container
 from ion.core.process.process import Process
 from tests.core.pack.apps import tree
-from tests.helpers import Collector, wait_for
+from tests.helpers import Collector, user_procs, wait_for
 from tests.launch import REPO, TIMEOUT, cc_command, clean_env
 
 MakeContainer = Callable[..., Awaitable[Container]]
@@ -109,7 +109,7 @@ async def test_s15_mid_gives_up_is_restarted_then_top_gives_up_and_a_permanent_a
     assert len(logs.texts_with("reached_max_restart_intensity")) == 3  # mid twice, then top
     failed = (await got.wait_until(lambda e: e.app_lifecycle.state == 3))[-1]  # FAILED
     assert failed.container_id == container.id
-    assert [p.proc_name for p in container.proc_manager.processes.values()] == ["listener"]
+    assert [p.proc_name for p in user_procs(container).values()] == ["listener"]
 
 
 @pytest_twisted.ensureDeferred

@@ -22,6 +22,7 @@ from ion.core.exception import (
 )
 from ion.core.pack.app_manager import AppInfo, AppStartError
 from tests.core.pack.apps import recorder, stuck
+from tests.helpers import user_procs
 
 REPO = Path(__file__).resolve().parents[3]
 RECORDER = "tests.core.pack.apps.recorder"
@@ -193,7 +194,7 @@ async def test_cycles_and_missing_apps_fail_before_anything_starts(make, apps_di
     with pytest.raises(MissingAppError, match="'nowhere' not found"):
         await c.start_rel(rel)
     assert events == [] and app_names(c) == ["ioncore"]
-    assert c.proc_manager.processes == {}
+    assert user_procs(c) == {}
 
 
 @pytest_twisted.ensureDeferred
@@ -294,7 +295,7 @@ async def test_failing_start_stops_what_the_release_started(make, apps_dir, even
     assert "boom app refuses to start" in text
     assert events == [("start", "late"), ("start", "early"), ("stop", "early")]
     assert app_names(c) == ["ioncore", "late"]
-    assert c.proc_manager.processes == {}  # early_proc's and boom's own process are gone
+    assert user_procs(c) == {}  # early_proc's and boom's own process are gone
 
 
 @pytest_twisted.ensureDeferred
@@ -326,7 +327,7 @@ async def test_processapp_entry_errors_name_the_release_entry(make, apps_dir) ->
         await c.start_rel(rel)
     assert (err.value.path, err.value.field, err.value.line) == (str(rel), "apps[0]", 4)
     assert "no module 'tests.core.pack.apps.nothing'" in str(err.value)
-    assert c.proc_manager.processes == {}
+    assert user_procs(c) == {}
 
 
 @pytest_twisted.ensureDeferred

@@ -17,6 +17,7 @@ from ion.core.exception import AppFileError
 from ion.core.pack.app_manager import AppStartError
 from ion.core.process.supervisor import Supervisor
 from tests.core.pack.apps import tree
+from tests.helpers import user_procs
 
 MakeContainer = Callable[..., Awaitable[Container]]
 REC = "tests.core.pack.apps.tree:Recorded"
@@ -59,7 +60,7 @@ async def started(make_container: MakeContainer, tmp_path: Path, text: str = TRE
 
 
 def names(container: Container) -> list[str]:
-    return sorted(p.proc_name for p in container.proc_manager.processes.values())
+    return sorted(p.proc_name for p in user_procs(container).values())
 
 
 @pytest_twisted.ensureDeferred

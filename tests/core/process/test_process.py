@@ -13,7 +13,7 @@ from ion.core import exception as exc
 from ion.core.messaging import message as m
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
-from tests.helpers import Collector, wait_for
+from tests.helpers import Collector, user_procs, wait_for
 
 
 class Echo(ServiceProcess):
@@ -261,7 +261,7 @@ async def test_children_terminate_with_parent(container: Any) -> None:
     grandchild = await child.spawn_child(Process, name="grandchild")
     await container.terminate(parent)
     assert [p.state for p in (parent, child, grandchild)] == ["TERMINATED"] * 3
-    assert container.proc_manager.processes == {}
+    assert user_procs(container) == {}
 
 
 @pytest_twisted.ensureDeferred
@@ -303,7 +303,7 @@ async def test_failing_hook_is_error_and_spawn_fails(container: Any) -> None:
 
     with pytest.raises(exc.ProcessError, match="no database"):
         await container.spawn(Broken)
-    assert container.proc_manager.processes == {}
+    assert user_procs(container) == {}
 
 
 @pytest_twisted.ensureDeferred

@@ -15,7 +15,7 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.events import EventSubscriber
 from ion.core.messaging import message as m
 from ion.core.process.process import REPLY_KEY_SUFFIX, Process
-from tests.helpers import Collector, closed_port, wait_for
+from tests.helpers import Collector, closed_port, user_procs, wait_for
 
 
 class GatedInit(Process):
@@ -60,7 +60,7 @@ async def test_terminated_process_spawns_no_child(container: Any) -> None:
     await container.terminate(parent)
     with pytest.raises(exc.IllegalStateError, match="cannot spawn"):
         await parent.spawn_child(Process, name="child")
-    assert [p.proc_name for p in container.proc_manager.processes.values()] == []
+    assert [p.proc_name for p in user_procs(container).values()] == []
 
 
 @pytest_twisted.ensureDeferred
