@@ -94,6 +94,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         broker.on_reconnected(self._reconnected)
 
     async def on_activate(self) -> None:
+        self.own(_Quiet(self))  # a kill skips on_terminate: the timers stop anyway
         await self._open_agent_queue()
         if self.use_presence:
             c = self.container
@@ -117,9 +118,6 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self._schedule_beat(self.container.reactor.seconds())
 
     async def on_terminate(self) -> None:
-        self._stop_beating()
-        if self.membership is not None:
-            self.membership.stop()
         if self.joined and not self.frozen:
             # The last word: the processes of this container have said theirs.
             try:
@@ -199,6 +197,8 @@ class ContainerAgent(agent_ops.AgentOps, Process):
     # -- heartbeats --------------------------------------------------------------------
 
     def _schedule_beat(self, due: float) -> None:
+        if self.winding_down:  # (a rejoin or thaw that ended after the agent did)
+            return
         self._due = due
         clock = self.container.reactor
         self._beat = clock.callLater(max(0.0, due - clock.seconds()), self._heartbeat)
@@ -379,6 +379,22 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         )
         if self.joined:
             self._schedule_beat(self.container.reactor.seconds())
+
+
+class _Quiet:
+    """Stops an agent's heartbeats and judging as it terminates or is killed."""
+
+    def __init__(self, agent: ContainerAgent) -> None:
+        self._agent = agent
+
+    def __repr__(self) -> str:
+        return "<the agent's timers>"
+
+    async def stop(self) -> None:
+        agent = self._agent
+        agent._stop_beating()
+        if agent.membership is not None:
+            agent.membership.stop()
 
 
 def _seconds(value: Any, key: str) -> float:

@@ -98,8 +98,8 @@ class EmbeddedBroker:
         return list(self._queues)
 
     def exchange_names(self) -> list[str]:
-        """The names of all exchanges, for inspection."""
-        return list(self._exchanges)
+        """The names of the exchanges clients declared, for inspection."""
+        return [name for name in self._exchanges if name != EVENT_EXCHANGE]
 
     def message_count(self, queue: str) -> int:
         """Messages ready in C{queue} (not counting unacked deliveries)."""

@@ -104,6 +104,17 @@ class System:
 
         self.wait(conn.consume(q, got, 0, auto_ack=True))
 
+    def spy_events(self, key: str = "1055.#") -> list[Any]:
+        """The events with routing key C{key} published from now on (decoded)."""
+        got: list[Any] = []
+        conn = self.broker.connection()
+        self.wait(conn.connect())
+        self.wait(conn.declare_exchange(f"ion.{self.sysname}.events", "topic"))
+        q = self.wait(conn.declare_queue("event-spy", exclusive=True))
+        self.wait(conn.bind_queue(q, f"ion.{self.sysname}.events", key))
+        self.wait(conn.consume(q, lambda d: got.append(decode(d.body).content), 0, True))
+        return got
+
     def stop_all(self) -> None:
         for cid in list(self.containers):
             self.stop(cid)

@@ -126,12 +126,17 @@ def _detect(system: System, presence: bool) -> float:
 
 def test_a3_a_crash_is_dead_at_once_with_presence_notices() -> None:
     system = System(presence=True)
+    published = system.spy_events()
     took = _detect(system, True)
     print(
         f"\nA3 embedded, presence notices: DEAD {took * 1000:.0f} ms after the crash (bound 500 ms)"
     )
     assert system.containers["c1"].agent.mode == "presence"  # type: ignore[union-attr]
     assert took <= 0.5
+    [dead] = [e for e in published if e.peer_state.state == DEAD]
+    assert (dead.origin, dead.container_id) == ("c2", "c1")
+    assert (dead.peer_state.observer_id, dead.peer_state.peer_id) == ("c1", "c2")
+    assert dead.peer_state.reason == "its agent queue was deleted"
     system.stop_all()
 
 
@@ -334,3 +339,12 @@ def test_terminate_and_kill_reach_a_process_of_another_container(system: System)
         system.wait(agent_client.stop_remote(caller, str(a.id)))
     with pytest.raises(exc.NotFound, match="no container"):
         system.wait(agent_client.stop_remote(caller, "x.1@nowhere"))
+
+
+def test_the_agent_logs_which_way_it_confirms_failures(logs: Any) -> None:
+    """With presence notices it says so; without, it says it probes."""
+    for presence, said in ((True, "broker presence notices"), (False, "probing agent queues")):
+        system = System(presence=presence)
+        system.start("c1")
+        assert any(said in text for text in logs.texts_with("agent of c1")), said
+        system.stop_all()

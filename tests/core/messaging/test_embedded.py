@@ -213,3 +213,43 @@ def test_route_cache_follows_binding_changes(broker: EmbeddedBroker) -> None:
     with pytest.raises(Exception, match="NO_ROUTE"):
         result(conn.publish("ex", "a.b", b"2", mandatory=True))
     assert broker.message_count("q") == 1
+
+
+def _watch(broker: EmbeddedBroker, clock: task.Clock, key: str) -> list[tuple[str, dict[str, Any]]]:
+    """Bind a queue to amq.rabbitmq.event with C{key}; the notices it gets."""
+    conn = open_conn(broker)
+    got: list[tuple[str, dict[str, Any]]] = []
+    result(conn.declare_queue("watch", exclusive=True))
+    result(conn.bind_queue("watch", "amq.rabbitmq.event", key))
+    result(conn.consume("watch", lambda d: got.append((d.routing_key, dict(d.headers))), 0, True))
+    return got
+
+
+def test_presence_notices_name_the_deleted_queue_and_the_closed_connection(
+    broker: EmbeddedBroker, clock: task.Clock
+) -> None:
+    """As RabbitMQ's event exchange plugin: queue.deleted for a queue deleted or
+    gone with its connection, connection.closed for the connection."""
+    got = _watch(broker, clock, "#")
+    owner = open_conn(broker)
+    result(owner.declare_queue("mine", exclusive=True))
+    result(owner.declare_queue("other"))
+    result(owner.delete_queue("other"))
+    result(owner.close())
+    clock.advance(0)
+    assert got == [
+        ("queue.deleted", {"name": "other", "vhost": "/"}),
+        ("queue.deleted", {"name": "mine", "vhost": "/"}),
+        ("connection.closed", {"name": owner.name, "vhost": "/"}),
+    ]
+    assert "amq.rabbitmq.event" not in broker.exchange_names()  # the broker's own
+
+
+def test_without_presence_events_there_is_no_event_exchange(clock: task.Clock) -> None:
+    """presence_events=False is a broker without the plugin: binding fails (404)."""
+    from ion.core.exception import NoSuchExchangeError
+
+    conn = open_conn(EmbeddedBroker(clock, presence_events=False))
+    result(conn.declare_queue("watch", exclusive=True))
+    with pytest.raises(NoSuchExchangeError):
+        result(conn.bind_queue("watch", "amq.rabbitmq.event", "queue.deleted"))
