@@ -58,6 +58,8 @@ class Peer:
     lag_ms: float = 0.0
     n_procs: int = 0
     why: str = ""  # why it is in its state
+    stalled: bool = False  # its deadline ran late once: given an interval more
+    due: float = 0.0  # when its deadline should run
     _inputs: PeerInputs = field(init=False, repr=False)
     _core: PeerCore = field(init=False, repr=False)
     _timer: Any = field(default=None, repr=False)  # the deadline, then the probe loop
@@ -215,6 +217,7 @@ class Membership:
 
     def _update(self, peer: Peer, content: dict[str, Any], now: float) -> None:
         peer.last_heard = now
+        peer.stalled = False
         if isinstance(seq := content.get("seq"), int):
             peer.seq = seq
         if isinstance(lag := content.get("lag_ms"), int | float):
@@ -228,6 +231,7 @@ class Membership:
         if self.paused or peer.ended:
             return
         wait = peer.dead_after * peer.interval
+        peer.due = self._clock.seconds() + wait
         timer = peer._timer
         if timer is not None and timer.active():
             timer.reset(wait)
@@ -236,7 +240,17 @@ class Membership:
 
     def _missed(self, peer: Peer) -> None:
         peer._timer = None
-        silent = self._clock.seconds() - peer.last_heard
+        now = self._clock.seconds()
+        late = now - peer.due
+        if late > peer.interval / 2 and not peer.stalled:
+            # The deadline ran this late: this container was stalled (its
+            # reactor blocked, its process stopped), and what peers sent
+            # meanwhile is still waiting to be read. Read it first.
+            peer.stalled = True
+            peer.due = now + peer.interval
+            peer._timer = self._clock.callLater(peer.interval, self._missed, peer)
+            return
+        silent = now - peer.last_heard
         self._feed(peer, PeerInputs.deadline, f"no heartbeat for {silent:.2f}s")
         if peer.state == SUSPECT:
             self._suspect(peer)

@@ -169,3 +169,19 @@ def test_no_false_suspicion_under_jitter() -> None:
         v.beat(seq=seq)
     assert [c for c in v.changes if c[3] != UP] == []
     assert v.m.peers["c2"].seq == 200
+
+
+def test_a_stalled_container_reads_what_waited_before_it_suspects() -> None:
+    """Its own deadlines ran late (it was stopped, or its reactor blocked): it
+    gives each peer one interval more, so heartbeats waiting to be read count."""
+    v = View(held=True)
+    v.beat()
+    v.clock.advance(5 * K * H)  # one late turn of the reactor, far past the deadline
+    assert v.state() == UP
+    v.beat(seq=1)  # what waited in the queue
+    v.clock.advance(H)
+    assert v.state() == UP
+    v.clock.advance(5 * K * H)  # stalled again: again a grace, then suspect
+    assert v.state() == UP
+    v.clock.advance(H)
+    assert v.state() == SUSPECT, "silence after the grace is suspicious"
