@@ -146,6 +146,7 @@ def process_record(proc: Process) -> dict[str, Any]:
         "name": proc.proc_name,
         "class": qualname(type(proc)),
         "state": proc.state,
+        "service": getattr(proc, "svc_name", None),
         "supervisor": str(parent.id) if isinstance(parent, Supervisor) else None,
         "parent": str(parent.id) if parent is not None else None,
         "restarts": restarts,
