@@ -92,6 +92,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         broker = c.exchange.broker
         broker.on_connection_lost(self._connection_lost)
         broker.on_reconnected(self._reconnected)
+        self.own(_Quiet(self))
 
     async def on_activate(self) -> None:
         await self._open_agent_queue()
@@ -117,9 +118,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self._schedule_beat(self.container.reactor.seconds())
 
     async def on_terminate(self) -> None:
-        self._stop_beating()
-        if self.membership is not None:
-            self.membership.stop()
+        # (Beating and judging stopped with _Quiet.)
         if self.joined and not self.frozen:
             # The last word: the processes of this container have said theirs.
             try:
@@ -379,6 +378,27 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         )
         if self.joined:
             self._schedule_beat(self.container.reactor.seconds())
+
+
+class _Quiet:
+    """Owned by the agent: however it ends (a kill runs no on_terminate), stop
+    beating, judging and taking from the agent queue (the runtime does not know
+    that consumer: it would hand a dead process what arrives, again and again)."""
+
+    def __init__(self, agent: ContainerAgent) -> None:
+        self.agent = agent
+
+    async def stop(self) -> None:
+        agent = self.agent
+        agent._stop_beating()
+        if agent.membership is not None:
+            agent.membership.stop()
+        if agent._tag is not None:
+            tag, agent._tag = agent._tag, None
+            try:
+                await agent.container.exchange.broker.cancel(tag)
+            except BrokerError:
+                pass  # no connection: no consumer either
 
 
 def _seconds(value: Any, key: str) -> float:

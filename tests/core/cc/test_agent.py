@@ -334,3 +334,23 @@ def test_terminate_and_kill_reach_a_process_of_another_container(system: System)
         system.wait(agent_client.stop_remote(caller, str(a.id)))
     with pytest.raises(exc.NotFound, match="no container"):
         system.wait(agent_client.stop_remote(caller, "x.1@nowhere"))
+
+
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+def test_an_agent_ended_alone_stops_beating_and_taking_from_its_queue(
+    system: System, how: str
+) -> None:
+    """The agent ended without its container (a kill runs no on_terminate) beats no
+    more and leaves its agent queue without a consumer: what arrives there is not
+    handed to a dead process over and over. Its peers stop hearing it."""
+    system.start("c1")
+    c2 = system.start("c2")
+    system.run(H)
+    agent = c2.agent
+    assert agent is not None and agent._queue is not None
+    system.wait(getattr(c2.proc_manager, how)(agent))
+    assert system.broker.consumer_count(agent._queue) == 0
+    assert agent._beat is None and agent.state == "TERMINATED"
+    system.run((K + 1) * H)
+    expected = SUSPECT if how == "kill" else LEFT  # a terminate still says goodbye
+    assert system.view("c1")["c2"] == (0, expected)
