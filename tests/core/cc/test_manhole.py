@@ -297,7 +297,7 @@ def test_attach_run_ps_and_detach(short_dir: Path) -> None:
         client.expect(r"cc shell: container t-mh-\d+")
         client.expect_exact("><> ")
         client.send("ps()\r")
-        client.expect(r"1\s+hello\s+hello\.1@t-mh-\d+\s+ACTIVE")
+        client.expect(r"2\s+hello\s+hello\.2@t-mh-\d+\s+ACTIVE")
         client.expect_exact("><> ")
         client.send("\x04")
         client.expect(pexpect.EOF)

@@ -66,11 +66,13 @@ def shell(tmp_path: Path) -> Iterator[pexpect.spawn]:
 
 
 def test_ps_lists_the_release_processes(shell: pexpect.spawn) -> None:
-    """ps() at the prompt prints the hello process of hello.rel in an aligned table."""
+    """ps() at the prompt prints the container agent and the hello process of
+    hello.rel in an aligned table."""
     shell.send("ps()\r")
     shell.expect(r"#\s+name\s+id\s+state\s+service\s+class")
-    shell.expect(r"1\s+hello\s+hello\.1@t-shell-\d+\s+ACTIVE\s+hello\s+HelloService")
-    shell.expect("1 process")
+    shell.expect(r"1\s+cc_agent\s+cc_agent\.1@t-shell-\d+\s+ACTIVE\s+ContainerAgent")
+    shell.expect(r"2\s+hello\s+hello\.2@t-shell-\d+\s+ACTIVE\s+hello\s+HelloService")
+    shell.expect("2 processes")
     shell.expect_exact(PROMPT)
 
 
@@ -79,10 +81,10 @@ def test_spawn_then_rpc_send_prints_the_reply(shell: pexpect.spawn) -> None:
     run(
         shell,
         "cc.spawn('ion.services.hello.HelloService', name='hello2')",
-        r"<HelloService hello2\.2@",
+        r"<HelloService hello2\.3@",
     )
     run(shell, "rpc_send('hello2', 'hello', 'you')", re.escape("{'value': 'Hello there, you'}"))
-    run(shell, "ps()", r"hello2\.2@\S+\s+ACTIVE", "3 processes")  # hello, hello2, shell
+    run(shell, "ps()", r"hello2\.3@\S+\s+ACTIVE", "4 processes")  # agent, hello, hello2, shell
 
 
 def test_await_works_at_the_prompt(shell: pexpect.spawn) -> None:
@@ -105,14 +107,16 @@ def test_tab_completes_cc_sp_and_lists_cc_s(shell: pexpect.spawn) -> None:
 def test_question_mark_prints_help(shell: pexpect.spawn) -> None:
     """ps? prints the help of ps, its docstring included, instead of running it."""
     out = run(shell, "ps?", r"ps: method ps", "Print a table of this container's processes")
-    assert "1 process" not in out
+    assert "2 processes" not in out
 
 
 def test_kill_removes_the_process_from_ps(shell: pexpect.spawn) -> None:
-    """kill(1) kills hello.1, and ps() lists no process any more."""
-    run(shell, "kill(1)", r"killed hello\.1@\S+ \(killed\)")
-    out = run(shell, "ps()", "0 processes")
-    assert "hello.1@" not in out
+    """kill(2) kills hello.2, and ps() lists only the container agent."""
+    run(shell, "kill(2)", r"killed hello\.2@\S+ \(killed\)")
+    shell.send("ps()\r")
+    shell.expect("1 process")
+    assert "hello.2@" not in shell.before and "cc_agent.1@" in shell.before
+    shell.expect_exact(PROMPT)
 
 
 def test_bad_input_is_answered_and_the_shell_goes_on(shell: pexpect.spawn) -> None:
@@ -136,7 +140,7 @@ def test_bad_input_is_answered_and_the_shell_goes_on(shell: pexpect.spawn) -> No
 def test_ctrl_d_stops_the_container_and_exits_0(shell: pexpect.spawn, tmp_path: Path) -> None:
     """Ctrl-D leaves the shell, the container stops cleanly, twistd exits 0 and the
     lines typed are in ~/.cchistory."""
-    run(shell, "ps()", "1 process")
+    run(shell, "ps()", "2 processes")
     shell.send("\x04")
     shell.expect("shell closed; stopping the container")
     shell.expect("stopped app ioncore")
@@ -173,7 +177,7 @@ def test_no_history_keeps_none_and_shows_the_other_prompt(tmp_path: Path) -> Non
     try:
         child.expect_exact("--> ")
         child.send("ps()\r")
-        child.expect("1 process")
+        child.expect("2 processes")
         child.expect_exact("--> ")
         child.send("\x04")
         child.expect(pexpect.EOF)

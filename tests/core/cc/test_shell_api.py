@@ -38,19 +38,23 @@ def columns_of(text: str) -> list[int]:
 
 @pytest_twisted.ensureDeferred
 async def test_ps_prints_an_aligned_table_of_processes(container: Container) -> None:
-    """ps() lists each process with its number, name, id, state, service and class, aligned."""
+    """ps() lists each process with its number, name, id, state, service and class,
+    aligned; the container agent (spawned first) is one of them."""
     cc = ShellApi(container)
     hello = await container.spawn(HelloService)
     await container.spawn(Process, name="a-much-longer-process-name")
     table = cc.ps()
-    assert isinstance(table, Table) and len(table) == 2
-    assert table.rows[0] == ["1", "hello", str(hello.id), "ACTIVE", "hello", "HelloService"]
+    assert isinstance(table, Table) and len(table) == 3
+    assert table.rows[0][:2] == ["1", "cc_agent"] and table.rows[0][-1] == "ContainerAgent"
+    assert table.rows[1] == ["2", "hello", str(hello.id), "ACTIVE", "hello", "HelloService"]
     text = str(table)
     starts = columns_of(text)
-    for line in text.splitlines()[2:4]:
+    for line in text.splitlines()[2:5]:
         assert all(line[s - 1] == " " for s in starts[1:])  # every value starts in its column
-        assert line[starts[2] :].startswith(("hello.1@", "a-much-longer-process-name.2@"))
-    assert text.splitlines()[-1] == "2 processes" and repr(table) == text
+        assert line[starts[2] :].startswith(
+            ("cc_agent.1@", "hello.2@", "a-much-longer-process-name.3@")
+        )
+    assert text.splitlines()[-1] == "3 processes" and repr(table) == text
 
 
 @pytest_twisted.ensureDeferred
@@ -77,7 +81,7 @@ async def test_spawn_of_missing_module_or_unknown_service_says_why(container: Co
         await cc.spawn("no.such.module")
     with pytest.raises(ProcessError, match=r"not a module.*declared: .*hello"):
         await cc.spawn("nosuchservice")
-    assert len(container.proc_manager.processes) == 0
+    assert [p.proc_name for p in container.proc_manager.processes.values()] == ["cc_agent"]
 
 
 @pytest_twisted.ensureDeferred
@@ -126,7 +130,11 @@ async def test_send_delivers_a_one_off_message(container: Container) -> None:
     result = await cc.send("notes", "note", {"n": 1})
     assert await notes.seen.wait(1) == [{"n": 1}]
     assert str(result) == f"sent note to {notes.id}"
-    assert [p.proc_name for p in container.proc_manager.processes.values()] == ["notes", "shell"]
+    assert [p.proc_name for p in container.proc_manager.processes.values()] == [
+        "cc_agent",
+        "notes",
+        "shell",
+    ]
 
 
 @pytest_twisted.ensureDeferred
@@ -152,7 +160,7 @@ async def test_kill_removes_the_process_from_ps(container: Container) -> None:
     assert str(await cc.kill(doomed.id.local)) == f"killed {doomed.id} (killed)"
     assert str(await cc.kill("other", "error:Boom")) == f"killed {other.id} (error:Boom)"
     assert str(await cc.terminate("ended")) == f"terminated {ended.id}"
-    assert cc.ps().column("name") == ["keep"] and doomed.state == "TERMINATED"
+    assert cc.ps().column("name") == ["cc_agent", "keep"] and doomed.state == "TERMINATED"
     assert (doomed.exit_reason, other.exit_reason, ended.exit_reason) == (
         "killed", "error:Boom", "shutdown",
     )  # fmt: skip
@@ -182,10 +190,10 @@ async def test_apps_start_and_stop(container: Container) -> None:
     assert str(await cc.start_app(str(REPO / "res/apps/hello.app"))) == "started app hello 0.1"
     assert cc.apps().column("name") == ["ioncore", "hello"]
     await cc.stop_app("hello")
-    assert cc.apps().column("name") == ["ioncore"] and cc.ps().rows == []
+    assert cc.apps().column("name") == ["ioncore"] and cc.ps().column("name") == ["cc_agent"]
     text = await cc.start_rel(str(REPO / "res/deploy/hello.rel"))
     assert text.endswith(": hello") and cc.apps().column("state") == ["running", "running"]
-    assert cc.ps().column("name") == ["hello"]
+    assert cc.ps().column("name") == ["cc_agent", "hello"]
 
 
 @pytest_twisted.ensureDeferred
@@ -259,4 +267,5 @@ async def test_helpers_called_together_share_one_shell_process(container: Contai
     gate.callback(None)
     procs = await wait_for(defer.gatherResults(asking))
     assert procs[0] is procs[1] is procs[2]
-    assert [p.proc_name for p in container.proc_manager.processes.values()] == ["shell"]
+    names = [p.proc_name for p in container.proc_manager.processes.values()]
+    assert names == ["cc_agent", "shell"]

@@ -34,15 +34,15 @@ def row(cc: ShellApi, child_id: str) -> dict[str, str]:
 async def test_tree_shows_supervisors_children_and_roots(make_container: Any) -> None:
     """tree() lists the app's three levels indented in start order with child id,
     pid, state, restarts and each supervisor's strategy; a process under no
-    supervisor is a root of its own."""
+    supervisor is a root of its own (the container agent, spawned first, too)."""
     container, cc = await supervised(make_container)
     loner = await container.spawn(Process, name="loner")
     table = cc.tree()
     assert [r[0] for r in table.rows] == [
-        "supervised", "  pipeline", "    reader", "    writer", "  audit", "loner",
+        "cc_agent", "supervised", "  pipeline", "    reader", "    writer", "  audit", "loner",
     ]  # fmt: skip
     top = container.proc_manager.find("supervised")
-    assert table.rows[0] == [
+    assert table.rows[1] == [
         "supervised", "", str(top.id), "ACTIVE", "", "one_for_one (3 in 60s)",
     ]  # fmt: skip
     assert row(cc, "pipeline")["strategy"] == "one_for_all (2 in 10s)"
@@ -52,7 +52,7 @@ async def test_tree_shows_supervisors_children_and_roots(make_container: Any) ->
         "state": "ACTIVE", "restarts": "0", "strategy": "",
     }  # fmt: skip
     assert table.rows[-1][:4] == ["loner", "", str(loner.id), "ACTIVE"]
-    assert str(table).splitlines()[-1] == "6 processes"
+    assert str(table).splitlines()[-1] == "7 processes"
 
 
 @pytest_twisted.ensureDeferred
