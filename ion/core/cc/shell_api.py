@@ -15,8 +15,10 @@ Messages go out from one implicit process, C{shell}, spawned on first use.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from ion.core.cc import shell_nodes
 from ion.core.cc.shell_table import Table, Text
 from ion.core.cc.shell_tree import supervision_tree
 from ion.core.exception import ProcessError
@@ -65,8 +67,13 @@ class ShellApi:
             raise ProcessError(f"no process {pid!r} in container {self.container.id} (see ps())")
         return proc
 
-    def ps(self) -> Table:
-        """Print a table of this container's processes: number, name, id, state, service, class."""
+    def ps(self, all: bool = False) -> Table | Awaitable[Table]:
+        """Print a table of this container's processes: number, name, id, state, service,
+        class. C{all=True}: the processes of every container of the system that is not
+        DEAD or LEFT, asked through their agents (each has C{agent.info_timeout}
+        seconds; one that does not answer is a row C{no answer (why)})."""
+        if all:
+            return shell_nodes.ps_all(self)
         rows = []
         for proc in self.container.proc_manager.processes.values():
             assert proc.id is not None
@@ -88,9 +95,16 @@ class ShellApi:
         name: str | None = None,
         args: dict[str, Any] | None = None,
         container: Any = None,
-    ) -> Process:
+        node: str | None = None,
+    ) -> Process | Text:
         """Spawn a process from a class, 'module.Class', a module or a declared service name;
-        return it once ACTIVE."""
+        return it once ACTIVE. C{node=cid}: spawn C{'module:Class'} in container C{cid}
+        of the system, through its agent (if its C{agent.spawn_allow} allows the
+        module); return the new pid."""
+        if node is not None and node != self.container.id:
+            if container is not None:
+                raise ProcessError("spawn: give container= or node=, not both")
+            return await shell_nodes.spawn_on(self, target, node, name, args)
         where = self._container(container)
         return await where.spawn(resolve_spawnable(target), name=name, args=args)
 
@@ -101,8 +115,16 @@ class ShellApi:
             return container
         raise ProcessError(
             f"container {container!r}: only this container ({self.container.id}) or another "
-            "Container object in this OS process can be given"
+            "Container object in this OS process can be given (node='<container id>' spawns "
+            "in another container of the system)"
         )
+
+    def nodes(self) -> Table:
+        """Print this container and the containers of the system it knows, as its
+        agent sees them (no network): id, epoch, state (UP, SUSPECT, DEAD, LEFT) and
+        why, host, OS pid, apps, heartbeat interval, when last heard, reactor lag,
+        processes."""
+        return shell_nodes.nodes(self.container)
 
     def tree(self) -> Table:
         """Print the supervision trees of this container: each supervisor's children
@@ -111,18 +133,23 @@ class ShellApi:
         return supervision_tree(self.container.proc_manager.processes.values())
 
     async def kill(self, pid: Any, reason: str = KILLED) -> Text:
-        """Kill a local process (full id, name or number) at once, with exit reason
+        """Kill a process (full id, name or number) at once, with exit reason
         C{reason}: no terminate hook runs, and its supervisor (if any) restarts it
-        as its spec says."""
-        proc = self.get_proc(pid)
+        as its spec says. A full id of another container: through its agent."""
+        if shell_nodes.is_remote(self.container, pid):
+            return await shell_nodes.stop_on(self, pid, True, reason)
+        proc = shell_nodes.not_the_agent(self.container, self.get_proc(pid))
         await self.container.proc_manager.kill(proc, reason)
         self._forget_shell(proc)
         return Text(f"killed {proc.id} ({reason})")
 
     async def terminate(self, pid: Any, reason: str = SHUTDOWN) -> Text:
-        """Terminate a local process (full id, name or number): its terminate hook
-        runs; it ends with exit reason C{reason}."""
-        proc = self.get_proc(pid)
+        """Terminate a process (full id, name or number): its terminate hook runs;
+        it ends with exit reason C{reason}. A full id of another container: through
+        its agent."""
+        if shell_nodes.is_remote(self.container, pid):
+            return await shell_nodes.stop_on(self, pid, False, reason)
+        proc = shell_nodes.not_the_agent(self.container, self.get_proc(pid))
         await self.container.proc_manager.terminate(proc, reason)
         self._forget_shell(proc)
         return Text(f"terminated {proc.id}")
@@ -253,7 +280,8 @@ class ShellApi:
             "helpers (also as cc.<name>; a process is a full id, a name or a number):",
         ]
         width = max(len(n) for n, _ in HELPERS) + 2
-        lines = [f"  {name.ljust(width)}{doc}" for name, doc in HELPERS]
+        lines = [f"  {name.ljust(width)}{doc}".replace("\n", "\n" + " " * (width + 2))
+                 for name, doc in HELPERS]  # fmt: skip
         tail = [
             "",
             "expr? shows the help of expr; a Deferred or coroutine is awaited and its result",
@@ -265,13 +293,18 @@ class ShellApi:
 
 HELPERS: list[tuple[str, str]] = [
     ("info()", "this text"),
-    ("ps()", "the processes of this container"),
+    ("ps(all=)", "the processes of this container; all=True: of every live container"),
+    ("nodes()", "this container and its peers: state, epoch, host, last heard"),
     ("ms()", "exchanges and queues of this container on the broker"),
     ("svc()", "declared services (classes), and how many run here"),
-    ("spawn(what, name=, args=)", "spawn a process: class, 'module.Class', module or service name"),
+    (
+        "spawn(what, name=, args=)",
+        "spawn a process: class, 'module.Class', module or service name;\n"
+        "node=cid: 'module:Class' in container cid, through its agent",
+    ),
     ("tree()", "supervisors and their children: child id, pid, state, restarts"),
-    ("kill(pid, reason=)", "kill a local process (its supervisor restarts it)"),
-    ("terminate(pid)", "terminate a local process (its terminate hook runs)"),
+    ("kill(pid, reason=)", "kill a process, here or elsewhere (its supervisor restarts it)"),
+    ("terminate(pid)", "terminate a process, here or elsewhere (its terminate hook runs)"),
     ("get_proc(pid)", "the local Process object"),
     ("makeprocess(name=)", "spawn a bare Process to send from"),
     ("send(to, op, content)", "send a one-off message from the shell process"),
@@ -288,6 +321,7 @@ HELPERS: list[tuple[str, str]] = [
 TOP_LEVEL = (
     "info",
     "ps",
+    "nodes",
     "ms",
     "svc",
     "spawn",

@@ -111,12 +111,14 @@ def test_question_mark_prints_help(shell: pexpect.spawn) -> None:
 
 
 def test_kill_removes_the_process_from_ps(shell: pexpect.spawn) -> None:
-    """kill(2) kills hello.2, and ps() lists only the container agent."""
+    """kill(2) kills hello.2, and ps() lists only the container agent; kill(1), the
+    agent, is refused: it stops with its container."""
     run(shell, "kill(2)", r"killed hello\.2@\S+ \(killed\)")
     shell.send("ps()\r")
     shell.expect("1 process")
     assert "hello.2@" not in shell.before and "cc_agent.1@" in shell.before
     shell.expect_exact(PROMPT)
+    run(shell, "kill(1)", r"NotAllowed: cc_agent\.1@\S+ is the container agent")
 
 
 def test_bad_input_is_answered_and_the_shell_goes_on(shell: pexpect.spawn) -> None:
