@@ -64,7 +64,8 @@ class AgentOps:
         allowed = self.config.get("agent.spawn_allow", []) or []
         if isinstance(allowed, str):
             allowed = [allowed]
-        if not any(fnmatch.fnmatchcase(module, str(glob)) for glob in allowed):
+        names = spellings(module)
+        if not any(fnmatch.fnmatchcase(n, str(glob)) for glob in allowed for n in names):
             raise exc.NotAllowed(
                 f"{self.container.id} does not spawn {module!r} for others: "
                 "agent.spawn_allow lists the module globs it may"
@@ -129,6 +130,15 @@ class AgentOps:
         if proc is self:
             raise exc.NotAllowed("the agent is stopped with its container, not alone")
         return proc
+
+
+def spellings(module: str) -> tuple[str, str]:
+    """The two names of one class, C{pkg.mod:Class} and C{pkg.mod.Class}: a glob of
+    C{agent.spawn_allow} in either spelling allows it in both."""
+    if ":" in module:
+        return module, module.replace(":", ".")
+    head, _dot, tail = module.rpartition(".")
+    return module, f"{head}:{tail}"
 
 
 def process_record(proc: Process) -> dict[str, Any]:

@@ -255,6 +255,21 @@ def test_a11_spawn_errors_are_typed_and_leave_nothing_behind() -> None:
     system.stop_all()
 
 
+def test_spawn_allow_globs_match_either_spelling_of_a_class() -> None:
+    """'pkg.mod:Class' and 'pkg.mod.Class' name one class: a glob in one spelling
+    allows the other; what no glob names stays refused."""
+    system = System(spawn_allow=["tests.core.cc.test_agent:E*", "tests.core.cc.test_agent.W*"])
+    system.start("c1")
+    system.start("c2")
+    system.run(H)
+    caller = _caller(system, "c1")
+    for module in ("tests.core.cc.test_agent.Echo", "tests.core.cc.test_agent:Watcher"):
+        assert system.wait(agent_client.spawn_on(caller, "c2", module)).endswith("@c2")
+    with pytest.raises(exc.NotAllowed):
+        system.wait(agent_client.spawn_on(caller, "c2", "tests.core.cc.test_agent.Crashy"))
+    system.stop_all()
+
+
 def test_a12_spawn_linked_to_the_caller_tells_it_of_a_crash() -> None:
     system = System(spawn_allow=ALLOW)
     system.start("c1")
