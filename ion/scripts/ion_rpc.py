@@ -222,6 +222,7 @@ async def call(
         {
             "broker": {**broker, "connect_attempts": 1},
             "container": {"rpc_timeout": args.timeout},
+            "agent": {"enabled": False},  # a caller for a moment, not a member of the system
         }
     )
     cid = f"ion-rpc-{os.getpid()}-{uuid.uuid4().hex[:6]}"
