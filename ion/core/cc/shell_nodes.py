@@ -93,8 +93,8 @@ async def ps_all(api: ShellApi, timeout: float | None = None) -> Table:
             cls = str(proc.get("class") or "")
             rows.append([cid, proc.get("name"), proc.get("pid"), proc.get("state"),
                          proc.get("service"), cls.rpartition(".")[2]])  # fmt: skip
-    n = len(rows) - silent
-    footer = f"{n} process{'' if n == 1 else 'es'} in {len(answers) - silent} containers"
+    n, m = len(rows) - silent, len(answers) - silent
+    footer = f"{n} process{'' if n == 1 else 'es'} in {m} container{'' if m == 1 else 's'}"
     if silent:
         footer += f"; {silent} did not answer"
     return SystemTable(PS_COLUMNS, rows, footer)

@@ -135,7 +135,7 @@ def test_ps_all_skips_containers_known_dead_or_left(system: System) -> None:
     system.run(0.05)
     table = system.wait(ShellApi(c1).ps(all=True))
     assert set(table.column("container")) == {"c1"}
-    assert str(table).splitlines()[-1] == "2 processes in 1 containers"
+    assert str(table).splitlines()[-1] == "2 processes in 1 container"
 
 
 def test_spawn_with_node_spawns_in_that_container_and_returns_the_pid(system: System) -> None:
