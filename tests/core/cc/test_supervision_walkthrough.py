@@ -29,7 +29,7 @@ def tree(shell: pexpect.spawn) -> dict[str, list[str]]:
     """Type tree() and read its rows."""
     shell.send("tree()\r")
     shell.expect(r"process\s+child id\s+id\s+state\s+restarts\s+strategy")
-    shell.expect("5 processes")
+    shell.expect("6 processes")  # and the container agent, cc_agent
     table = shell.before
     shell.expect_exact(PROMPT)
     return rows(table)
