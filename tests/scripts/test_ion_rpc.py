@@ -106,7 +106,7 @@ def delete_system(sysname: str) -> None:
         channel = connection.channel()
         for service in SERVICES:
             channel.queue_delete(f"{sysname}.{service}")
-        for exchange in (f"ion.{sysname}", f"ion.{sysname}.events"):
+        for exchange in (f"ion.{sysname}", f"ion.{sysname}.events", f"ion.{sysname}.containers"):
             channel.exchange_delete(exchange)
     finally:
         connection.close()
