@@ -42,7 +42,8 @@ def require_rabbitmq() -> None:
 
 async def delete_systems(sysnames: set[str], queues: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """Delete from RabbitMQ what tests' systems left there: their exchanges
-    (C{ion.<sysname>}, C{ion.<sysname>.events}) and the given shared queues."""
+    (C{ion.<sysname>}, C{ion.<sysname>.events}, the agents' C{ion.<sysname>.containers})
+    and the given shared queues."""
     from twisted.internet import reactor
 
     from ion.core.messaging.amqp import AmqpBroker
@@ -55,6 +56,7 @@ async def delete_systems(sysnames: set[str], queues: set[str] = frozenset()) -> 
         for sysname in sysnames:
             await cleaner.delete_exchange(f"ion.{sysname}")
             await cleaner.delete_exchange(f"ion.{sysname}.events")
+            await cleaner.delete_exchange(f"ion.{sysname}.containers")
     finally:
         await cleaner.close()
 

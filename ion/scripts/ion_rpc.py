@@ -1,10 +1,16 @@
 """ion-rpc: call a service of a running system once, from the command line.
 
     ion-rpc [--broker URL] [-s SYSNAME] [--timeout S] [--import MODULE] SERVICE OP [CONTENT]
+    ion-rpc [options] --container CID OP [CONTENT]
     ion-rpc --attach SOCKET [--timeout S] SERVICE OP [CONTENT]
     ion-rpc -s lab hello hello '"you"'          -> {"value": "Hello there, you"}
     ion-rpc -s lab --timeout 2 hello ping && echo up
+    ion-rpc -s lab --container host_4242 get_info
     ion-rpc --attach ./cc.sock hello hello '"you"'
+
+C{--container CID} (C{-c}) calls container CID's agent (its routing key is
+C{cc.<CID>}, so C{ion-rpc -s lab cc.host_4242 ping} is the same call): ops
+C{ping}, C{get_info}, C{spawn}, C{terminate} and C{kill}.
 
 With C{--attach SOCKET} the call is made by the container serving that
 C{--manhole} socket, from its shell's process, on whatever broker it runs
@@ -69,11 +75,18 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ion-rpc",
+        usage=(
+            "%(prog)s [options] SERVICE OP [CONTENT]\n"
+            "       %(prog)s [options] --container CID OP [CONTENT]"
+        ),
         description="Call SERVICE's operation OP once; print the reply content as JSON.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             'credentials: --broker_credfile FILE ("user:password"), or ION_BROKER__USERNAME\n'
             "  and ION_BROKER__PASSWORD in the environment; not in --broker, where ps shows them\n"
+            "container agents: --container CID OP calls container CID's agent (routing key\n"
+            "  cc.CID): ping, get_info, spawn {module: 'pkg.mod:Class'} (if its\n"
+            "  agent.spawn_allow allows), terminate {pid: ...}, kill {pid: ...}\n"
             "exit status: 0 OK, 1 error reply, 2 no answer (timeout, no such service or\n"
             "  system, broker unreachable or refusing the request), 64 usage"
         ),
@@ -95,6 +108,12 @@ def parser() -> argparse.ArgumentParser:
         help="call through the --manhole SOCKET of a container (this user's), on any broker",
     )
     p.add_argument(
+        "-c",
+        "--container",
+        metavar="CID",
+        help="call container CID's agent (cc.CID); then give OP [CONTENT], no SERVICE",
+    )
+    p.add_argument(
         "--timeout", metavar="S", type=float, default=10.0, help="seconds to wait (default 10)"
     )
     p.add_argument(
@@ -108,10 +127,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-v", "--verbose", action="store_true", help="log the container's work to stderr"
     )
-    p.add_argument("service", help="service name or process id")
+    p.add_argument("service", nargs="?", help="service name or process id (not with --container)")
     p.add_argument("op", help="operation")
     p.add_argument("content", nargs="?", help="YAML/JSON content; - reads stdin")
     return p
+
+
+def addressed(args: argparse.Namespace) -> argparse.Namespace:
+    """C{args} with C{service} set: the one given, or C{cc.<CID>} for C{--container}
+    (whose positionals are OP [CONTENT]).
+
+    @raise Usage: no SERVICE without --container, or one with it.
+    """
+    if not args.container:
+        if args.service is None:
+            raise Usage("the following arguments are required: op")
+        return args
+    from ion.core.id import InvalidNameError, check_name
+
+    if args.content is not None:
+        raise Usage(f"--container {args.container}: give OP [CONTENT], not a SERVICE as well")
+    try:
+        check_name(args.container, "--container")
+    except InvalidNameError as e:
+        raise Usage(str(e)) from None
+    if args.service is not None:  # OP and CONTENT were taken for SERVICE and OP
+        args.op, args.content = args.service, args.op
+    args.service = f"cc.{args.container}"  # ion.core.cc.agent.agent_key (no Twisted here)
+    return args
 
 
 def settings(args: argparse.Namespace) -> tuple[dict[str, str], str, Any]:
@@ -222,6 +265,7 @@ async def call(
         {
             "broker": {**broker, "connect_attempts": 1},
             "container": {"rpc_timeout": args.timeout},
+            "agent": {"enabled": False},  # a caller for a moment, not a member of the system
         }
     )
     cid = f"ion-rpc-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -297,7 +341,7 @@ def attached(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run ion-rpc; return the exit status."""
     try:
-        args = parser().parse_args(argv)
+        args = addressed(parser().parse_args(argv))
         if args.attach:
             return attached(args)
         import_modules(args.imports)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -105,7 +106,7 @@ def delete_system(sysname: str) -> None:
         channel = connection.channel()
         for service in SERVICES:
             channel.queue_delete(f"{sysname}.{service}")
-        for exchange in (f"ion.{sysname}", f"ion.{sysname}.events"):
+        for exchange in (f"ion.{sysname}", f"ion.{sysname}.events", f"ion.{sysname}.containers"):
             channel.exchange_delete(exchange)
     finally:
         connection.close()
@@ -184,6 +185,39 @@ def test_a_reply_of_an_unknown_object_type_exits_3_naming_the_cure(system: str) 
         "--broker", URL, "-s", system, "--import", "bank", "ledger", "balance", "bob", cwd=BANK
     )
     assert json.loads(after.stdout) == {"owner": "bob", "balance": "7"}  # the credit was made
+
+
+@pytest.mark.rabbitmq
+def test_container_calls_that_containers_agent(system: str) -> None:
+    """--container CID OP calls container CID's agent, as SERVICE cc.CID does; ion-rpc's
+    own container is no member of the system (none of its calls left a peer)."""
+    cid = f"t-rpc-{system}-{os.getpid()}"  # tests.launch.cc_command's id for the fixture's
+    ping = ion_rpc("--broker", URL, "-s", system, "--container", cid, "ping")
+    assert ping.returncode == 0, ping.stderr
+    assert json.loads(ping.stdout) == {"pong": f"cc_agent.0@{cid}", "container": cid, "epoch": 0}
+    same = ion_rpc("--broker", URL, "-s", system, f"cc.{cid}", "ping")
+    assert same.returncode == 0 and json.loads(same.stdout) == json.loads(ping.stdout)
+    info = ion_rpc("--broker", URL, "-s", system, "-c", cid, "get_info")
+    assert info.returncode == 0, info.stderr
+    got = json.loads(info.stdout)
+    assert got["container"]["cid"] == cid and got["container"]["sysname"] == system
+    names = {p["name"] for p in got["processes"]}
+    assert {"cc_agent", "hello", "slow", "ledger"} <= names
+    assert got["peers"] == [], "an ion-rpc call does not join the system"
+
+
+@pytest.mark.rabbitmq
+def test_container_errors_exit_1_or_2_with_the_reason(system: str) -> None:
+    """A remote spawn the container does not allow (agent.spawn_allow is empty by
+    default) exits 1 with NotAllowed; an unknown container exits 2 and says so."""
+    cid = f"t-rpc-{system}-{os.getpid()}"
+    spawn = "{module: 'ion.services.hello.service:HelloService'}"
+    done = ion_rpc("--broker", URL, "-s", system, "-c", cid, "spawn", spawn)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "[403] NotAllowed" in done.stderr and "agent.spawn_allow" in done.stderr
+    gone = ion_rpc("--broker", URL, "-s", system, "--container", "nowhere", "ping")
+    assert gone.returncode == 2
+    assert f"no container 'nowhere' in system {system!r}" in gone.stderr
 
 
 def test_an_import_that_fails_is_a_usage_error() -> None:
@@ -265,6 +299,7 @@ def test_help_keeps_credentials_off_the_command_line() -> None:
     assert done.returncode == 0, done.stderr
     assert "user:password@" not in done.stdout
     assert "--broker_credfile FILE" in done.stdout and "ION_BROKER__PASSWORD" in done.stdout
+    assert "--container CID OP [CONTENT]" in done.stdout and "cc.CID" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -296,6 +331,11 @@ def test_help_keeps_credentials_off_the_command_line() -> None:
             "expected amqp:// or amqps://, not 'http'",
         ),
         (["hello", "hello"], "no sysname: give -s SYSNAME"),
+        (
+            ["-s", "x", "--container", "c1", "hello", "ping", "x"],
+            "--container c1: give OP [CONTENT], not a SERVICE as well",
+        ),
+        (["-s", "x", "--container", "a/b", "ping"], "invalid --container 'a/b'"),
     ],
     ids=[
         "missing-op",
@@ -309,6 +349,8 @@ def test_help_keeps_credentials_off_the_command_line() -> None:
         "local",
         "http",
         "no-sysname",
+        "container-and-service",
+        "bad-container",
     ],
 )
 def test_usage_errors_exit_64(args: list[str], message: str) -> None:

@@ -92,9 +92,9 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         broker = c.exchange.broker
         broker.on_connection_lost(self._connection_lost)
         broker.on_reconnected(self._reconnected)
+        self.own(_Quiet(self))
 
     async def on_activate(self) -> None:
-        self.own(_Quiet(self))  # a kill skips on_terminate: the timers stop anyway
         await self._open_agent_queue()
         if self.use_presence:
             c = self.container
@@ -118,6 +118,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self._schedule_beat(self.container.reactor.seconds())
 
     async def on_terminate(self) -> None:
+        # (Beating and judging stopped with _Quiet.)
         if self.joined and not self.frozen:
             # The last word: the processes of this container have said theirs.
             try:
@@ -382,19 +383,27 @@ class ContainerAgent(agent_ops.AgentOps, Process):
 
 
 class _Quiet:
-    """Stops an agent's heartbeats and judging as it terminates or is killed."""
+    """Owned by the agent: however it ends (a kill runs no on_terminate), stop
+    beating, judging and taking from the agent queue (the runtime does not know
+    that consumer: it would hand a dead process what arrives, again and again)."""
 
     def __init__(self, agent: ContainerAgent) -> None:
-        self._agent = agent
+        self.agent = agent
 
     def __repr__(self) -> str:
-        return "<the agent's timers>"
+        return "<the agent's timers and consumer>"
 
     async def stop(self) -> None:
-        agent = self._agent
+        agent = self.agent
         agent._stop_beating()
         if agent.membership is not None:
             agent.membership.stop()
+        if agent._tag is not None:
+            tag, agent._tag = agent._tag, None
+            try:
+                await agent.container.exchange.broker.cancel(tag)
+            except BrokerError:
+                pass  # no connection: no consumer either
 
 
 def _seconds(value: Any, key: str) -> float:

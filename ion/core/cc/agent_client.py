@@ -34,7 +34,13 @@ def nodes(container: Container) -> list[dict[str, Any]]:
     own view: no network."""
     agent = agent_of(container)
     assert agent.membership is not None
-    me = {**agent.announcement(), "state": "UP (this one)", "lag_ms": agent._lag_ms}
+    me = {
+        **agent.announcement(),
+        "state": "UP (this one)",
+        "lag_ms": agent._lag_ms,
+        "n_procs": len(container.proc_manager.processes),
+        "why": "",
+    }
     return [me, *(p.record() for p in agent.membership.peers.values())]
 
 

@@ -64,7 +64,8 @@ class AgentOps:
         allowed = self.config.get("agent.spawn_allow", []) or []
         if isinstance(allowed, str):
             allowed = [allowed]
-        if not any(fnmatch.fnmatchcase(module, str(glob)) for glob in allowed):
+        names = spellings(module)
+        if not any(fnmatch.fnmatchcase(n, str(glob)) for glob in allowed for n in names):
             raise exc.NotAllowed(
                 f"{self.container.id} does not spawn {module!r} for others: "
                 "agent.spawn_allow lists the module globs it may"
@@ -131,6 +132,15 @@ class AgentOps:
         return proc
 
 
+def spellings(module: str) -> tuple[str, str]:
+    """The two names of one class, C{pkg.mod:Class} and C{pkg.mod.Class}: a glob of
+    C{agent.spawn_allow} in either spelling allows it in both."""
+    if ":" in module:
+        return module, module.replace(":", ".")
+    head, _dot, tail = module.rpartition(".")
+    return module, f"{head}:{tail}"
+
+
 def process_record(proc: Process) -> dict[str, Any]:
     """What get_info tells of one process."""
     runtime = proc.runtime
@@ -146,6 +156,7 @@ def process_record(proc: Process) -> dict[str, Any]:
         "name": proc.proc_name,
         "class": qualname(type(proc)),
         "state": proc.state,
+        "service": getattr(proc, "svc_name", None),
         "supervisor": str(parent.id) if isinstance(parent, Supervisor) else None,
         "parent": str(parent.id) if parent is not None else None,
         "restarts": restarts,

@@ -87,6 +87,7 @@ async def one_call(
     """Call C{service}'s C{op} from C{proc}: (ion-rpc's exit status, the reply as
     JSON holds it, or what went wrong). C{system} names the system in messages."""
     from ion.core import exception as exc
+    from ion.core.id import ProcessId
     from ion.core.log import redact_text
 
     where = f"{service}.{op}"
@@ -95,6 +96,8 @@ async def one_call(
     except exc.TimeoutError:
         return EX_NO_ANSWER, f"{where}: no reply within {timeout:g}s"
     except exc.NoSuchServiceError:
+        if service.startswith("cc.") and not ProcessId.is_pid(service):  # an agent's key
+            return EX_NO_ANSWER, f"{where}: no container {service[3:]!r} in {system}"
         return EX_NO_ANSWER, f"{where}: no service or process {service!r} in {system}"
     except exc.ReceivedError as e:
         return EX_ERROR_REPLY, f"{where} failed: {redact_text(e.describe())}"

@@ -86,6 +86,8 @@ class Peer:
             "since": self.since,
             "last_heard": self.last_heard,
             "seq": self.seq,
+            "interval": self.interval,
+            "dead_after": self.dead_after,
             "lag_ms": self.lag_ms,
             "n_procs": self.n_procs,
             "why": self.why,

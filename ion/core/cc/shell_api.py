@@ -15,9 +15,11 @@ Messages go out from one implicit process, C{shell}, spawned on first use.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from ion.core.cc import shell_nodes
+from ion.core.cc.shell_table import Table, Text
 from ion.core.cc.shell_tree import supervision_tree
 from ion.core.exception import ProcessError
 from ion.core.id import ProcessId
@@ -29,54 +31,6 @@ from ion.core.process.process import Process
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
-
-
-class Text(str):
-    """A string the shell shows as it is, without quotes."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-class Table:
-    """Rows under named columns; its text (and repr) is the aligned table."""
-
-    def __init__(
-        self, columns: Sequence[str], rows: Sequence[Sequence[Any]], what: str = ""
-    ) -> None:
-        self.columns = list(columns)
-        self.rows = [["" if v is None else str(v) for v in row] for row in rows]
-        self.what = what  # "process" -> footer "2 processes"
-
-    def __iter__(self) -> Iterator[list[str]]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def column(self, name: str) -> list[str]:
-        """The values of column C{name}, top to bottom."""
-        i = self.columns.index(name)
-        return [row[i] for row in self.rows]
-
-    def __str__(self) -> str:
-        widths = [len(c) for c in self.columns]
-        for row in self.rows:
-            widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
-
-        def line(values: Sequence[str]) -> str:
-            return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
-
-        out = [line(self.columns), line(["-" * w for w in widths])]
-        out += [line(row) for row in self.rows]
-        if self.what:
-            n = len(self.rows)
-            out.append(
-                f"{n} {self.what}{'' if n == 1 else 'es' if self.what.endswith('s') else 's'}"
-            )
-        return "\n".join(out)
-
-    __repr__ = __str__
 
 
 class ShellApi:
@@ -113,8 +67,13 @@ class ShellApi:
             raise ProcessError(f"no process {pid!r} in container {self.container.id} (see ps())")
         return proc
 
-    def ps(self) -> Table:
-        """Print a table of this container's processes: number, name, id, state, service, class."""
+    def ps(self, all: bool = False) -> Table | Awaitable[Table]:
+        """Print a table of this container's processes: number, name, id, state, service,
+        class. C{all=True}: the processes of every container of the system that is not
+        DEAD or LEFT, asked through their agents (each has C{agent.info_timeout}
+        seconds; one that does not answer is a row C{no answer (why)})."""
+        if all:
+            return shell_nodes.ps_all(self)
         rows = []
         for proc in self.container.proc_manager.processes.values():
             assert proc.id is not None
@@ -136,9 +95,16 @@ class ShellApi:
         name: str | None = None,
         args: dict[str, Any] | None = None,
         container: Any = None,
-    ) -> Process:
+        node: str | None = None,
+    ) -> Process | Text:
         """Spawn a process from a class, 'module.Class', a module or a declared service name;
-        return it once ACTIVE."""
+        return it once ACTIVE. C{node=cid}: spawn C{'module:Class'} in container C{cid}
+        of the system, through its agent (if its C{agent.spawn_allow} allows the
+        module); return the new pid."""
+        if node is not None and node != self.container.id:
+            if container is not None:
+                raise ProcessError("spawn: give container= or node=, not both")
+            return await shell_nodes.spawn_on(self, target, node, name, args)
         where = self._container(container)
         return await where.spawn(resolve_spawnable(target), name=name, args=args)
 
@@ -149,8 +115,16 @@ class ShellApi:
             return container
         raise ProcessError(
             f"container {container!r}: only this container ({self.container.id}) or another "
-            "Container object in this OS process can be given"
+            "Container object in this OS process can be given (node='<container id>' spawns "
+            "in another container of the system)"
         )
+
+    def nodes(self) -> Table:
+        """Print this container and the containers of the system it knows, as its
+        agent sees them (no network): id, epoch, state (UP, SUSPECT, DEAD, LEFT) and
+        why, host, OS pid, apps, heartbeat interval, when last heard, reactor lag,
+        processes."""
+        return shell_nodes.nodes(self.container)
 
     def tree(self) -> Table:
         """Print the supervision trees of this container: each supervisor's children
@@ -159,18 +133,23 @@ class ShellApi:
         return supervision_tree(self.container.proc_manager.processes.values())
 
     async def kill(self, pid: Any, reason: str = KILLED) -> Text:
-        """Kill a local process (full id, name or number) at once, with exit reason
+        """Kill a process (full id, name or number) at once, with exit reason
         C{reason}: no terminate hook runs, and its supervisor (if any) restarts it
-        as its spec says."""
-        proc = self.get_proc(pid)
+        as its spec says. A full id of another container: through its agent."""
+        if shell_nodes.is_remote(self.container, pid):
+            return await shell_nodes.stop_on(self, pid, True, reason)
+        proc = shell_nodes.not_the_agent(self.container, self.get_proc(pid))
         await self.container.proc_manager.kill(proc, reason)
         self._forget_shell(proc)
         return Text(f"killed {proc.id} ({reason})")
 
     async def terminate(self, pid: Any, reason: str = SHUTDOWN) -> Text:
-        """Terminate a local process (full id, name or number): its terminate hook
-        runs; it ends with exit reason C{reason}."""
-        proc = self.get_proc(pid)
+        """Terminate a process (full id, name or number): its terminate hook runs;
+        it ends with exit reason C{reason}. A full id of another container: through
+        its agent."""
+        if shell_nodes.is_remote(self.container, pid):
+            return await shell_nodes.stop_on(self, pid, False, reason)
+        proc = shell_nodes.not_the_agent(self.container, self.get_proc(pid))
         await self.container.proc_manager.terminate(proc, reason)
         self._forget_shell(proc)
         return Text(f"terminated {proc.id}")
@@ -301,7 +280,8 @@ class ShellApi:
             "helpers (also as cc.<name>; a process is a full id, a name or a number):",
         ]
         width = max(len(n) for n, _ in HELPERS) + 2
-        lines = [f"  {name.ljust(width)}{doc}" for name, doc in HELPERS]
+        lines = [f"  {name.ljust(width)}{doc}".replace("\n", "\n" + " " * (width + 2))
+                 for name, doc in HELPERS]  # fmt: skip
         tail = [
             "",
             "expr? shows the help of expr; a Deferred or coroutine is awaited and its result",
@@ -313,13 +293,18 @@ class ShellApi:
 
 HELPERS: list[tuple[str, str]] = [
     ("info()", "this text"),
-    ("ps()", "the processes of this container"),
+    ("ps(all=)", "the processes of this container; all=True: of every live container"),
+    ("nodes()", "this container and its peers: state, epoch, host, last heard"),
     ("ms()", "exchanges and queues of this container on the broker"),
     ("svc()", "declared services (classes), and how many run here"),
-    ("spawn(what, name=, args=)", "spawn a process: class, 'module.Class', module or service name"),
+    (
+        "spawn(what, name=, args=)",
+        "spawn a process: class, 'module.Class', module or service name;\n"
+        "node=cid: 'module:Class' in container cid, through its agent",
+    ),
     ("tree()", "supervisors and their children: child id, pid, state, restarts"),
-    ("kill(pid, reason=)", "kill a local process (its supervisor restarts it)"),
-    ("terminate(pid)", "terminate a local process (its terminate hook runs)"),
+    ("kill(pid, reason=)", "kill a process, here or elsewhere (its supervisor restarts it)"),
+    ("terminate(pid)", "terminate a process, here or elsewhere (its terminate hook runs)"),
     ("get_proc(pid)", "the local Process object"),
     ("makeprocess(name=)", "spawn a bare Process to send from"),
     ("send(to, op, content)", "send a one-off message from the shell process"),
@@ -336,6 +321,7 @@ HELPERS: list[tuple[str, str]] = [
 TOP_LEVEL = (
     "info",
     "ps",
+    "nodes",
     "ms",
     "svc",
     "spawn",

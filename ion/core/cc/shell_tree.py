@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ion.core.process.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from ion.core.cc.shell_api import Table
+    from ion.core.cc.shell_table import Table
     from ion.core.process.process import Process
 
 COLUMNS = ["process", "child id", "id", "state", "restarts", "strategy"]
@@ -22,7 +22,7 @@ INDENT = "  "
 
 def supervision_tree(processes: Iterable[Process]) -> Table:
     """The rows of C{tree()}: every process once, children indented under their parent."""
-    from ion.core.cc.shell_api import Table
+    from ion.core.cc.shell_table import Table
 
     procs = list(processes)
     rows: list[list[Any]] = []

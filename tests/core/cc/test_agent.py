@@ -260,6 +260,21 @@ def test_a11_spawn_errors_are_typed_and_leave_nothing_behind() -> None:
     system.stop_all()
 
 
+def test_spawn_allow_globs_match_either_spelling_of_a_class() -> None:
+    """'pkg.mod:Class' and 'pkg.mod.Class' name one class: a glob in one spelling
+    allows the other; what no glob names stays refused."""
+    system = System(spawn_allow=["tests.core.cc.test_agent:E*", "tests.core.cc.test_agent.W*"])
+    system.start("c1")
+    system.start("c2")
+    system.run(H)
+    caller = _caller(system, "c1")
+    for module in ("tests.core.cc.test_agent.Echo", "tests.core.cc.test_agent:Watcher"):
+        assert system.wait(agent_client.spawn_on(caller, "c2", module)).endswith("@c2")
+    with pytest.raises(exc.NotAllowed):
+        system.wait(agent_client.spawn_on(caller, "c2", "tests.core.cc.test_agent.Crashy"))
+    system.stop_all()
+
+
 def test_a12_spawn_linked_to_the_caller_tells_it_of_a_crash() -> None:
     system = System(spawn_allow=ALLOW)
     system.start("c1")
@@ -348,3 +363,23 @@ def test_the_agent_logs_which_way_it_confirms_failures(logs: Any) -> None:
         system.start("c1")
         assert any(said in text for text in logs.texts_with("agent of c1")), said
         system.stop_all()
+
+
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+def test_an_agent_ended_alone_stops_beating_and_taking_from_its_queue(
+    system: System, how: str
+) -> None:
+    """The agent ended without its container (a kill runs no on_terminate) beats no
+    more and leaves its agent queue without a consumer: what arrives there is not
+    handed to a dead process over and over. Its peers stop hearing it."""
+    system.start("c1")
+    c2 = system.start("c2")
+    system.run(H)
+    agent = c2.agent
+    assert agent is not None and agent._queue is not None
+    system.wait(getattr(c2.proc_manager, how)(agent))
+    assert system.broker.consumer_count(agent._queue) == 0
+    assert agent._beat is None and agent.state == "TERMINATED"
+    system.run((K + 1) * H)
+    expected = SUSPECT if how == "kill" else LEFT  # a terminate still says goodbye
+    assert system.view("c1")["c2"] == (0, expected)

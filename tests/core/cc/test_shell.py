@@ -111,10 +111,14 @@ def test_question_mark_prints_help(shell: pexpect.spawn) -> None:
 
 
 def test_kill_removes_the_process_from_ps(shell: pexpect.spawn) -> None:
-    """kill(1) kills hello.1, and ps() lists only the container's agent."""
+    """kill(1) kills hello.1, and ps() lists only the container's agent; kill(0),
+    the agent, is refused: it stops with its container."""
     run(shell, "kill(1)", r"killed hello\.1@\S+ \(killed\)")
-    out = run(shell, "ps()", "1 process")
-    assert "hello.1@" not in out
+    shell.send("ps()\r")
+    shell.expect("1 process")
+    assert "hello.1@" not in shell.before and "cc_agent.0@" in shell.before
+    shell.expect_exact(PROMPT)
+    run(shell, "kill(0)", r"NotAllowed: cc_agent\.0@\S+ is the container agent")
 
 
 def test_bad_input_is_answered_and_the_shell_goes_on(shell: pexpect.spawn) -> None:
