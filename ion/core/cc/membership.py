@@ -153,7 +153,8 @@ class Membership:
             self.peers[cid] = peer
             self._update(peer, content, now)
             self._arm_deadline(peer)
-            self._on_change(peer, None, "heard")
+            peer.why = "first heard"
+            self._on_change(peer, None, peer.why)
             return peer
         self._update(peer, content, now)
         if peer.state == SUSPECT:

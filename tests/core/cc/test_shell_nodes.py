@@ -78,7 +78,7 @@ def test_nodes_shows_this_container_and_each_peer_from_the_local_view(system: Sy
     assert me["apps"] == "ioncore" and me["H"] == f"{H:g}s" and me["procs"] == "2"
     for cid in ("c2", "c3"):
         peer = nodes[cid]
-        assert peer["state"] == "UP" and peer["epoch"] == "0" and peer["why"] == ""
+        assert peer["state"] == "UP" and peer["epoch"] == "0" and peer["why"] == "first heard"
         assert peer["host"] == socket.gethostname() and peer["H"] == f"{H:g}s"
         assert peer["procs"] == "1" and peer["apps"] == "ioncore"
         assert float(peer["last heard"].removesuffix("s ago")) <= H
