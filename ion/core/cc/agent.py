@@ -123,7 +123,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         if self.joined and not self.frozen:
             # The last word: the processes of this container have said theirs.
             try:
-                await self._broadcast(GOODBYE, {"cid": self.container.id, "epoch": self.epoch})
+                await self._goodbye()
             except BrokerError as e:
                 self.log.info("goodbye not sent: {why}", why=e)
 
@@ -173,6 +173,19 @@ class ContainerAgent(agent_ops.AgentOps, Process):
     def _broadcast(self, op: str, content: dict[str, Any]) -> Deferred[None]:
         body = self._encode(self.fanout, op, content)
         return self.container.exchange.broker.publish(self.fanout, "", body)
+
+    def _goodbye(self) -> Deferred[None]:
+        """Say goodbye after the exit and down signals of this container's
+        processes, not before: a peer that reads the goodbye first ends the
+        links and monitors still open into this container with C{noconnection},
+        and the C{shutdown} that was sent drops in late. Those signals are
+        mandatory publishes, which RabbitMQ takes on the connection's confirm
+        channel; channels are not ordered with one another, so the goodbye goes
+        on that channel too (mandatory, confirmed: the fanout has this agent's
+        own queue bound, so it is routed) and is routed after them."""
+        body = self._encode(self.fanout, GOODBYE, {"cid": self.container.id, "epoch": self.epoch})
+        broker = self.container.exchange.broker
+        return broker.publish(self.fanout, "", body, mandatory=True, confirm=True)
 
     def _unicast(self, cid: str, op: str, content: dict[str, Any]) -> Deferred[None]:
         key = agent_key(cid)
