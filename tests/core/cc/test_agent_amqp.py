@@ -52,6 +52,7 @@ pytestmark = pytest.mark.rabbitmq
 
 H, K = 0.2, 3
 PRESENCE, PROBE = "presence", "probe"
+ANY = object()
 ALLOW = ["tests.core.cc.test_agent:*"]  # Echo, Crashy, BadInit
 
 
@@ -200,12 +201,19 @@ class AgentSystem:
         membership._probe = probed
 
     async def change(
-        self, observer: Container, cid: str, new: str, epoch: int = 0, timeout: float = TIMEOUT
+        self,
+        observer: Container,
+        cid: str,
+        new: str,
+        epoch: int = 0,
+        old: Any = ANY,
+        timeout: float = TIMEOUT,
     ) -> Change:
-        """The first change of C{observer}'s mind making C{cid} (epoch) C{new}."""
+        """The first change of C{observer}'s mind making C{cid} (epoch) C{new}
+        (from C{old}, if given: None for a new peer)."""
 
         def match(c: Change) -> bool:
-            return c.cid == cid and c.epoch == epoch and c.new == new
+            return c.cid == cid and c.epoch == epoch and c.new == new and old in (ANY, c.old)
 
         try:
             return (await self.changes[observer.id].wait_until(match, timeout))[-1]
@@ -462,3 +470,102 @@ async def test_a4_kill_9_is_dead_within_k_plus_1_intervals_by_probe(system: Agen
     assert system.seen(system.containers[0], dead.cid)[1][2] == SUSPECT
     assert dead.why == "its agent queue is gone"
     assert (K - 1) * H <= took <= 1.0
+
+
+# -- A5, A6: a stopped container (SIGSTOP) ---------------------------------------------
+
+
+async def _linked(system: AgentSystem, c1: Container, c2: OsContainer) -> tuple[Watcher, str]:
+    """A C1 process linked with C2's Reporter C{b}, the link in place at both ends."""
+    watcher = await watcher_of(c1)
+    far = c2.pids["b"]
+    watcher.link(far)
+    await wait_for(watcher.rpc_send(far, "echo", "sync"), TIMEOUT)
+    return watcher, far
+
+
+async def _until_time(deadline: float) -> None:
+    """Let the reactor run until monotonic time C{deadline}: how long a fault
+    lasts (a scenario's parameter), not a wait for anything to happen."""
+    await deferLater(_reactor(), max(0.0, deadline - time.monotonic()), lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a5_a_stopped_container_is_suspect_while_held_and_up_again_after_sigcont(
+    system: AgentSystem,
+) -> None:
+    """A5: C2 (twistd) SIGSTOPped for 2·k·H: C1 thinks it SUSPECT after about
+    k·H, its probes find C2's agent queue held (405), so it stays SUSPECT; after
+    SIGCONT it is UP again, and a link from a C1 process to a C2 process did
+    not fire noconnection."""
+    c1 = await system.container("c1")
+    c2 = await system.twistd("c2")
+    await system.change(c1, c2.cid, UP)
+    watcher, far = await _linked(system, c1, c2)
+    stopped = c2.signal(signal.SIGSTOP)
+    suspect = await system.change(c1, c2.cid, SUSPECT)
+    probes = system.probes[c1.id]
+    await probes.wait_until(lambda p: p[0] == c2.cid, TIMEOUT)
+    await _until_time(stopped + 2 * K * H)
+    assert system.view(c1)[c2.cid] == (0, SUSPECT)
+    resumed = c2.signal(signal.SIGCONT)
+    up = await system.change(c1, c2.cid, UP, old=SUSPECT)
+    took = suspect.at - stopped
+    print(f"\nA5 {system.mode}: SUSPECT {ms(took)} after SIGSTOP (k·H = {ms(K * H)}, less the "
+          f"part of an interval since its last beat); {len(probes)} probes found its queue "
+          f"held; UP {ms(up.at - resumed)} after SIGCONT")  # fmt: skip
+    assert (K - 1) * H - 0.05 <= took <= K * H + 0.1
+    assert list(probes) == [(c2.cid, 0, True)] * len(probes)
+    assert system.seen(c1, c2.cid) == [
+        (0, None, UP, "heard"),
+        (0, UP, SUSPECT, suspect.why),
+        (0, SUSPECT, UP, "heard again"),
+    ]
+    await wait_for(watcher.rpc_send(far, "echo", "sync"), TIMEOUT)  # all C2 owed C1 is here
+    assert list(watcher.exits) == [] and far in watcher.links
+    assert c2.events(event="on_exit") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a6_stopped_past_suspect_max_is_dead_then_rejoins_under_epoch_1(
+    system: AgentSystem,
+) -> None:
+    """A6: C2 (twistd, AMQP heartbeat 60 s, so the broker keeps its connection)
+    SIGSTOPped past C1's suspect_max (1.5 s): C1 marks it DEAD at suspect_max
+    and the link from a C1 process into C2 fires noconnection; after SIGCONT,
+    C2 finds itself in C1's dead digest and rejoins under epoch 1, ending its
+    side of the link; C1 lists epoch 1 UP."""
+    limit = 1.5
+    c1 = await system.container("c1", suspect_max=limit)
+    c2 = await system.twistd("c2", ("b",), "--broker_heartbeat", "60")
+    await system.change(c1, c2.cid, UP)
+    watcher, far = await _linked(system, c1, c2)
+    stopped = c2.signal(signal.SIGSTOP)
+    suspect = await system.change(c1, c2.cid, SUSPECT)
+    dead = await system.change(c1, c2.cid, DEAD)
+    assert (await watcher.exits.wait(1, TIMEOUT)) == [(far, "noconnection")]
+    agent = c1.agent
+    assert agent is not None and agent.membership is not None
+    assert [c2.cid, 0] in agent.membership.dead_digest()
+    resumed = c2.signal(signal.SIGCONT)
+    back = await system.change(c1, c2.cid, UP, epoch=1)
+    took = dead.at - stopped
+    print(f"\nA6 {system.mode}: SUSPECT {ms(suspect.at - stopped)} and DEAD {ms(took)} after "
+          f"SIGSTOP (k·H + suspect_max = {ms(K * H + limit)}, less the part of an interval "
+          f"since its last beat); epoch 1 UP {ms(back.at - resumed)} after SIGCONT")  # fmt: skip
+    assert dead.why == f"suspect for {limit:g}s (suspect_max)"
+    assert (K - 1) * H + limit - 0.05 <= took <= K * H + limit + 0.1
+    ended = await _event(system, c2, event="on_exit", by=far)
+    assert ended["pid"] == str(watcher.id) and ended["reason"] == "noconnection"
+    assert f"joins again as epoch 1: {c1.id} declared it dead" in c2.output()
+    assert system.view(c1) == {c2.cid: (1, UP)}
+    assert [(e, new) for e, _old, new, _why in system.seen(c1, c2.cid)] == [
+        (0, UP), (0, SUSPECT), (0, DEAD), (1, UP)
+    ]  # fmt: skip
+
+
+async def _event(system: AgentSystem, node: OsContainer, **match: Any) -> dict[str, Any]:
+    """The first event C{node}'s Reporters logged that matches C{match}, once logged."""
+    await system._until(lambda: node.events(**match), f"event {match} in {node.cid}", node)
+    return node.events(**match)[0]
+
