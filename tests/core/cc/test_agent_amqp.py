@@ -54,6 +54,7 @@ H, K = 0.2, 3
 PRESENCE, PROBE = "presence", "probe"
 ANY = object()
 ALLOW = ["tests.core.cc.test_agent:*"]  # Echo, Crashy, BadInit
+MANY = 50  # processes in a container whose connection is cut (A7)
 
 
 def _reactor() -> Any:
@@ -569,3 +570,52 @@ async def _event(system: AgentSystem, node: OsContainer, **match: Any) -> dict[s
     await system._until(lambda: node.events(**match), f"event {match} in {node.cid}", node)
     return node.events(**match)[0]
 
+
+# -- A7: a lost broker connection ------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a7_a_cut_connection_comes_back_under_a_new_epoch_and_agent_queue(
+    system: AgentSystem,
+) -> None:
+    """A7: C2 (in this process, connected through a proxy) has its broker
+    connection cut and reconnects: it comes back under epoch 1 with a new agent
+    queue; C1 ends epoch 0 (the link from a C1 process into C2 fires
+    noconnection) and lists epoch 1 UP. C2 joins again once, not twice: its
+    reconnect resumes the consumer of its old agent queue before it reports
+    the connection back, and C1's beats naming epoch 0 dead come in meanwhile
+    (with C2's many processes to resume, nearly always)."""
+    proxy = await system.proxy()
+    c1 = await system.container("c1")
+    c2 = await system.container("c2", proxy=proxy)
+    await system.change(c1, c2.id, UP)
+    watcher = await watcher_of(c1)
+    far = await c2.spawn(Watcher, name="far")
+    for _ in range(MANY):  # so the reconnect takes a while resuming their consumers
+        await c2.spawn(Watcher)
+    watcher.link(str(far.id))
+    await wait_for(watcher.rpc_send(str(far.id), "echo", "sync"), TIMEOUT)
+    agent1, agent2 = c1.agent, c2.agent
+    assert agent1 is not None and agent1.membership is not None and agent2 is not None
+    old_queue = agent1.membership.peers[c2.id].queue
+    assert old_queue == agent2._queue
+    cut = time.monotonic()
+    proxy.cut()
+    dead = await system.change(c1, c2.id, DEAD)
+    back = await system.change(c1, c2.id, UP, epoch=1)
+    assert (await watcher.exits.wait(1, TIMEOUT)) == [(str(far.id), "noconnection")]
+    print(f"\nA7 {system.mode}: epoch 0 DEAD {ms(dead.at - cut)} after the cut ({dead.why}); "
+          f"epoch 1 UP {ms(back.at - cut)} after it")  # fmt: skip
+    new_queue = agent1.membership.peers[c2.id].queue
+    assert new_queue != old_queue and new_queue == agent2._queue
+    assert await c1.exchange.broker.queue_exists(new_queue)
+    assert not await c1.exchange.broker.queue_exists(old_queue)
+    # Three more of its beats: a second rejoin would have shown by then.
+    seq = agent1.membership.peers[c2.id].seq
+    await system._until(lambda: agent1.membership.peers[c2.id].seq >= seq + 3, "three beats")  # type: ignore[union-attr]
+    assert agent2.epoch == 1
+    assert system.view(c1) == {c2.id: (1, UP)}
+    assert [(e, new) for e, _old, new, _why in system.seen(c1, c2.id)] == [
+        (0, UP), *([(0, SUSPECT)] if system.seen(c1, c2.id)[1][2] == SUSPECT else []),
+        (0, DEAD), (1, UP),
+    ]  # fmt: skip
