@@ -20,9 +20,11 @@ gone.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,12 +38,15 @@ import pytest_twisted
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
 
+from ion.core import exception as exc
+from ion.core.cc import agent_client
 from ion.core.cc.container import Container
 from ion.core.cc.membership import DEAD, LEFT, SUSPECT, UP
 from ion.core.config import DEFAULTS, Config
 from ion.core.messaging import message as m
 from ion.core.messaging.amqp import AmqpBroker
 from ion.core.process.process import Process
+from ion.core.process.supervisor import Supervisor
 from ion.test.proxy import Proxy
 from tests.core.process.linkers import boot_script
 from tests.helpers import Collector, wait_for
@@ -54,6 +59,7 @@ H, K = 0.2, 3
 PRESENCE, PROBE = "presence", "probe"
 ANY = object()
 ALLOW = ["tests.core.cc.test_agent:*"]  # Echo, Crashy, BadInit
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
 MANY = 50  # processes in a container whose connection is cut (A7)
 
 
@@ -98,6 +104,15 @@ class Watcher(Process):
 
     def op_echo(self, content: Any, headers: dict[str, Any], msg: Any) -> Any:
         return content
+
+
+def _child_setup() -> None:
+    """In a twistd container before it runs: SIGINT as by default (this suite may
+    run as a shell's background job, which ignores it), and on Linux SIGKILL
+    should pytest die without its teardown (killed by a CI timeout, say)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -258,7 +273,7 @@ class AgentSystem:
         with open(out, "wb") as sink:
             proc = subprocess.Popen(
                 command, cwd=REPO, env=environ, stdout=sink, stderr=subprocess.STDOUT,
-                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                preexec_fn=_child_setup,
             )  # fmt: skip
         node = OsContainer(proc, cid, out, log, {})
         self.os.append(node)
@@ -619,3 +634,130 @@ async def test_a7_a_cut_connection_comes_back_under_a_new_epoch_and_agent_queue(
         (0, UP), *([(0, SUSPECT)] if system.seen(c1, c2.id)[1][2] == SUSPECT else []),
         (0, DEAD), (1, UP),
     ]  # fmt: skip
+
+
+# -- A10-A13: the agent's operations over AMQP -------------------------------------------
+
+ECHO, CRASHY, BAD_INIT = (f"tests.core.cc.test_agent:{c}" for c in ("Echo", "Crashy", "BadInit"))
+
+
+async def _pair(system: AgentSystem) -> tuple[Container, Container, Watcher]:
+    """C1 and C2 (which spawns what L{ALLOW} names for others) in this process,
+    each listing the other UP, and a caller in C1."""
+    c1 = await system.container("c1")
+    c2 = await system.container("c2", spawn_allow=ALLOW)
+    await system.change(c1, c2.id, UP)
+    await system.change(c2, c1.id, UP)
+    return c1, c2, await watcher_of(c1)
+
+
+@probe_only
+@pytest_twisted.ensureDeferred
+async def test_a10_spawn_on_another_container_under_its_remote_supervisor(
+    system: AgentSystem,
+) -> None:
+    """A10: a process of C1 spawns an allowed module in C2 through C2's agent:
+    it runs under C2's C{remote} supervisor and answers calls."""
+    _c1, c2, caller = await _pair(system)
+    pid = await wait_for(agent_client.spawn_on(caller, c2.id, ECHO, name="echo"), TIMEOUT)
+    assert pid.startswith("echo.") and pid.endswith(f"@{c2.id}")
+    info = await wait_for(caller.rpc_send(f"cc.{c2.id}", "get_info"), TIMEOUT)
+    rows = {p["pid"]: p for p in info["processes"]}
+    remote = next(p for p in rows.values() if p["name"] == "remote")
+    assert rows[pid]["supervisor"] == remote["pid"]
+    assert rows[pid]["class"] == "tests.core.cc.test_agent.Echo"
+    assert isinstance(c2.proc_manager.processes[remote["pid"]], Supervisor)
+    assert await wait_for(caller.rpc_send(pid, "echo", {"x": 1}), TIMEOUT) == {"x": 1}
+
+
+@probe_only
+@pytest_twisted.ensureDeferred
+async def test_a11_spawn_errors_are_typed_and_leave_nothing_behind(system: AgentSystem) -> None:
+    """A11: a module that does not exist, one whose on_init fails and one that
+    spawn_allow does not list come back as ModuleNotFound, SpawnFailed and
+    NotAllowed; C2 is left with its agent and the remote supervisor alone."""
+    _c1, c2, caller = await _pair(system)
+    spawn = agent_client.spawn_on
+    with pytest.raises(exc.ModuleNotFound):
+        await wait_for(spawn(caller, c2.id, "tests.core.cc.test_agent:Nothing"), TIMEOUT)
+    with pytest.raises(exc.SpawnFailed, match="no good"):
+        await wait_for(spawn(caller, c2.id, BAD_INIT), TIMEOUT)
+    with pytest.raises(exc.NotAllowed, match="spawn_allow"):
+        await wait_for(spawn(caller, c2.id, "ion.core.process.supervisor:Supervisor"), TIMEOUT)
+    names = sorted(p.proc_name for p in c2.proc_manager.processes.values())
+    assert names == ["cc_agent", "remote"], "no orphaned process"
+
+
+@probe_only
+@pytest_twisted.ensureDeferred
+async def test_a12_spawn_linked_to_the_caller_tells_it_of_a_crash(system: AgentSystem) -> None:
+    """A12: spawned in C2 with link_to the caller in C1, a process that crashes
+    reaches the caller's on_exit with its error."""
+    _c1, c2, caller = await _pair(system)
+    pid = await wait_for(
+        agent_client.spawn_on(caller, c2.id, CRASHY, link_to=str(caller.id)), TIMEOUT
+    )
+    await system._until(lambda: pid in caller.links, "the link at the caller")
+    with pytest.raises(exc.ReceivedError):
+        await wait_for(caller.rpc_send(pid, "crash"), TIMEOUT)
+    ((who, reason),) = await caller.exits.wait(1, TIMEOUT)
+    assert who == pid and reason.startswith("error")
+
+
+@probe_only
+@pytest_twisted.ensureDeferred
+async def test_a13_gather_info_marks_a_frozen_container_within_the_deadline(
+    system: AgentSystem,
+) -> None:
+    """A13: get_info asked of every container at once, with C3 frozen (its
+    agent holds its queue but takes nothing): C1 and C2 answer, C3 is marked
+    with a TimeoutError once the 1 s deadline has passed, not later."""
+    c1, c2, caller = await _pair(system)
+    c3 = await system.container("c3")
+    await system.change(c1, c3.id, UP)
+    agent3 = c3.agent
+    assert agent3 is not None
+    await agent3.freeze()
+    asked = time.monotonic()
+    infos = dict(await wait_for(agent_client.gather_info(caller, timeout=1.0), TIMEOUT))
+    took = time.monotonic() - asked
+    await agent3.thaw()
+    print(f"\nA13 {system.mode}: get_info of 3 containers, one frozen, answered in {ms(took)} "
+          f"(deadline 1000 ms)")  # fmt: skip
+    assert set(infos) == {c1.id, c2.id, c3.id}
+    assert infos[c1.id]["container"]["cid"] == c1.id
+    assert infos[c2.id]["container"]["cid"] == c2.id
+    assert isinstance(infos[c3.id], exc.TimeoutError)
+    assert 1.0 <= took <= 1.5
+
+
+# -- A16: systems apart ------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a16_a_second_sysname_on_the_same_broker_is_never_listed(
+    system: AgentSystem,
+) -> None:
+    """A16: two containers of this system and two of another on the same
+    broker: each lists its sibling alone, while both systems beat for three
+    intervals and while a container of the other system stops."""
+    other = f"{system.sysname}-x"
+    c1, c2 = await system.container("c1"), await system.container("c2")
+    c9, c10 = await system.container("c9", other), await system.container("c10", other)
+    pairs = [(c1, c2), (c2, c1), (c9, c10), (c10, c9)]
+    for a, b in pairs:
+        await system.change(a, b.id, UP)
+
+    def seq(a: Container, b: Container) -> int:
+        assert a.agent is not None and a.agent.membership is not None
+        return a.agent.membership.peers[b.id].seq
+
+    start = {(a.id, b.id): seq(a, b) for a, b in pairs}
+    for a, b in pairs:  # three more beats of each: the other system's came meanwhile too
+        await system._until(lambda: seq(a, b) >= start[a.id, b.id] + 3, f"{b.id}'s beats")  # noqa: B023
+    await c10.stop()
+    await system.change(c9, c10.id, LEFT)
+    assert system.view(c1) == {c2.id: (0, UP)} and system.view(c2) == {c1.id: (0, UP)}
+    assert system.view(c9) == {c10.id: (0, LEFT)}
+    assert {c.cid for c in system.changes[c1.id]} == {c2.id}
+    assert {c.cid for c in system.changes[c9.id]} == {c10.id}
