@@ -40,23 +40,26 @@ def require_rabbitmq() -> None:
     )
 
 
-async def delete_systems(sysnames: set[str], queues: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-    """Delete from RabbitMQ what tests' systems left there: their exchanges
-    (C{ion.<sysname>}, C{ion.<sysname>.events}, the agents' C{ion.<sysname>.containers})
-    and the given shared queues."""
+async def delete_systems(
+    sysnames: set[str],
+    queues: set[str] = frozenset(),  # type: ignore[assignment]
+    url: str = URL,
+) -> None:
+    """Delete from RabbitMQ (at C{url}) what tests' systems left there: their
+    exchanges (C{ion.<sysname>}, C{ion.<sysname>.events} and the container
+    agents' C{ion.<sysname>.containers}) and the given shared queues."""
     from twisted.internet import reactor
 
     from ion.core.messaging.amqp import AmqpBroker
 
-    cleaner = AmqpBroker(reactor, URL, reconnect=False)
+    cleaner = AmqpBroker(reactor, url, reconnect=False)
     await cleaner.connect()
     try:
         for queue in queues:
             await cleaner.delete_queue(queue)
         for sysname in sysnames:
-            await cleaner.delete_exchange(f"ion.{sysname}")
-            await cleaner.delete_exchange(f"ion.{sysname}.events")
-            await cleaner.delete_exchange(f"ion.{sysname}.containers")
+            for suffix in ("", ".events", ".containers"):
+                await cleaner.delete_exchange(f"ion.{sysname}{suffix}")
     finally:
         await cleaner.close()
 

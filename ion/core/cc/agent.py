@@ -58,6 +58,9 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self.membership: Membership | None = None
         self.frozen = False
         self.joined = False
+        self.reconnecting = False  # the broker connection is lost, or back but not yet rejoined
+        self._rejoining = False
+        self._rejoin_due: str | None = None  # why to join again once the rejoin under way ends
         self._queue: str | None = None
         self._tag: str | None = None
         self._seq = 0
@@ -122,7 +125,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         if self.joined and not self.frozen:
             # The last word: the processes of this container have said theirs.
             try:
-                await self._broadcast(GOODBYE, {"cid": self.container.id, "epoch": self.epoch})
+                await self._goodbye()
             except BrokerError as e:
                 self.log.info("goodbye not sent: {why}", why=e)
 
@@ -172,6 +175,19 @@ class ContainerAgent(agent_ops.AgentOps, Process):
     def _broadcast(self, op: str, content: dict[str, Any]) -> Deferred[None]:
         body = self._encode(self.fanout, op, content)
         return self.container.exchange.broker.publish(self.fanout, "", body)
+
+    def _goodbye(self) -> Deferred[None]:
+        """Say goodbye after the exit and down signals of this container's
+        processes, not before: a peer that reads the goodbye first ends the
+        links and monitors still open into this container with C{noconnection},
+        and the C{shutdown} that was sent drops in late. Those signals are
+        mandatory publishes, which RabbitMQ takes on the connection's confirm
+        channel; channels are not ordered with one another, so the goodbye goes
+        on that channel too (mandatory, confirmed: the fanout has this agent's
+        own queue bound, so it is routed) and is routed after them."""
+        body = self._encode(self.fanout, GOODBYE, {"cid": self.container.id, "epoch": self.epoch})
+        broker = self.container.exchange.broker
+        return broker.publish(self.fanout, "", body, mandatory=True, confirm=True)
 
     def _unicast(self, cid: str, op: str, content: dict[str, Any]) -> Deferred[None]:
         key = agent_key(cid)
@@ -323,19 +339,48 @@ class ContainerAgent(agent_ops.AgentOps, Process):
     # -- epochs: coming back -------------------------------------------------------------
 
     def _connection_lost(self, error: Exception) -> None:
+        self.reconnecting = True
         if self.membership is not None:
             self.membership.pause()  # nothing can be heard: silence proves nothing
         self._stop_beating()
 
     def _reconnected(self) -> None:
-        Deferred.fromCoroutine(self._rejoin("the broker connection came back"))
+        self.reconnecting = False
+        Deferred.fromCoroutine(self._rejoin("the broker connection came back", reconnected=True))
 
-    async def _rejoin(self, why: str) -> None:
+    async def _rejoin(self, why: str, reconnected: bool = False) -> None:
         """Join again under a new epoch and agent queue: peers end the old epoch
         (and so their links into this container) when they meet the new one, so
-        this container ends its own links into other containers too."""
+        this container ends its own links into other containers too.
+
+        Once at a time, and not while the broker connection is coming back: a
+        reconnect declares the old agent queue again and resumes its consumer
+        before it calls L{_reconnected}, so a peer's heartbeat naming the old
+        epoch dead can come first, and a rejoin for it as well as the
+        reconnect's would make two epochs (and agent queues) where one is due.
+        A reconnect while a rejoin is under way (begun on the lost connection)
+        joins again once that one ends."""
         if self.winding_down or self.membership is None:
             return
+        if self._rejoining:
+            if reconnected:
+                self._rejoin_due = why
+            return
+        if self.reconnecting:
+            self.log.debug("not joining again ({why}) now: the reconnect will", why=why)
+            return
+        self._rejoining = True
+        try:
+            next_why: str | None = why
+            while next_why is not None and not self.winding_down:
+                self._rejoin_due = None
+                await self._new_epoch(next_why)
+                next_why = self._rejoin_due
+        finally:
+            self._rejoining = False
+
+    async def _new_epoch(self, why: str) -> None:
+        assert self.membership is not None
         old_queue, old_tag = self._queue, self._tag
         self.epoch += 1
         self.log.warn("container {cid} joins again as epoch {epoch}: {why}",

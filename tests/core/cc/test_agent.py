@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 
 from ion.core import exception as exc
 from ion.core.cc import agent_client
@@ -207,6 +208,58 @@ def test_a6_frozen_past_suspect_max_is_dead_then_rejoins_under_a_new_epoch() -> 
     assert system.view("c1")["c2"] == (1, UP)
     assert far.exits == [(str(watcher.id), "noconnection")]  # its side ended too
     assert far.state == "ACTIVE", "local processes keep running"
+
+
+def _declared_dead(agent: Any, by: str = "c1") -> None:
+    """A heartbeat from C{by} whose dead digest names C{agent}'s container, epoch 0."""
+    me = agent.container.id
+    beat = {"cid": by, "epoch": 0, "seq": 99, "interval": H, "dead_after": K, "dead": [[me, 0]]}
+    agent.op_heartbeat(beat, {}, None)
+
+
+def test_a7_declared_dead_while_the_connection_comes_back_joins_again_once(
+    system: System,
+) -> None:
+    """A7: a reconnect declares the old agent queue again and resumes its
+    consumer before it reports the connection back, so a peer's heartbeat
+    naming the old epoch dead can come first (on RabbitMQ it did, in a
+    container of many processes): the container joins again once, as epoch 1,
+    not once for the heartbeat and again for the reconnect."""
+    system.start("c1")
+    c2 = system.start("c2")
+    system.run(H)
+    agent = c2.agent
+    assert agent is not None
+    agent._connection_lost(exc.ConnectionLostError("cut"))  # as AmqpBroker reports it
+    _declared_dead(agent)
+    agent._reconnected()
+    system.run(2 * H)
+    assert agent.epoch == 1
+    assert system.view("c1")["c2"] == (1, UP)
+
+
+def test_a7_a_reconnect_during_a_rejoin_joins_again_after_it(system: System) -> None:
+    """A7: a rejoin begun on a connection that is then lost fails; a reconnect
+    reported while it is still under way is not dropped: the container joins
+    again once that rejoin has ended."""
+    system.start("c1")
+    c2 = system.start("c2")
+    system.run(H)
+    agent = c2.agent
+    assert agent is not None
+    broker: Any = c2.exchange.broker
+    pending: Deferred[None] = Deferred()
+    delete_queue = broker.delete_queue
+    broker.delete_queue = lambda name: pending  # the rejoin waits on the broker here
+    _declared_dead(agent)
+    assert agent.epoch == 1
+    agent._connection_lost(exc.ConnectionLostError("cut"))
+    agent._reconnected()
+    broker.delete_queue = delete_queue
+    pending.errback(exc.ConnectionLostError("cut"))  # its call fails with the lost connection
+    system.run(2 * H)
+    assert agent.epoch == 2
+    assert system.view("c1")["c2"] == (2, UP)
 
 
 def test_a9_a_heartbeat_from_a_dead_epoch_is_dropped_and_counted(system: System) -> None:
