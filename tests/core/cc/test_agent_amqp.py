@@ -401,7 +401,7 @@ async def test_a1_c1_then_c2_each_lists_the_other_up_within_one_interval(
     c2 = await system.twistd("c2")
     _, sent, arrived = (await identifies.wait_until(lambda i: i[0] == c2.cid, TIMEOUT))[-1]
     up = await system.change(c1, c2.cid, UP)
-    assert up.old is None and up.why == "heard"
+    assert up.old is None and up.why == "first heard"
     watcher = await watcher_of(c1)
     info = await wait_for(watcher.rpc_send(f"cc.{c2.cid}", "get_info"), TIMEOUT)
     peers = {p["cid"]: p for p in info["peers"]}
@@ -439,7 +439,7 @@ async def test_a2_an_orderly_stop_is_left_never_suspect_and_monitors_get_shutdow
     down = (await watcher.downs.wait(1, TIMEOUT))[0]
     print(f"\nA2 {system.mode}: LEFT {ms(left.at - stopped)} after SIGTERM ({left.why})")
     assert down == (far, "shutdown")
-    assert system.seen(c1, c2.cid) == [(0, None, UP, "heard"), (0, UP, LEFT, "said goodbye")]
+    assert system.seen(c1, c2.cid) == [(0, None, UP, "first heard"), (0, UP, LEFT, "said goodbye")]
     assert list(watcher.downs) == [(far, "shutdown")]
 
 
@@ -533,7 +533,7 @@ async def test_a5_a_stopped_container_is_suspect_while_held_and_up_again_after_s
     assert (K - 1) * H - 0.05 <= took <= K * H + 0.1
     assert list(probes) == [(c2.cid, 0, True)] * len(probes)
     assert system.seen(c1, c2.cid) == [
-        (0, None, UP, "heard"),
+        (0, None, UP, "first heard"),
         (0, UP, SUSPECT, suspect.why),
         (0, SUSPECT, UP, "heard again"),
     ]
