@@ -61,6 +61,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self.reconnecting = False  # the broker connection is lost, or back but not yet rejoined
         self._rejoining = False
         self._rejoin_due: str | None = None  # why to join again once the rejoin under way ends
+        self._graces: set[Any] = set()  # presence notices waiting out PRESENCE_GRACE
         self._queue: str | None = None
         self._tag: str | None = None
         self._seq = 0
@@ -121,7 +122,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self._schedule_beat(self.container.reactor.seconds())
 
     async def on_terminate(self) -> None:
-        # (Beating and judging stopped with _Quiet.)
+        # (Beating, judging and taking from the agent queue stopped with _Quiet.)
         if self.joined and not self.frozen:
             # The last word: the processes of this container have said theirs.
             try:
@@ -145,6 +146,15 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         await broker.bind_queue(queue, c.exchange.exchange_name, agent_key(c.id))
         self._queue = queue
         self._tag = await broker.consume(queue, self.runtime.deliver, 0)
+
+    async def _stop_taking(self) -> None:
+        """Cancel the consumer of the agent queue; the queue stays held."""
+        tag, self._tag = self._tag, None
+        if tag is not None:
+            try:
+                await self.container.exchange.broker.cancel(tag)
+            except BrokerError as e:
+                self.log.debug("agent queue consumer not cancelled: {why}", why=e)
 
     def consumes(self, tag: str) -> bool:
         return tag == self._tag or super().consumes(tag)
@@ -294,9 +304,13 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         # Judged a moment later: a peer's last messages (its processes' exit
         # signals, its goodbye) come through other queues than the notice,
         # and the broker need not hand them over first.
-        self.container.reactor.callLater(PRESENCE_GRACE, self._gone, queue)
+        if self.winding_down:
+            return  # (notices come until the connection closes)
+        call = self.container.reactor.callLater(PRESENCE_GRACE, self._gone, queue)
+        self._graces.add(call)
 
     def _gone(self, queue: str) -> None:
+        self._graces = {c for c in self._graces if c.active()}
         if self.membership is not None and not self.frozen:
             self.membership.queue_gone(queue)
 
@@ -389,13 +403,21 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         broker = self.container.exchange.broker
         try:
             if old_queue is not None:
-                self._queue = self._tag = None
+                self._queue = None
                 await broker.delete_queue(old_queue)  # forgets its consumer too
-            await self._open_agent_queue()
+                if self._tag == old_tag:  # (a terminate meanwhile cancelled it)
+                    self._tag = None
+            if not self.winding_down:
+                await self._open_agent_queue()
         except BrokerError as e:
             self.log.warn("joining again failed: {why}", why=e)
             return
         del old_tag
+        if self.winding_down:
+            # Terminated meanwhile (its container stops): it has said goodbye
+            # and stopped its timers; it takes nothing more and starts none.
+            await self._stop_taking()
+            return
         self.membership.resume()
         self._stop_beating()
         if self.joined:
@@ -410,9 +432,7 @@ class ContainerAgent(agent_ops.AgentOps, Process):
         self._stop_beating()
         assert self.membership is not None
         self.membership.pause()
-        if self._tag is not None:
-            tag, self._tag = self._tag, None
-            await self.container.exchange.broker.cancel(tag)
+        await self._stop_taking()
 
     async def thaw(self) -> None:
         """Go on: what waited in the agent queue is taken (heartbeats first
@@ -429,8 +449,9 @@ class ContainerAgent(agent_ops.AgentOps, Process):
 
 class _Quiet:
     """Owned by the agent: however it ends (a kill runs no on_terminate), stop
-    beating, judging and taking from the agent queue (the runtime does not know
-    that consumer: it would hand a dead process what arrives, again and again)."""
+    beating, judging (presence notices waiting out their grace too) and taking
+    from the agent queue (the runtime does not know that consumer: it would
+    hand a dead process what arrives, again and again)."""
 
     def __init__(self, agent: ContainerAgent) -> None:
         self.agent = agent
@@ -443,12 +464,11 @@ class _Quiet:
         agent._stop_beating()
         if agent.membership is not None:
             agent.membership.stop()
-        if agent._tag is not None:
-            tag, agent._tag = agent._tag, None
-            try:
-                await agent.container.exchange.broker.cancel(tag)
-            except BrokerError:
-                pass  # no connection: no consumer either
+        for call in agent._graces:  # presence notices waiting out their grace
+            if call.active():
+                call.cancel()
+        agent._graces.clear()
+        await agent._stop_taking()
 
 
 def _seconds(value: Any, key: str) -> float:

@@ -18,13 +18,40 @@ T = TypeVar("T")
 
 H = 0.2  # the heartbeat interval the scenarios use
 K = 3
+SPIN_LIMIT = 100  # calls for now at one instant: the scenarios make fewer than 10
+
+
+class SpinGuardClock(Clock):
+    """A fake clock that fails rather than spins: a call scheduled for now more
+    than C{SPIN_LIMIT} times at one instant (a message given back to its queue
+    and redelivered at once, for ever, say) raises, where C{advance} would
+    run them for ever."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._instant = -1.0
+        self._now_calls = 0
+        self.most = 0  # the most calls for now scheduled at one instant so far
+
+    def callLater(self, delay: float, callable: Any, *args: Any, **kw: Any) -> Any:
+        if delay <= 0:
+            now = self.seconds()
+            if now != self._instant:
+                self._instant, self._now_calls = now, 0
+            self._now_calls += 1
+            self.most = max(self.most, self._now_calls)
+            if self._now_calls > SPIN_LIMIT:
+                raise AssertionError(
+                    f"the clock spins: {self._now_calls} calls scheduled for now at {now:g}s"
+                )
+        return super().callLater(delay, callable, *args, **kw)
 
 
 class System:
     """Containers C{c1, c2, ...} of sysname C{sysname} sharing one broker."""
 
     def __init__(self, presence: bool = True, sysname: str = "s", **agent: Any) -> None:
-        self.clock = Clock()
+        self.clock = SpinGuardClock()
         self.broker = EmbeddedBroker(self.clock, presence_events=presence)
         self.sysname = sysname
         self.agent_config = {"heartbeat": H, "dead_after": K, **agent}

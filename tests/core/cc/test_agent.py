@@ -262,6 +262,54 @@ def test_a7_a_reconnect_during_a_rejoin_joins_again_after_it(system: System) -> 
     assert system.view("c1")["c2"] == (2, UP)
 
 
+def test_a3_a_presence_notice_waiting_its_grace_dies_with_the_agent() -> None:
+    """A3: a presence notice is judged PRESENCE_GRACE after it came; an agent
+    terminated meanwhile (its container stops) leaves no timer for it, and
+    judges nothing more."""
+    system = System(presence=True)
+    system.start("c1")
+    c2 = system.start("c2")
+    system.start("c3")
+    system.run(H)
+    agent = c2.agent
+    assert agent is not None and agent.membership is not None
+    system.crash("c3")  # its agent queue goes: a notice, judged in PRESENCE_GRACE
+    system.wait(c2.proc_manager.terminate(agent))
+    timers = [c for c in system.clock.getDelayedCalls() if c.active()]
+    assert [c.func for c in timers if getattr(c.func, "__self__", None) is agent] == []
+    system.run(2 * H)
+    assert agent.membership.peers["c3"].state == UP, "judged nothing after it ended"
+    system.stop_all()
+
+
+def test_a7_a_rejoin_that_ends_after_the_agent_terminated_starts_no_timers(
+    system: System,
+) -> None:
+    """A7: a container stopped while its agent joins again (on RabbitMQ: a
+    test ending just after a reconnect) has its agent terminated before the
+    rejoin's broker calls come back; the rejoin then neither beats nor judges
+    nor tells anyone of a new epoch."""
+    system.start("c1")
+    c2 = system.start("c2")
+    system.run(H)
+    agent = c2.agent
+    assert agent is not None
+    broker: Any = c2.exchange.broker
+    pending: Deferred[None] = Deferred()
+    delete_queue, old = broker.delete_queue, agent._queue
+    broker.delete_queue = lambda name: pending if name == old else delete_queue(name)
+    _declared_dead(agent)  # the rejoin waits on the old agent queue's deletion
+    system.wait(c2.proc_manager.terminate(agent))  # as the container's stop does, last
+    delete_queue(old)
+    pending.callback(None)  # the rejoin goes on, on a connection still open
+    system.run(2 * H)
+    assert agent.state == "TERMINATED"
+    timers = [c for c in system.clock.getDelayedCalls() if c.active()]
+    assert [c.func for c in timers if getattr(c.func, "__self__", None) in
+            (agent, agent.membership)] == []  # fmt: skip
+    assert system.view("c1")["c2"][0] == 0, "no identify of epoch 1 after the goodbye"
+
+
 def test_a9_a_heartbeat_from_a_dead_epoch_is_dropped_and_counted(system: System) -> None:
     _detect(system, True)
     agent = system.containers["c1"].agent

@@ -761,3 +761,31 @@ async def test_a16_a_second_sysname_on_the_same_broker_is_never_listed(
     assert system.view(c9) == {c10.id: (0, LEFT)}
     assert {c.cid for c in system.changes[c1.id]} == {c2.id}
     assert {c.cid for c in system.changes[c9.id]} == {c10.id}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a7_a_container_stopped_as_it_joins_again_leaves_no_agent_timer(
+    system: AgentSystem,
+) -> None:
+    """A7: C2 (in this process, through a proxy) is stopped just as its broker
+    connection comes back, while its agent joins again: the agent, terminated
+    before that rejoin's broker calls come back, starts no heartbeat or
+    deadline afterwards and tells nobody of a new epoch."""
+    proxy = await system.proxy()
+    c1 = await system.container("c1")
+    c2 = await system.container("c2", proxy=proxy)
+    await system.change(c1, c2.id, UP)
+    await c2.spawn(Watcher)  # its stop deletes its queues between the rejoin's calls
+    agent = c2.agent
+    assert agent is not None
+    back: Collector[bool] = Collector()
+    c2.exchange.broker.on_reconnected(lambda: back(True))  # told after the agent
+    proxy.cut()
+    await back.wait(1, TIMEOUT)
+    await wait_for(c2.stop(), TIMEOUT)
+    assert agent.state == "TERMINATED"
+    mine = (agent, agent.membership)
+    timers = [c for c in _reactor().getDelayedCalls()
+              if c.active() and getattr(c.func, "__self__", None) in mine]  # fmt: skip
+    assert [c.func.__qualname__ for c in timers] == []
+    assert all(c.epoch == 0 for c in system.changes[c1.id] if c.cid == c2.id)
