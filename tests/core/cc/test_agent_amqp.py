@@ -326,6 +326,16 @@ class AgentSystem:
             await proxy.stop()
         await delete_systems(self.sysnames, shared, url=self.url)
         await self._check_clean(shared)
+        assert self.agent_timers() == [], "the stopped containers' agents left timers running"
+
+    def agent_timers(self, *containers: Container) -> list[str]:
+        """The timers of the agents (and their memberships) of C{containers}
+        (default: all of this system's in this process) still pending."""
+        agents = [c.agent for c in containers or self.containers if c.agent is not None]
+        mine = {id(o) for a in agents for o in (a, a.membership)}
+        pending = [c for c in _reactor().getDelayedCalls() if c.active()]
+        return [c.func.__qualname__ for c in pending
+                if id(getattr(c.func, "__self__", None)) in mine]  # fmt: skip
 
     async def _check_clean(self, shared: set[str]) -> None:
         checker = AmqpBroker(_reactor(), self.url, reconnect=False, name="check-clean")
@@ -784,8 +794,5 @@ async def test_a7_a_container_stopped_as_it_joins_again_leaves_no_agent_timer(
     await back.wait(1, TIMEOUT)
     await wait_for(c2.stop(), TIMEOUT)
     assert agent.state == "TERMINATED"
-    mine = (agent, agent.membership)
-    timers = [c for c in _reactor().getDelayedCalls()
-              if c.active() and getattr(c.func, "__self__", None) in mine]  # fmt: skip
-    assert [c.func.__qualname__ for c in timers] == []
+    assert system.agent_timers(c2) == []
     assert all(c.epoch == 0 for c in system.changes[c1.id] if c.cid == c2.id)
