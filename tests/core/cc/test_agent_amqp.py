@@ -56,6 +56,7 @@ from tests.rabbit import URL, delete_systems, require_rabbitmq
 pytestmark = pytest.mark.rabbitmq
 
 H, K = 0.2, 3
+SLACK = 0.15  # seconds either side of a bound set by the beat timing: the reactors' lateness
 PRESENCE, PROBE = "presence", "probe"
 ANY = object()
 ALLOW = ["tests.core.cc.test_agent:*"]  # Echo, Crashy, BadInit
@@ -501,7 +502,7 @@ async def test_a4_kill_9_is_dead_within_k_plus_1_intervals_by_probe(system: Agen
 # -- A5, A6: a stopped container (SIGSTOP) ---------------------------------------------
 
 
-async def _linked(system: AgentSystem, c1: Container, c2: OsContainer) -> tuple[Watcher, str]:
+async def _linked(c1: Container, c2: OsContainer) -> tuple[Watcher, str]:
     """A C1 process linked with C2's Reporter C{b}, the link in place at both ends."""
     watcher = await watcher_of(c1)
     far = c2.pids["b"]
@@ -527,7 +528,7 @@ async def test_a5_a_stopped_container_is_suspect_while_held_and_up_again_after_s
     c1 = await system.container("c1")
     c2 = await system.twistd("c2")
     await system.change(c1, c2.cid, UP)
-    watcher, far = await _linked(system, c1, c2)
+    watcher, far = await _linked(c1, c2)
     stopped = c2.signal(signal.SIGSTOP)
     suspect = await system.change(c1, c2.cid, SUSPECT)
     probes = system.probes[c1.id]
@@ -540,7 +541,7 @@ async def test_a5_a_stopped_container_is_suspect_while_held_and_up_again_after_s
     print(f"\nA5 {system.mode}: SUSPECT {ms(took)} after SIGSTOP (k·H = {ms(K * H)}, less the "
           f"part of an interval since its last beat); {len(probes)} probes found its queue "
           f"held; UP {ms(up.at - resumed)} after SIGCONT")  # fmt: skip
-    assert (K - 1) * H - 0.05 <= took <= K * H + 0.1
+    assert (K - 1) * H - SLACK <= took <= K * H + SLACK
     assert list(probes) == [(c2.cid, 0, True)] * len(probes)
     assert system.seen(c1, c2.cid) == [
         (0, None, UP, "first heard"),
@@ -565,7 +566,7 @@ async def test_a6_stopped_past_suspect_max_is_dead_then_rejoins_under_epoch_1(
     c1 = await system.container("c1", suspect_max=limit)
     c2 = await system.twistd("c2", ("b",), "--broker_heartbeat", "60")
     await system.change(c1, c2.cid, UP)
-    watcher, far = await _linked(system, c1, c2)
+    watcher, far = await _linked(c1, c2)
     stopped = c2.signal(signal.SIGSTOP)
     suspect = await system.change(c1, c2.cid, SUSPECT)
     dead = await system.change(c1, c2.cid, DEAD)
@@ -580,7 +581,7 @@ async def test_a6_stopped_past_suspect_max_is_dead_then_rejoins_under_epoch_1(
           f"SIGSTOP (k·H + suspect_max = {ms(K * H + limit)}, less the part of an interval "
           f"since its last beat); epoch 1 UP {ms(back.at - resumed)} after SIGCONT")  # fmt: skip
     assert dead.why == f"suspect for {limit:g}s (suspect_max)"
-    assert (K - 1) * H + limit - 0.05 <= took <= K * H + limit + 0.1
+    assert (K - 1) * H + limit - SLACK <= took <= K * H + limit + SLACK
     ended = await _event(system, c2, event="on_exit", by=far)
     assert ended["pid"] == str(watcher.id) and ended["reason"] == "noconnection"
     assert f"joins again as epoch 1: {c1.id} declared it dead" in c2.output()
