@@ -151,7 +151,7 @@ class Soak:
 
     async def infos(self) -> dict[str, Any]:
         """Each container's get_info reply (or the exception instead), asked at once."""
-        from ion.core.cc.agent import agent_key
+        from ion.core.cc.agent_wire import agent_key
 
         ask = [self.client.rpc_send(agent_key(n.cid), "get_info", timeout=10) for n in self.nodes]
         results = await defer.DeferredList(ask, consumeErrors=True)

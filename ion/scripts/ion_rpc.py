@@ -153,7 +153,7 @@ def addressed(args: argparse.Namespace) -> argparse.Namespace:
         raise Usage(str(e)) from None
     if args.service is not None:  # OP and CONTENT were taken for SERVICE and OP
         args.op, args.content = args.service, args.op
-    args.service = f"cc.{args.container}"  # ion.core.cc.agent.agent_key (no Twisted here)
+    args.service = f"cc.{args.container}"  # ion.core.cc.agent_wire.agent_key (no Twisted here)
     return args
 
 

@@ -45,7 +45,7 @@ def nodes(container: Container) -> list[dict[str, Any]]:
 
 
 async def _call(caller: Process, cid: str, op: str, content: Any, timeout: float | None) -> Any:
-    from ion.core.cc.agent import agent_key
+    from ion.core.cc.agent_wire import agent_key
 
     try:
         return await caller.rpc_send(agent_key(cid), op, content, timeout=timeout)
