@@ -13,6 +13,9 @@ from twisted.logger import globalLogPublisher
 from ion.core.cc.container import Container
 from ion.core.messaging.embedded import EmbeddedBroker
 
+# A three-node RabbitMQ cluster of the suite's own (tests/rabbit_cluster.py).
+from tests.rabbit_cluster import rabbit_cluster  # noqa: F401
+
 # A RabbitMQ node of the suite's own, with the event exchange plugin (tests/rabbit_node.py).
 from tests.rabbit_node import event_broker, event_node  # noqa: F401
 

@@ -40,9 +40,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol, TypeVar
 
 import pytest
 
@@ -79,9 +79,19 @@ def _base_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _ctl_env(name: str, home: Path) -> dict[str, str]:
+    """The environment for C{rabbitmqctl -n <name>}: the node's HOME (its cookie) and
+    its name in C{RABBITMQ_NODENAME} (the same as C{-n}), so that L{halt} finds and
+    ends a C{rabbitmqctl} left waiting on the node, as it does the node's processes."""
+    env = _base_env(home)
+    env["RABBITMQ_NODENAME"] = name
+    return env
+
+
 def _node_pids(name: str) -> list[int]:
     """The processes of node C{name}: those started with C{RABBITMQ_NODENAME=<name>}
-    in their environment (the server script, beam and its helpers)."""
+    in their environment (the server script, beam and its helpers, and
+    C{rabbitmqctl}s run on it)."""
     marker = f"RABBITMQ_NODENAME={name}".encode()
     pids = []
     for entry in Path("/proc").glob("[0-9]*"):
@@ -119,13 +129,14 @@ def halt(name: str, home: Path, server: subprocess.Popen[bytes] | None = None) -
     """Stop node C{name} for good and remove C{home}: C{rabbitmqctl stop}, then
     SIGTERM, then SIGKILL, each with a deadline. Harmless when it is already gone."""
     pidfile = home / "pid"
+    _signal_all(_node_pids(name), signal.SIGCONT)  # a paused node could not stop
     asked = False
     if _node_pids(name) and pidfile.exists():
         asked = True
         try:
             subprocess.run(
                 [str(CTL), "-n", name, "stop", str(pidfile)],
-                env=_base_env(home),
+                env=_ctl_env(name, home),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=STOP_TIMEOUT,
@@ -150,18 +161,48 @@ def halt(name: str, home: Path, server: subprocess.Popen[bytes] | None = None) -
     shutil.rmtree(home, ignore_errors=True)
 
 
-class RabbitNode:
-    """One RabbitMQ node in a temporary directory; L{start} it, L{stop} it."""
+def free_ports(count: int, taken: set[int] | None = None) -> list[int]:
+    """C{count} distinct free ports, none of them in C{taken} (which is updated)."""
+    taken = set() if taken is None else taken
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            ports.append(port)
+    return ports
 
-    def __init__(self, plugins: tuple[str, ...] = EVENT_PLUGINS) -> None:
-        self.name = f"iontest_{uuid.uuid4().hex[:10]}@localhost"
-        self.home = Path(tempfile.mkdtemp(prefix="ion-rabbit-"))
-        self.port = free_port()
-        self.dist_port = free_port()
-        while self.dist_port == self.port:
-            self.dist_port = free_port()
+
+class RabbitNode:
+    """One RabbitMQ node in a temporary directory; L{start} it, L{stop} it.
+
+    C{name} defaults to a unique C{iontest_<hex>@localhost}; C{cookie}, when given, is
+    written to the node's C{$HOME/.erlang.cookie} (nodes of one cluster share one);
+    C{parent} is the directory to make the node's directory in (the system's temp
+    directory by default); a node that is not C{supervised} has no watchdog and is
+    not stopped at interpreter exit (it outlives the process that started it).
+    L{kill}, L{shutdown} and L{spawn} take it down and up again, keeping its data.
+    """
+
+    def __init__(
+        self,
+        plugins: tuple[str, ...] = EVENT_PLUGINS,
+        *,
+        name: str | None = None,
+        cookie: str | None = None,
+        parent: Path | None = None,
+        supervised: bool = True,
+        ports: tuple[int, int] | None = None,
+    ) -> None:
+        self.name = name or f"iontest_{uuid.uuid4().hex[:10]}@localhost"
+        self.home = Path(tempfile.mkdtemp(prefix="ion-rabbit-", dir=parent))
+        self.port, self.dist_port = ports or free_ports(2)
         self.plugins = plugins
+        self.cookie = cookie
+        self.supervised = supervised
         self.boot_seconds: float | None = None
+        self._began = 0.0
+        self._files_written = False
         self._server: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._stopped = False
@@ -180,6 +221,10 @@ class RabbitNode:
             f"listeners.tcp.1 = {HOST}:{self.port}\n"
         )
         (self.home / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+        if self.cookie is not None:
+            cookie = self.home / ".erlang.cookie"
+            cookie.write_text(self.cookie)
+            cookie.chmod(0o400)  # Erlang refuses a cookie others may read
 
     def _server_env(self) -> dict[str, str]:
         env = _base_env(self.home)
@@ -199,9 +244,18 @@ class RabbitNode:
     def start(self, timeout: float = BOOT_TIMEOUT) -> RabbitNode:
         """Boot the node and wait until RabbitMQ and its plugins run (L{NodeStartError}
         otherwise, after stopping whatever did start)."""
-        self._write_files()
-        began = time.monotonic()
-        with open(self.home / "console.log", "wb") as console:
+        self.spawn()
+        self.await_boot(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start booting the node (again, after L{kill} or L{shutdown}, with its data);
+        L{await_boot} waits for it."""
+        if not self._files_written:
+            self._write_files()
+            self._files_written = True
+        self._began = time.monotonic()
+        with open(self.home / "console.log", "ab") as console:
             self._server = subprocess.Popen(
                 [str(SERVER)],
                 env=self._server_env(),
@@ -211,22 +265,81 @@ class RabbitNode:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C to pytest is not the node's
             )
-        self._watchdog = subprocess.Popen(
-            [sys.executable, "-I", __file__, "--watch", self.name, str(self.home)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # outlives pytest's process group
-        )
-        atexit.register(self.stop)
+        if self.supervised and self._watchdog is None:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", __file__, "--watch", self.name, str(self.home)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # outlives pytest's process group
+            )
+            atexit.register(self.stop)
+
+    def await_boot(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Wait until the node L{spawn} started runs; sets L{boot_seconds}. When it
+        does not, stop it for good and raise L{NodeStartError}."""
         try:
             self._await_boot(timeout)
         except NodeStartError as e:
             why = f"{e}\n{self.log_tail()}"
             self.stop()
             raise NodeStartError(why) from None
-        self.boot_seconds = time.monotonic() - began
-        return self
+        self.boot_seconds = time.monotonic() - self._began
+
+    def ctl(self, *args: str, timeout: float = STOP_TIMEOUT) -> str:
+        """Run C{rabbitmqctl -n <node> args} with the node's HOME (so its cookie);
+        its output, or L{NodeStartError} with it when it fails."""
+        try:
+            done = subprocess.run(
+                [str(CTL), "-n", self.name, *args],
+                env=_ctl_env(self.name, self.home),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise NodeStartError(f"rabbitmqctl {' '.join(args)} on {self.name} timed out") from None
+        out = (done.stdout + done.stderr).decode(errors="replace")
+        if done.returncode != 0:
+            raise NodeStartError(
+                f"rabbitmqctl {' '.join(args)} on {self.name} exited with {done.returncode}:\n{out}"
+            )
+        return done.stdout.decode(errors="replace")
+
+    def pids(self) -> list[int]:
+        """The node's processes now (none when it is down)."""
+        return _node_pids(self.name)
+
+    def beam_pid(self) -> int:
+        """The pid of the node's Erlang VM (C{beam.smp})."""
+        for pid in self.pids():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip().startswith("beam"):
+                    return pid
+            except OSError:
+                continue
+        raise NodeStartError(f"{self.name} has no beam process")
+
+    def kill(self) -> None:
+        """SIGKILL the node's processes (beam and its children) and wait until they are gone."""
+        _signal_all(self.pids(), signal.SIGKILL)
+        if not _gone_within(self.name, STOP_TIMEOUT, self._server):
+            raise NodeStartError(f"{self.name} still runs after SIGKILL: {self.pids()}")
+        self._reap()
+
+    def shutdown(self) -> None:
+        """Stop the node gracefully (C{rabbitmqctl stop}), keeping its data for L{spawn}."""
+        self.ctl("stop", str(self.home / "pid"), timeout=STOP_TIMEOUT)
+        if not _gone_within(self.name, STOP_TIMEOUT, self._server):
+            raise NodeStartError(f"{self.name} still runs after rabbitmqctl stop: {self.pids()}")
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._server is not None:
+            try:
+                self._server.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                pass
 
     def _await_boot(self, timeout: float) -> None:
         assert self._server is not None
@@ -242,7 +355,7 @@ class RabbitNode:
                 str(int(timeout)),
                 str(self.home / "pid"),
             ],
-            env=_base_env(self.home),
+            env=_ctl_env(self.name, self.home),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -315,24 +428,40 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(f"the test RabbitMQ node is not available: {reason} (set CI=1 to fail instead)")
 
 
-@pytest.fixture(scope="session")
-def event_node() -> Iterator[RabbitNode]:
-    """A RabbitMQ node with C{rabbitmq_event_exchange}, started on first use, once per session."""
+class _Startable(Protocol):
+    def start(self) -> object: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+def start_or_skip(make: Callable[[], S]) -> S:
+    """C{make()} and start it (a node or cluster), trying once more when a port was
+    taken meanwhile; skip the test (fail it under CI) when RabbitMQ is not there or
+    it does not start."""
     if not SERVER.exists() or not CTL.exists():
         _unavailable(f"{SERVER} is not installed (Debian package rabbitmq-server)")
     if not Path("/proc/self/environ").exists():
         _unavailable("finding the node's processes needs Linux's /proc")
     for attempt in (1, 2):
-        node = RabbitNode(EVENT_PLUGINS)
+        made = make()
         try:
-            node.start()
-            break
+            made.start()
+            return made
         except (NodeStartError, OSError) as e:
-            node.stop()
+            made.stop()
             # Another process may have taken a port between our pick and the node's bind.
             if attempt == 1 and "eaddrinuse" in str(e):
                 continue
             _unavailable(f"{type(e).__name__}: {e}")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def event_node() -> Iterator[RabbitNode]:
+    """A RabbitMQ node with C{rabbitmq_event_exchange}, started on first use, once per session."""
+    node = start_or_skip(lambda: RabbitNode(EVENT_PLUGINS))
     print(f"\n[event_node] {node.name} at {node.url}: cold boot {node.boot_seconds:.2f}s")
     try:
         yield node

@@ -1,0 +1,108 @@
+"""The suite's three-node RabbitMQ cluster (tests/rabbit_cluster.py): it forms, a
+quorum queue on it is served by every node, and it survives losing one node,
+which then rejoins. Talks to the cluster with pika directly (ion's IBroker cannot
+declare queue arguments yet)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from tests.rabbit_cluster import RabbitCluster, process_state
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def _channel(url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        yield connection.channel()
+    finally:
+        connection.close()
+
+
+def _declare_quorum(url: str, queue: str) -> None:
+    for channel in _channel(url):
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+
+
+def _publish(url: str, queue: str, body: bytes) -> None:
+    for channel in _channel(url):
+        channel.confirm_delivery()  # returns once the quorum has the message
+        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+
+
+def _get(url: str, queue: str, timeout: float = 15.0) -> bytes:
+    """The next message of C{queue} via C{url}, polling until one is there."""
+    deadline = time.monotonic() + timeout
+    for channel in _channel(url):
+        while True:
+            method, _props, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return bytes(body)
+            assert time.monotonic() < deadline, f"no message in {queue} via {url}"
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+def _passive_count(url: str, queue: str) -> int:
+    for channel in _channel(url):
+        return int(channel.queue_declare(queue, passive=True).method.message_count)
+    raise AssertionError("unreachable")
+
+
+def test_three_nodes_run(rabbit_cluster: RabbitCluster) -> None:
+    assert len(rabbit_cluster.nodes) == len(set(rabbit_cluster.nodes)) == 3
+    assert all(u.startswith("amqp://guest:guest@127.0.0.1:") for u in rabbit_cluster.urls)
+    assert len(set(rabbit_cluster.urls)) == 3
+    for i in range(3):
+        assert rabbit_cluster.running_nodes(via=i) == set(rabbit_cluster.nodes)
+
+
+def test_a_quorum_queue_is_served_by_every_node(rabbit_cluster: RabbitCluster) -> None:
+    url1, url2, url3 = rabbit_cluster.urls
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    _declare_quorum(url1, queue)
+    assert _passive_count(url3, queue) == 0  # visible from node 3
+    _publish(url2, queue, b"via node 2")
+    assert _get(url3, queue) == b"via node 2"
+
+
+def test_the_cluster_survives_a_killed_node_which_rejoins(rabbit_cluster: RabbitCluster) -> None:
+    url1, url2, url3 = rabbit_cluster.urls
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    _declare_quorum(url1, queue)
+    _publish(url3, queue, b"before")
+
+    rabbit_cluster.kill(2)
+    rabbit_cluster.wait_running({0, 1})
+    _publish(url2, queue, b"after")
+    assert _get(url1, queue) == b"before"
+    assert _get(url2, queue) == b"after"
+
+    began = time.monotonic()
+    rabbit_cluster.start(2)
+    print(f"\n[rabbit_cluster] node 3 rebooted and rejoined in {time.monotonic() - began:.2f}s")
+    assert rabbit_cluster.running_nodes(via=0) == set(rabbit_cluster.nodes)
+    assert rabbit_cluster.running_nodes(via=2) == set(rabbit_cluster.nodes)
+    _publish(url1, queue, b"rejoined")
+    assert _get(url3, queue) == b"rejoined"
+
+
+def test_a_node_pauses_resumes_and_stops_gracefully(rabbit_cluster: RabbitCluster) -> None:
+    beam = rabbit_cluster.members[0].beam_pid()
+    rabbit_cluster.pause(0)
+    assert process_state(beam) == "T"
+    rabbit_cluster.resume(0)
+    assert process_state(beam) != "T"
+    rabbit_cluster.wait_running({0, 1, 2})
+
+    rabbit_cluster.stop(1)
+    assert not rabbit_cluster.members[1].pids()
+    rabbit_cluster.wait_running({0, 2})
+    rabbit_cluster.start(1)
+    assert rabbit_cluster.running_nodes(via=1) == set(rabbit_cluster.nodes)
