@@ -415,7 +415,14 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "process.concurrency": (int, 0, True),
     "process.handler_timeout": (float, 0, True),
     "process.max_redeliveries": (int, 0, True),
+    "agent.heartbeat": (float, 0, False),
+    "agent.dead_after": (int, 1, True),
+    "agent.suspect_max": (float, 0, False),
+    "agent.ttl_dead": (float, 0, False),
+    "agent.info_timeout": (float, 0, False),
 }
+#: Numeric settings whose null means "work it out" (agent.suspect_max: 3·k·H).
+NULLABLE_SETTINGS = frozenset({"agent.suspect_max"})
 
 
 def check_settings(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
@@ -424,17 +431,23 @@ def check_settings(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     @raise ConfigurationError: naming the setting, its value and its layer.
     """
     for key, (value, layer) in value_sources(layers).items():
-        rule = NUMERIC_SETTINGS.get(key)
-        if rule is None:
-            continue
-        kind, least, least_allowed = rule
-        number = read_number(value, kind)
-        if number is None or number < least or (number == least and not least_allowed):
-            what = "a whole number" if kind is int else "a number of seconds"
-            bound = f"{'>=' if least_allowed else '>'} {least:g}"
-            raise ConfigurationError(
-                f"{key}: expected {what} {bound}, not {value!r} (from {layer})"
-            )
+        if key in NUMERIC_SETTINGS and not (value is None and key in NULLABLE_SETTINGS):
+            number_setting(key, value, layer)
+
+
+def number_setting(key: str, value: Any, layer: str | None = None) -> float:
+    """C{value} of numeric setting C{key} (L{NUMERIC_SETTINGS}), as its kind.
+
+    @raise ConfigurationError: naming the setting, its value and (if given) its layer.
+    """
+    kind, least, least_allowed = NUMERIC_SETTINGS[key]
+    number = read_number(value, kind)
+    if number is None or number < least or (number == least and not least_allowed):
+        what = "a whole number" if kind is int else "a number of seconds"
+        bound = f"{'>=' if least_allowed else '>'} {least:g}"
+        where = f" (from {layer})" if layer else ""
+        raise ConfigurationError(f"{key}: expected {what} {bound}, not {value!r}{where}")
+    return kind(number)  # type: ignore[no-any-return]
 
 
 def read_number(value: Any, kind: type) -> float | None:

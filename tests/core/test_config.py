@@ -233,6 +233,9 @@ def test_dotted_keys_reach_module_named_sections() -> None:
         ("-a", "container.terminate_timeout", float("nan"), "a number of seconds >= 0, not nan"),
         ("-a", "broker.heartbeat", "10.0", "a whole number >= 0, not '10.0'"),
         ("env", "pack.start_timeout", 0, "a number of seconds > 0, not 0 (from env)"),
+        ("-a", "agent.heartbeat", 0, "a number of seconds > 0, not 0 (from -a)"),
+        ("-a", "agent.dead_after", 0, "a whole number >= 1, not 0"),
+        ("-a", "agent.suspect_max", "soon", "a number of seconds > 0, not 'soon'"),
     ],
 )
 def test_a_bad_numeric_setting_is_named_with_its_layer(
@@ -253,6 +256,7 @@ def test_good_numeric_settings_pass() -> None:
         "broker": {"retry_delay": 0, "handshake_timeout": 2.5, "heartbeat": 10.0},
         "container": {"rpc_timeout": "1e3"},
         "process": {"concurrency": "4"},
+        "agent": {"heartbeat": "0.2", "suspect_max": None},  # null: 3·k·H
     }
     check_settings([("defaults", merge({}, DEFAULTS)), ("-a", good)])
 

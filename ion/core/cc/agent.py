@@ -27,10 +27,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from ion.core import exception as exc
 from ion.core.cc import agent_ops, presence
 from ion.core.cc.agent_wire import ANNOUNCE, IDENTIFY, AgentWire, agent_key
 from ion.core.cc.membership import DEAD, LEFT, SUSPECT, UP, Membership, Peer
+from ion.core.config import number_setting
 from ion.core.exception import BrokerError
 from ion.core.messaging import message as m
 from ion.core.process.process import Process
@@ -66,12 +66,12 @@ class ContainerAgent(agent_ops.AgentOps, AgentWire, Process):
 
     def _read_settings(self) -> None:
         get = self.config.get
-        self.interval = _seconds(get("agent.heartbeat", 1.0), "agent.heartbeat")
-        self.dead_after = int(_seconds(get("agent.dead_after", 3), "agent.dead_after"))
+        self.interval = number_setting("agent.heartbeat", get("agent.heartbeat", 1.0))
+        self.dead_after = int(number_setting("agent.dead_after", get("agent.dead_after", 3)))
         limit = get("agent.suspect_max", None)
-        self.suspect_max = None if limit is None else _seconds(limit, "agent.suspect_max")
-        self.ttl_dead = _seconds(get("agent.ttl_dead", 60.0), "agent.ttl_dead")
-        self.info_timeout = _seconds(get("agent.info_timeout", 2.0), "agent.info_timeout")
+        self.suspect_max = None if limit is None else number_setting("agent.suspect_max", limit)
+        self.ttl_dead = number_setting("agent.ttl_dead", get("agent.ttl_dead", 60.0))
+        self.info_timeout = number_setting("agent.info_timeout", get("agent.info_timeout", 2.0))
         self.use_presence = str(get("agent.presence", "auto")) != "off"
 
     # -- life cycle ----------------------------------------------------------------
@@ -137,7 +137,14 @@ class ContainerAgent(agent_ops.AgentOps, AgentWire, Process):
         await broker.bind_queue(queue, self.fanout, "")
         await broker.bind_queue(queue, c.exchange.exchange_name, agent_key(c.id))
         self._queue = queue
-        self._tag = await broker.consume(queue, self.runtime.deliver, 0)
+        await self._take()
+
+    async def _take(self) -> None:
+        """Consume the agent queue (prefetch unbounded: heartbeats must not wait)."""
+        assert self._queue is not None
+        self._tag = await self.container.exchange.broker.consume(
+            self._queue, self.runtime.deliver, 0
+        )
 
     async def _stop_taking(self) -> None:
         """Cancel the consumer of the agent queue; the queue stays held."""
@@ -311,7 +318,6 @@ class ContainerAgent(agent_ops.AgentOps, AgentWire, Process):
         except BrokerError as e:
             self.log.warn("joining again failed: {why}", why=e)
             return
-        del old_tag
         if self.winding_down:
             # Terminated meanwhile (its container stops): it has said goodbye
             # and stopped its timers; it takes nothing more and starts none.
@@ -339,9 +345,7 @@ class ContainerAgent(agent_ops.AgentOps, AgentWire, Process):
         assert self.membership is not None and self._queue is not None
         self.frozen = False
         self.membership.resume()
-        self._tag = await self.container.exchange.broker.consume(
-            self._queue, self.runtime.deliver, 0
-        )
+        await self._take()
         if self.joined:
             self._schedule_beat(self.container.reactor.seconds())
 
@@ -368,13 +372,3 @@ class _Quiet:
                 call.cancel()
         agent._graces.clear()
         await agent._stop_taking()
-
-
-def _seconds(value: Any, key: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if not number > 0 or isinstance(value, bool):
-        raise exc.ConfigurationError(f"{key}: expected a positive number, not {value!r}")
-    return number

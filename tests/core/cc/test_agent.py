@@ -154,16 +154,23 @@ def test_a4_a_crash_is_dead_within_k_plus_1_intervals_by_probe() -> None:
     system.stop_all()
 
 
-def test_a5_a_frozen_container_is_suspect_not_dead_and_comes_back_without_noconnection() -> None:
-    system = System(presence=False)
+def _frozen_after_linking(system: System, far_cls: type[Process]) -> tuple[Any, Any, Any, float]:
+    """c1 and c2 up, a Watcher of c1 linked with a C{far_cls} of c2, then c2's
+    agent frozen: (c2, the watcher, the far process, when it froze)."""
     c1, c2 = system.start("c1"), system.start("c2")
     system.run(H)
     watcher = system.wait(c1.spawn(Watcher))
-    far = system.wait(c2.spawn(Echo))
+    far = system.wait(c2.spawn(far_cls))
     watcher.link(far.id)
     system.run(H)
     frozen_at = system.clock.seconds()
     system.wait(c2.agent.freeze())  # type: ignore[union-attr]
+    return c2, watcher, far, frozen_at
+
+
+def test_a5_a_frozen_container_is_suspect_not_dead_and_comes_back_without_noconnection() -> None:
+    system = System(presence=False)
+    c2, watcher, far, frozen_at = _frozen_after_linking(system, Echo)
     suspect_at = None
     while system.clock.seconds() - frozen_at < 2 * K * H:
         system.run(0.01)
@@ -183,14 +190,7 @@ def test_a5_a_frozen_container_is_suspect_not_dead_and_comes_back_without_noconn
 
 def test_a6_frozen_past_suspect_max_is_dead_then_rejoins_under_a_new_epoch() -> None:
     system = System(presence=False)
-    c1, c2 = system.start("c1"), system.start("c2")
-    system.run(H)
-    watcher = system.wait(c1.spawn(Watcher))
-    far = system.wait(c2.spawn(Watcher))
-    watcher.link(far.id)
-    system.run(H)
-    frozen_at = system.clock.seconds()
-    system.wait(c2.agent.freeze())  # type: ignore[union-attr]
+    c2, watcher, far, frozen_at = _frozen_after_linking(system, Watcher)
     dead_at = None
     while dead_at is None and system.clock.seconds() - frozen_at < 6 * K * H:
         system.run(0.01)
@@ -485,3 +485,10 @@ def test_an_agent_ended_alone_stops_beating_and_taking_from_its_queue(
     system.run((K + 1) * H)
     expected = SUSPECT if how == "kill" else LEFT  # a terminate still says goodbye
     assert system.view("c1")["c2"] == (0, expected)
+
+
+def test_a_bad_agent_setting_fails_the_start_naming_it() -> None:
+    """A container given agent.heartbeat 0 does not start; the error names the setting."""
+    system = System(heartbeat=0)
+    with pytest.raises(exc.SpawnError, match="agent.heartbeat: expected a number of seconds > 0"):
+        system.start("c1")
