@@ -7,7 +7,8 @@ Fixture (registered in tests/conftest.py), per session and started only when a
 test first asks for it:
 
     rabbit_cluster   the started L{RabbitCluster}: C{.urls}, C{.nodes} (names),
-                     C{kill(i)}, C{start(i)}, C{stop(i)}, C{pause(i)}, C{resume(i)}
+                     C{kill(i)}, C{start(i)}, C{stop(i)}, C{pause(i)}, C{resume(i)},
+                     C{leader(queue)}, C{wait_leader(queue, not_on=i)}, C{restart_all()}
 
 Mark tests that use it C{pytest.mark.rabbitmq}; without RabbitMQ they are
 skipped (failed with C{$CI} set), as with tests/rabbit_node.py, whose watchdog
@@ -28,6 +29,9 @@ from pathlib import Path
 import pytest
 
 from tests.rabbit_node import BOOT_TIMEOUT, NodeStartError, RabbitNode, free_ports, start_or_skip
+
+LEADER_ASK_TIMEOUT = 5.0  # one member's answer (rabbitmqctl takes ~0.8 s here)
+LEADER_TIMEOUT = 60.0
 
 
 class RabbitCluster:
@@ -54,6 +58,7 @@ class RabbitCluster:
             )
         self.formation_seconds: float | None = None
         self._down: set[int] = set()  # killed or stopped by a test (paused ones are "up")
+        self._paused: set[int] = set()
 
     @property
     def urls(self) -> list[str]:
@@ -122,10 +127,82 @@ class RabbitCluster:
     def _up(self) -> set[int]:
         return set(range(len(self.members))) - self._down
 
+    def leader(self, queue: str, vhost: str = "/", timeout: float = LEADER_ASK_TIMEOUT) -> int:
+        """The index of the member leading quorum queue C{queue} now, as the queue's
+        record in the cluster's metadata says (the new leader rewrites it when
+        elected, so just after a leader was lost it may still name the lost one:
+        L{wait_leader} for a change). Asks the members that are up, those not
+        paused first, each with C{timeout} seconds; L{NodeStartError} when none
+        answers or the queue is not there (not a quorum queue: C{ValueError})."""
+        expr = (
+            "case rabbit_amqqueue:lookup(rabbit_misc:r("
+            f"{_erl_binary(vhost)}, queue, {_erl_binary(queue)})) of "
+            "{ok, Q} -> case amqqueue:get_pid(Q) of "
+            "{_, Node} when is_atom(Node) -> {leader, Node}; Pid -> {not_quorum, Pid} end; "
+            "Error -> Error end."
+        )
+        up = sorted(self._up(), key=lambda i: (i in self._paused, i))
+        errors = []
+        for via in up:
+            try:
+                out = self.members[via].ctl("eval", expr, timeout=timeout).strip()
+            except NodeStartError as e:
+                errors.append(str(e))
+                continue
+            if out.startswith("{leader,"):
+                name = out[len("{leader,") : -1].strip().strip("'")
+                return self.nodes.index(name)
+            if out.startswith("{not_quorum,"):
+                raise ValueError(f"{queue!r} in vhost {vhost!r} is not a quorum queue: {out}")
+            raise NodeStartError(f"quorum queue {queue!r} in vhost {vhost!r}: {out}")
+        raise NodeStartError(f"no member told the leader of {queue!r}: {'; '.join(errors)}")
+
+    def wait_leader(
+        self, queue: str, not_on: int | None = None, timeout: float = LEADER_TIMEOUT
+    ) -> int:
+        """Wait until quorum queue C{queue} (in vhost /) has a leader, one other than
+        member C{not_on} when given; its index (L{NodeStartError} after C{timeout})."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ask = max(0.5, min(LEADER_ASK_TIMEOUT, deadline - time.monotonic()))
+            try:
+                found: int | None = self.leader(queue, timeout=ask)
+            except NodeStartError as e:
+                found, why = None, str(e)
+            else:
+                why = f"leader: member {found}"
+            if found is not None and found != not_on:
+                return found
+            if time.monotonic() >= deadline:
+                raise NodeStartError(
+                    f"no leader of {queue!r} other than member {not_on} within {timeout:g}s; {why}"
+                )
+            time.sleep(0.2)
+
+    def restart_all(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """A full cluster restart: resume paused members, stop those running
+        gracefully (the last member first, the first last), then boot all of them
+        in parallel (each waits for its peers' tables, so booting one by one would
+        not do) and wait until they all run, clustered again. Durable queues and
+        persistent messages survive it."""
+        for i in sorted(self._paused):
+            self.resume(i)
+        for i in sorted(self._up(), reverse=True):
+            self.members[i].shutdown()
+            self._down.add(i)
+        began = time.monotonic()
+        for node in self.members:
+            node.spawn()
+        for i, node in enumerate(self.members):
+            node.await_boot(max(1.0, timeout - (time.monotonic() - began)))
+            self._down.discard(i)
+        self.wait_running(self._up(), max(1.0, timeout - (time.monotonic() - began)))
+
     def kill(self, i: int) -> None:
         """SIGKILL node C{i} (its beam and children)."""
         self.members[i].kill()
         self._down.add(i)
+        self._paused.discard(i)
 
     def stop(self, i: int | None = None) -> None:
         """Stop node C{i} gracefully (C{rabbitmqctl stop}), keeping its data for
@@ -143,12 +220,19 @@ class RabbitCluster:
         beam = self.members[i].beam_pid()
         os.kill(beam, signal.SIGSTOP)
         _await_state(beam, lambda state: state == "T")
+        self._paused.add(i)
 
     def resume(self, i: int) -> None:
         """SIGCONT node C{i}'s beam; returns once it runs again."""
         beam = self.members[i].beam_pid()
         os.kill(beam, signal.SIGCONT)
         _await_state(beam, lambda state: state != "T")
+        self._paused.discard(i)
+
+
+def _erl_binary(text: str) -> str:
+    """C{text} as an Erlang binary literal (its UTF-8 bytes, so any name is safe)."""
+    return "<<" + ",".join(str(b) for b in text.encode()) + ">>"
 
 
 def process_state(pid: int) -> str:

@@ -13,6 +13,7 @@ import pika
 import pytest
 
 from tests.rabbit_cluster import RabbitCluster, process_state
+from tests.rabbit_node import NodeStartError
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -106,3 +107,41 @@ def test_a_node_pauses_resumes_and_stops_gracefully(rabbit_cluster: RabbitCluste
     rabbit_cluster.wait_running({0, 2})
     rabbit_cluster.start(1)
     assert rabbit_cluster.running_nodes(via=1) == set(rabbit_cluster.nodes)
+
+
+def test_leader_names_the_member_leading_a_quorum_queue(rabbit_cluster: RabbitCluster) -> None:
+    url1, url2, url3 = rabbit_cluster.urls
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    _declare_quorum(url1, queue)  # the leader is on the declaring node (client-local)
+    first = rabbit_cluster.wait_leader(queue)
+    assert first == rabbit_cluster.leader(queue) == 0
+    with pytest.raises(NodeStartError, match="not_found"):
+        rabbit_cluster.leader(f"no-such-{queue}")
+
+    rabbit_cluster.kill(first)
+    began = time.monotonic()
+    second = rabbit_cluster.wait_leader(queue, not_on=first, timeout=30.0)
+    print(f"\n[rabbit_cluster] new leader of {queue} in {time.monotonic() - began:.2f}s")
+    assert second in {1, 2}
+    _publish(rabbit_cluster.urls[second], queue, b"after")  # the new leader serves
+    rabbit_cluster.start(first)
+    assert rabbit_cluster.leader(queue) in {0, 1, 2}
+    assert _get(url3, queue) == b"after"
+
+
+def test_quorum_queues_and_persistent_messages_survive_a_full_restart(
+    rabbit_cluster: RabbitCluster,
+) -> None:
+    url1, _url2, url3 = rabbit_cluster.urls
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    _declare_quorum(url1, queue)
+    _publish(url1, queue, b"persistent")
+
+    began = time.monotonic()
+    rabbit_cluster.restart_all()
+    print(f"\n[rabbit_cluster] full restart in {time.monotonic() - began:.2f}s")
+    for i in range(3):
+        assert rabbit_cluster.running_nodes(via=i) == set(rabbit_cluster.nodes)
+    rabbit_cluster.wait_leader(queue)
+    assert _passive_count(url3, queue) == 1
+    assert _get(url3, queue) == b"persistent"
