@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
-from tests.rabbit_cluster import RabbitCluster, process_state
+from tests.rabbit_cluster import LEADER_ASK_TIMEOUT, RabbitCluster, process_state
 from tests.rabbit_node import NodeStartError
 
 pytestmark = pytest.mark.rabbitmq
@@ -117,6 +117,16 @@ def test_leader_names_the_member_leading_a_quorum_queue(rabbit_cluster: RabbitCl
     assert first == rabbit_cluster.leader(queue) == 0
     with pytest.raises(NodeStartError, match="not_found"):
         rabbit_cluster.leader(f"no-such-{queue}")
+
+    # A paused leader keeps leading until the others' net_ticktime (60 s) runs
+    # out; leader() asks the members not paused and answers at once.
+    rabbit_cluster.pause(first)
+    try:
+        began = time.monotonic()
+        assert rabbit_cluster.leader(queue) == first
+        assert time.monotonic() - began < LEADER_ASK_TIMEOUT
+    finally:
+        rabbit_cluster.resume(first)
 
     rabbit_cluster.kill(first)
     began = time.monotonic()
