@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "broker": {
         "url": "local",
+        "shuffle": True,
+        "queue_type": "auto",
         "prefetch": 32,
         "max_message_size": 134217728,
         "restore_timeout": 60.0,

@@ -86,6 +86,11 @@ class PreconditionFailedError(BrokerError):
     """A redeclaration does not match, or a delivery was settled twice (AMQP PRECONDITION_FAILED)."""
 
 
+class QueueTypeError(PreconditionFailedError):
+    """A shared queue exists as another type (classic, quorum) than this
+    container's C{broker.queue_type} declares it."""
+
+
 class ProcessError(IonError):
     """A process could not be spawned, found or driven."""
 

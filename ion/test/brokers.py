@@ -91,20 +91,23 @@ def unavailable_reason(spec: BrokerSpec) -> str | None:
     if not spec.is_amqp:
         return None
     assert spec.url is not None
-    parts = urlsplit(spec.url)
-    host = parts.hostname or "localhost"
-    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-    if _probes.get((host, port)) == "":
-        return None
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            _probes[(host, port)] = ""
+    failures = []
+    for url in spec.url.split(","):  # a cluster's nodes: one reachable is enough
+        parts = urlsplit(url.strip())
+        host = parts.hostname or "localhost"
+        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+        if _probes.get((host, port)) == "":
             return None
-    except OSError as e:
-        return (
-            f"RabbitMQ is not reachable at {host}:{port} ({type(e).__name__}: {e}); "
-            "start it (rabbitmq-server -detached) or run with --ion-broker=local"
-        )
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                _probes[(host, port)] = ""
+                return None
+        except OSError as e:
+            failures.append(f"{host}:{port} ({type(e).__name__}: {e})")
+    return (
+        f"RabbitMQ is not reachable at {', '.join(failures)}; "
+        "start it (rabbitmq-server -detached) or run with --ion-broker=local"
+    )
 
 
 def check_broker(spec: BrokerSpec) -> None:

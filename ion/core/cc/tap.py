@@ -66,7 +66,7 @@ from ion.core.log import (
     redact_url,
     twistd_log_file,
 )
-from ion.core.messaging.connect import amqp_parameters
+from ion.core.messaging.connect import amqp_parameters, queue_type
 from ion.core.pack.appfile import AppDefinition, AppRef, load_release
 from ion.core.pack.places import find_named
 from ion.core.pack.resolve import FileAppLoader, load_app_file, plan_release, resolve
@@ -194,6 +194,7 @@ class Options(usage.Options):
             check_settings(layers)
             _check_names_and_logging(self.config, self["container-id"])
             amqp_parameters(self.config)
+            queue_type(self.config)
             if self["ready-file"]:
                 check_ready_file(self["ready-file"])
         except ConfigurationError as e:
@@ -365,6 +366,8 @@ def show_config(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
                     value = MASK
                 elif isinstance(value, str):
                     value = redact_url(value)
+                elif isinstance(value, list):  # broker.url: a cluster's nodes
+                    value = [redact_url(v) if isinstance(v, str) else v for v in value]
                 lines.append(f"{indent}{scalar(key)}: {scalar(value)}  # {source}")
 
     walk(merged, "", "")

@@ -32,7 +32,7 @@ publishes wait in L{ion.core.messaging.amqp_publish}, bounded.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pika.exceptions
@@ -54,6 +54,7 @@ from ion.core.messaging.amqp_connection import (
 )
 from ion.core.messaging.amqp_consume import ConsumerChannel
 from ion.core.messaging.amqp_link import Link
+from ion.core.messaging.amqp_nodes import NodeRotation
 from ion.core.messaging.amqp_publish import PublishPath
 from ion.core.messaging.amqp_restore import Restorer
 from ion.core.messaging.amqp_topology import Topology
@@ -64,6 +65,7 @@ from ion.core.messaging.broker import (
     IDelivery,
     declared_name_error,
     prefetch_error,
+    queue_type_error,
     short_string_error,
 )
 from ion.core.messaging.headers import to_wire_headers
@@ -83,7 +85,10 @@ class AmqpBroker:
     """A connection to RabbitMQ; see L{IBroker} and the module docstring.
 
     @param reactor: the reactor (pika timers run on it too).
-    @param url: an C{amqp://} or C{amqps://} URL, or L{AmqpParameters}.
+    @param url: an C{amqp://} or C{amqps://} URL, or L{AmqpParameters}, or several
+        (a sequence, or URLs comma-separated): the nodes of one cluster, tried in
+        turn (L{NodeRotation}).
+    @param shuffle: try the nodes in an order of this connection's own.
     @param heartbeat: seconds; a dead peer is noticed within about twice this plus 10 s.
     @param endpoint_factory: C{(reactor, params) -> IStreamClientEndpoint}, to
         connect through something else (a test's proxy); default: the URL's host.
@@ -101,7 +106,7 @@ class AmqpBroker:
     def __init__(
         self,
         reactor: Any,
-        url: str | AmqpParameters = DEFAULT_URL,
+        url: str | AmqpParameters | Sequence[str | AmqpParameters] = DEFAULT_URL,
         heartbeat: int = 10,
         endpoint_factory: Callable[[Any, AmqpParameters], Any] | None = None,
         reconnect: bool = True,
@@ -110,19 +115,24 @@ class AmqpBroker:
         handshake_timeout: float = 10.0,
         restore_timeout: float = 60.0,
         max_unconfirmed: int = 1000,
+        shuffle: bool = True,
     ) -> None:
-        self.params = parse_amqp_url(url) if isinstance(url, str) else url
+        if isinstance(url, str):
+            urls: list[str | AmqpParameters] = [u.strip() for u in url.split(",")]
+        else:
+            urls = [url] if isinstance(url, AmqpParameters) else list(url)
+        addresses = [parse_amqp_url(u) if isinstance(u, str) else u for u in urls]
         self.name = name or f"amqp-{next(_serial)}"
         self._reactor = reactor
         self._topology = Topology(self._open_channel, self.name)
         self._pub = PublishPath(self, self._topology, max_unconfirmed)
         self._sub = ConsumerChannel(self, self._topology)
+        nodes = NodeRotation(reactor, addresses, endpoint_factory or default_endpoint, shuffle)
         self._link = Link(
             reactor,
-            self.params,
+            nodes,
             self.name,
-            (endpoint_factory or default_endpoint)(reactor, self.params),
-            connection_parameters(self.params, heartbeat, self.name),
+            connection_parameters(addresses[0], heartbeat, self.name),
             open_channels=self._open_channels,
             replay=self._replay,
             before_close=self._sub.flush_acks,  # what was handled must not come back
@@ -148,6 +158,16 @@ class AmqpBroker:
 
     def __repr__(self) -> str:
         return f"<AmqpBroker {self.name} {self.params.url} {self._core.state}>"
+
+    @property
+    def params(self) -> AmqpParameters:
+        """The node connected to, or last tried."""
+        return self._link.params
+
+    @property
+    def addresses(self) -> tuple[AmqpParameters, ...]:
+        """The nodes this connection may use, in the order it tries them."""
+        return self._link.nodes.addresses
 
     @property
     def _consumers(self) -> dict[str, Consumer]:
@@ -312,12 +332,15 @@ class AmqpBroker:
         exclusive: bool = False,
         auto_delete: bool = False,
         durable: bool = False,
+        queue_type: str = "classic",
     ) -> defer.Deferred[str]:
         if refused := self._refused():
             return refused
         if name and (error := declared_name_error(name, "queue")):
             return defer.fail(error)
-        return self._topology.declare_queue(name, exclusive, auto_delete, durable)
+        if error := queue_type_error(name, queue_type, exclusive, auto_delete, durable):
+            return defer.fail(error)
+        return self._topology.declare_queue(name, exclusive, auto_delete, durable, queue_type)
 
     def delete_queue(self, name: str) -> defer.Deferred[None]:
         if refused := self._refused():

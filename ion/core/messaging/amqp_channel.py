@@ -31,6 +31,7 @@ from ion.core.messaging.broker import IDelivery
 
 # One shared, empty property set for publishes that carry none (pika only reads it).
 _NO_PROPERTIES = pika.spec.BasicProperties()
+_PERSISTENT = pika.spec.PERSISTENT_DELIVERY_MODE
 
 
 class Channel:
@@ -287,7 +288,10 @@ class Publisher:
             )
         seq = self.seq + 1
         props = pika.spec.BasicProperties(
-            headers=headers, message_id=str(seq) if mandatory else None, expiration=ttl
+            headers=headers,
+            message_id=str(seq) if mandatory else None,
+            expiration=ttl,
+            delivery_mode=_PERSISTENT if confirm else None,  # see IBroker.publish
         )
         self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
         self.seq = seq

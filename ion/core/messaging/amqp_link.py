@@ -31,12 +31,8 @@ from ion.core.exception import (
     IllegalStateError,
 )
 from ion.core.fsm import declare
-from ion.core.messaging.amqp_connection import (
-    AmqpParameters,
-    describe,
-    is_refusal,
-    protocol_class,
-)
+from ion.core.messaging.amqp_connection import AmqpParameters, describe, is_refusal, protocol_class
+from ion.core.messaging.amqp_nodes import NodeRotation, node_name
 
 __all__ = ["Link", "TRANSITIONS"]
 
@@ -118,7 +114,8 @@ class _Factory(protocol.Factory):
 
 
 class Link:
-    """One AMQP connection, reconnected after a loss (with C{reconnect}).
+    """One AMQP connection, reconnected after a loss (with C{reconnect}), to
+    whichever node of C{nodes} answers first in turn.
 
     @param open_channels: opens the owner's channels on a new connection (L{proto}).
     @param replay: declares the owner's topology again and resumes its consumers;
@@ -129,9 +126,8 @@ class Link:
     def __init__(
         self,
         reactor: Any,
-        params: AmqpParameters,
+        nodes: NodeRotation,
         name: str,
-        endpoint: Any,
         pika_params: Any,
         *,
         open_channels: Callable[[], Awaitable[None]],
@@ -143,7 +139,7 @@ class Link:
     ) -> None:
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
-        self.params = params
+        self.nodes = nodes
         self.name = name
         self.pika_params = pika_params
         self.core = LinkCore()
@@ -151,7 +147,6 @@ class Link:
         self.error: BrokerError | None = None  # why the connection was lost
         self.reconnect = reconnect
         self._machine = Machine(self.core)
-        self._endpoint = endpoint
         self._open_channels = open_channels
         self._replay = replay
         self._before_close = before_close
@@ -162,12 +157,19 @@ class Link:
         self._complete = True  # the last replay restored everything
         self._handshake_error: BaseException | None = None
         self._failed_handshakes = 0  # in a row
+        self._first_failures = 0  # attempts of the first connect that failed
+        self._verdict: defer.Deferred[BaseException | None] | None = None
         self._lost_callbacks: list[Callable[[ConnectionLostError], None]] = []
         self._reconnected_callbacks: list[Callable[[], None]] = []
 
     @property
     def state(self) -> str:
         return self.core.state
+
+    @property
+    def params(self) -> AmqpParameters:
+        """The node connected to (or last tried)."""
+        return self.nodes.current
 
     def _step(self, name: str) -> None:
         try:
@@ -203,25 +205,43 @@ class Link:
             return defer.fail(self.gone(f"cannot connect: {self.core.state}"))
         self._step("connect")
         self._failed_handshakes = 0
+        self._first_failures = 0
+        self._verdict = defer.Deferred()
+        self.nodes.on_failed = self._attempt_failed
         policy = backoffPolicy(initialDelay=0.5, maxDelay=self._max_retry_delay, factor=2.0)
         self._service = ClientService(
-            self._endpoint,
+            self.nodes,
             _Factory(self),
             # A failed handshake is a connection made (which resets the service's
             # count) and lost (which counts one): the rest of the run counts here.
-            retryPolicy=lambda failed: policy(failed + max(0, self._failed_handshakes - 1)),
+            retryPolicy=lambda failed: self.nodes.retry_delay(
+                failed + max(0, self._failed_handshakes - 1), policy
+            ),
             clock=self.reactor,
             prepareConnection=self._prepare,
         )
         self._service.startService()
-        return defer.Deferred.fromCoroutine(self._first_connect())
+        return defer.Deferred.fromCoroutine(self._first_connect(self._verdict))
 
-    async def _first_connect(self) -> None:
-        try:
-            await self._service.whenConnected(failAfterFailures=1)  # type: ignore[union-attr]
-            error = self._handshake_error
-        except Exception as e:
-            error = e
+    def _attempt_failed(self, error: BaseException) -> None:
+        """An attempt to connect to a node failed (TCP, TLS or the AMQP handshake)."""
+        verdict = self._verdict
+        if self.core.state != "connecting" or verdict is None or verdict.called:
+            if self._generation and self.core.state in ("lost", "recovering"):
+                _log.warn("{name}: reconnecting to {node} failed: {error}", name=self.name,
+                          node=node_name(self.params), error=describe(error))  # fmt: skip
+            return
+        self._first_failures += 1
+        # The first connect fails once every node failed once, or at once when
+        # turned away: the nodes of a cluster share their users.
+        if is_refusal(error) or self._first_failures >= len(self.nodes):
+            verdict.callback(error)
+        else:
+            _log.warn("{name}: cannot connect to {node}: {error}; trying the next node",
+                      name=self.name, node=node_name(self.params), error=describe(error))  # fmt: skip
+
+    async def _first_connect(self, verdict: defer.Deferred[BaseException | None]) -> None:
+        error = await verdict
         if error is None:
             return
         if self.core.state in ("closing", "closed"):
@@ -230,7 +250,10 @@ class Link:
         # Not from inside the ClientService's own transition (it refuses re-entry).
         await task.deferLater(self.reactor, 0, self._service.stopService)  # type: ignore[union-attr]
         kind = BrokerRefusedError if is_refusal(error) else BrokerError
-        raise kind(f"cannot connect to {self.params.url}: {describe(error)}") from None
+        where = self.params.url
+        if len(self.nodes) > 1 and not is_refusal(error):
+            where = f"any of {', '.join(node_name(a) for a in self.nodes.addresses)}"
+        raise kind(f"cannot connect to {where}: {describe(error)}") from None
 
     async def _prepare(self, proxy: Any) -> None:
         """Called by the ClientService on each new connection; it is ours once this returns."""
@@ -266,19 +289,15 @@ class Link:
             self._handshake_error = proto.first_error or error
             self._failed_handshakes += 1
             self._step("handshake_failed")
-            if self._generation:
-                _log.warn(
-                    "{name}: reconnecting to {url} failed: {error}",
-                    name=self.name,
-                    url=self.params.url,
-                    error=describe(self._handshake_error),
-                )
+            self._attempt_failed(self._handshake_error)
             return
         finally:
             if timer.active():
                 timer.cancel()
         self._failed_handshakes = 0
         _log.info("{name} connected to {url}", name=self.name, url=self.params.url)
+        if self._verdict is not None and not self._verdict.called:
+            self._verdict.callback(None)
         if self._generation > 1 and self._complete:
             self.restored()
 
@@ -335,6 +354,8 @@ class Link:
 
     async def _close(self) -> None:
         self._step("close")
+        if self._verdict is not None and not self._verdict.called:
+            self._verdict.callback(ConnectionClosedError(f"{self.name} is closing"))
         proto = self.proto
         self._before_close()
         try:

@@ -51,8 +51,9 @@ class Topology:
         self._ctl_tail: defer.Deferred[None] = defer.succeed(None)
         self.known_exchanges: set[str] = set()
         self.exchanges: dict[str, tuple[str, bool]] = {}
-        self.queues: dict[str, tuple[bool, bool, bool]] = {}
-        self.server_named: dict[str, tuple[bool, bool, bool]] = {}  # same flags, this connection's
+        # exclusive, auto_delete, durable, queue type: as declared
+        self.queues: dict[str, tuple[bool, bool, bool, str]] = {}
+        self.server_named: dict[str, tuple[bool, bool, bool, str]] = {}  # this connection's
         self.bindings: dict[tuple[str, str, str], None] = {}
         self.consumers: dict[str, Consumer] = {}
         # On a reconnect: whether the replay has declared everything again (so a
@@ -117,15 +118,20 @@ class Topology:
     # --- queues and bindings ------------------------------------------------------------------
 
     def declare_queue(
-        self, name: str, exclusive: bool, auto_delete: bool, durable: bool
+        self, name: str, exclusive: bool, auto_delete: bool, durable: bool, queue_type: str
     ) -> defer.Deferred[str]:
+        flags = (exclusive, auto_delete, durable, queue_type)
+
         def done(frame: Any) -> str:
             if name:
-                self.queues[name] = (exclusive, auto_delete, durable)
+                self.queues[name] = flags
             else:  # it cannot be declared again under its name: it ends with the connection
-                self.server_named[frame.method.queue] = (exclusive, auto_delete, durable)
+                self.server_named[frame.method.queue] = flags
             return frame.method.queue
 
+        # A classic queue is declared without the argument, as before there were
+        # types: a queue declared so by an older ion stays equivalent.
+        arguments = None if queue_type == "classic" else {"x-queue-type": queue_type}
         d = self._control(
             lambda ch: ch.rpc(
                 "queue_declare",
@@ -133,6 +139,7 @@ class Topology:
                 exclusive=exclusive,
                 auto_delete=auto_delete,
                 durable=durable,
+                arguments=arguments,
             )
         )
         return d.addCallback(done)
@@ -210,8 +217,12 @@ class Topology:
         if c is None:
             return None
         c.cancelled = True
-        flags = self.queues.get(c.queue) or self.server_named.get(c.queue) or (False, False)
-        if flags[1] and not any(other.queue == c.queue for other in self.consumers.values()):
+        flags = self.queues.get(c.queue) or self.server_named.get(c.queue)
+        if (
+            flags is not None
+            and flags[1]
+            and not any(other.queue == c.queue for other in self.consumers.values())
+        ):
             self.forget_queue(c.queue)  # the broker deletes an auto-delete queue now
         return c
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from zope.interface import Attribute, Interface
 
-from ion.core.exception import BrokerError
+from ion.core.exception import BrokerError, PreconditionFailedError
 
 EXCHANGE_TYPES = ("topic", "direct", "fanout")
 
@@ -61,9 +61,18 @@ class IBroker(Interface):
         """Delete an exchange and its bindings. -> Deferred[None]"""
 
     def declare_queue(
-        name: str = "", exclusive: bool = False, auto_delete: bool = False, durable: bool = False
+        name: str = "",
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        durable: bool = False,
+        queue_type: str = "classic",
     ) -> Any:
-        """Declare a queue; an empty name asks the broker to choose one. -> Deferred[str]"""
+        """Declare a queue; an empty name asks the broker to choose one. -> Deferred[str]
+
+        C{queue_type} is C{classic} or C{quorum} (replicated over a cluster's nodes:
+        durable, neither exclusive nor auto-delete). Declaring a queue that
+        exists with other flags or of another type fails with
+        L{ion.core.exception.PreconditionFailedError}."""
 
     def delete_queue(name: str) -> Any:
         """Delete a queue; messages in it are dropped. -> Deferred[None]"""
@@ -102,7 +111,9 @@ class IBroker(Interface):
 
         With C{mandatory}, a message that matches no queue fails the Deferred
         with L{ion.core.exception.UnroutableError}. With C{confirm}, the Deferred
-        fires when the broker has taken responsibility for the message.
+        fires when the broker has taken responsibility for the message, and the
+        message is persistent: a durable queue keeps it through a restart of its
+        node (and a quorum queue through the loss of a minority of its nodes).
 
         With C{mandatory} and C{report_returns}, the Deferred fires as soon as
         the message is sent, and one that matches no queue is handed later to
@@ -191,6 +202,30 @@ def declared_name_error(name: Any, kind: str) -> BrokerError | None:
             f"ACCESS_REFUSED - {kind} name '{name}' contains reserved prefix 'amq.*'"
         )
     return error
+
+
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def queue_type_error(
+    name: str, queue_type: Any, exclusive: bool, auto_delete: bool, durable: bool
+) -> BrokerError | None:
+    """The error for declaring queue C{name} of C{queue_type} with these flags, or None."""
+    if queue_type not in QUEUE_TYPES:
+        return BrokerError(
+            f"queue type must be one of {', '.join(QUEUE_TYPES)}, not {queue_type!r}"
+        )
+    if queue_type == "quorum":
+        for flag, value in (("exclusive", exclusive), ("auto_delete", auto_delete)):
+            if value:
+                return PreconditionFailedError(
+                    f"PRECONDITION_FAILED - invalid property '{flag}' for quorum queue '{name}'"
+                )
+        if not durable:
+            return PreconditionFailedError(
+                f"PRECONDITION_FAILED - invalid property 'non-durable' for quorum queue '{name}'"
+            )
+    return None
 
 
 def prefetch_error(prefetch: Any) -> Exception | None:

@@ -38,6 +38,7 @@ from ion.core.messaging.broker import (
     IDelivery,
     declared_name_error,
     prefetch_error,
+    queue_type_error,
     short_string_error,
 )
 from ion.core.messaging.embedded_queue import Consumer, Delivery, DeliveryPump, Queue
@@ -277,20 +278,30 @@ class EmbeddedConnection:
         exclusive: bool = False,
         auto_delete: bool = False,
         durable: bool = False,
+        queue_type: str = "classic",
     ) -> str:
         broker = self._broker
         if not name:
             name = f"amq.gen-{uuid4().hex}"
         elif error := declared_name_error(name, "queue"):
             raise error
+        if error := queue_type_error(name, queue_type, exclusive, auto_delete, durable):
+            raise error
         owner = self if exclusive else None
         q = broker._queues.get(name)
         if q is None:
-            q = broker._queues[name] = Queue(name, owner, auto_delete, durable)
+            # One node: a quorum queue behaves as a durable classic one; its type
+            # is kept so that declaring it as the other one fails as on RabbitMQ.
+            q = broker._queues[name] = Queue(name, owner, auto_delete, durable, queue_type)
             if exclusive:
                 self._exclusive[name] = q
         elif q.owner is not owner:
             raise _locked(name)
+        elif q.queue_type != queue_type:
+            raise PreconditionFailedError(
+                f"PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '{name}': "
+                f"received '{queue_type}' but current is '{q.queue_type}'"
+            )
         elif q.auto_delete != auto_delete or q.durable != durable:
             raise _inequivalent("queue", name)
         return name

@@ -35,16 +35,22 @@ _PENDING, _SETTLED, _RETURNED, _AUTO = 0, 1, 2, 3
 class Queue:
     """One queue: its ready messages, its consumers and the bindings that feed it."""
 
-    __slots__ = ("name", "owner", "auto_delete", "durable", "messages",
+    __slots__ = ("name", "owner", "auto_delete", "durable", "queue_type", "messages",
                  "consumers", "rr", "scheduled", "bindings", "deleted", "enqueued")  # fmt: skip
 
     def __init__(
-        self, name: str, owner: EmbeddedConnection | None, auto_delete: bool, durable: bool
+        self,
+        name: str,
+        owner: EmbeddedConnection | None,
+        auto_delete: bool,
+        durable: bool,
+        queue_type: str = "classic",
     ) -> None:
         self.name = name
         self.owner = owner  # the connection an exclusive queue belongs to
         self.auto_delete = auto_delete
         self.durable = durable
+        self.queue_type = queue_type
         self.messages: deque[Delivery] = deque()
         self.consumers: list[Consumer] = []
         self.rr = 0  # index of the consumer next in turn

@@ -20,10 +20,12 @@ from ion.core.exception import (
     BrokerError,
     BrokerRefusedError,
     PreconditionFailedError,
+    QueueTypeError,
     StartupError,
 )
 from ion.core.id import check_name, check_sysname
 from ion.core.messaging.broker import IBroker, IDelivery
+from ion.core.messaging.connect import queue_type
 
 log = Logger()
 
@@ -47,9 +49,14 @@ class ExchangeManager(Service):
             self.config.get("broker.max_message_size", DEFAULTS["broker"]["max_message_size"])
         )
         self._subscriptions = 0  # private subscription queues named so far
-        # Requests go out unconfirmed: one the broker refuses leaves its call to
-        # the deadline. A tool making one call (ion-rpc) confirms, and hears it.
-        self.confirm_mandatory = False
+        self.queue_type = queue_type(self.config)
+        # Shared queues of quorum type survive a node's loss, and so must what is
+        # queued in them: requests and events go out persistent and confirmed
+        # (see publish, publish_event). On classic (transient) queues requests
+        # go out unconfirmed: one the broker refuses leaves its call to the
+        # deadline. A tool making one call (ion-rpc) confirms, and hears it.
+        self.durable = self.queue_type == "quorum"
+        self.confirm_mandatory = self.durable
         broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
         self._abandoned = False
         self._connecting = False
@@ -147,11 +154,34 @@ class ExchangeManager(Service):
         accepted for a service is lost while no instance runs.
         """
         queue = self.queue_name(key)
-        await self.broker.declare_queue(queue, exclusive=exclusive, auto_delete=exclusive)
-        if not exclusive:
-            self.shared_queues.add(queue)
+        if exclusive:
+            await self.broker.declare_queue(queue, exclusive=True, auto_delete=True)
+        else:
+            await self.declare_shared(queue, durable=False)
         await self.broker.bind_queue(queue, self.exchange_name, key)
         return queue
+
+    async def declare_shared(self, queue: str, durable: bool = True) -> None:
+        """Declare C{queue}, shared by the system's containers, of L{queue_type}: a
+        quorum queue, or a classic one (C{durable} or not); it is left behind on stop.
+
+        @raise QueueTypeError: it exists as the other type; names both.
+        """
+        quorum = self.queue_type == "quorum"
+        try:
+            await self.broker.declare_queue(
+                queue, durable=durable or quorum, queue_type=self.queue_type
+            )
+        except PreconditionFailedError as e:
+            other = "classic" if quorum else "quorum"
+            raise QueueTypeError(
+                f"queue {queue} exists, but not as the {self.queue_type} queue this container "
+                f"declares (broker.queue_type {self.config.get('broker.queue_type', 'auto')}); "
+                f"it is a {other} queue, or a classic one with other flags. Give every "
+                "container of the system the same broker.queue_type, or delete the queue once "
+                f"nothing uses it. The broker said: {e}"
+            ) from None
+        self.shared_queues.add(queue)
 
     def publish(
         self,
@@ -181,8 +211,10 @@ class ExchangeManager(Service):
         return unheard is not None and unheard(self.events_exchange, key)
 
     def publish_event(self, key: str, body: bytes) -> Deferred[None]:
-        """Publish to this system's events exchange (nobody listening is fine)."""
-        return self.broker.publish(self.events_exchange, key, body, None, False)
+        """Publish to this system's events exchange (nobody listening is fine);
+        confirmed (and persistent) when the system's shared queues are quorum
+        queues, so a named subscription keeps it through a node's loss."""
+        return self.broker.publish(self.events_exchange, key, body, None, False, self.durable)
 
     async def declare_subscription(
         self, binding_key: str, name: str | None = None, owner: str = "subscriber"
@@ -195,8 +227,7 @@ class ExchangeManager(Service):
         can declare it again under its name."""
         if name:
             queue = self.queue_name(check_name(name, "subscription queue name"))
-            await self.broker.declare_queue(queue, durable=True)
-            self.shared_queues.add(queue)
+            await self.declare_shared(queue)
         else:
             self._subscriptions += 1
             queue = self.queue_name(f"{owner}.events.{self._subscriptions}")

@@ -62,8 +62,7 @@ async def redelivered(proc: Process, msg: m.Message, limit: int) -> None:
             )
         else:
             queue = exchange.queue_name(DEAD_LETTER_KEY)
-            await broker.declare_queue(queue, durable=True)
-            exchange.shared_queues.add(queue)
+            await exchange.declare_shared(queue)
             headers.update({ORIGIN_EXCHANGE: delivery.exchange, ORIGIN_KEY: delivery.routing_key,
                             DEAD_BY: str(proc.id)})  # fmt: skip
             await broker.publish("", queue, delivery.body, headers, True, True)

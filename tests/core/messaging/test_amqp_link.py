@@ -10,17 +10,18 @@ from twisted.internet.task import Clock
 from ion.core.exception import ConnectionClosedError, ConnectionLostError, IllegalStateError
 from ion.core.messaging.amqp_connection import parse_amqp_url
 from ion.core.messaging.amqp_link import TRANSITIONS, Link
+from ion.core.messaging.amqp_nodes import NodeRotation
 
 
 def _link() -> Link:
     async def nothing() -> None:
         return None
 
+    clock = Clock()
     return Link(
-        Clock(),
-        parse_amqp_url("amqp://127.0.0.1/"),
+        clock,
+        NodeRotation(clock, [parse_amqp_url("amqp://127.0.0.1/")], lambda r, p: None),
         "test-link",
-        endpoint=None,
         pika_params=None,
         open_channels=nothing,
         replay=nothing,

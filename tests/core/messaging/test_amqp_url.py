@@ -1,11 +1,16 @@
-"""Parsing broker URLs into AmqpParameters (no broker needed)."""
+"""Parsing broker URLs into AmqpParameters, one or a cluster's several, and the
+queue type they make (no broker needed)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from ion.core.config import Config
 from ion.core.exception import ConfigurationError
 from ion.core.messaging.amqp_connection import AmqpParameters, parse_amqp_url
+from ion.core.messaging.connect import amqp_parameters, broker_urls, queue_type
 
 
 def test_full_url():
@@ -84,3 +89,62 @@ def test_a_malformed_url_is_refused_without_showing_its_password(url: str) -> No
         amqp_parameters(Config({"broker": {"url": url}}))
     message = str(raised.value)
     assert "s3cr" not in message and "***@rabbit:5672" in message
+
+
+def _config(**broker: Any) -> Config:
+    return Config({"broker": broker})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://a:1@h1:5672/,amqp://a:1@h2:5673/",
+        " amqp://a:1@h1:5672/ , amqp://a:1@h2:5673/",
+        ["amqp://a:1@h1:5672/", "amqp://a:1@h2:5673/"],
+    ],
+)
+def test_several_addresses_comma_separated_or_a_list(url: Any) -> None:
+    addresses = amqp_parameters(_config(url=url))
+    assert addresses is not None
+    assert [(a.host, a.port) for a in addresses] == [("h1", 5672), ("h2", 5673)]
+    assert queue_type(_config(url=url)) == "quorum"
+
+
+def test_credentials_given_apart_fill_every_address() -> None:
+    config = _config(url="amqp://h1/,amqp://h2/", username="svc", password="p@ss")
+    assert broker_urls(config) == ["amqp://svc:p%40ss@h1/", "amqp://svc:p%40ss@h2/"]
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("amqp://h1/,", "an empty address"),
+        ("local,amqp://h1/", "'local' is the embedded broker"),
+        (5672, "expected a URL or a list of URLs"),
+        ("amqp://h1/,http://h2/", "is not a broker"),
+        ("amqp://a:1@h1/,amqp://b:1@h2/", "another username"),
+    ],
+)
+def test_bad_address_lists_refused(url: Any, complaint: str) -> None:
+    with pytest.raises(ConfigurationError, match=complaint):
+        amqp_parameters(_config(url=url))
+
+
+@pytest.mark.parametrize(
+    ("setting", "url", "kind"),
+    [
+        ("auto", "local", "classic"),
+        ("auto", "amqp://h1/", "classic"),
+        ("auto", "amqp://h1/,amqp://h2/", "quorum"),
+        ("classic", "amqp://h1/,amqp://h2/", "classic"),
+        ("quorum", "amqp://h1/", "quorum"),
+        ("quorum", "local", "quorum"),
+    ],
+)
+def test_queue_type_auto_is_quorum_on_several_nodes(setting: str, url: str, kind: str) -> None:
+    assert queue_type(_config(url=url, queue_type=setting)) == kind
+
+
+def test_unknown_queue_type_refused() -> None:
+    with pytest.raises(ConfigurationError, match="broker.queue_type: 'mirrored' is not one of"):
+        queue_type(_config(queue_type="mirrored"))

@@ -13,7 +13,12 @@ import pytest
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from ion.core.exception import BrokerError, ResourceLockedError, UnroutableError
+from ion.core.exception import (
+    BrokerError,
+    PreconditionFailedError,
+    ResourceLockedError,
+    UnroutableError,
+)
 from ion.core.messaging.broker import IBroker, IDelivery
 from tests.helpers import Collector
 
@@ -663,3 +668,42 @@ async def test_report_returns_hands_unroutable_to_callback(connect, names):
     await conn.publish(ex, "home", b"found", mandatory=True, report_returns=True)
     assert await returned.wait(1) == [(ex, "nobody.home", b"lost")]
     assert bodies(await got.wait(1)) == [b"found"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_quorum_queue_declared_again_and_used(connect, names):
+    """A quorum queue (durable) declares again with the same arguments and carries messages."""
+    conn = await connect()
+    q = await conn.declare_queue(names("q"), durable=True, queue_type="quorum")
+    assert await conn.declare_queue(q, durable=True, queue_type="quorum") == q
+    got = Collector(ack=True)
+    await conn.consume(q, got)
+    await conn.publish("", q, b"kept", confirm=True)
+    assert bodies(await got.wait(1)) == [b"kept"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_of_another_type_refused(connect, names):
+    """Declaring a queue that exists as the other type (classic, quorum) fails with
+    PRECONDITION_FAILED, both ways; the queue stays as it was."""
+    conn = await connect()
+    quorum, classic = names("quorum"), names("classic")
+    await conn.declare_queue(quorum, durable=True, queue_type="quorum")
+    await conn.declare_queue(classic, durable=True)
+    await expect_error(conn.declare_queue(quorum, durable=True), PreconditionFailedError)
+    await expect_error(
+        conn.declare_queue(classic, durable=True, queue_type="quorum"), PreconditionFailedError
+    )
+    assert await conn.declare_queue(quorum, durable=True, queue_type="quorum") == quorum
+
+
+@pytest_twisted.ensureDeferred
+async def test_quorum_queue_cannot_be_exclusive_transient_or_unknown(connect, names):
+    """A quorum queue must be durable and shared; an unknown queue type is refused."""
+    conn = await connect()
+    for flags in ({"exclusive": True, "durable": True}, {"auto_delete": True, "durable": True}, {}):
+        await expect_error(
+            conn.declare_queue(names("q"), queue_type="quorum", **flags), PreconditionFailedError
+        )
+    await expect_error(conn.declare_queue(names("q"), queue_type="stream"), BrokerError)
+    assert not await conn.queue_exists(names("q"))
