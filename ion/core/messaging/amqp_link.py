@@ -332,7 +332,8 @@ class Link:
         first = self.core.state == "open"
         self._step("lost")
         self.error = ConnectionLostError(
-            f"{self.name}: connection to {self.params.url} lost: {describe(proto.first_error)}"
+            f"{self.name}: connection to broker node {node_name(self.params)} lost "
+            f"({self.params.url}): {describe(proto.first_error)}"
         )
         if not self.reconnect:
             self.reactor.callLater(0, self._service.stopService)  # type: ignore[union-attr]
