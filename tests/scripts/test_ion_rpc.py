@@ -366,3 +366,15 @@ def test_unreachable_broker_exits_2_without_printing_the_password() -> None:
     assert done.returncode == 2
     assert "cannot reach amqp://guest:***@127.0.0.1:1/" in done.stderr
     assert "s3cret" not in done.stderr + done.stdout
+
+
+@pytest.mark.rabbitmq
+def test_several_broker_addresses_one_down(system: str) -> None:
+    """--broker takes a cluster's nodes, comma-separated: a node that is down is
+    passed over, and the call goes through the next."""
+    from tests.rabbit_node import free_port
+
+    down = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    done = ion_rpc("--broker", f"{down},{URL}", "-s", system, "hello", "hello", '"you"')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"value": "Hello there, you"}

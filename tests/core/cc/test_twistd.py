@@ -265,6 +265,28 @@ def test_show_config_shows_every_layer_winning(tmp_path: Path) -> None:
         assert line in lines, result.stdout
 
 
+def test_show_config_shows_a_clusters_nodes_masked(tmp_path: Path) -> None:
+    """broker.url as a YAML list of a cluster's nodes: --show-config lists them,
+    passwords masked, beside the queue type."""
+    (tmp_path / "cluster.yml").write_text(
+        "broker:\n  url: [amqp://app:s3cret@n1:5672/, amqp://app:s3cret@n2:5672/]\n"
+        "  queue_type: quorum\n"
+    )
+    result = subprocess.run(
+        cc_command("show", "--config", "cluster.yml", "--show-config"),
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert "  url: ['amqp://app:***@n1:5672/', 'amqp://app:***@n2:5672/']  # --config" in lines
+    assert "  queue_type: quorum  # --config" in lines
+
+
 def test_json_log_lines_with_per_module_levels(tmp_path: Path) -> None:
     """--log-format json writes one JSON object per line, filtered by per-module levels."""
     ready = tmp_path / "ready"
