@@ -7,7 +7,13 @@ flight (calls/s). Runs are interleaved (floor, ion, nameko, floor, ...) and
 the table shows medians of --runs runs and ion's ratio to the floor.
 
     scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
-        [--bench-dir ../shared/bench] [--nameko-venv DIR]
+        [--bench-dir ../shared/bench] [--nameko-venv DIR] [--no-nameko]
+        [--queue-types classic,quorum]
+
+--queue-types runs the ion side once per broker.queue_type (service and
+client both configured with it; each an "ion <type>" row, interleaved with the
+others) and adds each type's ratio to the first one's; without it ion runs
+with the configured default (auto: classic on one node).
 
 The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
 2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -48,9 +55,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextmanager
-def ion_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """An echo service in a twistd container on its own sysname: (sysname, process)."""
+def ion_server(qtype: str | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """An echo service in a twistd container on its own sysname: (sysname, process);
+    its broker.queue_type C{qtype} (None: as configured)."""
     sysname = f"bench-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ)
+    if qtype:
+        env["ION_BROKER__QUEUE_TYPE"] = qtype
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         boot = Path(tmp) / "boot.py"
@@ -74,6 +85,7 @@ def ion_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
                 str(boot),
             ],
             cwd=REPO,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -90,7 +102,9 @@ def ion_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             cleanup(sysname)
 
 
-def ion_client_run(sysname: str, seq: int, calls: int, conc: int) -> dict[str, float]:
+def ion_client_run(
+    sysname: str, seq: int, calls: int, conc: int, qtype: str | None = None
+) -> dict[str, float]:
     """Run the ion client (in its own OS process) against C{sysname}; its results."""
     out = subprocess.run(
         [
@@ -98,6 +112,7 @@ def ion_client_run(sysname: str, seq: int, calls: int, conc: int) -> dict[str, f
             __file__,
             "--ion-client",
             sysname,
+            *(["--queue-type", qtype] if qtype else []),
             "--seq",
             str(seq),
             "--calls",
@@ -113,9 +128,9 @@ def ion_client_run(sysname: str, seq: int, calls: int, conc: int) -> dict[str, f
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ion_run(seq: int, calls: int, conc: int) -> dict[str, float]:
-    with ion_server() as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc)
+def ion_run(seq: int, calls: int, conc: int, qtype: str | None = None) -> dict[str, float]:
+    with ion_server(qtype) as (sysname, _):
+        return ion_client_run(sysname, seq, calls, conc, qtype)
 
 
 def cleanup(sysname: str) -> None:
@@ -129,17 +144,23 @@ def cleanup(sysname: str) -> None:
     conn.close()
 
 
-def ion_client(sysname: str, seq: int, calls: int, conc: int) -> None:
+def ion_client(sysname: str, seq: int, calls: int, conc: int, qtype: str | None) -> None:
     from twisted.internet import defer, task
 
     from ion.core.cc.container import Container
+    from ion.core.config import DEFAULTS, Config
     from ion.core.messaging.amqp import AmqpBroker
     from ion.core.process.process import Process
 
     async def main(reactor: Any) -> None:
         broker = AmqpBroker(reactor, URL, name=f"{sysname}-client")
+        config = Config(DEFAULTS).merged({"broker": {"queue_type": qtype}} if qtype else {})
         cc = Container(
-            reactor=reactor, container_id=f"{sysname}-client", sysname=sysname, broker=broker
+            reactor=reactor,
+            container_id=f"{sysname}-client",
+            sysname=sysname,
+            broker=broker,
+            config=config,
         )
         await cc.start()
         client = await cc.spawn(Process, name="client")
@@ -220,6 +241,17 @@ def _first(d: dict[str, Any], *keys: str) -> float:
     raise KeyError(f"none of {keys} in {sorted(d)}")
 
 
+def ratios(m: dict[str, float], base: dict[str, float]) -> str:
+    return ", ".join(
+        f"{label} {m[k] / base[k]:.2f}x"
+        for label, k in (
+            ("p50", "seq_p50_us"),
+            ("p99", "seq_p99_us"),
+            ("throughput", "conc_calls_per_s"),
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -228,17 +260,32 @@ def main() -> None:
     ap.add_argument("--conc", type=int, default=32)
     ap.add_argument("--bench-dir", type=Path, default=REPO.parent / "shared" / "bench")
     ap.add_argument("--nameko-venv", type=Path, default=peers.DEFAULT_VENV)
+    ap.add_argument("--no-nameko", action="store_true", help="leave nameko out")
+    ap.add_argument(
+        "--queue-types",
+        help="comma-separated broker.queue_type values (classic,quorum): one ion row each",
+    )
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
+    ap.add_argument("--queue-type", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:
-        ion_client(a.ion_client, a.seq, a.calls, a.conc)
+        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type)
         return
-    sides: dict[str, Any] = {"ion": lambda: ion_run(a.seq, a.calls, a.conc)}
+    qtypes = [t.strip() for t in a.queue_types.split(",") if t.strip()] if a.queue_types else []
+    if bad := [t for t in qtypes if t not in ("auto", "classic", "quorum")]:
+        raise SystemExit(f"--queue-types: {bad} not among auto, classic, quorum")
+    ions = [f"ion {t}" for t in qtypes] or ["ion"]
+    sides: dict[str, Any] = {
+        name: (lambda t=t: ion_run(a.seq, a.calls, a.conc, t))
+        for name, t in zip(ions, qtypes or [None], strict=True)
+    }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
         sides["floor"] = lambda: floor_run(a.bench_dir, a.seq, a.calls, a.conc)
     else:
         print(f"(no floor: {a.bench_dir}/baseline/rpc_bench.py not found)")
-    if peers.available(a.bench_dir, a.nameko_venv):
+    if a.no_nameko:
+        pass
+    elif peers.available(a.bench_dir, a.nameko_venv):
         sides["nameko"] = lambda: nameko_run(a.bench_dir, a.nameko_venv, a.seq, a.calls, a.conc)
     else:
         print(f"(no nameko: needs {a.nameko_venv}/bin/nameko and {a.bench_dir}/peers)")
@@ -251,17 +298,18 @@ def main() -> None:
         f"RPC over RabbitMQ, 1 KiB echo; {a.seq} sequential, {a.calls} with {a.conc} in flight;"
         f" median of {a.runs}"
     )
-    print(f"{'':8}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
+    print(f"{'':14}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
     for name, m in med.items():
         print(
-            f"{name:8}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}{m['conc_calls_per_s']:>18,.0f}"
+            f"{name:14}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}"
+            f"{m['conc_calls_per_s']:>18,.0f}"
         )
     if "floor" in med:
-        f, i = med["floor"], med["ion"]
-        print(
-            f"ion/floor: p50 {i['seq_p50_us'] / f['seq_p50_us']:.2f}x (target <= 1.3), "
-            f"throughput {i['conc_calls_per_s'] / f['conc_calls_per_s']:.2f}x (target >= 0.7)"
-        )
+        for name in ions:
+            print(f"{name}/floor: " + ratios(med[name], med["floor"]), end="")
+            print(" (targets p50 <= 1.3, throughput >= 0.7)" if name == "ion" else "")
+    for name in ions[1:]:
+        print(f"{name}/{ions[0]}: " + ratios(med[name], med[ions[0]]))
     print("RESULT " + json.dumps(med))
 
 
