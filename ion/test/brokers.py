@@ -209,6 +209,7 @@ class BrokerFactory:
             return self.embedded.connection()
         from ion.core.messaging.amqp import AmqpBroker
 
+        assert self.spec.url is not None
         return AmqpBroker(self.reactor, self.spec.url, reconnect=False)
 
     def connection(self) -> TrackedConnection:

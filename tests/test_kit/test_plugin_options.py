@@ -101,3 +101,16 @@ def test_unknown_broker_is_a_usage_error(sample):
 
     assert run.returncode == pytest.ExitCode.USAGE_ERROR
     assert "unknown broker 'carrier-pigeon'" in run.stderr
+
+
+@pytest.mark.rabbitmq
+def test_amqp_url_names_a_clusters_nodes(sample):
+    """--ion-amqp-url takes several nodes, comma-separated: a node that is down is
+    passed over and the container runs on the next one."""
+    from tests.rabbit import URL, require_rabbitmq
+
+    require_rabbitmq()
+    nodes = f"--ion-amqp-url=amqp://guest:guest@127.0.0.1:1/,{URL}"
+    run = _pytest(sample, "-rA", "--ion-broker=amqp", nodes, "-k", "test_container")
+
+    assert "PASSED test_sample.py::test_container" in run.stdout, run.stdout + run.stderr

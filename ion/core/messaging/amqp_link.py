@@ -209,8 +209,9 @@ class Link:
         self._verdict = defer.Deferred()
         self.nodes.on_failed = self._attempt_failed
         policy = backoffPolicy(initialDelay=0.5, maxDelay=self._max_retry_delay, factor=2.0)
+        endpoint: Any = self.nodes  # an IStreamClientEndpoint (mypy does not read zope's)
         self._service = ClientService(
-            self.nodes,
+            endpoint,
             _Factory(self),
             # A failed handshake is a connection made (which resets the service's
             # count) and lost (which counts one): the rest of the run counts here.

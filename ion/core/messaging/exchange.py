@@ -38,7 +38,7 @@ class ExchangeManager(Service):
     def __init__(
         self, broker: IBroker, sysname: str, config: Config | None = None, clock: Any = None
     ) -> None:
-        self.broker = broker
+        self.broker: Any = broker  # an IBroker (mypy reads zope methods as unbound)
         self.config = config if config is not None else Config(DEFAULTS)
         self._clock = clock
         self.sysname = check_sysname(sysname)
@@ -143,8 +143,7 @@ class ExchangeManager(Service):
 
     def service_consumers(self, service: str) -> Deferred[int]:
         """How many consumers, in every container of this system, take C{service}'s calls."""
-        broker: Any = self.broker  # an IBroker (mypy does not read zope interfaces)
-        return broker.queue_consumers(self.queue_name(service))
+        return self.broker.queue_consumers(self.queue_name(service))
 
     async def declare_queue(self, key: str, exclusive: bool = False) -> str:
         """Declare the queue for C{key} and bind it; return its name.
