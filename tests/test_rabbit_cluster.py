@@ -1,7 +1,8 @@
 """The suite's three-node RabbitMQ cluster (tests/rabbit_cluster.py): it forms, a
 quorum queue on it is served by every node, and it survives losing one node,
-which then rejoins. Talks to the cluster with pika directly (ion's IBroker cannot
-declare queue arguments yet)."""
+which then rejoins; leader() names the member leading a quorum queue. Talks to
+the cluster with pika directly, so that the fixture is tested apart from ion
+(restart_all is used, and tested, by tests/core/cc/test_cluster_amqp.py)."""
 
 from __future__ import annotations
 
@@ -137,21 +138,3 @@ def test_leader_names_the_member_leading_a_quorum_queue(rabbit_cluster: RabbitCl
     rabbit_cluster.start(first)
     assert rabbit_cluster.leader(queue) in {0, 1, 2}
     assert _get(url3, queue) == b"after"
-
-
-def test_quorum_queues_and_persistent_messages_survive_a_full_restart(
-    rabbit_cluster: RabbitCluster,
-) -> None:
-    url1, _url2, url3 = rabbit_cluster.urls
-    queue = f"q-{uuid.uuid4().hex[:8]}"
-    _declare_quorum(url1, queue)
-    _publish(url1, queue, b"persistent")
-
-    began = time.monotonic()
-    rabbit_cluster.restart_all()
-    print(f"\n[rabbit_cluster] full restart in {time.monotonic() - began:.2f}s")
-    for i in range(3):
-        assert rabbit_cluster.running_nodes(via=i) == set(rabbit_cluster.nodes)
-    rabbit_cluster.wait_leader(queue)
-    assert _passive_count(url3, queue) == 1
-    assert _get(url3, queue) == b"persistent"
