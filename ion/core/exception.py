@@ -56,6 +56,11 @@ class UnroutableError(BrokerError):
     """A mandatory message matched no queue: nobody serves that name."""
 
 
+class BrokerNackError(BrokerError):
+    """The broker refused (nacked) a confirmed message: nothing was queued, so
+    sending it again is safe (a quorum queue electing a new leader does this)."""
+
+
 class BrokerBusyError(BrokerError):
     """The broker takes no more for now: too many publishes await its confirm, or
     wait while it blocks the connection (its resource alarm); past

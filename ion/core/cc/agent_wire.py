@@ -94,6 +94,7 @@ class AgentWire:
             "version": __version__,
             "started": self._started,
             "sysname": c.sysname,
+            "broker": c.broker_node,
             "apps": [a.name for a in c.apps()],
             "interval": self.interval,
             "dead_after": self.dead_after,

@@ -84,6 +84,13 @@ class Container(MultiService):
     def __repr__(self) -> str:
         return f"<Container {self.id} sysname={self.sysname}>"
 
+    @property
+    def broker_node(self) -> str:
+        """The broker node the container is connected to, or last tried (its URL,
+        password masked); C{local} for the embedded broker."""
+        params = getattr(self.exchange.broker, "params", None)
+        return "local" if params is None else str(params.url)
+
     def startService(self) -> None:
         super().startService()
         self._booting = True

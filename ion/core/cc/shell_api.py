@@ -23,7 +23,6 @@ from ion.core.cc.shell_table import Table, Text
 from ion.core.cc.shell_tree import supervision_tree
 from ion.core.exception import ProcessError
 from ion.core.id import ProcessId
-from ion.core.log import redact_url
 from ion.core.process.exit import KILLED, SHUTDOWN
 from ion.core.process.implicit import ImplicitProcess
 from ion.core.process.lookup import declared_services, qualname, resolve_spawnable, service_name_of
@@ -272,8 +271,7 @@ class ShellApi:
         """Print this container and every helper of the shell, one line each."""
         c = self.container
         head = [
-            f"container {c.id}   sysname {c.sysname}   "
-            f"broker {redact_url(str(c.config.get('broker.url', 'local')))}",
+            f"container {c.id}   sysname {c.sysname}   broker {c.broker_node}",
             f"{len(c.proc_manager.processes)} processes, apps: "
             + (", ".join(a.name for a in c.apps()) or "none"),
             "",

@@ -23,6 +23,7 @@ from zope.interface import implementer
 from ion.core.exception import (
     BrokerBusyError,
     BrokerError,
+    BrokerNackError,
     PreconditionFailedError,
     UnroutableError,
 )
@@ -267,6 +268,8 @@ class Publisher:
         self.seq = 0
         self.unconfirmed: dict[int, tuple[defer.Deferred[None], str, str] | None] = {}
         self.returned: set[int] = set()
+        self.on_nack: Callable[[Publisher], None] | None = None
+        self.retired = False  # takes no more publishes; closes once all are confirmed
 
     def publish(
         self, exchange, key, body, headers, mandatory, confirm, expiration=None
@@ -321,6 +324,10 @@ class Publisher:
                 self._resolve(seq, pending.pop(seq), nack)
         elif tag in pending:
             self._resolve(tag, pending.pop(tag), nack)
+        if nack and self.on_nack is not None:
+            self.on_nack(self)
+        if self.retired and not pending and self.chan.is_open:
+            self.chan.raw.close()
 
     def _resolve(self, seq: int, entry: Any, nack: bool) -> None:
         returned = seq in self.returned
@@ -332,7 +339,13 @@ class Publisher:
         if returned:
             d.errback(UnroutableError(f"NO_ROUTE - {exchange!r} has no queue for {key!r}"))
         elif nack:
-            d.errback(BrokerError(f"the broker refused (nacked) a message to {exchange!r}"))
+            d.errback(
+                BrokerNackError(
+                    f"the broker refused (nacked) a message to {exchange!r} ({key!r}): a queue "
+                    "it routes to could not take it (a quorum queue electing a leader, say); "
+                    "nothing was queued"
+                )
+            )
         else:
             d.callback(None)
 

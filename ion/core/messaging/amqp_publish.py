@@ -147,12 +147,24 @@ class PublishPath:
         chan = await self._broker._open_channel()
         publisher = Publisher(chan, confirming, self.limit)
         if confirming:
+            publisher.on_nack = self._retire
             await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)
             chan.raw.add_on_return_callback(publisher.on_return)
         else:
             chan.raw.add_on_return_callback(self._broker._returned)
         chan.closed.addCallback(self._publisher_closed, publisher)
         return publisher
+
+    def _retire(self, publisher: Publisher) -> None:
+        """The broker nacked a publish: later ones go to a new channel, and this one
+        closes once its confirms are in. (RabbitMQ 3.10 nacks every publish to a
+        quorum queue on a channel that met the queue while its leader's node was
+        lost, long after a new leader took over; a new channel finds it.)"""
+        if self.publishers[True] is publisher and not publisher.retired:
+            publisher.retired = True
+            self.publishers[True] = None
+            _log.info("{name}: the broker nacked a publish; confirmed publishes move to a new "
+                      "channel", name=self._broker.name)  # fmt: skip
 
     def _publisher_opened(self, result: Any, confirming: bool) -> None:
         waiting, self._waiting[confirming] = self._waiting[confirming], []
@@ -170,7 +182,7 @@ class PublishPath:
         broker = self._broker
         if self.publishers[publisher.confirming] is publisher:
             self.publishers[publisher.confirming] = None
-        if broker.is_open:  # the broker closed it: a stale exchange, probably
+        if broker.is_open and not publisher.retired:  # the broker closed it: a stale exchange?
             self._topology.known_exchanges.clear()
             _log.warn("{name}: publish channel closed: {reason}", name=broker.name, reason=reason)
         publisher.fail_all(broker._channel_error(reason))

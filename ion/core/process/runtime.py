@@ -208,7 +208,10 @@ class ProcessRuntime(GiveBack):
             self._not_taken(msg)
             return
         if delivery.redelivered:
-            if not self._auto_acked(delivery):
+            counted = poison.broker_count(delivery)  # by a quorum queue: it runs as it is
+            if not self._auto_acked(delivery) and (
+                counted is None or counted > self.max_redeliveries
+            ):
                 # Its holder may have died of it: count the round, or dead-letter it.
                 poisoned = poison.redelivered(self._host, msg, self.max_redeliveries)  # type: ignore[arg-type]
                 Deferred.fromCoroutine(poisoned)

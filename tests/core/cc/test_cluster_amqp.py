@@ -203,6 +203,7 @@ async def _under_load(
     running = [defer.ensureDeferred(load.run()) for load in loads]
     reactor = _reactor()
     await task.deferLater(reactor, 1.0, lambda: None)  # calls flowing before the fault
+    node_before = a.broker_node
     fault_at = reactor.seconds()
     await _in_thread(fault, home)
     await task.deferLater(reactor, hold, lambda: None)
@@ -221,6 +222,9 @@ async def _under_load(
     verdict, local = (_verdict(load, healed_at if pause else fault_at) for load in loads)
     verdict["stalled"] = _verdict(loads[0], fault_at)["outage"]
     verdict["fault_at"] = fault_at
+    # A was connected to the node that went (the first of its list): it moved on.
+    local["moved"] = home != 0 or a.broker_node != node_before
+    local["node"] = cluster.urls[home].rpartition("@")[2]
     verdict["b_state"] = b_service.state
     first = _first_after(loads[0], fault_at)
     verdict["b_after"] = [n for n, at in HANDLED[system.sysname] if at == b.id and n > first]
@@ -259,11 +263,14 @@ def _assert_survived(verdict: dict[str, Any], logs: Any) -> None:
 
 def _assert_moved_on(local: dict[str, Any]) -> None:
     """A's own calls, through the node that went: those in flight failed fast,
-    saying the broker node was lost; A called again through another node."""
+    saying the broker node was lost (or, sent during the election, that the
+    broker queued nothing); A called again through another node."""
     assert not local["hung"] and not local["slow"]
     for c in local["failed"]:
-        assert isinstance(c["result"], exc.ConnectionLostError), c["result"]
-    assert any("broker node 127.0.0.1:" in str(c["result"]) for c in local["failed"])
+        assert isinstance(c["result"], exc.ConnectionLostError | exc.BrokerNackError), c["result"]
+    assert any(f"broker node {local['node'].rstrip('/')} lost" in str(c["result"])
+               for c in local["failed"])  # fmt: skip
+    assert local["moved"]
     assert local["ok"][-1]["n"] > _first_after_failure(local)
 
 

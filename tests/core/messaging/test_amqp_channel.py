@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pika.spec
 from twisted.internet.task import Clock
 
-from ion.core.messaging.amqp_channel import Channel
+from ion.core.exception import BrokerNackError
+from ion.core.messaging.amqp_channel import Channel, Publisher
 
 
 class FakeRaw:
@@ -123,3 +125,43 @@ def test_an_rpc_sends_the_settled_acks_first():
     assert raw.sent == [("ack", 2, True), ("consume", "q")]
     clock.advance(0)
     assert len(raw.sent) == 2
+
+
+# --- a confirming publisher that meets a nack ---------------------------------------------
+
+
+class _Frame:
+    def __init__(self, method: Any) -> None:
+        self.method = method
+
+
+def _publisher() -> tuple[Publisher, FakeRaw, list[Publisher]]:
+    raw = FakeRaw()
+    raw.basic_publish = lambda *args: raw.sent.append(("publish", args[1]))  # type: ignore[attr-defined]
+    chan = Channel(raw, Clock())
+    publisher = Publisher(chan, confirming=True)
+    nacked: list[Publisher] = []
+    publisher.on_nack = nacked.append
+    return publisher, raw, nacked
+
+
+def test_a_nack_fails_its_publish_as_nothing_queued_and_is_told():
+    publisher, _raw, nacked = _publisher()
+    d = publisher.publish("ion.sys", "svc", b"x", None, True, True)
+    publisher.on_confirm(_Frame(pika.spec.Basic.Nack(delivery_tag=1)))
+    failure = []
+    d.addErrback(failure.append)
+    assert failure[0].check(BrokerNackError) and "nothing was queued" in str(failure[0].value)
+    assert nacked == [publisher]
+
+
+def test_a_retired_publisher_closes_once_its_confirms_are_in():
+    """Retired at a nack (PublishPath moves later publishes to a new channel), the
+    channel stays open for the confirms still due, then closes."""
+    publisher, raw, _nacked = _publisher()
+    first, second = (publisher.publish("ex", "k", b"x", None, True, True) for _ in range(2))
+    publisher.retired = True
+    publisher.on_confirm(_Frame(pika.spec.Basic.Ack(delivery_tag=1)))
+    assert ("close",) not in raw.sent and first.called and not second.called
+    publisher.on_confirm(_Frame(pika.spec.Basic.Ack(delivery_tag=2)))
+    assert raw.sent[-1] == ("close",) and second.called

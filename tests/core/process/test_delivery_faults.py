@@ -151,20 +151,30 @@ class Crashy(ServiceProcess):
         return content
 
 
-@both_brokers
+@pytest.mark.parametrize(
+    ("ion_broker", "queue_type"),
+    [
+        ("local", "classic"),
+        pytest.param("amqp", "classic", marks=pytest.mark.rabbitmq),
+        # A quorum queue counts the deliveries itself (x-delivery-count).
+        pytest.param("amqp", "quorum", marks=pytest.mark.rabbitmq),
+    ],
+    indirect=["ion_broker"],
+)
 @pytest_twisted.ensureDeferred
 async def test_a_request_redelivered_too_often_goes_to_the_dead_letter_queue(
-    ion_container_factory, logs
+    ion_container_factory, logs, queue_type
 ) -> None:
     """A request whose every delivery is lost with its holder runs
     process.max_redeliveries + 1 times, then goes to <sysname>.dead_letters with
     headers saying where from, logged with its origin, instead of looping."""
-    container = await ion_container_factory(config={"process": {"max_redeliveries": 2}})
+    types = {"broker": {"queue_type": queue_type}}
+    container = await ion_container_factory(config={"process": {"max_redeliveries": 2}, **types})
     service = await container.spawn(Crashy)
-    client = await (await ion_container_factory()).spawn(Process, name="client")
+    client = await (await ion_container_factory(config=types)).spawn(Process, name="client")
     broker = container.exchange.broker
     queue = container.exchange.queue_name(poison.DEAD_LETTER_KEY)
-    await broker.declare_queue(queue, durable=True)
+    await container.exchange.declare_shared(queue)
     dead = Collector()
     await broker.consume(queue, dead)
     await client.send("crashy", "crash", "poison")
