@@ -99,6 +99,9 @@ class OfflineExchange:
         else:
             self._routes[key] = receiver
 
+    def restoring(self, queue: str) -> bool:
+        return False
+
     def queue_name(self, key: str) -> str:
         return f"{self.sysname}.{key}"
 

@@ -211,10 +211,10 @@ class AmqpBroker:
         broken = await self._topology.replay(self._sub.consume)
         if not broken:
             return True
+        self._restorer.add(broken)
         _log.warn("{name}: reconnected, but not restored: {what}; trying again for up to {t:g}s",
                   name=self.name, what="; ".join(f"{q} ({e})" for q, e in broken.items()),
                   t=self._restorer.timeout)  # fmt: skip
-        self._restorer.add(broken)
         return False
 
     def _lost(self, error: ConnectionLostError) -> None:
@@ -232,6 +232,10 @@ class AmqpBroker:
                     callback(c.tag, queue, error)
                 except Exception:
                     _log.failure("on_consumer_failed callback raised")
+
+    def restoring(self, queue: str) -> bool:
+        """Whether C{queue} (broken by a reconnect or a deletion) is not back yet."""
+        return queue in self._restorer.broken
 
     def queue_lost(self, queue: str, why: str) -> None:
         """The broker cancelled our consumers of C{queue} (deleted, say): restore it."""

@@ -203,6 +203,12 @@ class ExchangeManager(Service):
             expiration,
         )
 
+    def restoring(self, queue: str) -> bool:
+        """Whether C{queue} is being declared and consumed again after a reconnect
+        (or a deletion), so that nothing sent to it now would arrive."""
+        restoring = getattr(self.broker, "restoring", None)
+        return restoring is not None and bool(restoring(queue))
+
     def event_unheard(self, key: str) -> bool:
         """Whether an event with routing key C{key} would reach nobody, as the
         embedded broker can tell (RabbitMQ is not asked: False)."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -192,6 +192,16 @@ class Outbox:
         body = self._encode(h, content)
         if not self._may_send():
             raise exc.IllegalStateError(f"{self._host}: cannot send in state {self._host.state}")
+        assert self.exchange is not None
+        reply_queue = self.exchange.queue_name(self._reply_key)
+        if self.exchange.restoring(reply_queue):
+            # The reply would be dropped: the queue it goes to is not back yet.
+            return fail(
+                exc.ConnectionLostError(
+                    f"{self._host}: reconnected to the broker, but the reply queue "
+                    f"{reply_queue} is not declared again yet; call again shortly"
+                )
+            )
         conv = conversations.start(conv_id, protocol, timeout)
         if on_agree is not None:
             conversations.on_agree[conv_id] = on_agree
@@ -199,7 +209,6 @@ class Outbox:
         # on_returned (no confirm round trip), or, the first time, as a failure.
         # The deadline as AMQP's TTL too: the broker drops it unread once it passed.
         ttl = max(1, round(timeout * 1000))
-        assert self.exchange is not None
         sent = self.exchange.publish(to, body, mandatory=True, report_returns=True, expiration=ttl)
         if not _succeeded(sent):
             sent.addErrback(self._call_not_sent, conv, to)

@@ -78,9 +78,11 @@ async def test_an_exclusive_queue_locked_after_a_reconnect_is_retried_until_free
         assert logs.texts_with("RESOURCE_LOCKED")
         assert back.items == []  # not announced as restored
         assert tag in broker._consumers
+        assert broker.restoring(queue)  # what is sent to it now would not arrive
     finally:
         await holder.close()  # the queue goes with it
     await back.wait(1, timeout=15)
+    assert not broker.restoring(queue)
     assert logs.texts_with(f"queue {queue} declared and consumed again")
     await _receives(broker, queue, got, b"after")
 

@@ -493,3 +493,19 @@ def test_concurrent_first_calls_share_one_implicit_process() -> None:
     proc = object()
     slow.spawns[0].callback(proc)
     assert first.result is proc and second.result is proc
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_while_the_reply_queue_is_restored_fails_at_once(container: Any) -> None:
+    """After a reconnect the broker may not take the reply queue back at once
+    (RESOURCE_LOCKED): a call made meanwhile would lose its reply, so it fails
+    at once, naming the queue; calls work again once it is back."""
+    _, client = await spawn_pair(container)
+    exchange = container.exchange
+    reply_queue = exchange.queue_name(client.runtime._reply_key)
+    broken = {reply_queue}
+    exchange.restoring = broken.__contains__  # as AmqpBroker.restoring tells
+    with pytest.raises(exc.ConnectionLostError, match=f"reply queue {reply_queue} is not"):
+        await wait_for(client.rpc_send("echo", "echo", 1), timeout=1)
+    broken.clear()
+    assert await wait_for(client.rpc_send("echo", "echo", 2)) == 2
