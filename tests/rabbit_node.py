@@ -255,6 +255,9 @@ class RabbitNode:
             self._write_files()
             self._files_written = True
         self._began = time.monotonic()
+        # A killed node leaves its pid file: `rabbitmqctl wait` would read it
+        # (or catch the new one half written) instead of waiting for the new one.
+        (self.home / "pid").unlink(missing_ok=True)
         with open(self.home / "console.log", "ab") as console:
             self._server = subprocess.Popen(
                 [str(SERVER)],
