@@ -28,6 +28,9 @@ class Exchange(Protocol):
     def queue_name(self, key: str) -> str:
         """The queue name for routing key C{key}."""
 
+    def restoring(self, queue: str) -> bool:
+        """Whether C{queue} is not back yet after a reconnect (sent to, it loses the message)."""
+
     async def declare_queue(self, key: str, exclusive: bool = False) -> str:
         """Declare and bind the queue for C{key}; return its name."""
 
