@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,12 +47,9 @@ from typing import Any, cast
 from twisted.internet import defer, task
 from twisted.logger import ILogObserver, globalLogBeginner
 
-_TWISTD = Path(sys.executable).parent / "twistd"
-TWISTD = (
-    [str(_TWISTD)]
-    if _TWISTD.exists()
-    else [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from soak_common import TWISTD, Once, delete_system, run_soak, stop_processes  # noqa: E402
+
 HZ = os.sysconf("SC_CLK_TCK")
 SETTLE = 2.0  # seconds after the last container is ready before the soak window opens
 BAD = re.compile(r"\) (SUSPECT|DEAD): |joins again as epoch")
@@ -93,7 +89,7 @@ class Soak:
         self.client: Any = None
         self.tapped: Counter[str] = Counter()  # heartbeats delivered to the tap, by sender
         self.tapping = False
-        self._cleaning: defer.Deferred[None] | None = None
+        self.cleanup = Once(self._cleanup)  # stops the containers, deletes the exchanges
 
     def sleep(self, seconds: float) -> defer.Deferred[None]:
         return task.deferLater(self.reactor, seconds, lambda: None)
@@ -157,40 +153,14 @@ class Soak:
         results = await defer.DeferredList(ask, consumeErrors=True)
         return {n.cid: v if ok else v.value for n, (ok, v) in zip(self.nodes, results, strict=True)}
 
-    def cleanup(self) -> defer.Deferred[None]:
-        """Stop the containers, delete the system's exchanges (once; errors are printed)."""
-        if self._cleaning is None:
-            self._cleaning = defer.Deferred.fromCoroutine(self._cleanup())
-        done: defer.Deferred[None] = defer.Deferred()
-        self._cleaning.addBoth(lambda _: done.callback(None))
-        return done
-
     async def _cleanup(self) -> None:
-        from ion.core.messaging.amqp import AmqpBroker
-
-        for n in self.all:
-            if n.proc.poll() is None:
-                n.proc.send_signal(signal.SIGTERM)
-        end = time.monotonic() + 30
-        while any(n.proc.poll() is None for n in self.all) and time.monotonic() < end:
-            await self.sleep(0.1)
-        for n in self.all:
-            if n.proc.poll() is None:
-                print(f"{n.cid} still running 30 s after SIGTERM: killed", flush=True)
-                n.proc.kill()
-                n.proc.wait()
+        await stop_processes(self.reactor, [(n.cid, n.proc) for n in self.all])
         try:
             if self.container is not None:
                 await self.container.stop()
-            cleaner = AmqpBroker(self.reactor, self.args.url, reconnect=False)
-            await cleaner.connect()
-            try:
-                for suffix in ("", ".events", ".containers"):
-                    await cleaner.delete_exchange(f"ion.{self.sysname}{suffix}")
-            finally:
-                await cleaner.close()
         except Exception as e:
-            print(f"cleanup of {self.sysname} failed: {type(e).__name__}: {e}", flush=True)
+            print(f"stopping the client failed: {type(e).__name__}: {e}", flush=True)
+        await delete_system(self.reactor, self.args.url, self.sysname)
 
     async def soak(self) -> dict[str, Any]:
         """Launch, soak, measure: the raw figures."""
@@ -284,21 +254,7 @@ def report(run: Soak, raw: dict[str, Any], shutdown: list[str]) -> tuple[dict[st
 
 async def main(reactor: Any, args: argparse.Namespace) -> None:
     run = Soak(reactor, args)
-    soaking = defer.Deferred.fromCoroutine(run.soak())
-
-    def stopping() -> defer.Deferred[None]:  # the reactor stops: Ctrl-C, SIGTERM, or the end
-        if not soaking.called:
-            print("interrupted: stopping the containers", file=sys.stderr, flush=True)
-            soaking.cancel()
-        return run.cleanup()
-
-    reactor.addSystemEventTrigger("before", "shutdown", stopping)
-    try:
-        raw = await soaking
-    except defer.CancelledError:
-        raise SystemExit(130) from None
-    finally:
-        await run.cleanup()
+    raw = await run_soak(reactor, run.soak(), run.cleanup, "the containers")
     shutdown = [line for n in run.nodes for line in n.bad_lines(raw["logs"][n.cid][1])[0]]
     result, failed = report(run, raw, shutdown)
     print("RESULT " + json.dumps(result), flush=True)

@@ -66,13 +66,8 @@ sys.path.insert(0, str(REPO))  # tests.rabbit_cluster
 sys.path.insert(0, str(SCRIPTS))  # soak_cluster_service
 
 from soak_cluster_service import EVENT_ID, EVENT_QUEUE, SERVICE  # noqa: E402
+from soak_common import TWISTD, Once, delete_system, run_soak, stop_processes  # noqa: E402
 
-_TWISTD = Path(sys.executable).parent / "twistd"
-TWISTD = (
-    [str(_TWISTD)]
-    if _TWISTD.exists()
-    else [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-)
 BOOT = (
     "from soak_cluster_service import SoakCounted\n"
     "await cc.spawn(SoakCounted, args={{'dir': {dir!r}, 'tag': {tag!r}}})\n"
@@ -130,7 +125,7 @@ class Soak:
         self.pending: set[defer.Deferred[Any]] = set()
         self.examples: dict[str, str] = {}  # an error's type: its first message
         self.last_leaders = "?"
-        self._cleaning: defer.Deferred[None] | None = None
+        self.cleanup = Once(self._cleanup)  # containers, client, cluster
         self.t0 = time.monotonic()
         self.load_start = self.load_end = self.t0
 
@@ -379,28 +374,8 @@ class Soak:
 
     # -- cleanup -------------------------------------------------------------
 
-    def cleanup(self) -> defer.Deferred[None]:
-        """Stop the containers, the client and the cluster (once; errors are printed)."""
-        if self._cleaning is None:
-            self._cleaning = defer.Deferred.fromCoroutine(self._cleanup())
-        done: defer.Deferred[None] = defer.Deferred()
-        self._cleaning.addBoth(lambda _: done.callback(None))
-        return done
-
     async def _cleanup(self) -> None:
-        for b in self.boxes:
-            if b.proc is not None and b.proc.poll() is None:
-                b.proc.send_signal(signal.SIGTERM)
-        end = time.monotonic() + 30
-        while any(b.proc and b.proc.poll() is None for b in self.boxes):
-            if time.monotonic() > end:
-                break
-            await self.sleep(0.1)
-        for b in self.boxes:
-            if b.proc is not None and b.proc.poll() is None:
-                print(f"{b.tag} still running 30 s after SIGTERM: killed", flush=True)
-                b.proc.kill()
-                b.proc.wait()
+        await stop_processes(self.reactor, [(b.tag, b.proc) for b in self.boxes if b.proc])
         try:
             if self.container is not None:
                 await self.container.stop()
@@ -411,43 +386,15 @@ class Soak:
                 await threads.deferToThread(self.cluster.stop)
             except Exception as e:
                 print(f"stopping the cluster failed: {type(e).__name__}: {e}", flush=True)
-            stray = own_beams(self.cluster.nodes)
-            print(f"beam.smp of this run's nodes left: {stray or 'none'}", flush=True)
+            from tests.rabbit_node import node_pids
+
+            stray = [pid for node in self.cluster.nodes for pid in node_pids(node)]
+            print(f"processes of this run's nodes left: {stray or 'none'}", flush=True)
         elif self.urls:
-            await self.delete_system()
-
-    async def delete_system(self) -> None:
-        """On a cluster of --urls: delete what this sysname declared."""
-        from ion.core.messaging.amqp import AmqpBroker
-
-        try:
-            cleaner = AmqpBroker(self.reactor, self.urls, reconnect=False)
-            await cleaner.connect()
-            try:
-                for q in (f"{self.sysname}.{SERVICE}", f"{self.sysname}.{EVENT_QUEUE}",
-                          f"{self.sysname}.dead_letters"):  # fmt: skip
-                    await cleaner.delete_queue(q)
-                for suffix in ("", ".events", ".containers"):
-                    await cleaner.delete_exchange(f"ion.{self.sysname}{suffix}")
-            finally:
-                await cleaner.close()
-        except Exception as e:
-            print(f"cleanup of {self.sysname} failed: {type(e).__name__}: {e}", flush=True)
-
-
-def own_beams(nodes: list[str]) -> list[int]:
-    """The pids of beam.smp processes running one of C{nodes} (from /proc)."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "beam" in cmd and any(n in cmd for n in nodes):
-            found.append(int(d.name))
-    return found
+            queues = (SERVICE, EVENT_QUEUE, "dead_letters")
+            await delete_system(
+                self.reactor, self.urls, self.sysname, [f"{self.sysname}.{q}" for q in queues]
+            )
 
 
 # -- the record and the report ---------------------------------------------------
@@ -620,25 +567,7 @@ class ReplyCounter:
 async def main(reactor: Any, args: argparse.Namespace, counter: ReplyCounter) -> None:
     run = Soak(reactor, args)
     counter.tally = run.tally
-    soaking = defer.Deferred.fromCoroutine(run.run())
-
-    def stopping() -> defer.Deferred[None]:  # the reactor stops: Ctrl-C, SIGTERM, or the end
-        if not soaking.called:
-            print("interrupted: stopping the containers and the cluster", file=sys.stderr,
-                  flush=True)  # fmt: skip
-            soaking.cancel()
-        return run.cleanup()
-
-    reactor.addSystemEventTrigger("before", "shutdown", stopping)
-    try:
-        extra = await soaking
-    except defer.CancelledError:
-        raise SystemExit(130) from None
-    finally:
-        began = time.monotonic()
-        await run.cleanup()
-        print(f"cleanup (containers, client, cluster) took {time.monotonic() - began:.1f}s",
-              flush=True)  # fmt: skip
+    extra = await run_soak(reactor, run.run(), run.cleanup, "the containers and the cluster")
     result, missed = report(run, extra)
     print(f"\ntargets (0 hung, 0 lost, outage <= {args.max_outage:g}s): "
           + ("met" if not missed else "MISSED: " + "; ".join(missed)))  # fmt: skip

@@ -88,7 +88,7 @@ def _ctl_env(name: str, home: Path) -> dict[str, str]:
     return env
 
 
-def _node_pids(name: str) -> list[int]:
+def node_pids(name: str) -> list[int]:
     """The processes of node C{name}: those started with C{RABBITMQ_NODENAME=<name>}
     in their environment (the server script, beam and its helpers, and
     C{rabbitmqctl}s run on it)."""
@@ -118,7 +118,7 @@ def _gone_within(name: str, timeout: float, reap: subprocess.Popen[bytes] | None
     while True:
         if reap is not None:
             reap.poll()  # leaves no zombie of the server script
-        if not _node_pids(name):
+        if not node_pids(name):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -129,9 +129,9 @@ def halt(name: str, home: Path, server: subprocess.Popen[bytes] | None = None) -
     """Stop node C{name} for good and remove C{home}: C{rabbitmqctl stop}, then
     SIGTERM, then SIGKILL, each with a deadline. Harmless when it is already gone."""
     pidfile = home / "pid"
-    _signal_all(_node_pids(name), signal.SIGCONT)  # a paused node could not stop
+    _signal_all(node_pids(name), signal.SIGCONT)  # a paused node could not stop
     asked = False
-    if _node_pids(name) and pidfile.exists():
+    if node_pids(name) and pidfile.exists():
         asked = True
         try:
             subprocess.run(
@@ -150,7 +150,7 @@ def halt(name: str, home: Path, server: subprocess.Popen[bytes] | None = None) -
         (signal.SIGKILL, 5.0),
     ):
         if sig is not None:
-            _signal_all(_node_pids(name), sig)
+            _signal_all(node_pids(name), sig)
         if _gone_within(name, grace, server):
             break
     if server is not None:
@@ -311,7 +311,7 @@ class RabbitNode:
 
     def pids(self) -> list[int]:
         """The node's processes now (none when it is down)."""
-        return _node_pids(self.name)
+        return node_pids(self.name)
 
     def beam_pid(self) -> int:
         """The pid of the node's Erlang VM (C{beam.smp})."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tests.rabbit_node as rabbit_node
-from tests.rabbit_node import NodeStartError, RabbitNode, _node_pids, _unavailable
+from tests.rabbit_node import NodeStartError, RabbitNode, _unavailable, node_pids
 
 
 class _BadConfig(RabbitNode):
@@ -33,7 +33,7 @@ def test_a_node_that_cannot_boot_says_why_and_leaves_nothing_behind() -> None:
     why = str(failed.value)
     assert "exited" in why
     assert "not-an-address" in why and "BOOT FAILED" in why  # from the node's log
-    assert not _node_pids(node.name)
+    assert not node_pids(node.name)
     assert not node.home.exists()
 
 
@@ -60,7 +60,7 @@ def test_the_watchdog_stops_the_node_when_its_pipe_from_pytest_closes() -> None:
             [sys.executable, "-I", rabbit_node.__file__, "--watch", name, str(home)],
             stdin=subprocess.PIPE,
         )
-        assert _node_pids(name) == [fake.pid]
+        assert node_pids(name) == [fake.pid]
         assert watchdog.stdin is not None
         watchdog.stdin.close()  # as when pytest dies
         assert watchdog.wait(timeout=30) == 0

@@ -152,6 +152,10 @@ class IBroker(Interface):
     def on_reconnected(callback: Callable[[], None]) -> None:
         """Call C{callback()} each time a lost connection is back with its topology."""
 
+    def restoring(queue: str) -> Any:
+        """Whether C{queue} is being declared and consumed again (after a reconnect,
+        or a deletion by someone else), so that nothing sent to it now arrives. -> bool"""
+
     def on_consumer_failed(callback: Callable[[str, str, Exception], None]) -> None:
         """Call C{callback(consumer_tag, queue, error)} for a consumer that ended
         against its owner's will and could not be resumed (its queue could not

@@ -205,6 +205,10 @@ class EmbeddedConnection:
     def on_reconnected(self, callback: Callable[[], None]) -> None:
         """An in-process connection is never lost: nothing to call."""
 
+    def restoring(self, queue: str) -> bool:
+        """Never: a queue another connection deletes fails its consumers at once."""
+        return False
+
     def on_consumer_failed(self, callback: Callable[[str, str, Exception], None]) -> None:
         """Call C{callback(consumer_tag, queue, error)} for a consumer whose queue
         another connection deleted."""

@@ -55,12 +55,16 @@ class ExchangeManager(Service):
         # (see publish, publish_event). On classic (transient) queues requests
         # go out unconfirmed: one the broker refuses leaves its call to the
         # deadline. A tool making one call (ion-rpc) confirms, and hears it.
-        self.durable = self.queue_type == "quorum"
         self.confirm_mandatory = self.durable
         broker.on_reconnected(lambda: log.info("broker connection restored; consumers resumed"))
         self._abandoned = False
         self._connecting = False
         self._retry_wait: Deferred[None] | None = None
+
+    @property
+    def durable(self) -> bool:
+        """Whether the system's shared queues keep what they hold through a node's loss."""
+        return self.queue_type == "quorum"
 
     def abandon_boot(self) -> None:
         """Give up connecting (the container is stopping): no more retries, and
@@ -206,8 +210,7 @@ class ExchangeManager(Service):
     def restoring(self, queue: str) -> bool:
         """Whether C{queue} is being declared and consumed again after a reconnect
         (or a deletion), so that nothing sent to it now would arrive."""
-        restoring = getattr(self.broker, "restoring", None)
-        return restoring is not None and bool(restoring(queue))
+        return bool(self.broker.restoring(queue))
 
     def event_unheard(self, key: str) -> bool:
         """Whether an event with routing key C{key} would reach nobody, as the

@@ -43,6 +43,7 @@ class Outbox:
     _host: Host
     _me: str
     _reply_key: str
+    _reply_queue: str  # the queue of _reply_key
     exchange: Exchange | None
     clock: IReactorTime | None
     conversations: ConversationManager | None
@@ -193,13 +194,12 @@ class Outbox:
         if not self._may_send():
             raise exc.IllegalStateError(f"{self._host}: cannot send in state {self._host.state}")
         assert self.exchange is not None
-        reply_queue = self.exchange.queue_name(self._reply_key)
-        if self.exchange.restoring(reply_queue):
+        if self.exchange.restoring(self._reply_queue):
             # The reply would be dropped: the queue it goes to is not back yet.
             return fail(
                 exc.ConnectionLostError(
                     f"{self._host}: reconnected to the broker, but the reply queue "
-                    f"{reply_queue} is not declared again yet; call again shortly"
+                    f"{self._reply_queue} is not declared again yet; call again shortly"
                 )
             )
         conv = conversations.start(conv_id, protocol, timeout)

@@ -95,6 +95,7 @@ class ProcessRuntime(GiveBack):
         self.clock = clock
         self._me = pid
         self._reply_key = pid + REPLY_KEY_SUFFIX
+        self._reply_queue = exchange.queue_name(self._reply_key)
         self._place = place
         self.conversations = ConversationManager(pid, clock)
 

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 
 from ion.core import exception as exc
 from ion.core.cc import agent_client
+from ion.core.cc.agent import ContainerAgent
 from ion.core.cc.membership import DEAD, LEFT, SUSPECT, UP
 from ion.core.process.process import Process
 from ion.core.process.supervisor import Supervisor
@@ -239,10 +240,11 @@ def test_a7_declared_dead_while_the_connection_comes_back_joins_again_once(
     assert system.view("c1")["c2"] == (1, UP)
 
 
-def test_a7_a_reconnect_during_a_rejoin_joins_again_after_it(system: System) -> None:
-    """A7: a rejoin begun on a connection that is then lost fails; a reconnect
-    reported while it is still under way is not dropped: the container joins
-    again once that rejoin has ended."""
+def _rejoin_held(system: System) -> tuple[Any, ContainerAgent, Deferred[None], Any]:
+    """c1 and c2 up, c2's agent then found in a dead digest: its rejoin waits on the
+    deletion of its old agent queue, which C{pending} lets go on (other queues are
+    deleted as ever). Returns c2, its agent, C{pending} and the broker's own
+    delete_queue."""
     system.start("c1")
     c2 = system.start("c2")
     system.run(H)
@@ -250,13 +252,21 @@ def test_a7_a_reconnect_during_a_rejoin_joins_again_after_it(system: System) -> 
     assert agent is not None
     broker: Any = c2.exchange.broker
     pending: Deferred[None] = Deferred()
-    delete_queue = broker.delete_queue
-    broker.delete_queue = lambda name: pending  # the rejoin waits on the broker here
+    delete_queue, old = broker.delete_queue, agent._queue
+    broker.delete_queue = lambda name: pending if name == old else delete_queue(name)
     _declared_dead(agent)
+    return c2, agent, pending, delete_queue
+
+
+def test_a7_a_reconnect_during_a_rejoin_joins_again_after_it(system: System) -> None:
+    """A7: a rejoin begun on a connection that is then lost fails; a reconnect
+    reported while it is still under way is not dropped: the container joins
+    again once that rejoin has ended."""
+    c2, agent, pending, delete_queue = _rejoin_held(system)
     assert agent.epoch == 1
     agent._connection_lost(exc.ConnectionLostError("cut"))
     agent._reconnected()
-    broker.delete_queue = delete_queue
+    c2.exchange.broker.delete_queue = delete_queue
     pending.errback(exc.ConnectionLostError("cut"))  # its call fails with the lost connection
     system.run(2 * H)
     assert agent.epoch == 2
@@ -290,16 +300,8 @@ def test_a7_a_rejoin_that_ends_after_the_agent_terminated_starts_no_timers(
     test ending just after a reconnect) has its agent terminated before the
     rejoin's broker calls come back; the rejoin then neither beats nor judges
     nor tells anyone of a new epoch."""
-    system.start("c1")
-    c2 = system.start("c2")
-    system.run(H)
-    agent = c2.agent
-    assert agent is not None
-    broker: Any = c2.exchange.broker
-    pending: Deferred[None] = Deferred()
-    delete_queue, old = broker.delete_queue, agent._queue
-    broker.delete_queue = lambda name: pending if name == old else delete_queue(name)
-    _declared_dead(agent)  # the rejoin waits on the old agent queue's deletion
+    c2, agent, pending, delete_queue = _rejoin_held(system)
+    old = agent._queue
     system.wait(c2.proc_manager.terminate(agent))  # as the container's stop does, last
     delete_queue(old)
     pending.callback(None)  # the rejoin goes on, on a connection still open

@@ -50,8 +50,13 @@ def test_no_wait_until_every_node_failed_in_a_round() -> None:
 
 
 def test_shuffled_order_is_a_permutation_kept_after() -> None:
-    nodes = NodeRotation(None, NODES, lambda r, p: None, rng=random.Random(3))
-    assert sorted(a.port for a in nodes.addresses) == [5701, 5702, 5703]
+    dialled: list[int] = []
+    nodes = NodeRotation(None, NODES, lambda r, p: _Endpoint(p, dialled), rng=random.Random(3))
+    order = [a.port for a in nodes.addresses]
+    assert sorted(order) == [5701, 5702, 5703]
+    for _ in range(6):
+        nodes.connect(None)
+    assert dialled == order + order  # shuffled once, then taken in turn
     orders = {
         tuple(a.port for a in NodeRotation(None, NODES, lambda r, p: None).addresses)
         for _ in range(50)
