@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
         "needs_timeout": 30.0,
     },
     "shell": {"history": "~/.cchistory"},
+    "observer": {"tap": True, "tap_size": 2000},
+    "web": {"listen": None, "actions": False},
     "agent": {
         "enabled": True,
         "heartbeat": 1.0,

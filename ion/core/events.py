@@ -119,6 +119,8 @@ def publish(
         m.TS: int(time.time() * 1000),
     }
     body = m.encode(headers, event)
+    if exchange.tap is not None:
+        exchange.tap.event(headers, len(body), key)
     return exchange.publish_event(key, body)
 
 

@@ -81,6 +81,7 @@ class OfflineExchange:
     """
 
     max_message_size: int = DEFAULTS["broker"]["max_message_size"]
+    tap: Any = None  # records nothing
 
     def __init__(self, sysname: str) -> None:
         self.broker = _NoBroker()

@@ -8,9 +8,10 @@ errors the agent answers with come back as ion's own exceptions
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import DeferredList, ensureDeferred
 
 from ion.core import exception as exc
 from ion.core.process.signals import container_of
@@ -59,18 +60,35 @@ async def gather_info(caller: Process, timeout: float | None = None) -> list[tup
     """C{get_info} of every container not known DEAD or LEFT, asked at once:
     (cid, info) pairs, info being the exception for a container that did
     not answer within C{timeout} (default C{agent.info_timeout})."""
+    return [(cid, value) for cid, value, _asked, _answered in
+            await ask_all(caller, "get_info", None, timeout)]  # fmt: skip
+
+
+async def ask_all(
+    caller: Process, op: str, content: Any, timeout: float | None = None
+) -> list[tuple[str, Any, float, float]]:
+    """Ask C{op} of the agent of every container not known DEAD or LEFT, at
+    once: (cid, answer or exception, asked, answered) per container, times on
+    C{time.time} (the clock a tap stamps with)."""
     container = caller.container
     assert container is not None, "the caller is not spawned"
     agent = agent_of(container)
     assert agent.membership is not None
     wait = agent.info_timeout if timeout is None else timeout
     cids = [container.id, *(p.cid for p in agent.membership.up())]
-    calls = [_call(caller, cid, "get_info", None, wait) for cid in cids]
-    from twisted.internet.defer import ensureDeferred
+    times: dict[str, tuple[float, float]] = {}
 
-    results = await DeferredList([ensureDeferred(c) for c in calls], consumeErrors=True)
+    async def ask(cid: str) -> Any:
+        asked = time.time()
+        try:
+            return await _call(caller, cid, op, content, wait)
+        finally:
+            times[cid] = (asked, time.time())
+
+    results = await DeferredList([ensureDeferred(ask(cid)) for cid in cids], consumeErrors=True)
     return [
-        (cid, value if ok else value.value) for cid, (ok, value) in zip(cids, results, strict=True)
+        (cid, value if ok else value.value, *times[cid])
+        for cid, (ok, value) in zip(cids, results, strict=True)
     ]
 
 

@@ -1,4 +1,5 @@
-"""The operations a container agent serves: ping, get_info, spawn, terminate, kill.
+"""The operations a container agent serves: ping, get_info, get_trace, spawn,
+terminate, kill.
 
 Remote spawns go through the container's C{remote} supervisor (one_for_one,
 started on the first one), as temporary children unless the request says
@@ -9,6 +10,7 @@ by default: a broker user could otherwise run any code on the path).
 from __future__ import annotations
 
 import fnmatch
+import time
 from typing import TYPE_CHECKING, Any
 
 from ion.core import exception as exc
@@ -49,6 +51,23 @@ class AgentOps:
             "peers": [p.record() for p in self.membership.peers.values()],  # type: ignore[attr-defined]
             "dropped": self.membership.dropped,  # type: ignore[attr-defined]
         }
+
+    def op_get_trace(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
+        """The container's tap rows after C{since} (the newest C{limit}, if given),
+        with its clock's time (L{ion.core.observe.tap.TraceSlice.as_dict});
+        C{rows} is empty and C{off} true when the tap is off."""
+        args = content if isinstance(content, dict) else {}
+        since, limit = args.get("since", 0), args.get("limit")
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            raise exc.BadRequest(f"get_trace: since must be a whole number >= 0, not {since!r}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise exc.BadRequest(f"get_trace: limit must be a whole number, not {limit!r}")
+        tap = self.container.tap
+        if tap is None:
+            cid = self.container.id
+            return {"container": cid, "now": time.time(), "last": 0, "gap": None, "rows": [],
+                    "off": True}  # fmt: skip
+        return tap.read(since, limit).as_dict()
 
     async def op_spawn(
         self, content: Any, headers: dict[str, Any], msg: m.Message

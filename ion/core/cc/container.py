@@ -20,10 +20,13 @@ from twisted.python.failure import Failure
 from ion.core.cc.agent import ContainerAgent
 from ion.core.config import DEFAULTS, Config
 from ion.core.deadline import ended_within
-from ion.core.exception import StartupError
+from ion.core.exception import ConfigurationError, StartupError
 from ion.core.id import check_name, check_sysname, default_container_id
 from ion.core.messaging.broker import IBroker
 from ion.core.messaging.exchange import ExchangeManager
+from ion.core.observe.hub import EventHub
+from ion.core.observe.tap import DEFAULT_SIZE as DEFAULT_TAP_SIZE
+from ion.core.observe.tap import MessageTap
 from ion.core.pack.app_manager import AppInfo, AppManager
 from ion.core.process.manager import ProcessManager
 from ion.core.process.process import Process
@@ -70,6 +73,10 @@ class Container(MultiService):
 
             broker = make_broker(reactor, self.config, name=self.id)
         self.exchange = ExchangeManager(broker, self.sysname, self.config, reactor)
+        self.tap = _tap(self.id, self.config)
+        self.exchange.tap = self.tap
+        #: The observer's live events, while something observes (the web view).
+        self.hub: EventHub | None = None
         self.exchange.setServiceParent(self)
         self.proc_manager = ProcessManager(self)
         self.proc_manager.setServiceParent(self)
@@ -191,6 +198,9 @@ class Container(MultiService):
         """Publish a standard event from the container (a lost one is only logged)."""
         from ion.core import events
 
+        if self.hub is not None:
+            self.hub.announced(event_id, origin, fields)
+
         try:
             event = events.create_event(event_id, origin=origin, **fields)
             d = events.publish(self.exchange, self.id, event, container_id=self.id)
@@ -230,3 +240,13 @@ class Container(MultiService):
     def apps(self) -> list[AppInfo]:
         """The running apps, in start order."""
         return self.app_manager.apps()
+
+
+def _tap(container_id: str, config: Config) -> MessageTap | None:
+    """The container's message tap (C{observer.tap}), or None: it records nothing."""
+    if not config.get("observer.tap", True):
+        return None
+    size = config.get("observer.tap_size", DEFAULT_TAP_SIZE)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigurationError(f"observer.tap_size must be a positive integer, not {size!r}")
+    return MessageTap(container_id, size)

@@ -26,6 +26,7 @@ from ion.core.exception import (
 from ion.core.id import check_name, check_sysname
 from ion.core.messaging.broker import IBroker, IDelivery
 from ion.core.messaging.connect import queue_type
+from ion.core.observe.tap import MessageTap
 
 log = Logger()
 
@@ -49,6 +50,8 @@ class ExchangeManager(Service):
             self.config.get("broker.max_message_size", DEFAULTS["broker"]["max_message_size"])
         )
         self._subscriptions = 0  # private subscription queues named so far
+        #: The container's message tap (L{ion.core.observe.tap}); None records nothing.
+        self.tap: MessageTap | None = None
         self.queue_type = queue_type(self.config)
         # Shared queues of quorum type survive a node's loss, and so must what is
         # queued in them: requests and events go out persistent and confirmed

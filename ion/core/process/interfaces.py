@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ion.core.messaging import message as m
+from ion.core.observe.tap import MessageTap
 
 __all__ = ["Exchange", "Host"]
 
@@ -24,6 +25,8 @@ class Exchange(Protocol):
     """The part of a container's exchange manager a process runtime uses."""
 
     max_message_size: int
+    #: Where sends and receives are recorded (None: nowhere).
+    tap: MessageTap | None
 
     def queue_name(self, key: str) -> str:
         """The queue name for routing key C{key}."""

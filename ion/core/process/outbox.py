@@ -98,7 +98,11 @@ class Outbox:
     def _publish(self, to: str, headers: dict[str, Any], content: Any) -> Deferred[None]:
         if self.exchange is None or not self._may_send():
             raise exc.IllegalStateError(f"{self._host}: cannot send in state {self._host.state}")
-        return self.exchange.publish(to, self._encode(headers, content), mandatory=True)
+        body = self._encode(headers, content)
+        tap = self.exchange.tap
+        if tap is not None:
+            tap.sent(headers, len(body), content)
+        return self.exchange.publish(to, body, mandatory=True)
 
     def send(
         self,

@@ -242,6 +242,11 @@ class Process(Linking, Termination):
         assert self.container is not None
         try:
             me = str(self.id)
+            hub = self.container.hub
+            if hub is not None:
+                fields = {"process_id": me, "name": self.proc_name, "state": state,
+                          "container_id": self.container.id, "reason": self.exit_reason}  # fmt: skip
+                hub.announced(int(events.EventId.PROCESS_LIFECYCLE), me, fields)
             exchange = self.container.exchange
             if exchange.event_unheard(
                 events.routing_key(int(events.EventId.PROCESS_LIFECYCLE), me)

@@ -194,6 +194,11 @@ class ProcessRuntime(GiveBack):
         except exc.MessageFormatError as e:
             self._bad_message(delivery, e, msg.headers)
             return
+        tap = self.exchange.tap  # type: ignore[union-attr]
+        if tap is not None:
+            tap.received(
+                msg.headers, len(delivery.body), self._me, self._host.proc_name, msg.content
+            )
         if msg.performative in REPLY_PERFORMATIVES and msg.protocol != "generic":
             settle(delivery)
             assert self.conversations is not None

@@ -35,7 +35,12 @@ def container_of(pid: str) -> str:
 
 def encode(sender: str, to: str, op: str, content: dict[str, Any] | None) -> bytes:
     """The wire bytes of signal C{op} from C{sender} to C{to}."""
-    headers = {
+    return m.encode(headers(sender, to, op), content or {})
+
+
+def headers(sender: str, to: str, op: str) -> dict[str, Any]:
+    """The headers of signal C{op} from C{sender} to C{to}."""
+    return {
         m.SENDER: sender,
         m.RECEIVER: to,
         m.CONV_ID: f"{SIGNAL}:{sender}",
@@ -44,7 +49,6 @@ def encode(sender: str, to: str, op: str, content: dict[str, Any] | None) -> byt
         m.OP: op,
         m.TS: int(time.time() * 1000),
     }
-    return m.encode(headers, content or {})
 
 
 def send(
@@ -52,7 +56,12 @@ def send(
 ) -> Deferred[None]:
     """Publish signal C{op} to C{to}'s queue; the Deferred fails with
     L{UnroutableError} when there is no such queue."""
-    return container.exchange.publish(to, encode(sender, to, op, content), mandatory=True)
+    h = headers(sender, to, op)
+    body = m.encode(h, content or {})
+    tap = container.exchange.tap
+    if tap is not None:
+        tap.sent(h, len(body), content)
+    return container.exchange.publish(to, body, mandatory=True)
 
 
 class Injected:

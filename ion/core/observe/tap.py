@@ -1,0 +1,167 @@
+"""The message tap: a ring of the last messages a container sent and took.
+
+Each row holds what a message was, never its content: the time, the
+direction, sender and receiver, conversation, protocol, performative, op,
+status, size, content type and user id. A message sent and taken in the same
+container is one row (its C{send}); a container records a C{recv} only for a
+message from another container, so the rows of all containers, merged
+(L{ion.core.observe.arcs}), hold each message once as a send, once as a receive
+or as both. Events published are rows of direction C{event}.
+
+Not recorded: membership chatter (protocol C{cc}: a heartbeat a second from
+each peer would push everything else out) and the observer's own reads
+(L{QUIET_OPS}), so looking does not change what is seen.
+
+Row numbers (C{seq}) keep rising past eviction; a read from a number already
+evicted says so with a gap. A container with the tap off has no tap at all
+(C{exchange.tap is None}): the hooks cost one attribute test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ion.core.messaging import message as m
+
+SEND, RECV, EVENT = "send", "recv", "event"
+
+#: The fields of a row, in order (L{TraceSlice.rows} are dicts of these).
+FIELDS = (
+    "seq", "ts", "dir", "container", "sender", "sender_name", "to", "receiver",
+    "receiver_name", "conv_id", "conv_seq", "protocol", "performative", "op", "status", "size",
+    "content_type", "user_id",
+)  # fmt: skip
+
+DEFAULT_SIZE = 2000
+#: Operations not recorded: what the observer itself asks the agents.
+QUIET_OPS = frozenset({"get_trace", "get_info"})
+_QUIET_PROTOCOLS = frozenset({"cc"})
+
+
+@dataclass
+class TraceSlice:
+    """The rows after a given C{seq}.
+
+    @ivar rows: row dicts (L{FIELDS}), oldest first.
+    @ivar last: the seq of the newest row the tap ever wrote (0: none yet).
+    @ivar gap: (first, last) seqs asked for but already evicted, or None.
+    @ivar container: the container whose tap it is.
+    @ivar now: that container's clock when it answered (for clock skew).
+    """
+
+    rows: list[dict[str, Any]]
+    last: int
+    gap: tuple[int, int] | None = None
+    container: str = ""
+    now: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (the agent's C{get_trace} answer)."""
+        return {
+            "container": self.container,
+            "now": self.now,
+            "last": self.last,
+            "gap": list(self.gap) if self.gap else None,
+            "rows": self.rows,
+        }
+
+
+def content_type(headers: dict[str, Any], content: Any) -> str:
+    """The name of a message's content type: its object type or Python type."""
+    encoding = headers.get(m.ENCODING)
+    if isinstance(encoding, str) and encoding.startswith(m.ENCODING_OBJECT):
+        return encoding
+    return type(content).__name__
+
+
+class MessageTap:
+    """The ring of one container's message rows.
+
+    @param container: the container id, stamped on every row.
+    @param size: how many rows are kept (the oldest go first).
+    @param now: the clock rows are stamped with (seconds since the epoch).
+    """
+
+    def __init__(
+        self, container: str, size: int = DEFAULT_SIZE, now: Callable[[], float] = time.time
+    ) -> None:
+        if size < 1:
+            raise ValueError("the tap keeps at least one row")
+        self.container = container
+        self.size = size
+        self.now = now
+        self._rows: deque[tuple[Any, ...]] = deque(maxlen=size)
+        self._seq = 0
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._suffix = "@" + container
+
+    @property
+    def last(self) -> int:
+        """The seq of the newest row (0: none yet)."""
+        return self._seq
+
+    def sent(self, headers: dict[str, Any], size: int, content: Any = None) -> None:
+        """Record a message this container sends."""
+        self._add(SEND, headers, size, None, None, content)
+
+    def received(
+        self, headers: dict[str, Any], size: int, pid: str, name: str, content: Any = None
+    ) -> None:
+        """Record a message process C{pid} (named C{name}) took, when another
+        container sent it (a send from here is already a row)."""
+        sender = headers.get(m.SENDER)
+        if isinstance(sender, str) and sender.endswith(self._suffix):
+            return
+        self._add(RECV, headers, size, pid, name, content)
+
+    def event(self, headers: dict[str, Any], size: int, key: str) -> None:
+        """Record an event published (C{key}: its routing key)."""
+        self._add(EVENT, {**headers, m.RECEIVER: key}, size, None, None, None)
+
+    def _add(
+        self,
+        direction: str,
+        h: dict[str, Any],
+        size: int,
+        pid: str | None,
+        name: str | None,
+        content: Any,
+    ) -> None:
+        if h.get(m.OP) in QUIET_OPS or h.get(m.PROTOCOL) in _QUIET_PROTOCOLS:
+            return
+        self._seq += 1
+        to = h.get(m.RECEIVER)
+        row = (
+            self._seq, self.now(), direction, self.container, h.get(m.SENDER),
+            h.get(m.SENDER_NAME), to, pid or to, name, h.get(m.CONV_ID),
+            h.get(m.CONV_SEQ), h.get(m.PROTOCOL), h.get(m.PERFORMATIVE), h.get(m.OP),
+            h.get(m.STATUS), size, content_type(h, content), h.get(m.USER_ID),
+        )  # fmt: skip
+        self._rows.append(row)
+        for listener in self._listeners:
+            listener(dict(zip(FIELDS, row, strict=True)))
+
+    def listen(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call C{listener} with each new row (a dict); returns the call that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def read(self, since: int = 0, limit: int | None = None) -> TraceSlice:
+        """The rows after seq C{since} (the newest C{limit} of them, if given)."""
+        rows = self._rows
+        first = rows[0][0] if rows else self._seq + 1
+        gap = (since + 1, first - 1) if since + 1 < first and since < self._seq else None
+        start = max(0, since + 1 - first)
+        picked = [dict(zip(FIELDS, r, strict=True)) for r in list(rows)[start:]]
+        if limit is not None:
+            picked = picked[-limit:] if limit > 0 else []
+        return TraceSlice(picked, self._seq, gap, self.container, self.now())
+
+    def clear(self) -> None:
+        """Forget the rows kept (seq numbers go on rising)."""
+        self._rows.clear()
