@@ -40,6 +40,7 @@ DEFAULT_SIZE = 2000
 #: Operations not recorded: what the observer itself asks the agents.
 QUIET_OPS = frozenset({"get_trace", "get_info"})
 _QUIET_PROTOCOLS = frozenset({"cc"})
+_QUIET_KEPT = 256
 
 
 @dataclass
@@ -99,6 +100,7 @@ class MessageTap:
         self._seq = 0
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._suffix = "@" + container
+        self._quiet_convs: dict[Any, None] = {}  # conversations of QUIET_OPS, answer not seen
 
     @property
     def last(self) -> int:
@@ -132,7 +134,7 @@ class MessageTap:
         name: str | None,
         content: Any,
     ) -> None:
-        if h.get(m.OP) in QUIET_OPS or h.get(m.PROTOCOL) in _QUIET_PROTOCOLS:
+        if h.get(m.PROTOCOL) in _QUIET_PROTOCOLS or self._quiet(h):
             return
         self._seq += 1
         to = h.get(m.RECEIVER)
@@ -145,6 +147,18 @@ class MessageTap:
         self._rows.append(row)
         for listener in self._listeners:
             listener(dict(zip(FIELDS, row, strict=True)))
+
+    def _quiet(self, h: dict[str, Any]) -> bool:
+        """Whether a message is the observer's own: a request of L{QUIET_OPS},
+        or an answer in such a conversation."""
+        conv = h.get(m.CONV_ID)
+        if h.get(m.OP) in QUIET_OPS and h.get(m.PERFORMATIVE) == "request":
+            quiet = self._quiet_convs
+            quiet[conv] = None
+            if len(quiet) > _QUIET_KEPT:  # answers that never came
+                del quiet[next(iter(quiet))]
+            return True
+        return conv in self._quiet_convs and self._quiet_convs.pop(conv, True) is None
 
     def listen(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call C{listener} with each new row (a dict); returns the call that stops it."""
