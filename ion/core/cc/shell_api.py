@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from ion.core.cc import shell_nodes
+from ion.core.cc import shell_charts, shell_nodes
 from ion.core.cc.shell_table import Table, Text
 from ion.core.cc.shell_tree import supervision_tree
 from ion.core.exception import ProcessError
@@ -267,6 +267,25 @@ class ShellApi:
             rows.append([ex.queue_name(str(proc.id)), "mailbox", str(proc.id), proc.proc_name])
         return Table(["name", "kind", "routing key", "for"], rows)
 
+    def msc(
+        self,
+        n: int = 50,
+        file: str | None = None,
+        pid: str | None = None,
+        service: str | None = None,
+        op: str | None = None,
+        conv: str | None = None,
+    ) -> Text:
+        """The last C{n} messages of this container's tap as a sequence chart: mscgen
+        text, or with C{file} an SVG written there. C{pid}, C{service}, C{op} and
+        C{conv} (a conversation id) keep only the messages that match; C{pid} is a
+        full id, or a local process's name or number."""
+        return shell_charts.msc(self, n, file, pid, service, op, conv)
+
+    def trace(self, n: int = 20) -> Text:
+        """The last C{n} messages of this container's tap as a text sequence chart."""
+        return shell_charts.trace(self, n)
+
     def info(self) -> Text:
         """Print this container and every helper of the shell, one line each."""
         c = self.container
@@ -294,6 +313,12 @@ HELPERS: list[tuple[str, str]] = [
     ("ps(all=)", "the processes of this container; all=True: of every live container"),
     ("nodes()", "this container and its peers: state, epoch, host, last heard"),
     ("ms()", "exchanges and queues of this container on the broker"),
+    (
+        "msc(n=, file=)",
+        "the last n messages as a sequence chart: mscgen text, or an SVG\n"
+        "to file; pid=, service=, op=, conv= keep the ones that match",
+    ),
+    ("trace(n=)", "the last n messages as a text sequence chart"),
     ("svc()", "declared services (classes), and how many run here"),
     (
         "spawn(what, name=, args=)",
@@ -321,6 +346,8 @@ TOP_LEVEL = (
     "ps",
     "nodes",
     "ms",
+    "msc",
+    "trace",
     "svc",
     "spawn",
     "send",

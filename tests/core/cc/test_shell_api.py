@@ -238,6 +238,7 @@ async def test_namespace_holds_cc_container_and_the_original_names(container: Co
     assert set(TOP_LEVEL) == {
         "info", "ps", "nodes", "ms", "svc", "spawn", "send", "rpc_send", "ping", "kill",
         "terminate", "tree", "makeprocess", "get_proc",
+        "msc", "trace",
     }  # fmt: skip
     assert cc.config is container.config and cc.config.get("broker.url") == "local"
 
