@@ -55,3 +55,24 @@ def test_get_log_refuses_a_bad_since(system: System) -> None:
 
     with pytest.raises(exc.ReceivedError, match="since"):
         system.wait(caller.rpc_send("observer", "get_log", {"since": "x"}))
+
+
+def test_msc_answers_mscgen_and_the_chart_is_written_when_it_terminates(
+    system: System, tmp_path: Any
+) -> None:
+    from ion.core.observe.mscgen import parse_mscgen
+
+    c1 = system.start("c1")
+    out = tmp_path / "msc.txt"
+    observer = system.wait(
+        c1.spawn(InteractionObserver, args={"interval": 0.1, "msc_file": str(out)})
+    )
+    system.wait(c1.spawn(HelloService))
+    caller = system.wait(c1.spawn(Caller))
+    system.wait(caller.rpc_send("hello", "hello", "x"))
+    system.run(0.3)
+    text = system.wait(caller.rpc_send("observer", "msc", 50))
+    chart = parse_mscgen(text)
+    assert [a["kind"] for a in chart.arcs if a["label"] == "hello"] == ["request"]
+    system.wait(c1.terminate(observer))
+    assert len(parse_mscgen(out.read_text()).arcs) == len(observer.rows) > 0
