@@ -49,6 +49,7 @@ class AgentOps:
             "processes": [process_record(p) for p in procs],
             "tree": {"columns": tree.columns, "rows": tree.rows},
             "tree_nodes": tree_nodes(procs),
+            "apps": app_records(self.container),
             "peers": [p.record() for p in self.membership.peers.values()],  # type: ignore[attr-defined]
             "dropped": self.membership.dropped,  # type: ignore[attr-defined]
         }
@@ -159,6 +160,13 @@ def spellings(module: str) -> tuple[str, str]:
         return module, module.replace(":", ".")
     head, _dot, tail = module.rpartition(".")
     return module, f"{head}:{tail}"
+
+
+def app_records(container: Any) -> list[dict[str, Any]]:
+    """What get_info tells of the running apps."""
+    types = container.app_manager.start_types()
+    return [{"name": a.name, "version": a.version, "state": a.state, "release": a.release,
+             "start_type": types.get(a.name, "")} for a in container.apps()]  # fmt: skip
 
 
 def process_record(proc: Process) -> dict[str, Any]:

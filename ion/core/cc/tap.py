@@ -113,6 +113,7 @@ class Options(usage.Options):
         ["ready-file", None, None, "Write this file once every FILE has started."],
         ["manhole", None, None, "Serve the shell on this UNIX socket (mode 0600), for ion-shell."],
         ["history", None, None, "The shell's history file (default ~/.cchistory)."],
+        ["web", None, None, "Serve the observer's web view on HOST:PORT (PORT: 127.0.0.1)."],
     ]
     optFlags = [
         ["no_shell", "n", "Run headless, without the interactive shell."],
@@ -172,6 +173,8 @@ class Options(usage.Options):
             cli = merge(cli, {"pack": {"root": os.path.abspath(self["pack-root"])}})
         if self["log-format"]:
             cli.setdefault("logging", {})["format"] = self["log-format"]
+        if self["web"] is not None:
+            cli.setdefault("web", {})["listen"] = self["web"]
         if self["history"] or self["no-history"]:
             cli.setdefault("shell", {})["history"] = not self["no-history"] and self["history"]
         try:
@@ -195,6 +198,7 @@ class Options(usage.Options):
             _check_names_and_logging(self.config, self["container-id"])
             amqp_parameters(self.config)
             queue_type(self.config)
+            _check_web(self.config, self["web"])
             if self["ready-file"]:
                 check_ready_file(self["ready-file"])
         except ConfigurationError as e:
@@ -274,6 +278,13 @@ def _check_names_and_logging(config: Config, container_id: str | None) -> None:
             raise ConfigurationError(
                 f"{key}: expected a directory or a list of them, not {paths!r}"
             )
+
+
+def _check_web(config: Config, given: str | None) -> None:
+    if config.get("web.listen") is not None:
+        from ion.core.observe.web.service import parse_listen
+
+        parse_listen(config.get("web.listen"), "--web" if given is not None else "web.listen")
 
 
 def broker_options(options: Options) -> dict[str, Any]:
