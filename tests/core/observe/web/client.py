@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 
@@ -51,11 +51,13 @@ async def request(
     body: bytes | None = None,
 ) -> Reply:
     """One request; the whole reply."""
-    agent = Agent(_reactor())
+    agent = Agent(_reactor(), pool=HTTPConnectionPool(_reactor(), persistent=False))
     h = Headers({k: [v] for k, v in (headers or {}).items()})
     producer: IBodyProducer | None = FileBodyProducer(BytesIO(body)) if body is not None else None
     response = await agent.request(method, url.encode(), h, producer)
-    data = await readBody(response)
+    reader = _Body()
+    response.deliverBody(reader)
+    data = await reader.done
     return Reply(response.code, response.headers, data)
 
 
@@ -63,6 +65,21 @@ async def get_json(base: str, path: str) -> Any:
     reply = await request(base + path.lstrip("/"))
     assert reply.code == 200, (path, reply.code, reply.body[:300])
     return reply.json()
+
+
+class _Body(Protocol):
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.done: Deferred[bytes] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if reason is None or reason.check(ResponseDone):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(reason)
 
 
 @dataclass
@@ -108,12 +125,12 @@ class EventReader(Protocol):
 
 
 async def open_events(
-    base: str, headers: dict[str, str] | None = None
+    base: str, headers: dict[str, str] | None = None, path: str = "events"
 ) -> tuple[Reply, EventReader]:
     """Open C{/events}; the reply's head, and the reader its frames go to."""
     agent = Agent(_reactor())
     h = Headers({k: [v] for k, v in (headers or {}).items()})
-    response = await agent.request(b"GET", (base + "events").encode(), h)
+    response = await agent.request(b"GET", (base + path).encode(), h)
     reader = EventReader()
     response.deliverBody(reader)
     return Reply(response.code, response.headers, b""), reader
