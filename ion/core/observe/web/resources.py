@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from importlib import resources as pkg
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from ion.core import exception as exc
@@ -66,9 +66,9 @@ class ObserverSite(Site):
 
 def make_site(view: WebView) -> ObserverSite:
     root = Root(view)
-    root.putChild(b"static", Static())
-    root.putChild(b"events", EventStream(view))
-    root.putChild(b"api", Api(view))
+    root.putChild(b"static", cast(IResource, Static()))
+    root.putChild(b"events", cast(IResource, EventStream(view)))
+    root.putChild(b"api", cast(IResource, Api(view)))
     return ObserverSite(view, root)
 
 
@@ -93,7 +93,9 @@ def segments(request: Request, skip: int) -> list[str]:
     @raise BadRequest: not UTF-8.
     """
     try:
-        parts = [p.decode("utf-8") for p in (request.prepath + request.postpath)[skip:]]
+        parts = [
+            p.decode("utf-8") for p in ((request.prepath or []) + (request.postpath or []))[skip:]
+        ]
     except UnicodeDecodeError:
         raise exc.BadRequest("the path is not UTF-8") from None
     return parts[:-1] if len(parts) > 1 and parts[-1] == "" else parts  # a trailing slash
@@ -102,7 +104,8 @@ def segments(request: Request, skip: int) -> list[str]:
 def query(request: Request) -> dict[str, str]:
     """The query's first value of each argument (UTF-8, or left out)."""
     out = {}
-    for key, values in (request.args or {}).items():
+    args: dict[bytes, list[bytes]] = request.args or {}
+    for key, values in args.items():
         try:
             out[key.decode()] = values[0].decode()
         except UnicodeDecodeError:
@@ -165,7 +168,8 @@ class Static(Resource):
     isLeaf = True
 
     def render_GET(self, request: Request) -> bytes:
-        name = request.postpath[0].decode("latin-1") if len(request.postpath) == 1 else ""
+        post = request.postpath or []
+        name = post[0].decode("latin-1") if len(post) == 1 else ""
         if name not in STATIC:
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")

@@ -29,7 +29,6 @@ from ion.core.observe.arcs import kind_of
 from ion.core.process.implicit import ImplicitProcess
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IListeningPort
     from twisted.web.http import Request
 
     from ion.core.cc.container import Container
@@ -77,7 +76,7 @@ class WebView(Service):
     @ivar hub: the live events (also C{container.hub}) while running.
     """
 
-    name = "web"
+    name = "web"  # type: ignore[assignment]
 
     def __init__(self, container: Container, reactor: Any = None) -> None:
         self.container = container
@@ -96,7 +95,7 @@ class WebView(Service):
         self.caller = ImplicitProcess(container, "observer")
         self.streams: set[Request] = set()
         self.known_queues: dict[str, str] = {}  # queue -> service, as last listed
-        self._listening: IListeningPort | None = None
+        self._listening: Any = None  # IListeningPort
         self._stop_tap: Any = None
         self._sampler: LoopingCall | None = None
 
@@ -148,7 +147,8 @@ class WebView(Service):
             self.container.hub = None
         self._stop_sampling()
         for request in list(self.streams):
-            request.transport.loseConnection()  # type: ignore[attr-defined]
+            transport: Any = request.transport
+            transport.loseConnection()
         self.streams.clear()
         if self.token_file and os.path.exists(self.token_file):
             os.unlink(self.token_file)  # the token dies with the view

@@ -35,7 +35,8 @@ def last_seen(request: Request) -> int | None:
     """The id the reader saw last (C{Last-Event-ID}, else C{?last=}), if any."""
     raw = request.getHeader(b"last-event-id")
     if raw is None:
-        raw = (request.args or {}).get(b"last", [None])[0]
+        args: dict[bytes, list[bytes]] = request.args or {}
+        raw = args[b"last"][0] if args.get(b"last") else None
     if raw is None:
         return None
     text = raw.decode("latin-1").strip()
