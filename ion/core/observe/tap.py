@@ -10,7 +10,8 @@ or as both. Events published are rows of direction C{event}.
 
 Not recorded: membership chatter (protocol C{cc}: a heartbeat a second from
 each peer would push everything else out) and the observer's own reads
-(L{QUIET_OPS}), so looking does not change what is seen.
+(L{QUIET_OPS}, and the answers in their conversations), so looking does
+not change what is seen.
 
 Row numbers (C{seq}) keep rising past eviction; a read from a number already
 evicted says so with a gap. A container with the tap off has no tap at all
@@ -40,6 +41,7 @@ DEFAULT_SIZE = 2000
 #: Operations not recorded: what the observer itself asks the agents.
 QUIET_OPS = frozenset({"get_trace", "get_info"})
 _QUIET_PROTOCOLS = frozenset({"cc"})
+_QUIET_CONVS = 512  # conversations of quiet ops remembered, to leave their answers out
 
 
 @dataclass
@@ -99,6 +101,7 @@ class MessageTap:
         self._seq = 0
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._suffix = "@" + container
+        self._quiet: dict[Any, None] = {}  # conv-ids of quiet ops, oldest first
 
     @property
     def last(self) -> int:
@@ -132,7 +135,14 @@ class MessageTap:
         name: str | None,
         content: Any,
     ) -> None:
+        conv_id = h.get(m.CONV_ID)
         if h.get(m.OP) in QUIET_OPS or h.get(m.PROTOCOL) in _QUIET_PROTOCOLS:
+            if conv_id is not None:  # its answer (op "result") is left out too
+                self._quiet[conv_id] = None
+                if len(self._quiet) > _QUIET_CONVS:
+                    del self._quiet[next(iter(self._quiet))]
+            return
+        if conv_id is not None and conv_id in self._quiet:
             return
         self._seq += 1
         to = h.get(m.RECEIVER)
