@@ -24,7 +24,9 @@ With stdin and stdout on a terminal and without C{-n/--no_shell}, the shell
 stops the container. Its history is C{--history PATH} (config key
 C{shell.history}, default C{~/.cchistory}); C{-i/--no-history} (or
 C{shell.history: false}) keeps none. C{--manhole PATH} serves the same shell
-on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to.
+on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to. C{--web
+HOST:PORT} (C{web.listen}; PORT alone: 127.0.0.1) serves the observer's web
+view (L{ion.core.observe.web}).
 
 The log goes where twistd sends a plugin's: stdout under C{-n}, C{-l FILE}
 (rotated as twistd rotates, also on SIGUSR1), or C{twistd.log} for a daemon;
@@ -198,7 +200,6 @@ class Options(usage.Options):
             _check_names_and_logging(self.config, self["container-id"])
             amqp_parameters(self.config)
             queue_type(self.config)
-            _check_web(self.config, self["web"])
             if self["ready-file"]:
                 check_ready_file(self["ready-file"])
         except ConfigurationError as e:
@@ -269,6 +270,10 @@ def _check_names_and_logging(config: Config, container_id: str | None) -> None:
             f"logging.format: {config.get('logging.format')!r} is not one of {', '.join(FORMATS)}"
         )
     level_predicate(config)
+    if config.get("web.listen") is not None:
+        from ion.core.observe.web.service import parse_listen
+
+        parse_listen(config.get("web.listen"))
     for key in ("pack.app_path", "pack.rel_path"):
         paths = config.get(key)
         if paths is not None and not (
@@ -278,13 +283,6 @@ def _check_names_and_logging(config: Config, container_id: str | None) -> None:
             raise ConfigurationError(
                 f"{key}: expected a directory or a list of them, not {paths!r}"
             )
-
-
-def _check_web(config: Config, given: str | None) -> None:
-    if config.get("web.listen") is not None:
-        from ion.core.observe.web.service import parse_listen
-
-        parse_listen(config.get("web.listen"), "--web" if given is not None else "web.listen")
 
 
 def broker_options(options: Options) -> dict[str, Any]:

@@ -39,7 +39,7 @@ LOOPBACK = "127.0.0.1"
 Q_INTERVAL = 2.0  # seconds between queue depth samples while a stream is open
 
 
-def parse_listen(value: Any, what: str = "web.listen") -> tuple[str, int]:
+def parse_listen(value: Any, what: str = "web.listen (--web)") -> tuple[str, int]:
     """C{(host, port)} of a C{web.listen} value: C{PORT} (on 127.0.0.1) or
     C{HOST:PORT}, the host an IPv4 address or C{localhost}.
 

@@ -38,5 +38,5 @@ def test_a_bad_web_value_is_one_line_naming_the_option(tmp_path: Path) -> None:
     proc = launch("badweb", "--web", "example.org:80")
     output, _ = proc.communicate(timeout=20)
     assert proc.returncode == 1, output
-    assert "twistd cc: --web: expected PORT or HOST:PORT" in output
+    assert "twistd cc: web.listen (--web): expected PORT or HOST:PORT" in output
     assert "Traceback" not in output
