@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "shell": {"history": "~/.cchistory"},
     "observer": {"tap": True, "tap_size": 2000},
-    "web": {"listen": None, "actions": False},
+    "web": {"listen": None, "actions": False, "token_file": None},
     "agent": {
         "enabled": True,
         "heartbeat": 1.0,

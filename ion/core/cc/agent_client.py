@@ -56,6 +56,15 @@ async def _call(caller: Process, cid: str, op: str, content: Any, timeout: float
         raise exc.rebuilt(e) from None
 
 
+async def get_info(caller: Process, cid: str, timeout: float | None = None) -> dict[str, Any]:
+    """C{get_info} of container C{cid} (default deadline C{agent.info_timeout})."""
+    wait = agent_of(caller.container).info_timeout if timeout is None else timeout  # type: ignore[arg-type]
+    info = await _call(caller, cid, "get_info", None, wait)
+    if not isinstance(info, dict):
+        raise exc.ProcessError(f"container {cid} answered get_info with {type(info).__name__}")
+    return info
+
+
 async def gather_info(caller: Process, timeout: float | None = None) -> list[tuple[str, Any]]:
     """C{get_info} of every container not known DEAD or LEFT, asked at once:
     (cid, info) pairs, info being the exception for a container that did

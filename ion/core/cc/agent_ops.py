@@ -40,7 +40,7 @@ class AgentOps:
 
     def op_get_info(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """The container's record, its processes and the peers it knows."""
-        from ion.core.cc.shell_tree import supervision_tree
+        from ion.core.cc.shell_tree import supervision_tree, tree_nodes
 
         procs = list(self.container.proc_manager.processes.values())
         tree = supervision_tree(procs)
@@ -48,6 +48,8 @@ class AgentOps:
             "container": self.announcement(),  # type: ignore[attr-defined]
             "processes": [process_record(p) for p in procs],
             "tree": {"columns": tree.columns, "rows": tree.rows},
+            "tree_nodes": tree_nodes(procs),
+            "apps": app_records(self.container),
             "peers": [p.record() for p in self.membership.peers.values()],  # type: ignore[attr-defined]
             "dropped": self.membership.dropped,  # type: ignore[attr-defined]
         }
@@ -160,15 +162,22 @@ def spellings(module: str) -> tuple[str, str]:
     return module, f"{head}:{tail}"
 
 
+def app_records(container: Any) -> list[dict[str, Any]]:
+    """What get_info tells of the running apps."""
+    types = container.app_manager.start_types()
+    return [{"name": a.name, "version": a.version, "state": a.state, "release": a.release,
+             "start_type": types.get(a.name, "")} for a in container.apps()]  # fmt: skip
+
+
 def process_record(proc: Process) -> dict[str, Any]:
     """What get_info tells of one process."""
     runtime = proc.runtime
     parent = proc.parent
-    restarts = None
+    restarts = last_exit = None
     if isinstance(parent, Supervisor):
         for kid in parent.kids:
             if kid.proc is proc:
-                restarts = kid.restarts
+                restarts, last_exit = kid.restarts, kid.last_exit
     convs = runtime.conversations
     return {
         "pid": str(proc.id),
@@ -179,6 +188,7 @@ def process_record(proc: Process) -> dict[str, Any]:
         "supervisor": str(parent.id) if isinstance(parent, Supervisor) else None,
         "parent": str(parent.id) if parent is not None else None,
         "restarts": restarts,
+        "last_exit": last_exit,  # of the process this one replaced, if supervised
         "depth": runtime.inflight + len(runtime.waiting),
         "consumers": len(runtime.consumers),
         "conversations": len(convs.open) if convs is not None else 0,

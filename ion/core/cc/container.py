@@ -2,15 +2,16 @@
 
 Children, started in this order and stopped one after another in reverse: the
 exchange manager (broker connection and the system's exchange), the process
-manager, and the app manager (which starts the C{ioncore} app at boot). Several
-containers can share one reactor.
+manager, the app manager (which starts the C{ioncore} app at boot) and, when
+C{web.listen} is set, the observer's web view (L{ion.core.observe.web}), which
+listens once the apps have booted. Several containers can share one reactor.
 """
 
 from __future__ import annotations
 
 import itertools
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -30,6 +31,9 @@ from ion.core.observe.tap import MessageTap
 from ion.core.pack.app_manager import AppInfo, AppManager
 from ion.core.process.manager import ProcessManager
 from ion.core.process.process import Process
+
+if TYPE_CHECKING:
+    from ion.core.observe.web.service import WebView
 
 log = Logger()
 
@@ -82,6 +86,13 @@ class Container(MultiService):
         self.proc_manager.setServiceParent(self)
         self.app_manager = AppManager(self)
         self.app_manager.setServiceParent(self)
+        #: The observer's web view (C{web.listen}); listens once the apps have booted.
+        self.web: WebView | None = None
+        if self.config.get("web.listen") is not None:
+            from ion.core.observe.web.service import WebView  # twisted.web only when asked
+
+            self.web = WebView(self)
+            self.web.setServiceParent(self)
         self._boot_result: Failure | bool | None = None  # None: booting or not started
         self._ready_waiters: list[Deferred[None]] = []
         self.stopping = False  # set when stopping begins: no more booting or spawning

@@ -307,9 +307,19 @@ class ShellApi:
         ]
         return Text("\n".join(head + lines + tail))
 
+    def web(self) -> Text:
+        """Print the observer web view's address, whether its actions are on, and
+        the token the pages ask for before an action (C{X-Ion-Token})."""
+        view = self.container.web
+        if view is None or view.url is None:
+            return Text("the web view is off (start with --web HOST:PORT)")
+        actions = "on" if view.actions else "off (web.actions: true turns them on)"
+        return Text(f"web view at {view.url}\nactions {actions}\ntoken {view.token}")
+
 
 HELPERS: list[tuple[str, str]] = [
     ("info()", "this text"),
+    ("web()", "the observer web view: its address, actions, token"),
     ("ps(all=)", "the processes of this container; all=True: of every live container"),
     ("nodes()", "this container and its peers: state, epoch, host, last heard"),
     ("ms()", "exchanges and queues of this container on the broker"),
@@ -343,6 +353,7 @@ HELPERS: list[tuple[str, str]] = [
 
 TOP_LEVEL = (
     "info",
+    "web",
     "ps",
     "nodes",
     "ms",

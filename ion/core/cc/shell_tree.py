@@ -32,6 +32,44 @@ def supervision_tree(processes: Iterable[Process]) -> Table:
     return Table(COLUMNS, rows, "process")
 
 
+def tree_nodes(processes: Iterable[Process]) -> list[dict[str, Any]]:
+    """The same walk as L{supervision_tree}, as plain records (the agent's
+    C{get_info} and the web view): one per row, with its C{depth}; a
+    supervisor's record has its flags and C{restarts_in_period}, a supervised
+    child's its C{child_id}, C{restart} type, C{restarts}, C{last_exit} and
+    C{gave_up} (its last process was a supervisor that gave up)."""
+    procs = list(processes)
+    out: list[dict[str, Any]] = []
+    for proc in procs:
+        if proc.parent is None or proc.parent not in procs:
+            _node(out, proc, None, 0)
+    return out
+
+
+def _node(out: list[dict[str, Any]], proc: Process | None, kid: Any, depth: int) -> None:
+    node: dict[str, Any] = {"depth": depth, "pid": None, "name": "", "state": "down"}
+    if kid is not None:
+        spec = kid.spec
+        node.update(child_id=spec.id, name=spec.name or spec.id, restart=spec.restart,
+                    type=spec.type, restarts=kid.restarts, last_exit=kid.last_exit,
+                    gave_up=kid.gave_up)  # fmt: skip
+    if proc is not None:
+        node.update(pid=str(proc.id), name=proc.proc_name, state=proc.state)
+    if isinstance(proc, Supervisor):
+        flags = proc.flags
+        node.update(supervisor=True, strategy=flags.strategy, intensity=flags.intensity,
+                    period=flags.period, restarts_in_period=proc.restarts_in_period())  # fmt: skip
+    else:
+        node["supervisor"] = kid is not None and kid.spec.type == "supervisor"
+    out.append(node)
+    if isinstance(proc, Supervisor):
+        for child in proc.kids:
+            _node(out, child.proc, child, depth + 1)
+    elif proc is not None:
+        for child_proc in proc.children:
+            _node(out, child_proc, None, depth + 1)
+
+
 def _strategy(proc: Process) -> str:
     if not isinstance(proc, Supervisor):
         return ""

@@ -24,7 +24,9 @@ With stdin and stdout on a terminal and without C{-n/--no_shell}, the shell
 stops the container. Its history is C{--history PATH} (config key
 C{shell.history}, default C{~/.cchistory}); C{-i/--no-history} (or
 C{shell.history: false}) keeps none. C{--manhole PATH} serves the same shell
-on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to.
+on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to. C{--web
+HOST:PORT} (C{web.listen}; PORT alone: 127.0.0.1) serves the observer's web
+view (L{ion.core.observe.web}).
 
 The log goes where twistd sends a plugin's: stdout under C{-n}, C{-l FILE}
 (rotated as twistd rotates, also on SIGUSR1), or C{twistd.log} for a daemon;
@@ -113,6 +115,7 @@ class Options(usage.Options):
         ["ready-file", None, None, "Write this file once every FILE has started."],
         ["manhole", None, None, "Serve the shell on this UNIX socket (mode 0600), for ion-shell."],
         ["history", None, None, "The shell's history file (default ~/.cchistory)."],
+        ["web", None, None, "Serve the observer's web view on HOST:PORT (PORT: 127.0.0.1)."],
     ]
     optFlags = [
         ["no_shell", "n", "Run headless, without the interactive shell."],
@@ -172,6 +175,8 @@ class Options(usage.Options):
             cli = merge(cli, {"pack": {"root": os.path.abspath(self["pack-root"])}})
         if self["log-format"]:
             cli.setdefault("logging", {})["format"] = self["log-format"]
+        if self["web"] is not None:
+            cli.setdefault("web", {})["listen"] = self["web"]
         if self["history"] or self["no-history"]:
             cli.setdefault("shell", {})["history"] = not self["no-history"] and self["history"]
         try:
@@ -265,6 +270,10 @@ def _check_names_and_logging(config: Config, container_id: str | None) -> None:
             f"logging.format: {config.get('logging.format')!r} is not one of {', '.join(FORMATS)}"
         )
     level_predicate(config)
+    if config.get("web.listen") is not None:
+        from ion.core.observe.web.service import parse_listen
+
+        parse_listen(config.get("web.listen"))
     for key in ("pack.app_path", "pack.rel_path"):
         paths = config.get(key)
         if paths is not None and not (

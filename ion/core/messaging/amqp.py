@@ -369,6 +369,11 @@ class AmqpBroker:
             return refused
         return self._topology.queue_consumers(name)
 
+    def queue_info(self, name: str) -> defer.Deferred[tuple[int, int] | None]:
+        if refused := self._refused():
+            return refused
+        return self._topology.queue_info(name)
+
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> defer.Deferred[None]:
         if refused := self._refused():
             return refused

@@ -191,6 +191,17 @@ class Topology:
         d = self.check_queue(name)
         return d.addCallbacks(lambda frame: int(frame.method.consumer_count), missing)
 
+    def queue_info(self, name: str) -> defer.Deferred[tuple[int, int] | None]:
+        def missing(failure: Failure) -> None:
+            if failure.check(NoSuchQueueError):
+                return None
+            return failure  # type: ignore[return-value]
+
+        def counts(frame: Any) -> tuple[int, int]:
+            return int(frame.method.message_count), int(frame.method.consumer_count)
+
+        return self.check_queue(name).addCallbacks(counts, missing)
+
     def bind(self, queue: str, exchange: str, key: str) -> defer.Deferred[None]:
         def done(_: Any) -> None:
             self.bindings[(queue, exchange, key)] = None

@@ -88,6 +88,13 @@ class IBroker(Interface):
         declare); 0 when there is no such queue. Another connection's exclusive
         queue fails with L{ion.core.exception.ResourceLockedError}. -> Deferred[int]"""
 
+    def queue_info(name: str) -> Any:
+        """The ready messages and the consumers of queue C{name}, on every
+        connection (AMQP's passive declare), or None when there is no such
+        queue; declares nothing. Another connection's exclusive queue fails
+        with L{ion.core.exception.ResourceLockedError}.
+        -> Deferred[tuple[int, int] | None]"""
+
     def bind_queue(queue: str, exchange: str, binding_key: str) -> Any:
         """Route messages whose key matches C{binding_key} to C{queue}. -> Deferred[None]"""
 

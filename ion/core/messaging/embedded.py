@@ -333,6 +333,15 @@ class EmbeddedConnection:
         return len(q.consumers)
 
     @_operation
+    def queue_info(self, name: str) -> tuple[int, int] | None:
+        q = self._broker._queues.get(name)
+        if q is None:
+            return None
+        if q.owner is not None and q.owner is not self:
+            raise _locked(name)
+        return len(q.messages), len(q.consumers)
+
+    @_operation
     def bind_queue(self, queue: str, exchange: str, binding_key: str) -> None:
         if error := short_string_error(binding_key, "binding key"):
             raise error

@@ -145,6 +145,10 @@ class AppManager(Service):
         """The running apps, in start order."""
         return [rec.info() for rec in self._running]
 
+    def start_types(self) -> dict[str, str]:
+        """Each running app's start type: permanent, transient or temporary."""
+        return {rec.name: rec.start_type for rec in self._running}
+
     def is_running(self, name: str) -> bool:
         """Whether an app called C{name} is running."""
         return any(rec.name == name for rec in self._running)

@@ -40,6 +40,8 @@ class Child:
     proc: Process | None = None
     restarts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # simple_one_for_one arguments
+    last_exit: str | None = None  # the reason its last process ended with
+    gave_up: bool = False  # that process was a supervisor that gave up
 
     @property
     def pid(self) -> str | None:
@@ -77,6 +79,7 @@ class Supervisor(Process):
         self.kids: list[Child] = []  # in start order
         self._clock: Any = given.get("clock")
         self._restart_times: deque[float] = deque()
+        self.gave_up = False  # reached its restart intensity and ended
         self._pending_start: Deferred[Process] | None = (
             None  # a start under way (cancelled by stop)
         )
@@ -157,6 +160,8 @@ class Supervisor(Process):
                 self.log.info("{sup}: linked {pid}, not a child, exited: {reason}",
                               sup=self, pid=pid, reason=reason)  # fmt: skip
             return
+        child.last_exit = reason
+        child.gave_up = isinstance(child.proc, Supervisor) and child.proc.gave_up
         child.proc = None
         spec = child.spec
         self.log.info("{sup}: child {id} ({pid}) exited: {reason}",
@@ -208,6 +213,7 @@ class Supervisor(Process):
                                sup=self, n=self.flags.intensity, p=self.flags.period)  # fmt: skip
                 self._announce_supervision(EventId.SUPERVISOR_GAVE_UP,
                                            reason="reached_max_restart_intensity")  # fmt: skip
+                self.gave_up = True
                 self.crash(SHUTDOWN)
                 return
             started: list[Child] = []
@@ -235,12 +241,16 @@ class Supervisor(Process):
 
     def _count_restart(self) -> bool:
         """Count a restart now; whether it stays within intensity per period."""
+        self._restart_times.append(self.clock.seconds())
+        return self.restarts_in_period() <= self.flags.intensity
+
+    def restarts_in_period(self) -> int:
+        """The restarts counted within the last C{period} seconds (of C{intensity} allowed)."""
         now = self.clock.seconds()
         times = self._restart_times
-        times.append(now)
         while times and times[0] <= now - self.flags.period:
             times.popleft()
-        return len(times) <= self.flags.intensity
+        return len(times)
 
     # -- stopping --------------------------------------------------------------------
 

@@ -236,7 +236,7 @@ async def test_namespace_holds_cc_container_and_the_original_names(container: Co
     assert ns["cc"] is cc and ns["container"] is container
     assert set(TOP_LEVEL) <= set(ns)
     assert set(TOP_LEVEL) == {
-        "info", "ps", "nodes", "ms", "svc", "spawn", "send", "rpc_send", "ping", "kill",
+        "info", "web", "ps", "nodes", "ms", "svc", "spawn", "send", "rpc_send", "ping", "kill",
         "terminate", "tree", "makeprocess", "get_proc",
         "msc", "trace",
     }  # fmt: skip

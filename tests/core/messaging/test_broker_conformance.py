@@ -589,6 +589,31 @@ async def test_queue_consumers_counts_every_connections_consumers(connect, names
 
 
 @pytest_twisted.ensureDeferred
+async def test_queue_info_counts_ready_messages_and_consumers(connect, names):
+    """C{queue_info} is None for an unknown queue (and declares nothing), counts
+    the messages ready (not those delivered) and every connection's consumers;
+    another connection's exclusive queue is locked."""
+    conn, other = await connect(), await connect()
+    ex, q = names("ex"), names("q")
+    assert await conn.queue_info(q) is None
+    assert not await conn.queue_exists(q)
+    await conn.declare_exchange(ex, "direct")
+    await conn.declare_queue(q)
+    await conn.bind_queue(q, ex, "k")
+    assert await conn.queue_info(q) == (0, 0)
+    for n in range(5):
+        await conn.publish(ex, "k", b"%d" % n, confirm=True)  # queued once confirmed
+    assert await conn.queue_info(q) == (5, 0)
+    got = Collector(ack=True)
+    await other.consume(q, got)
+    await got.wait(5)
+    assert await conn.queue_info(q) == (0, 1)
+    private = await other.declare_queue(names("private"), exclusive=True)
+    await expect_error(conn.queue_info(private), ResourceLockedError)
+    assert await conn.queue_info(q) == (0, 1)  # the connection goes on working
+
+
+@pytest_twisted.ensureDeferred
 async def test_exchange_exists(connect, names):
     """C{exchange_exists} is false for an unknown name (and declares nothing), true
     once declared, and the connection goes on working either way."""

@@ -1,0 +1,87 @@
+"""C{/events}: the hub's live events as server-sent events.
+
+Each frame is C{event: <type>}, C{id: <hub id>}, C{data: <json>}. A reader
+that reconnects with C{Last-Event-ID} (or C{?last=}) is sent the events it
+missed first, from the hub's ring, and an event C{gap} if some were already
+evicted. A comment line every 15 s keeps proxies and the browser from
+thinking the stream dead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.task import LoopingCall
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from ion.core.observe.hub import Event
+from ion.core.observe.web.api import to_json
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
+
+    from ion.core.observe.web.service import WebView
+
+KEEPALIVE = 15.0  # seconds between comment lines
+
+
+def frame(event: Event) -> bytes:
+    """One event as an SSE frame."""
+    return b"event: %s\nid: %d\ndata: %s\n\n" % (event.type.encode(), event.id, to_json(event.data))
+
+
+def last_seen(request: Request) -> int | None:
+    """The id the reader saw last (C{Last-Event-ID}, else C{?last=}), if any."""
+    raw = request.getHeader(b"last-event-id")
+    if raw is None:
+        args: dict[bytes, list[bytes]] = request.args or {}
+        raw = args[b"last"][0] if args.get(b"last") else None
+    if raw is None:
+        return None
+    text = raw.decode("latin-1").strip()
+    return int(text) if text.isdigit() else None
+
+
+class EventStream(Resource):
+    """The stream: open until the reader goes or the view stops."""
+
+    isLeaf = True
+
+    def __init__(self, view: WebView) -> None:
+        super().__init__()
+        self.view = view
+
+    def render_GET(self, request: Request) -> Any:
+        hub = self.view.hub
+        if hub is None:
+            request.setResponseCode(503)
+            return b"the web view is stopping\n"
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.write(b"retry: 1000\n\n")
+        last = last_seen(request)
+        if last is not None:
+            missed, evicted = hub.since(last)
+            if evicted:
+                first = missed[0].id if missed else hub.last + 1
+                request.write(
+                    b"event: gap\ndata: %s\n\n" % to_json({"after": last, "first": first})
+                )
+            for event in missed:
+                request.write(frame(event))
+        # In the same turn as the replay: no event falls between the two.
+        stop = hub.listen(lambda event: request.write(frame(event)))
+        keepalive = LoopingCall(request.write, b": keepalive\n\n")
+        keepalive.clock = self.view.reactor
+        keepalive.start(KEEPALIVE, now=False)
+        self.view.stream_opened(request)
+
+        def ended(_: Any) -> None:
+            stop()
+            if keepalive.running:
+                keepalive.stop()
+            self.view.stream_closed(request)
+
+        request.notifyFinish().addBoth(ended)
+        return NOT_DONE_YET
