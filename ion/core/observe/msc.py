@@ -142,7 +142,7 @@ def _arc(arc: Arc, y: int, x: dict[str, int], lane_w: int, p: str) -> str:
     )  # fmt: skip
     parts = [
         f'<g class="msg" {attrs}><title>{_t(details(arc))}</title>',
-        f'<text class="time" x="{GUTTER - 8}" y="{y + 4}" text-anchor="end">{_t(hms(arc.ts))}</text>',
+        f'<text class="time" font-size="10" fill="#777" x="{GUTTER - 8}" y="{y + 4}" text-anchor="end">{_t(hms(arc.ts))}</text>',
     ]
     x1 = x[arc.src]
     if arc.kind == a.EVENT_KIND:
@@ -201,8 +201,6 @@ def render_svg(
         + f' class="msc" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
         ' font-family="sans-serif" font-size="12">',
         f"<title>{_t(title)}</title>" if title else "",
-        "<style>.msc-pid,.time{font-size:10px;fill:#777}"
-        ".msc-cname{font-size:11px;font-weight:bold;fill:#456}</style>",
         _markers(p),
         f'<rect width="{width}" height="{height}" fill="#fff"/>',
     ]  # fmt: skip
@@ -220,7 +218,7 @@ def render_svg(
             f'<g class="container" data-container={_q(cid)}><title>{_t(heading)}</title>'
             f'<rect x="{x0 + 4}" y="{top + 8}" width="{box_w}" height="{height - top - 12}" '
             f'rx="6" fill="#f4f7fa" stroke="#c9d3dd"/>'
-            f'<text class="msc-cname" x="{x0 + 12}" y="{head_y}">{_t(_short(heading, fits))}</text>'
+            f'<text class="msc-cname" font-size="11" font-weight="bold" fill="#456" x="{x0 + 12}" y="{head_y}">{_t(_short(heading, fits))}</text>'
         )
         for ln in members:
             cx = x[ln.id]
@@ -231,7 +229,7 @@ def render_svg(
                 'stroke-dasharray="3 3"/>'
                 f'<text x="{cx}" y="{head_y + 20}" text-anchor="middle" font-weight="bold">'
                 f"{_t(_short(ln.name, NAME_MAX))}</text>"
-                f'<text class="msc-pid" x="{cx}" y="{head_y + 34}" text-anchor="middle">'
+                f'<text class="msc-pid" font-size="10" fill="#777" x="{cx}" y="{head_y + 34}" text-anchor="middle">'
                 f"{_t(_short(ln.id, NAME_MAX + 8))}</text></g>"
             )
         out.append("</g>")
