@@ -51,6 +51,9 @@
     var source = new EventSource("/events");
     source.onopen = function () { setLive("live"); };
     source.onerror = function () { setLive("offline"); };
+    // A page kept in the back-forward cache would hold its stream open, and a
+    // browser allows about six connections per origin.
+    window.addEventListener("pagehide", function () { source.close(); });
     if (page === "msc") {
       source.addEventListener("msg", debounce(refreshChart, 150));
     } else if (page !== "error") {
