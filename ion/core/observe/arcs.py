@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ion.core.object.event_ids import EventId
 from ion.core.observe.tap import EVENT, RECV, SEND
 
 REQUEST, REPLY, FAILURE, EVENT_KIND, EXIT, MESSAGE = (
@@ -83,8 +84,13 @@ def kind_of(row: dict[str, Any]) -> str:
 
 def offset(asked: float, answered: float, remote_now: float) -> float:
     """Seconds to add to a remote clock's times to put them on the asking clock,
-    from one exchange: asked and answered on this clock, C{remote_now} on its."""
-    return (asked + answered) / 2 - remote_now
+    from one exchange: asked and answered on this clock, C{remote_now} on its.
+
+    The estimate is good to half the round trip; a skew within that cannot be
+    told from none (clocks of one host, say), and is taken as none: shifting by
+    noise would reorder messages a few milliseconds apart."""
+    shift = (asked + answered) / 2 - remote_now
+    return 0.0 if abs(shift) <= (answered - asked) / 2 else shift
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -142,19 +148,31 @@ def arcs(rows: Iterable[dict[str, Any]]) -> list[Arc]:
     out = []
     for row in rows:
         kind = kind_of(row)
+        op = row.get("op") or ""
+        if kind == EVENT_KIND and op == "event":
+            op = event_name(row.get("to"))
         dst = _lane_of(row.get("receiver"))
         if kind == REQUEST and "@" not in dst and row.get("conv_id") in answered_by:
             dst = answered_by[row["conv_id"]]  # the service's process that answered
         out.append(
             Arc(
                 ts=row["ts"], src=_lane_of(row.get("sender")), dst=dst, kind=kind,
-                performative=row.get("performative") or "", op=row.get("op") or "",
+                performative=row.get("performative") or "", op=op,
                 conv_id=row.get("conv_id") or "", protocol=row.get("protocol") or "",
                 status=row.get("status"), size=row.get("size") or 0, to=row.get("to") or "",
                 container=row.get("container", ""), seq=row.get("seq", 0),
             )
         )  # fmt: skip
     return out
+
+
+def event_name(key: str | None) -> str:
+    """What an event's routing key (C{<event id>.<origin>}) says it is."""
+    head = (key or "").partition(".")[0]
+    try:
+        return EventId(int(head)).name.lower()
+    except ValueError:
+        return head or "event"
 
 
 def lanes(arc_list: Iterable[Arc], names: dict[str, str] | None = None) -> list[Lane]:

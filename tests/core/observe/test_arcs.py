@@ -96,3 +96,17 @@ def test_select_by_pid_op_conversation_and_service() -> None:
     assert len(arcs.select(got, conv_id="k1")) == 2
     assert [a.conv_id for a in arcs.select(got, service="hello")] == ["k1", "k1"]
     assert arcs.select(got, service="nothing") == []
+
+
+def test_an_event_is_named_by_its_id() -> None:
+    tap = MessageTap("c1")
+    h = {"sender": "w.1@c1", "receiver": "ion.s.events", "conv-id": "e", "protocol": "none",
+         "performative": "inform", "op": "event"}  # fmt: skip
+    tap.event(h, 5, "1053.sup.2@c1")
+    tap.event(h, 5, "9999.x")
+    assert [a.op for a in arcs.arcs(tap.read().rows)] == ["child_restarted", "9999"]
+
+
+def test_a_skew_within_half_the_round_trip_is_taken_as_none() -> None:
+    assert arcs.offset(10.0, 10.004, 10.001) == 0.0  # -0.001 is within +-0.002
+    assert abs(arcs.offset(10.0, 10.004, 9.0) - 1.002) < 1e-9

@@ -28,7 +28,9 @@
         var svg = doc.documentElement;
         var chart = document.getElementById("chart");
         if (chart && svg && svg.nodeName === "svg") {
+          var atEnd = chart.scrollTop + chart.clientHeight >= chart.scrollHeight - 30;
           chart.replaceChildren(document.importNode(svg, true));
+          if (atEnd) { chart.scrollTop = chart.scrollHeight; }  // follow, unless scrolled back
         }
       })
       .catch(function () { /* the next event tries again */ });
@@ -46,6 +48,10 @@
       })
       .catch(function () { /* the next event tries again */ });
   }
+
+  // The chart opens on its newest arcs.
+  var firstChart = document.getElementById("chart");
+  if (firstChart) { firstChart.scrollTop = firstChart.scrollHeight; }
 
   if (window.EventSource) {
     var source = new EventSource("/events");
