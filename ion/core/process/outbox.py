@@ -99,10 +99,15 @@ class Outbox:
         if self.exchange is None or not self._may_send():
             raise exc.IllegalStateError(f"{self._host}: cannot send in state {self._host.state}")
         body = self._encode(headers, content)
+        self._tapped(headers, body, content)
+        return self.exchange.publish(to, body, mandatory=True)
+
+    def _tapped(self, headers: dict[str, Any], body: bytes, content: Any) -> None:
+        """Record a message about to be published in the container's tap, if it has one."""
+        assert self.exchange is not None
         tap = self.exchange.tap
         if tap is not None:
             tap.sent(headers, len(body), content)
-        return self.exchange.publish(to, body, mandatory=True)
 
     def send(
         self,
@@ -213,6 +218,7 @@ class Outbox:
         # on_returned (no confirm round trip), or, the first time, as a failure.
         # The deadline as AMQP's TTL too: the broker drops it unread once it passed.
         ttl = max(1, round(timeout * 1000))
+        self._tapped(h, body, content)
         sent = self.exchange.publish(to, body, mandatory=True, report_returns=True, expiration=ttl)
         if not _succeeded(sent):
             sent.addErrback(self._call_not_sent, conv, to)
@@ -322,6 +328,7 @@ class Outbox:
                 msg.replied = True
         else:
             msg.replied = True
+        self._tapped(out, body, content)
         d = self.exchange.publish(reply_to, body)
         return d if _succeeded(d) else d.addErrback(self._reply_lost, msg)
 
