@@ -19,7 +19,7 @@ with the configured default (auto: classic on one node).
 --tap runs the ion side once per observer.tap setting (service and client
 alike; "ion tap on" and "ion tap off" rows, for each queue type) and prints
 what the message tap costs: on beside off, sequential p50 and p90 and calls/s
-in flight, and the change from off to on.
+in flight, the change from off to on, and the median of each round's change.
 
 The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
 2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
@@ -270,19 +270,28 @@ def ratios(m: dict[str, float], base: dict[str, float]) -> str:
     )
 
 
-def tap_line(on: dict[str, float], off: dict[str, float], conc: int) -> str:
-    """The tap's cost: its on and off figures side by side and the change off -> on."""
+def tap_line(on: list[dict[str, float]], off: list[dict[str, float]], conc: int) -> str:
+    """The tap's cost from the runs with it on and off (round by round): the
+    medians side by side and the change off -> on; then the median of each
+    round's change (on and off ran back to back, so drift between rounds cancels)."""
+    keys = (("p50", "seq_p50_us"), ("p90", "seq_p90_us"), (f"{conc}-in-flight", "conc_calls_per_s"))
+    m_on, m_off = ({k: statistics.median(r[k] for r in rs) for _, k in keys} for rs in (on, off))
 
-    def change(k: str) -> str:
-        return f"{(on[k] / off[k] - 1) * 100:+.1f} %"
+    def pct(x: float) -> str:
+        return f"{(x - 1) * 100:+.1f} %"
 
     lat = ", ".join(
-        f"{label} {on[k] / 1e3:.3f} / {off[k] / 1e3:.3f} ms ({change(k)})"
-        for label, k in (("p50", "seq_p50_us"), ("p90", "seq_p90_us"))
+        f"{label} {m_on[k] / 1e3:.3f} / {m_off[k] / 1e3:.3f} ms ({pct(m_on[k] / m_off[k])})"
+        for label, k in keys[:2]
     )
-    k = "conc_calls_per_s"
+    k = keys[2][1]
+    paired = ", ".join(
+        f"{label} {pct(statistics.median(a[k] / b[k] for a, b in zip(on, off, strict=True)))}"
+        for label, k in keys
+    )
     return (
-        f"tap on / off: {lat}, {conc}-in-flight {on[k]:,.0f} / {off[k]:,.0f} calls/s ({change(k)})"
+        f"tap on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
+        f" ({pct(m_on[k] / m_off[k])})\n  by round (median of each round's on / off): {paired}"
     )
 
 
@@ -365,7 +374,7 @@ def main() -> None:
             print(f"{name}/{named[first_q, t]}: " + ratios(med[name], med[named[first_q, t]]))
     if "on" in taps and "off" in taps:
         for q in qtypes or [None]:
-            line = tap_line(med[named[q, "on"]], med[named[q, "off"]], a.conc)
+            line = tap_line(runs[named[q, "on"]], runs[named[q, "off"]], a.conc)
             print(("" if q is None else f"{q}: ") + line)
     print("RESULT " + json.dumps(med))
 
