@@ -154,6 +154,7 @@ def cleanup(sysname: str) -> None:
     ch.queue_delete(f"{sysname}.echo")
     ch.exchange_delete(f"ion.{sysname}")
     ch.exchange_delete(f"ion.{sysname}.events")
+    ch.exchange_delete(f"ion.{sysname}.containers")  # the container agents' fanout
     conn.close()
 
 
