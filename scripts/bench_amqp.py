@@ -3,17 +3,23 @@
 
 The same workload for each: an echo service in its own OS process, 1 KiB
 request and reply; sequential calls (p50/p99 latency) and calls with 32 in
-flight (calls/s). Runs are interleaved (floor, ion, nameko, floor, ...) and
-the table shows medians of --runs runs and ion's ratio to the floor.
+flight (calls/s). Runs are interleaved, each round in the other order than the
+last (floor, ion, nameko, nameko, ion, floor, ...), and the table shows medians
+of --runs runs and ion's ratio to the floor.
 
     scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
         [--bench-dir ../shared/bench] [--nameko-venv DIR] [--no-nameko]
-        [--queue-types classic,quorum]
+        [--queue-types classic,quorum] [--tap on,off]
 
 --queue-types runs the ion side once per broker.queue_type (service and
 client both configured with it; each an "ion <type>" row, interleaved with the
 others) and adds each type's ratio to the first one's; without it ion runs
 with the configured default (auto: classic on one node).
+
+--tap runs the ion side once per observer.tap setting (service and client
+alike; "ion tap on" and "ion tap off" rows, for each queue type) and prints
+what the message tap costs: on beside off, sequential p50 and p90 and calls/s
+in flight, the change from off to on, and the median of each round's change.
 
 The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
 2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
@@ -55,13 +61,17 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextmanager
-def ion_server(qtype: str | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def ion_server(
+    qtype: str | None = None, tap: bool | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """An echo service in a twistd container on its own sysname: (sysname, process);
-    its broker.queue_type C{qtype} (None: as configured)."""
+    its broker.queue_type C{qtype} and observer.tap C{tap} (None: as configured)."""
     sysname = f"bench-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     if qtype:
         env["ION_BROKER__QUEUE_TYPE"] = qtype
+    if tap is not None:
+        env["ION_OBSERVER__TAP"] = "true" if tap else "false"
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         boot = Path(tmp) / "boot.py"
@@ -103,7 +113,7 @@ def ion_server(qtype: str | None = None) -> Iterator[tuple[str, subprocess.Popen
 
 
 def ion_client_run(
-    sysname: str, seq: int, calls: int, conc: int, qtype: str | None = None
+    sysname: str, seq: int, calls: int, conc: int, qtype: str | None = None, tap: bool | None = None
 ) -> dict[str, float]:
     """Run the ion client (in its own OS process) against C{sysname}; its results."""
     out = subprocess.run(
@@ -113,6 +123,7 @@ def ion_client_run(
             "--ion-client",
             sysname,
             *(["--queue-type", qtype] if qtype else []),
+            *(["--tap-setting", "on" if tap else "off"] if tap is not None else []),
             "--seq",
             str(seq),
             "--calls",
@@ -128,9 +139,11 @@ def ion_client_run(
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ion_run(seq: int, calls: int, conc: int, qtype: str | None = None) -> dict[str, float]:
-    with ion_server(qtype) as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc, qtype)
+def ion_run(
+    seq: int, calls: int, conc: int, qtype: str | None = None, tap: bool | None = None
+) -> dict[str, float]:
+    with ion_server(qtype, tap) as (sysname, _):
+        return ion_client_run(sysname, seq, calls, conc, qtype, tap)
 
 
 def cleanup(sysname: str) -> None:
@@ -141,10 +154,13 @@ def cleanup(sysname: str) -> None:
     ch.queue_delete(f"{sysname}.echo")
     ch.exchange_delete(f"ion.{sysname}")
     ch.exchange_delete(f"ion.{sysname}.events")
+    ch.exchange_delete(f"ion.{sysname}.containers")  # the container agents' fanout
     conn.close()
 
 
-def ion_client(sysname: str, seq: int, calls: int, conc: int, qtype: str | None) -> None:
+def ion_client(
+    sysname: str, seq: int, calls: int, conc: int, qtype: str | None, tap: bool | None
+) -> None:
     from twisted.internet import defer, task
 
     from ion.core.cc.container import Container
@@ -155,6 +171,8 @@ def ion_client(sysname: str, seq: int, calls: int, conc: int, qtype: str | None)
     async def main(reactor: Any) -> None:
         broker = AmqpBroker(reactor, URL, name=f"{sysname}-client")
         config = Config(DEFAULTS).merged({"broker": {"queue_type": qtype}} if qtype else {})
+        if tap is not None:
+            config = config.merged({"observer": {"tap": tap}})
         cc = Container(
             reactor=reactor,
             container_id=f"{sysname}-client",
@@ -187,6 +205,7 @@ def ion_client(sysname: str, seq: int, calls: int, conc: int, qtype: str | None)
             json.dumps(
                 {
                     "seq_p50_us": percentile(lat, 0.5) * 1e6,
+                    "seq_p90_us": percentile(lat, 0.9) * 1e6,
                     "seq_p99_us": percentile(lat, 0.99) * 1e6,
                     "conc_calls_per_s": calls / elapsed,
                 }
@@ -252,6 +271,31 @@ def ratios(m: dict[str, float], base: dict[str, float]) -> str:
     )
 
 
+def tap_line(on: list[dict[str, float]], off: list[dict[str, float]], conc: int) -> str:
+    """The tap's cost from the runs with it on and off (round by round): the
+    medians side by side and the change off -> on; then the median of each
+    round's change (on and off ran back to back, so drift between rounds cancels)."""
+    keys = (("p50", "seq_p50_us"), ("p90", "seq_p90_us"), (f"{conc}-in-flight", "conc_calls_per_s"))
+    m_on, m_off = ({k: statistics.median(r[k] for r in rs) for _, k in keys} for rs in (on, off))
+
+    def pct(x: float) -> str:
+        return f"{(x - 1) * 100:+.1f} %"
+
+    lat = ", ".join(
+        f"{label} {m_on[k] / 1e3:.3f} / {m_off[k] / 1e3:.3f} ms ({pct(m_on[k] / m_off[k])})"
+        for label, k in keys[:2]
+    )
+    k = keys[2][1]
+    paired = ", ".join(
+        f"{label} {pct(statistics.median(a[k] / b[k] for a, b in zip(on, off, strict=True)))}"
+        for label, k in keys
+    )
+    return (
+        f"tap on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
+        f" ({pct(m_on[k] / m_off[k])})\n  by round (median of each round's on / off): {paired}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -265,19 +309,35 @@ def main() -> None:
         "--queue-types",
         help="comma-separated broker.queue_type values (classic,quorum): one ion row each",
     )
+    ap.add_argument(
+        "--tap", help="comma-separated observer.tap settings (on,off): one ion row each"
+    )
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
     ap.add_argument("--queue-type", help=argparse.SUPPRESS)
+    ap.add_argument("--tap-setting", choices=("on", "off"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:
-        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type)
+        tap = None if a.tap_setting is None else a.tap_setting == "on"
+        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap)
         return
     qtypes = [t.strip() for t in a.queue_types.split(",") if t.strip()] if a.queue_types else []
     if bad := [t for t in qtypes if t not in ("auto", "classic", "quorum")]:
         raise SystemExit(f"--queue-types: {bad} not among auto, classic, quorum")
-    ions = [f"ion {t}" for t in qtypes] or ["ion"]
+    taps = [t.strip() for t in a.tap.split(",") if t.strip()] if a.tap else []
+    if bad := [t for t in taps if t not in ("on", "off")]:
+        raise SystemExit(f"--tap: {bad} not among on, off")
+    # One ion side per (queue type, tap setting); None: as configured.
+    variants = {
+        " ".join(["ion", *([q] if q else []), *([f"tap {t}"] if t else [])]): (q, t)
+        for q in qtypes or [None]
+        for t in taps or [None]
+    }
+    ions = list(variants)
     sides: dict[str, Any] = {
-        name: (lambda t=t: ion_run(a.seq, a.calls, a.conc, t))
-        for name, t in zip(ions, qtypes or [None], strict=True)
+        name: (
+            lambda q=q, t=t: ion_run(a.seq, a.calls, a.conc, q, None if t is None else t == "on")
+        )
+        for name, (q, t) in variants.items()
     }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
         sides["floor"] = lambda: floor_run(a.bench_dir, a.seq, a.calls, a.conc)
@@ -290,8 +350,8 @@ def main() -> None:
     else:
         print(f"(no nameko: needs {a.nameko_venv}/bin/nameko and {a.bench_dir}/peers)")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
-    for _ in range(a.runs):
-        for name, run in sides.items():
+    for i in range(a.runs):  # every other round backwards: no side always runs first
+        for name, run in list(sides.items())[:: 1 if i % 2 == 0 else -1]:
             runs[name].append(run())
     med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
     print(
@@ -308,8 +368,15 @@ def main() -> None:
         for name in ions:
             print(f"{name}/floor: " + ratios(med[name], med["floor"]), end="")
             print(" (targets p50 <= 1.3, throughput >= 0.7)" if name == "ion" else "")
-    for name in ions[1:]:
-        print(f"{name}/{ions[0]}: " + ratios(med[name], med[ions[0]]))
+    named = {v: n for n, v in variants.items()}
+    first_q = qtypes[0] if qtypes else None
+    for name, (q, t) in variants.items():  # each queue type beside the first, same tap
+        if q != first_q:
+            print(f"{name}/{named[first_q, t]}: " + ratios(med[name], med[named[first_q, t]]))
+    if "on" in taps and "off" in taps:
+        for q in qtypes or [None]:
+            line = tap_line(runs[named[q, "on"]], runs[named[q, "off"]], a.conc)
+            print(("" if q is None else f"{q}: ") + line)
     print("RESULT " + json.dumps(med))
 
 
