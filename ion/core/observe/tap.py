@@ -19,6 +19,7 @@ evicted says so with a gap. A container with the tap off has no tap at all
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -70,14 +71,6 @@ class TraceSlice:
             "gap": list(self.gap) if self.gap else None,
             "rows": self.rows,
         }
-
-
-def content_type(headers: dict[str, Any], content: Any) -> str:
-    """The name of a message's content type: its object type or Python type."""
-    encoding = headers.get(m.ENCODING)
-    if isinstance(encoding, str) and encoding.startswith(m.ENCODING_OBJECT):
-        return encoding
-    return type(content).__name__
 
 
 class MessageTap:
@@ -137,16 +130,29 @@ class MessageTap:
         if h.get(m.PROTOCOL) in _QUIET_PROTOCOLS or self._quiet(h):
             return
         self._seq += 1
-        to = h.get(m.RECEIVER)
-        row = (
-            self._seq, self.now(), direction, self.container, h.get(m.SENDER),
-            h.get(m.SENDER_NAME), to, pid or to, name, h.get(m.CONV_ID),
-            h.get(m.CONV_SEQ), h.get(m.PROTOCOL), h.get(m.PERFORMATIVE), h.get(m.OP),
-            h.get(m.STATUS), size, content_type(h, content), h.get(m.USER_ID),
-        )  # fmt: skip
+        # The cheap part only: a copy of the headers (a handler may change its
+        # message's), the row is made when it is read.
+        row = (self._seq, self.now(), direction, h.copy(), size, pid, name, type(content))
         self._rows.append(row)
         for listener in self._listeners:
-            listener(dict(zip(FIELDS, row, strict=True)))
+            listener(self._row(row))
+
+    def _row(self, r: tuple[Any, ...]) -> dict[str, Any]:
+        seq, ts, direction, h, size, pid, name, kind = r
+        to = h.get(m.RECEIVER)
+        encoding = h.get(m.ENCODING)
+        if isinstance(encoding, str) and encoding.startswith(m.ENCODING_OBJECT):
+            ctype = encoding
+        else:
+            ctype = kind.__name__
+        return {
+            "seq": seq, "ts": ts, "dir": direction, "container": self.container,
+            "sender": h.get(m.SENDER), "sender_name": h.get(m.SENDER_NAME), "to": to,
+            "receiver": pid or to, "receiver_name": name, "conv_id": h.get(m.CONV_ID),
+            "conv_seq": h.get(m.CONV_SEQ), "protocol": h.get(m.PROTOCOL),
+            "performative": h.get(m.PERFORMATIVE), "op": h.get(m.OP), "status": h.get(m.STATUS),
+            "size": size, "content_type": ctype, "user_id": h.get(m.USER_ID),
+        }  # fmt: skip
 
     def _quiet(self, h: dict[str, Any]) -> bool:
         """Whether a message is the observer's own: a request of L{QUIET_OPS},
@@ -171,9 +177,9 @@ class MessageTap:
         first = rows[0][0] if rows else self._seq + 1
         gap = (since + 1, first - 1) if since + 1 < first and since < self._seq else None
         start = max(0, since + 1 - first)
-        picked = [dict(zip(FIELDS, r, strict=True)) for r in list(rows)[start:]]
         if limit is not None:
-            picked = picked[-limit:] if limit > 0 else []
+            start = max(start, len(rows) - max(limit, 0))
+        picked = [self._row(r) for r in itertools.islice(rows, start, None)]
         return TraceSlice(picked, self._seq, gap, self.container, self.now())
 
     def clear(self) -> None:
