@@ -10,9 +10,11 @@ difference over the extra calls is the cost of a call, so start-up costs
 cancel. Linux only (reads /proc); the broker is every beam.smp process.
 
     scripts/bench_amqp_cpu.py [--runs 3] [--calls 20000] [--mode conc|seq]
-        [--bench-dir ../shared/bench]
+        [--bench-dir ../shared/bench] [--tap]
 
 --mode conc keeps 32 calls in flight; seq makes them one after another.
+--tap runs ion twice, with the message tap on and off (observer.tap), and
+prints what it costs each side (the floor beside them).
 """
 
 from __future__ import annotations
@@ -79,11 +81,11 @@ def per_call(
     return {"client": us[0], "server": us[1], "broker": us[2], "total": sum(us)}
 
 
-def ion_side(calls: int, seq_mode: bool) -> dict[str, float]:
-    with bench_amqp.ion_server() as (sysname, server):
+def ion_side(calls: int, seq_mode: bool, tap: bool | None = None) -> dict[str, float]:
+    with bench_amqp.ion_server(tap=tap) as (sysname, server):
         return per_call(
             server.pid,
-            lambda seq, n: bench_amqp.ion_client_run(sysname, seq, n, CONC),
+            lambda seq, n: bench_amqp.ion_client_run(sysname, seq, n, CONC, None, tap),
             calls,
             seq_mode,
         )
@@ -118,9 +120,15 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--mode", choices=["conc", "seq"], default="conc")
     ap.add_argument("--bench-dir", type=Path, default=bench_amqp.REPO.parent / "shared" / "bench")
+    ap.add_argument("--tap", action="store_true", help="ion with observer.tap on and off")
     a = ap.parse_args()
     seq_mode = a.mode == "seq"
     sides: dict[str, Callable[[], dict[str, float]]] = {"ion": lambda: ion_side(a.calls, seq_mode)}
+    if a.tap:
+        sides = {
+            "tap on": lambda: ion_side(a.calls, seq_mode, True),
+            "tap off": lambda: ion_side(a.calls, seq_mode, False),
+        }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
         sides["floor"] = lambda: floor_side(a.bench_dir, a.calls, seq_mode)
     else:
@@ -137,8 +145,13 @@ def main() -> None:
         print(
             f"{name:8}" + "".join(f"{m[k]:>9.0f}" for k in ("client", "server", "broker", "total"))
         )
-    if "floor" in med:
+    if "floor" in med and "ion" in med:
         print(f"ion/floor total: {med['ion']['total'] / med['floor']['total']:.2f}x")
+    if a.tap:
+        on, off = med["tap on"], med["tap off"]
+        print("tap on / off: " + ", ".join(
+            f"{k} {on[k]:.0f} / {off[k]:.0f} us ({(on[k] / off[k] - 1) * 100:+.1f} %)"
+            for k in ("client", "server", "total")))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -131,8 +131,10 @@ class MessageTap:
             return
         self._seq += 1
         # The cheap part only: a copy of the headers (a handler may change its
-        # message's), the row is made when it is read.
-        row = (self._seq, self.now(), direction, h.copy(), size, pid, name, type(content))
+        # message's), the row is made when it is read. Strings and numbers
+        # only, so the garbage collector stops tracking the ring's rows.
+        kind = type(content).__name__
+        row = (self._seq, self.now(), direction, h.copy(), size, pid, name, kind)
         self._rows.append(row)
         for listener in self._listeners:
             listener(self._row(row))
@@ -144,7 +146,7 @@ class MessageTap:
         if isinstance(encoding, str) and encoding.startswith(m.ENCODING_OBJECT):
             ctype = encoding
         else:
-            ctype = kind.__name__
+            ctype = kind
         return {
             "seq": seq, "ts": ts, "dir": direction, "container": self.container,
             "sender": h.get(m.SENDER), "sender_name": h.get(m.SENDER_NAME), "to": to,

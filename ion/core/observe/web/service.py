@@ -92,7 +92,7 @@ class WebView(Service):
         self.url: str | None = None
         self.bound_port: int | None = None
         self.hub: hub_mod.EventHub | None = None
-        self.caller = ImplicitProcess(container, "observer")
+        self.caller = ImplicitProcess(container, "webview")
         self.streams: set[Request] = set()
         self.known_queues: dict[str, str] = {}  # queue -> service, as last listed
         self._listening: Any = None  # IListeningPort
