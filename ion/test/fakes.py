@@ -167,6 +167,8 @@ class OfflineContainer:
         self.sysname = sysname
         self.config = config if config is not None else Config(DEFAULTS)
         self.exchange = OfflineExchange(sysname)
+        self.tap = None  # no message tap: OfflineExchange.published holds what was sent
+        self.hub = None  # no observer
         self.stopping = False
         self.proc_manager = ProcessManager(self)  # type: ignore[arg-type]
 
