@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -100,6 +101,21 @@ def test_installed_ion_boots_its_hello_release_from_an_empty_directory(
     output = stop(proc)
     assert "started app hello 0.1" in output and "CRITICAL" not in output
     assert sorted(p.name for p in empty.iterdir()) == []
+
+
+def test_installed_ion_serves_the_web_view_with_its_own_assets(
+    installed: Venv, empty: Path
+) -> None:
+    proc = boot(installed, empty, "--web", "127.0.0.1:0", "--ready-file", "ready", "hello.rel")
+    url = str(wait_ready(empty / "ready", proc)["web"])
+    assert url.startswith("http://127.0.0.1:")
+    for path, kind in (("", "text/html"), ("static/observer.js", "text/javascript"),
+                       ("static/observer.css", "text/css"), ("api/system", "application/json")):  # fmt: skip
+        with urllib.request.urlopen(url + path, timeout=TIMEOUT) as reply:
+            assert reply.status == 200 and reply.headers["content-type"].startswith(kind), path
+            assert reply.headers["content-security-policy"] == "default-src 'self'"
+    output = stop(proc)
+    assert "observer web view at " + url in output and "CRITICAL" not in output
 
 
 def test_installed_ion_runs_as_a_daemon_logging_to_its_file(installed: Venv, empty: Path) -> None:

@@ -286,6 +286,7 @@ def write_ready_file(path: str, container: Container) -> None:
             "container": container.id,
             "sysname": container.sysname,
             "apps": [a.name for a in container.apps()],
+            "web": container.web.url if container.web is not None else None,
         }
     )
     # A new file of our own (O_EXCL, never through a link someone planted), renamed.
