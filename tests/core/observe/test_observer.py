@@ -12,17 +12,6 @@ from ion.services.hello.service import HelloService
 from tests.core.cc.agent_system import H, System
 
 
-class Caller(Process):
-    pass
-
-
-@pytest.fixture
-def system() -> Any:
-    s = System()
-    yield s
-    s.stop_all()
-
-
 def test_the_observer_logs_the_messages_of_every_container_and_the_events(
     system: System,
 ) -> None:
@@ -31,7 +20,7 @@ def test_the_observer_logs_the_messages_of_every_container_and_the_events(
     system.run(H)
     observer = system.wait(c1.spawn(InteractionObserver, args={"interval": 0.1}))
     system.wait(c2.spawn(HelloService))
-    caller = system.wait(c2.spawn(Caller))
+    caller = system.wait(c2.spawn(Process))
     system.wait(caller.rpc_send("hello", "hello", "x"))
     system.run(0.3)
     log = system.wait(caller.rpc_send("observer", "get_log", {"since": 0}))
@@ -50,7 +39,7 @@ def test_the_observer_logs_the_messages_of_every_container_and_the_events(
 def test_get_log_refuses_a_bad_since(system: System) -> None:
     c1 = system.start("c1")
     system.wait(c1.spawn(InteractionObserver, args={"interval": 0.1}))
-    caller = system.wait(c1.spawn(Caller))
+    caller = system.wait(c1.spawn(Process))
     from ion.core import exception as exc
 
     with pytest.raises(exc.ReceivedError, match="since"):
@@ -68,7 +57,7 @@ def test_msc_answers_mscgen_and_the_chart_is_written_when_it_terminates(
         c1.spawn(InteractionObserver, args={"interval": 0.1, "msc_file": str(out)})
     )
     system.wait(c1.spawn(HelloService))
-    caller = system.wait(c1.spawn(Caller))
+    caller = system.wait(c1.spawn(Process))
     system.wait(caller.rpc_send("hello", "hello", "x"))
     system.run(0.3)
     text = system.wait(caller.rpc_send("observer", "msc", 50))

@@ -12,7 +12,7 @@ from ion.services.hello.service import HelloService
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_call_in_one_container_is_its_request_and_its_reply(container: Any) -> None:
+async def test_w1_a_call_in_one_container_is_its_request_and_its_reply(container: Any) -> None:
     await container.spawn(HelloService)
     caller = await container.spawn(Process, name="caller")
     before = container.tap.last

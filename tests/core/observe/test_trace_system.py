@@ -19,17 +19,6 @@ from tests.core.cc.agent_system import H, System
 SECRET = "the content stays out of the tap"
 
 
-class Caller(Process):
-    pass
-
-
-@pytest.fixture
-def system() -> Any:
-    s = System()
-    yield s
-    s.stop_all()
-
-
 def _spawn(system: System, cid: str, cls: Any, **kw: Any) -> Any:
     return system.wait(system.containers[cid].spawn(cls, **kw))
 
@@ -45,7 +34,7 @@ def test_w1_an_rpc_hello_from_another_container_is_two_rows(system: System) -> N
     system.start("c2")
     system.run(H)
     hello = _spawn(system, "c1", HelloService)
-    caller = _spawn(system, "c2", Caller)
+    caller = _spawn(system, "c2", Process)
     since = c1.tap.last  # type: ignore[union-attr]
     system.wait(caller.rpc_send("hello", "hello", SECRET))
     rows = c1.tap.read(since).rows  # type: ignore[union-attr]
@@ -59,18 +48,6 @@ def test_w1_an_rpc_hello_from_another_container_is_two_rows(system: System) -> N
     assert SECRET not in repr(rows)
 
 
-def test_w1_a_call_within_one_container_is_two_rows_one_per_message(system: System) -> None:
-    c1 = system.start("c1")
-    _spawn(system, "c1", HelloService)
-    caller = _spawn(system, "c1", Caller)
-    since = c1.tap.last  # type: ignore[union-attr]
-    system.wait(caller.rpc_send("hello", "hello", SECRET))
-    rows = c1.tap.read(since).rows  # type: ignore[union-attr]
-    assert [(r["dir"], r["performative"]) for r in rows] == [
-        ("send", "request"), ("send", "inform_result")]  # fmt: skip
-    assert len(arcs.arcs(rows)) == 2
-
-
 def test_the_system_trace_merges_containers_on_the_askers_clock(system: System) -> None:
     c1 = system.start("c1")
     c2 = system.start("c2")
@@ -78,7 +55,7 @@ def test_the_system_trace_merges_containers_on_the_askers_clock(system: System) 
     skew = 5.0
     c2.tap.now = lambda: time.time() + skew  # type: ignore[union-attr]
     hello = _spawn(system, "c2", HelloService)
-    caller = _spawn(system, "c1", Caller)
+    caller = _spawn(system, "c1", Process)
     system.wait(caller.rpc_send("hello", "hello", "x"))
     trace = system.wait(system_trace(caller, timeout=1.0))
     assert trace.errors == {}
@@ -102,7 +79,7 @@ def test_the_system_trace_since_asks_only_what_is_new(system: System) -> None:
     system.start("c2")
     system.run(H)
     _spawn(system, "c2", HelloService)
-    caller = _spawn(system, "c1", Caller)
+    caller = _spawn(system, "c1", Process)
     first = system.wait(system_trace(caller, timeout=1.0))
     system.wait(caller.rpc_send("hello", "hello", "x"))
     after = system.wait(system_trace(caller, since=first.last, timeout=1.0))
@@ -113,7 +90,7 @@ def test_the_system_trace_since_asks_only_what_is_new(system: System) -> None:
 
 def test_get_trace_refuses_a_bad_since(system: System) -> None:
     system.start("c1")
-    caller = _spawn(system, "c1", Caller)
+    caller = _spawn(system, "c1", Process)
     with pytest.raises(exc.ReceivedError, match="since"):
         system.wait(caller.rpc_send("cc.c1", "get_trace", {"since": "yesterday"}))
 
@@ -130,7 +107,7 @@ def test_with_the_tap_off_nothing_is_recorded_and_get_trace_says_so() -> None:
     try:
         assert c1.tap is None and c1.exchange.tap is None
         _spawn(system, "c1", HelloService)
-        caller = _spawn(system, "c1", Caller)
+        caller = _spawn(system, "c1", Process)
         assert system.wait(caller.rpc_send("hello", "hello", "x"))
         answer = system.wait(caller.rpc_send("cc.c1", "get_trace", {}))
         assert answer["off"] is True and answer["rows"] == []
