@@ -9,6 +9,7 @@ errors the agent answers with come back as ion's own exceptions
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import DeferredList, ensureDeferred
@@ -74,11 +75,16 @@ async def gather_info(caller: Process, timeout: float | None = None) -> list[tup
 
 
 async def ask_all(
-    caller: Process, op: str, content: Any, timeout: float | None = None
+    caller: Process,
+    op: str,
+    content: Any,
+    timeout: float | None = None,
+    content_for: Callable[[str], Any] | None = None,
 ) -> list[tuple[str, Any, float, float]]:
     """Ask C{op} of the agent of every container not known DEAD or LEFT, at
-    once: (cid, answer or exception, asked, answered) per container, times on
-    C{time.time} (the clock a tap stamps with)."""
+    once (with C{content}, or C{content_for(cid)}): (cid, answer or exception,
+    asked, answered) per container, times on C{time.time} (the clock a tap
+    stamps with)."""
     container = caller.container
     assert container is not None, "the caller is not spawned"
     agent = agent_of(container)
@@ -90,7 +96,8 @@ async def ask_all(
     async def ask(cid: str) -> Any:
         asked = time.time()
         try:
-            return await _call(caller, cid, op, content, wait)
+            what = content if content_for is None else content_for(cid)
+            return await _call(caller, cid, op, what, wait)
         finally:
             times[cid] = (asked, time.time())
 

@@ -57,12 +57,19 @@ async def system_trace(
     assert container is not None
     slices: list[dict[str, Any]] = []
     out = SystemTrace([])
-    # Each container is asked for rows after the same seq it named last time.
-    for cid, answer, asked, answered in await _ask(caller, since, limit, timeout):
+    answers = await agent_client.ask_all(
+        caller, "get_trace", None, timeout,
+        content_for=lambda cid: {"since": since.get(cid, 0), "limit": limit},
+    )  # fmt: skip
+    for cid, answer, asked, answered in answers:
         if isinstance(answer, BaseException):
             out.errors[cid] = str(answer) or type(answer).__name__
             continue
-        if not isinstance(answer, dict) or not isinstance(answer.get("rows"), list):
+        if not (
+            isinstance(answer, dict)
+            and isinstance(answer.get("rows"), list)
+            and isinstance(answer.get("now"), int | float)
+        ):
             out.errors[cid] = "not a trace"
             continue
         # This container's own rows are on this clock: no estimate needed.
@@ -74,22 +81,4 @@ async def system_trace(
             out.gaps[cid] = answer["gap"]
         slices.append(answer)
     out.rows = arcs.merge(slices, out.offsets)
-    return out
-
-
-async def _ask(
-    caller: Process, since: dict[str, int], limit: int | None, timeout: float | None
-) -> list[tuple[str, Any, float, float]]:
-    if not since:
-        return await agent_client.ask_all(caller, "get_trace", {"limit": limit}, timeout)
-    # Different containers, different seqs: the answer of each is read against its own.
-    answers = await agent_client.ask_all(
-        caller, "get_trace", {"since": min(since.values()), "limit": limit}, timeout
-    )
-    out = []
-    for cid, answer, asked, answered in answers:
-        if isinstance(answer, dict) and isinstance(answer.get("rows"), list):
-            after = since.get(cid, 0)
-            answer = {**answer, "rows": [r for r in answer["rows"] if r.get("seq", 0) > after]}
-        out.append((cid, answer, asked, answered))
     return out
