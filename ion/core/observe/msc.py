@@ -5,8 +5,10 @@ oldest on top (L{ion.core.observe.arcs}). Each arc is a
 C{<g class="msg">} whose C{data-*} attributes say what it was (the web view
 and the tests read them), with a C{<title>} that a browser shows on hover.
 Every text taken from the data is escaped: a process may be named anything,
-and the chart is shown inline in a web page. Styling is inline (no external
-URL), so the same text works inline in HTML and as a downloaded C{.svg} file.
+and the chart is shown inline in a web page. Styling is by presentation
+attributes (no style element, which the web view's Content-Security-Policy
+blocks, and no external URL), so the same text works inline in HTML and as a
+downloaded C{.svg} file.
 """
 
 from __future__ import annotations

@@ -91,7 +91,11 @@ class InteractionObserver(ServiceProcess):
             self.errors = {"*": str(e)}
             return
         self.errors = trace.errors
-        self._since.update(trace.last)
+        for cid, last in trace.last.items():
+            if last < self._since.get(cid, 0):  # a new container under that id: from its start
+                self._since[cid] = 0
+            else:
+                self._since[cid] = last
         for row in trace.rows:
             if row["dir"] != "event":  # the subscription has them, with what they say
                 self._keep(row)

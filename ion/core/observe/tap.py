@@ -136,8 +136,9 @@ class MessageTap:
         kind = type(content).__name__
         row = (self._seq, self.now(), direction, h.copy(), size, pid, name, kind)
         self._rows.append(row)
-        for listener in self._listeners:
-            listener(self._row(row))
+        if self._listeners:  # (none, as a rule: the web view listens)
+            for listener in list(self._listeners):
+                listener(self._row(row))
 
     def _row(self, r: tuple[Any, ...]) -> dict[str, Any]:
         seq, ts, direction, h, size, pid, name, kind = r

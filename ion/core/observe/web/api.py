@@ -167,9 +167,14 @@ def conversations(view: WebView) -> dict[str, Any]:
 
 def _rows_wanted(q: dict[str, str]) -> int:
     n = q.get("n") or str(DEFAULT_ROWS)
-    if not n.isdigit():
-        raise exc.BadRequest(f"n: expected a whole number, not {n!r}")
+    if not whole_number(n):
+        raise exc.BadRequest(f"n: expected a whole number, not {n[:20]!r}")
     return max(1, min(int(n), MAX_ROWS))
+
+
+def whole_number(text: str) -> bool:
+    """Whether C{text} is a whole number C{int} reads (ASCII digits, not too many)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 async def msc(view: WebView, q: dict[str, str]) -> tuple[dict[str, Any], list[Any], list[Any]]:
@@ -184,17 +189,20 @@ async def msc(view: WebView, q: dict[str, str]) -> tuple[dict[str, Any], list[An
         raise exc.BadRequest(
             f"since: expected seconds since the epoch, not {since_text!r}"
         ) from None
+    # Unfiltered, each container's newest n rows hold the system's newest n.
+    filtered = any(q.get(k) for k in ("pid", "service", "op", "conv", "since"))
+    limit = MAX_ROWS if filtered else n
     c = view.container
     offsets: dict[str, float] = {c.id: 0.0}
     rtt: dict[str, float] = {}
     gaps: dict[str, Any] = {}
     errors: dict[str, str] = {}
     if c.agent is not None:
-        trace = await system_trace(await view.caller.get(), limit=MAX_ROWS)
+        trace = await system_trace(await view.caller.get(), limit=limit)
         rows, offsets, rtt, gaps, errors = (trace.rows, trace.offsets, trace.rtt, trace.gaps,
                                             trace.errors)  # fmt: skip
     elif c.tap is not None:
-        part = c.tap.read(limit=MAX_ROWS)
+        part = c.tap.read(limit=limit)
         rows = part.rows
     else:
         rows, errors = [], {c.id: "the tap is off (observer.tap: false)"}

@@ -190,7 +190,10 @@ class Api(Resource):
         self.action = Action(view)
 
     def render(self, request: Request) -> Any:
-        path = segments(request, 1)
+        try:
+            path = segments(request, 1)
+        except exc.BadRequest as e:
+            return Refused(400, str(e)).render(request)
         if len(path) == 3 and path[0] == "c" and path[2] in ("kill", "restart"):
             return self.action.render(request)
         if request.method not in (b"GET", b"HEAD"):

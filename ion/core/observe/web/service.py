@@ -12,9 +12,11 @@ C{web.token_file} when set) that POSTed actions must carry.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
@@ -26,6 +28,7 @@ from twisted.logger import Logger
 from ion.core.exception import ConfigurationError, StartupError
 from ion.core.observe import hub as hub_mod
 from ion.core.observe.arcs import kind_of
+from ion.core.observe.web.watch import SystemWatch
 from ion.core.process.implicit import ImplicitProcess
 
 if TYPE_CHECKING:
@@ -98,6 +101,7 @@ class WebView(Service):
         self._listening: Any = None  # IListeningPort
         self._stop_tap: Any = None
         self._sampler: LoopingCall | None = None
+        self.watch = SystemWatch(self)
 
     # -- life ---------------------------------------------------------------------
 
@@ -130,11 +134,18 @@ class WebView(Service):
                      "reachable from the network", url=self.url, host=self.host)  # fmt: skip
 
     def _write_token(self, path: str) -> None:
+        """Write the token to a new file of our own (mode 0600, never through a
+        link someone planted), renamed into place."""
+        directory = os.path.dirname(os.path.abspath(path))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                os.fchmod(f.fileno(), 0o600)  # also when the file was there already
-                f.write(self.token + "\n")
+            fd, tmp = tempfile.mkstemp(prefix=".token.", dir=directory)  # mode 0600
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(self.token + "\n")
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
         except OSError as e:
             raise StartupError(f"web.token_file {path}: {e.strerror}") from None
 
@@ -146,12 +157,14 @@ class WebView(Service):
         if self.container.hub is self.hub:
             self.container.hub = None
         self._stop_sampling()
+        self.watch.stop()
         for request in list(self.streams):
             transport: Any = request.transport
-            transport.loseConnection()
+            transport.abortConnection()  # (a reader that stopped reading would hold it)
         self.streams.clear()
-        if self.token_file and os.path.exists(self.token_file):
-            os.unlink(self.token_file)  # the token dies with the view
+        if self.token_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.token_file)  # the token dies with the view
         self.url = None
         listening, self._listening = self._listening, None
         if listening is None:
@@ -162,18 +175,20 @@ class WebView(Service):
     # -- checks -------------------------------------------------------------------
 
     def host_allowed(self, header: bytes | None) -> bool:
-        """Whether a request's C{Host} names this server: its bound host and port
-        (or localhost when bound to loopback); a page of another name
-        (DNS rebinding) must not read it. Bound to every interface, any name."""
-        if self.host == "0.0.0.0":
-            return True
+        """Whether a request's C{Host} names this server, with its port: its
+        bound host (or localhost when bound to loopback; any IPv4 address or
+        localhost when bound to every interface). A page of another name (DNS
+        rebinding) must not read it."""
         if header is None:
             return False
-        port = self.bound_port
-        names = {f"{self.host}:{port}"}
-        if is_loopback(self.host):
-            names |= {f"localhost:{port}", f"127.0.0.1:{port}"}
-        return header.decode("latin-1").lower() in names
+        host, _, port = header.decode("latin-1").lower().rpartition(":")
+        if not host:  # no port: only the default one
+            host, port = port, "80"
+        if port != str(self.bound_port):
+            return False
+        if self.host == "0.0.0.0":
+            return host == "localhost" or _is_ipv4(host)
+        return host == self.host or (is_loopback(self.host) and host == "localhost")
 
     # -- feeds ------------------------------------------------------------------
 
@@ -183,6 +198,7 @@ class WebView(Service):
 
     def stream_opened(self, request: Request) -> None:
         self.streams.add(request)
+        self.watch.start()
         if self._sampler is None:
             self._sampler = LoopingCall(self._sample_queues)
             self._sampler.clock = self.reactor
@@ -194,6 +210,7 @@ class WebView(Service):
         self.streams.discard(request)
         if not self.streams:
             self._stop_sampling()
+            self.watch.stop()
 
     def _stop_sampling(self) -> None:
         sampler, self._sampler = self._sampler, None
@@ -233,6 +250,14 @@ class WebView(Service):
 async def _info(broker: Any, queue: str) -> tuple[int, int] | None:
     info = await broker.queue_info(queue)
     return None if info is None else (int(info[0]), int(info[1]))
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 async def _nothing() -> None:

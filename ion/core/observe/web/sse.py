@@ -16,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ion.core.observe.hub import Event
-from ion.core.observe.web.api import to_json
+from ion.core.observe.web.api import to_json, whole_number
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
@@ -40,7 +40,7 @@ def last_seen(request: Request) -> int | None:
     if raw is None:
         return None
     text = raw.decode("latin-1").strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if whole_number(text) else None
 
 
 class EventStream(Resource):
@@ -51,6 +51,10 @@ class EventStream(Resource):
     def __init__(self, view: WebView) -> None:
         super().__init__()
         self.view = view
+
+    def render_HEAD(self, request: Request) -> Any:
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        return b""  # (no stream: a HEAD has no body to hold open)
 
     def render_GET(self, request: Request) -> Any:
         hub = self.view.hub

@@ -160,7 +160,24 @@ async def test_a_host_not_loopback_is_served_with_a_warning(make_container: Any,
     event = await logs.wait_for_text("observer web view at http://0.0.0.0:")
     assert "reachable from the network" in logs.text(event)
     assert event["log_level"].name == "warn"
-    assert (await request(f"http://127.0.0.1:{c.web.bound_port}/api/system")).code == 200
+    port = c.web.bound_port
+    url = f"http://127.0.0.1:{port}/api/system"
+    # Any name but an address or localhost, or another port, may be a page of
+    # another site rebound to this address (DNS rebinding).
+    for host, code in ((f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200),
+                       (f"10.1.2.3:{port}", 200), (f"evil.example:{port}", 421),
+                       (f"127.0.0.1:{port + 1}", 421), ("127.0.0.1", 421)):  # fmt: skip
+        assert (await request(url, headers={"Host": host})).code == code, host
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_numbers_and_paths_are_answered_400(make_container: Any) -> None:
+    c = await make_container(config=web_config())
+    base = base_url(c)
+    for path in ["api/msc?n=%C2%B2", "api/msc?n=" + "9" * 5000, "api/msc?n=-1", "api/%FF",
+                 "c/%FF", "api/msc?since=soon"]:  # fmt: skip
+        assert (await request(base + path)).code == 400, path[:40]
+    assert (await request(base + "events", b"HEAD")).code == 200  # no stream held open
 
 
 def test_a_bad_web_listen_setting_is_a_usage_error_naming_it() -> None:

@@ -60,6 +60,9 @@
     // A page kept in the back-forward cache would hold its stream open, and a
     // browser allows about six connections per origin.
     window.addEventListener("pagehide", function () { source.close(); });
+    window.addEventListener("pageshow", function (e) {
+      if (e.persisted) { window.location.reload(); }  // back from that cache: a new stream
+    });
     if (page === "msc") {
       source.addEventListener("msg", debounce(refreshChart, 150));
     } else if (page !== "error") {
