@@ -72,7 +72,7 @@ def test_the_ready_file_is_written_as_a_new_file_never_through_a_planted_link(
         os.symlink(victim, f"{ready}.{pid}.tmp")
 
     class Stub:
-        id, sysname = "c1", "s1"
+        id, sysname, web = "c1", "s1", None
 
         def apps(self) -> list[Any]:
             return []
@@ -84,6 +84,7 @@ def test_the_ready_file_is_written_as_a_new_file_never_through_a_planted_link(
         "container": "c1",
         "sysname": "s1",
         "apps": [],
+        "web": None,
     }
     assert not ready.is_symlink() and oct(ready.stat().st_mode & 0o777) == "0o644"
     assert not list(tmp_path.glob(".ready.*"))  # no temporary file left
