@@ -406,7 +406,10 @@ async def test_full_cluster_restart_keeps_requests_and_subscriptions(
     for n in range(10):
         event = create_event(1001, origin="cluster-test", description=f"kept {n}")
         await publish(c.exchange, str(client.id), event)  # confirmed: persistent
+    back: defer.Deferred[None] = defer.Deferred()
+    a.exchange.broker.on_reconnected(lambda: back.called or back.callback(None))
     await _in_thread(lambda _i: cluster.restart_all(), 0)
+    await back.addTimeout(60, _reactor())  # a's connection is made again, then spawn
     await a.spawn(Counted)
     audit = await a.spawn(_Audit, name="audit")
     deadline = _reactor().seconds() + 60

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
 from ion.core.observe.hub import Event
 from ion.core.observe.web.api import to_json, whole_number
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from twisted.web.server import Request
 
     from ion.core.observe.web.service import WebView
+
+log = Logger()
 
 KEEPALIVE = 15.0  # seconds between comment lines
 
@@ -41,6 +46,38 @@ def last_seen(request: Request) -> int | None:
         return None
     text = raw.decode("latin-1").strip()
     return int(text) if whole_number(text) else None
+
+
+@implementer(IPushProducer)
+class Reader:
+    """One stream's reader, as the transport sees it: paused when its buffer
+    is full (the reader does not keep up). A paused reader's stream is cut at
+    the next event rather than buffered without end; the browser reconnects
+    with C{Last-Event-ID} and is sent what it missed from the hub's ring."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.paused = self.cut = False
+        request.registerProducer(self, True)
+
+    def push(self, event: Event) -> None:
+        if not self.paused:
+            self.request.write(frame(event))
+            return
+        transport: Any = self.request.transport
+        if transport is not None and not self.cut:
+            self.cut = True
+            log.info("web view: a reader fell behind; its stream is cut (it catches up)")
+            transport.abortConnection()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
 
 class EventStream(Resource):
@@ -75,14 +112,15 @@ class EventStream(Resource):
             for event in missed:
                 request.write(frame(event))
         # In the same turn as the replay: no event falls between the two.
-        stop = hub.listen(lambda event: request.write(frame(event)))
+        reader = Reader(request)
+        stop = hub.listen(reader.push)
         keepalive = LoopingCall(request.write, b": keepalive\n\n")
         keepalive.clock = self.view.reactor
         keepalive.start(KEEPALIVE, now=False)
         self.view.stream_opened(request)
 
         def ended(_: Any) -> None:
-            stop()
+            stop()  # (the channel drops its producer with the connection)
             if keepalive.running:
                 keepalive.stop()
             self.view.stream_closed(request)

@@ -205,3 +205,39 @@ async def test_another_containers_traffic_and_crash_reach_the_stream(make_contai
         lambda e: e.type == "proc" and e.data.get("container_id") == c2.id
         and e.data.get("origin") == str(caller.id)
     )  # fmt: skip
+
+
+def test_a_reader_that_falls_behind_is_cut_not_buffered() -> None:
+    """The transport pauses a stream whose reader does not keep up; the next
+    event then cuts it (the browser reconnects with Last-Event-ID) instead of
+    growing its buffer."""
+    from ion.core.observe.hub import EventHub
+    from ion.core.observe.web.sse import Reader
+
+    class Transport:
+        aborted = 0
+
+        def abortConnection(self) -> None:
+            self.aborted += 1
+
+    class Request:
+        transport = Transport()
+        producer: Any = None
+
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def registerProducer(self, producer: Any, streaming: bool) -> None:
+            self.producer = producer
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+    request, hub = Request(), EventHub()
+    reader = Reader(request)  # type: ignore[arg-type]
+    hub.listen(reader.push)
+    hub.publish("msg", {"n": 1})
+    request.producer.pauseProducing()  # its buffer is full
+    hub.publish("msg", {"n": 2})
+    hub.publish("msg", {"n": 3})
+    assert len(request.written) == 1 and request.transport.aborted == 1
