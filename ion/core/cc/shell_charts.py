@@ -68,11 +68,8 @@ def tap_arcs(
     filtered = any((pid, service, op, conv))
     # A filter looks at every row kept: the last n rows may hold none that match.
     rows = tap.read(limit=None if filtered else n).rows
-    found = arcs.arcs(rows)
-    if filtered:
-        who = _pid_of(api, pid) if pid is not None else None
-        found = arcs.select(found, pid=who, service=service, op=op, conv_id=conv)
-    return found[-n:], arcs.lane_names(rows)
+    who = _pid_of(api, pid) if pid is not None else None
+    return arcs.last_arcs(rows, n, pid=who, service=service, op=op, conv_id=conv)
 
 
 def _pid_of(api: ShellApi, pid: Any) -> str:

@@ -17,15 +17,14 @@ from typing import Any
 
 from ion.core.object.event_ids import EventId
 from ion.core.observe.tap import EVENT, RECV, SEND
+from ion.core.process.outbox import REPLY_KEY_SUFFIX
 
 REQUEST, REPLY, FAILURE, EVENT_KIND, EXIT, MESSAGE = (
     "request", "reply", "failure", "event", "exit", "message",
 )  # fmt: skip
-KINDS = (REQUEST, REPLY, FAILURE, EVENT_KIND, EXIT, MESSAGE)
 _REPLIES = frozenset({"inform_result", "agree"})
 _FAILURES = frozenset({"failure", "refuse"})
 _EXITS = frozenset({"sys_exit", "sys_down"})
-REPLY_SUFFIX = ".reply"
 
 
 @dataclass
@@ -135,7 +134,7 @@ def merge(
 
 def _lane_of(key: str | None) -> str:
     key = key or "?"
-    return key[: -len(REPLY_SUFFIX)] if key.endswith(REPLY_SUFFIX) else key
+    return key.removesuffix(REPLY_KEY_SUFFIX)
 
 
 def arcs(rows: Iterable[dict[str, Any]]) -> list[Arc]:
@@ -225,3 +224,20 @@ def select(
         convs = {a.conv_id for a in out if a.to == service}
         out = [a for a in out if a.to == service or (a.conv_id and a.conv_id in convs)]
     return out
+
+
+def last_arcs(
+    rows: list[dict[str, Any]],
+    n: int,
+    pid: str | None = None,
+    service: str | None = None,
+    op: str | None = None,
+    conv_id: str | None = None,
+    since: float | None = None,
+) -> tuple[list[Arc], dict[str, str]]:
+    """The last C{n} arcs of C{rows} that match every filter given (L{select};
+    C{since}: a time), and the process names the rows tell (L{lane_names})."""
+    found = select(arcs(rows), pid=pid, service=service, op=op, conv_id=conv_id)
+    if since is not None:
+        found = [a for a in found if a.ts >= since]
+    return found[-n:], lane_names(rows)

@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ion.core.observe import arcs as a
 from ion.core.observe.arcs import Arc, Lane
+from ion.core.process.outbox import REPLY_KEY_SUFFIX
 
 SVG_NS = "http://www.w3.org/2000/svg"
 ROW = 24  # px between arcs
@@ -65,7 +66,7 @@ def details(arc: Arc) -> str:
     """The hover text of an arc: what it was, its conversation, protocol, time."""
     to = (
         f" (sent to {arc.to})"
-        if arc.to and arc.to not in (arc.dst, arc.dst + a.REPLY_SUFFIX)
+        if arc.to and arc.to not in (arc.dst, arc.dst + REPLY_KEY_SUFFIX)
         else ""
     )
     lines = [

@@ -29,6 +29,7 @@ from ion.core.events import EventSubscriber
 from ion.core.messaging import message as m
 from ion.core.object.event_ids import EventId
 from ion.core.observe import arcs
+from ion.core.observe.mscgen import to_mscgen
 from ion.core.observe.system import system_trace
 from ion.core.process.service import ServiceProcess
 
@@ -69,10 +70,8 @@ class InteractionObserver(ServiceProcess):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self.msc_file:
-            from ion.core.observe.mscgen import to_mscgen
-
             with open(self.msc_file, "w", encoding="utf-8") as f:
-                f.write(to_mscgen(arcs.arcs(self.rows)))
+                f.write(self.chart(len(self.rows)))
             self.log.info("observer: {n} arcs written to {file}", n=len(self.rows),
                           file=self.msc_file)  # fmt: skip
 
@@ -125,8 +124,10 @@ class InteractionObserver(ServiceProcess):
 
     def op_msc(self, content: Any, headers: dict[str, Any], msg: m.Message) -> str:
         """The mscgen text of the last C{n} rows (content: n, default 50)."""
-        from ion.core.observe.mscgen import to_mscgen
-
         n = content if isinstance(content, int) and not isinstance(content, bool) else 50
-        rows = list(self.rows)[-n:] if n > 0 else []
-        return to_mscgen(arcs.arcs(rows))
+        return self.chart(n)
+
+    def chart(self, n: int) -> str:
+        """The mscgen text of the last C{n} rows kept."""
+        arc_list, names = arcs.last_arcs(list(self.rows), n) if n > 0 else ([], {})
+        return to_mscgen(arc_list, names=names)

@@ -23,7 +23,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ion.core.messaging import message as m
@@ -60,7 +60,6 @@ class TraceSlice:
     gap: tuple[int, int] | None = None
     container: str = ""
     now: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (the agent's C{get_trace} answer)."""
@@ -131,8 +130,7 @@ class MessageTap:
             return
         self._seq += 1
         # The cheap part only: a copy of the headers (a handler may change its
-        # message's), the row is made when it is read. Strings and numbers
-        # only, so the garbage collector stops tracking the ring's rows.
+        # message's) and the content's type name; the row is made when read.
         kind = type(content).__name__
         row = (self._seq, self.now(), direction, h.copy(), size, pid, name, kind)
         self._rows.append(row)
@@ -160,14 +158,16 @@ class MessageTap:
     def _quiet(self, h: dict[str, Any]) -> bool:
         """Whether a message is the observer's own: a request of L{QUIET_OPS},
         or an answer in such a conversation."""
-        conv = h.get(m.CONV_ID)
+        conv, quiet = h.get(m.CONV_ID), self._quiet_convs
         if h.get(m.OP) in QUIET_OPS and h.get(m.PERFORMATIVE) == "request":
-            quiet = self._quiet_convs
             quiet[conv] = None
             if len(quiet) > _QUIET_KEPT:  # answers that never came
                 del quiet[next(iter(quiet))]
             return True
-        return conv in self._quiet_convs and self._quiet_convs.pop(conv, True) is None
+        if conv in quiet:  # its answer: the conversation ends with it
+            del quiet[conv]
+            return True
+        return False
 
     def listen(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call C{listener} with each new row (a dict); returns the call that stops it."""
@@ -184,7 +184,3 @@ class MessageTap:
             start = max(start, len(rows) - max(limit, 0))
         picked = [self._row(r) for r in itertools.islice(rows, start, None)]
         return TraceSlice(picked, self._seq, gap, self.container, self.now())
-
-    def clear(self) -> None:
-        """Forget the rows kept (seq numbers go on rising)."""
-        self._rows.clear()

@@ -13,31 +13,23 @@ import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
-from twisted.web.resource import Resource
-
 from ion.core import exception as exc
 from ion.core.cc import agent_client
 from ion.core.cc.shell_nodes import not_the_agent
+from ion.core.observe.web.leaf import ViewLeaf
 from ion.core.process.signals import container_of
 from ion.core.process.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-    from ion.core.observe.web.service import WebView
 
 MAX_BODY = 16 * 1024
 TOKEN_HEADER = b"x-ion-token"
 
 
-class Action(Resource):
+class Action(ViewLeaf):
     """Both actions (the resource L{ion.core.observe.web.resources.Api} hands them to)."""
-
-    isLeaf = True
-
-    def __init__(self, view: WebView) -> None:
-        super().__init__()
-        self.view = view
 
     def render(self, request: Request) -> Any:
         from ion.core.observe.web.resources import JSON, respond, segments, to_json

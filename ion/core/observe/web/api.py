@@ -206,13 +206,11 @@ async def msc(view: WebView, q: dict[str, str]) -> tuple[dict[str, Any], list[An
         rows = part.rows
     else:
         rows, errors = [], {c.id: "the tap is off (observer.tap: false)"}
-    arc_list = arcs_mod.arcs(rows)
-    arc_list = arcs_mod.select(arc_list, pid=q.get("pid") or None, service=q.get("service") or None,
-                               op=q.get("op") or None, conv_id=q.get("conv") or None)  # fmt: skip
-    if since is not None:
-        arc_list = [a for a in arc_list if a.ts >= since]
-    arc_list = arc_list[-n:]
-    lane_list = arcs_mod.lanes(arc_list, arcs_mod.lane_names(rows))
+    arc_list, names = arcs_mod.last_arcs(
+        rows, n, pid=q.get("pid") or None, service=q.get("service") or None,
+        op=q.get("op") or None, conv_id=q.get("conv") or None, since=since,
+    )  # fmt: skip
+    lane_list = arcs_mod.lanes(arc_list, names)
     data = {
         "arcs": [a.as_dict() for a in arc_list],
         "lanes": [vars(lane) for lane in lane_list],

@@ -24,6 +24,7 @@ from ion.core import exception as exc
 from ion.core.observe.web import api, pages
 from ion.core.observe.web.actions import Action
 from ion.core.observe.web.api import to_json
+from ion.core.observe.web.leaf import ViewLeaf
 from ion.core.observe.web.sse import EventStream
 
 if TYPE_CHECKING:
@@ -179,14 +180,11 @@ class Static(Resource):
         return pkg.files("ion.core.observe.web").joinpath("static", name).read_bytes()
 
 
-class Api(Resource):
+class Api(ViewLeaf):
     """C{/api/...}: each page's data as JSON, and the actions (POST)."""
 
-    isLeaf = True
-
     def __init__(self, view: WebView) -> None:
-        super().__init__()
-        self.view = view
+        super().__init__(view)
         self.action = Action(view)
 
     def render(self, request: Request) -> Any:
@@ -222,13 +220,7 @@ class Root(Resource):
         return Page(self.view).render(request)
 
 
-class Page(Resource):
-    isLeaf = True
-
-    def __init__(self, view: WebView) -> None:
-        super().__init__()
-        self.view = view
-
+class Page(ViewLeaf):
     def render(self, request: Request) -> Any:
         if request.method not in (b"GET", b"HEAD"):
             return Refused(405, "only GET here").render(request)

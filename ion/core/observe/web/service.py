@@ -194,7 +194,8 @@ class WebView(Service):
 
     def _row(self, row: dict[str, Any]) -> None:
         if self.hub is not None:
-            self.hub.publish(hub_mod.MSG, {**row, "kind": kind_of(row)})
+            row["kind"] = kind_of(row)  # (a fresh dict for each listener)
+            self.hub.publish(hub_mod.MSG, row)
 
     def stream_opened(self, request: Request) -> None:
         self.streams.add(request)

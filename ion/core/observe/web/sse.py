@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from ion.core.observe.hub import Event
 from ion.core.observe.web.api import to_json, whole_number
+from ion.core.observe.web.leaf import ViewLeaf
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-    from ion.core.observe.web.service import WebView
 
 log = Logger()
 
@@ -80,14 +79,8 @@ class Reader:
         self.paused = True
 
 
-class EventStream(Resource):
+class EventStream(ViewLeaf):
     """The stream: open until the reader goes or the view stops."""
-
-    isLeaf = True
-
-    def __init__(self, view: WebView) -> None:
-        super().__init__()
-        self.view = view
 
     def render_HEAD(self, request: Request) -> Any:
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
