@@ -40,16 +40,13 @@ class AgentOps:
 
     def op_get_info(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:
         """The container's record, its processes and the peers it knows."""
-        from ion.core.cc.shell_tree import supervision_tree, tree_nodes
+        from ion.core.cc.shell_tree import supervision_tree
 
-        procs = list(self.container.proc_manager.processes.values())
-        tree = supervision_tree(procs)
+        tree = supervision_tree(self.container.proc_manager.processes.values())
         return {
+            **local_info(self.container),
             "container": self.announcement(),  # type: ignore[attr-defined]
-            "processes": [process_record(p) for p in procs],
             "tree": {"columns": tree.columns, "rows": tree.rows},
-            "tree_nodes": tree_nodes(procs),
-            "apps": app_records(self.container),
             "peers": [p.record() for p in self.membership.peers.values()],  # type: ignore[attr-defined]
             "dropped": self.membership.dropped,  # type: ignore[attr-defined]
         }
@@ -160,6 +157,18 @@ def spellings(module: str) -> tuple[str, str]:
         return module, module.replace(":", ".")
     head, _dot, tail = module.rpartition(".")
     return module, f"{head}:{tail}"
+
+
+def local_info(container: Any) -> dict[str, Any]:
+    """What get_info tells of a container's own: processes, supervision trees, apps."""
+    from ion.core.cc.shell_tree import tree_nodes
+
+    procs = list(container.proc_manager.processes.values())
+    return {
+        "processes": [process_record(p) for p in procs],
+        "tree_nodes": tree_nodes(procs),
+        "apps": app_records(container),
+    }
 
 
 def app_records(container: Any) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The data of each page (C{/api/...}, and what the pages show): plain dicts.
 
 This container's own data is read directly; another container's comes from
-its agent's C{get_info}, asked from the view's own process (C{observer}).
+its agent's C{get_info}, asked from the view's own process (C{webview}).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ion.core import exception as exc
 from ion.core.cc import agent_client
-from ion.core.cc.agent_ops import app_records, process_record
+from ion.core.cc.agent_ops import local_info
 from ion.core.cc.membership import DEAD, LEFT
-from ion.core.cc.shell_tree import tree_nodes
 from ion.core.observe import arcs as arcs_mod
 from ion.core.observe.system import system_trace
 
@@ -91,12 +90,7 @@ async def info_of(view: WebView, cid: str) -> dict[str, Any]:
     """
     c = view.container
     if cid == c.id:
-        procs = list(c.proc_manager.processes.values())
-        return {
-            "processes": [process_record(p) for p in procs],
-            "tree_nodes": tree_nodes(procs),
-            "apps": app_records(c),
-        }
+        return local_info(c)
     agent = c.agent
     peer = agent.membership.peers.get(cid) if agent and agent.membership else None
     if peer is None:
