@@ -186,9 +186,31 @@ class NotAllowed(ApplicationError):
     code = FORBIDDEN
 
 
+class Unauthorized(ApplicationError):
+    """The request does not prove who sent it: unsigned, badly signed, replayed,
+    expired, or anonymous where the policy wants a role."""
+
+    code = UNAUTHORIZED
+
+
+class Forbidden(ApplicationError):
+    """The sender is known, and the policy does not let it do this."""
+
+    code = FORBIDDEN
+
+
 #: Errors rebuilt as themselves on the caller's side, by their type's name.
 REBUILT: dict[str, type[ApplicationError]] = {
-    cls.__name__: cls for cls in (ModuleNotFound, SpawnFailed, NotAllowed, NotFound, BadRequest)
+    cls.__name__: cls
+    for cls in (
+        ModuleNotFound,
+        SpawnFailed,
+        NotAllowed,
+        NotFound,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+    )
 }
 
 
