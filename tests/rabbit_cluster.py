@@ -107,19 +107,24 @@ class RabbitCluster:
         return set(json.loads(out)["running_nodes"])
 
     def wait_running(self, indexes: set[int], timeout: float = BOOT_TIMEOUT) -> None:
-        """Wait until exactly the members C{indexes} run, as seen by the first of them."""
+        """Wait until exactly the members C{indexes} run, as seen by each of them
+        (nodes that joined through the first see each other only once they
+        have connected themselves)."""
         want = {self.members[i].name for i in indexes}
-        via = min(indexes)
         deadline = time.monotonic() + timeout
+        pending = sorted(indexes)
         while True:
             try:
-                seen = self.running_nodes(via)
+                seen = self.running_nodes(pending[0])
             except (NodeStartError, ValueError, KeyError) as e:
                 seen, why = set(), str(e)
             else:
-                why = f"running: {sorted(seen)}"
+                why = f"running, as {self.members[pending[0]].name} sees it: {sorted(seen)}"
             if seen == want:
-                return
+                pending.pop(0)
+                if not pending:
+                    return
+                continue
             if time.monotonic() >= deadline:
                 raise NodeStartError(f"cluster not {sorted(want)} within {timeout:g}s; {why}")
             time.sleep(0.2)

@@ -239,7 +239,7 @@ class AmqpBroker:
 
     def queue_lost(self, queue: str, why: str) -> None:
         """The broker cancelled our consumers of C{queue} (deleted, say): restore it."""
-        self._restorer.add({queue: BrokerError(why)}, at_once=True)
+        self._restorer.lost(queue, BrokerError(why))
 
     def connect(self) -> defer.Deferred[None]:
         return self._link.connect()

@@ -30,6 +30,9 @@ _log = Logger()
 # Errors that say the connection went: the next reconnect's replay restores everything.
 _LINK_GONE = (ConnectionLostError, ConnectionClosedError, defer.CancelledError)
 
+# Seconds after a lost queue is back when it is looked at again (L{Restorer._recheck}).
+RECHECKS = (1.0, 3.0)
+
 
 class Restorer:
     """Restores the queues of C{topology} that are broken, one attempt each per round.
@@ -65,6 +68,14 @@ class Restorer:
         self._running: defer.Deferred[None] | None = None
         self._gave_up = False
         self._epoch = 0  # connections seen: a run outlived by its connection restarts
+        self._lost: set[str] = set()  # queues the broker took from us: looked at again
+        self._anew: set[str] = set()  # queues whose consumers must be started anew
+
+    def lost(self, queue: str, error: BrokerError) -> None:
+        """The broker cancelled our consumers of C{queue}: restore it at once, and
+        look at it again after (L{_recheck})."""
+        self._lost.add(queue)
+        self.add({queue: error}, at_once=True)
 
     @property
     def busy(self) -> bool:
@@ -78,9 +89,11 @@ class Restorer:
             self._since.setdefault(queue, now)
             self.broken[queue] = error
         if self._running is None:
-            self._running = defer.Deferred.fromCoroutine(self._run(at_once))
-            self._running.addErrback(lambda f: _log.failure("{name}: restoring queues failed", f,
-                                                            name=self._name))  # fmt: skip
+            running = defer.Deferred.fromCoroutine(self._run(at_once))
+            running.addErrback(lambda f: _log.failure("{name}: restoring queues failed", f,
+                                                      name=self._name))  # fmt: skip
+            if not running.called:  # (a run that ended at once has cleared _running itself)
+                self._running = running
         elif at_once and self._wait is not None:
             self._wait.cancel()
 
@@ -90,6 +103,8 @@ class Restorer:
         self._epoch += 1
         self.broken.clear()
         self._since.clear()
+        self._lost.clear()
+        self._anew.clear()
         if self._wait is not None:
             self._wait.cancel()
 
@@ -123,7 +138,7 @@ class Restorer:
             if queue not in self.broken:  # stopped meanwhile
                 continue
             try:
-                await self._topology.restore(queue, self._consume)
+                await self._topology.restore(queue, self._consume, anew=queue in self._anew)
             except _LINK_GONE:
                 return False
             except BrokerError as e:
@@ -136,9 +151,50 @@ class Restorer:
             if self.broken.pop(queue, None) is None:  # stopped meanwhile
                 return False
             self._since.pop(queue, None)
+            self._anew.discard(queue)
             _log.info("{name}: queue {queue} declared and consumed again",
                       name=self._name, queue=queue)  # fmt: skip
+            if queue in self._lost:
+                self._lost.discard(queue)
+                checking = defer.Deferred.fromCoroutine(self._recheck(queue, self._epoch))
+                checking.addErrback(lambda f, q=queue: _log.failure(
+                    "{name}: looking at {queue} again failed", f, name=self._name, queue=q))  # fmt: skip
         return True
+
+    async def _recheck(self, queue: str, epoch: int) -> None:
+        """Look at lost queue C{queue} again, a while after it was declared again.
+
+        When a cluster node goes, the broker cancels the consumers of the queues
+        it held at once, but deletes those queues' records (by name) a moment
+        later; declared again in between, the new queue's record and bindings
+        go with them, and its consumers stay on a queue nothing is routed to,
+        with no cancel. (RabbitMQ 3.10: seen to take over a second on the first
+        node lost after a cluster formed.) So: declare and bind it again (a
+        no-op when all is well), and when it has no consumer, start ours anew."""
+        for delay in RECHECKS:
+            await task.deferLater(self._clock, delay, lambda: None)
+            if epoch != self._epoch or queue in self.broken:
+                return  # the connection went (its replay restores it), or restoring again
+            if not [c for c in self._topology.consumers_of(queue) if not c.cancelled]:
+                return
+            try:
+                await self._topology.declare_again(queue)
+                info = await self._topology.queue_info(queue)
+            except _LINK_GONE:
+                return
+            except BrokerError as e:
+                info, why = None, str(e)
+            else:
+                why = "it has no consumer"
+            if info is None or info[1] == 0:
+                if epoch != self._epoch:
+                    return
+                _log.warn("{name}: queue {queue}, declared again, is not served ({why}): "
+                          "declaring and consuming it anew", name=self._name, queue=queue,
+                          why=why)  # fmt: skip
+                self._anew.add(queue)
+                self.lost(queue, BrokerError(f"queue {queue} not served after its restore"))
+                return
 
     def _give_up(self, queue: str, error: BrokerError) -> None:
         self._gave_up = True

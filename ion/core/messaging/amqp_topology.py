@@ -279,7 +279,7 @@ class Topology:
         broken: dict[str, BrokerError] = {}
         for queue in self._queues_to_restore():
             try:
-                await self._declare_again(queue)
+                await self.declare_again(queue)
             except BrokerError as e:
                 if isinstance(e, _ENDS_REPLAY):
                     raise
@@ -288,14 +288,21 @@ class Topology:
         broken.update(await self.resume_consumers(consume, skip=broken))
         return broken
 
-    async def restore(self, queue: str, consume: Callable[[Consumer], Awaitable[str]]) -> None:
-        """Declare C{queue} again (if it was declared here), bind it and resume its consumers."""
-        await self._declare_again(queue)
+    async def restore(
+        self, queue: str, consume: Callable[[Consumer], Awaitable[str]], anew: bool = False
+    ) -> None:
+        """Declare C{queue} again (if it was declared here), bind it and resume its
+        consumers; with C{anew}, those the broker still has are cancelled first
+        (they are on a queue nothing is routed to)."""
+        await self.declare_again(queue)
         for c in self.consumers_of(queue):
+            if anew and not c.cancelled and _active(c):
+                await c.chan.rpc("basic_cancel", consumer_tag=c.tag)  # type: ignore[union-attr]
             if not c.cancelled and not _active(c):
                 await consume(c)
 
-    async def _declare_again(self, queue: str) -> None:
+    async def declare_again(self, queue: str) -> None:
+        """Declare C{queue} (if it was declared here) and its bindings again."""
         flags = self.queues.get(queue)
         if flags is not None:
             await self.declare_queue(queue, *flags)

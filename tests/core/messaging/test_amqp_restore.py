@@ -155,17 +155,35 @@ class _Topology:
         self.fails = fails
         self.error = error or ResourceLockedError("RESOURCE_LOCKED - held elsewhere")
         self.tries: list[float] = []
+        self.anew: list[bool] = []
         self.given_up: list[str] = []
         self.clock = task.Clock()
+        self.consumers = 1  # as the broker counts them on the queue (None: no queue)
+        self.looked: list[float] = []
 
-    async def restore(self, queue: str, consume: Any) -> None:
+    async def restore(self, queue: str, consume: Any, anew: bool = False) -> None:
         self.tries.append(self.clock.seconds())
+        self.anew.append(anew)
         if len(self.tries) <= self.fails:
             raise self.error
+
+    def consumers_of(self, queue: str) -> list[Any]:
+        return [_Consumer()]
+
+    async def declare_again(self, queue: str) -> None:
+        pass
+
+    async def queue_info(self, queue: str) -> tuple[int, int] | None:
+        self.looked.append(self.clock.seconds())
+        return None if self.consumers is None else (0, self.consumers)
 
     def give_up_on(self, queue: str) -> list[Any]:
         self.given_up.append(queue)
         return []
+
+
+class _Consumer:
+    cancelled = False
 
 
 def _restorer(topology: _Topology, timeout: float = 60.0) -> tuple[Restorer, list, list]:
@@ -211,4 +229,32 @@ def test_a_lost_connection_stops_the_retries() -> None:
     r.stop()
     topology.clock.pump([0.25] * 40)
     assert len(topology.tries) == 1 and restored == given_up == []
+    assert not topology.clock.getDelayedCalls()
+
+
+def test_a_lost_queue_is_looked_at_again_after_its_restore() -> None:
+    """All is well: the queue, declared again, has its consumers at each look."""
+    topology = _Topology(fails=0)
+    r, restored, _ = _restorer(topology)
+    r.lost("q", ResourceLockedError("cancelled"))
+    topology.clock.pump([0.25] * 40)
+    assert topology.tries == [0.0] and topology.anew == [False] and restored == [True]
+    assert topology.looked == [1.0, 4.0] and not topology.clock.getDelayedCalls()
+
+
+@pytest.mark.parametrize("after", [None, 0], ids=["queue-gone", "no-consumer"])
+def test_a_lost_queue_gone_again_after_its_restore_is_consumed_anew(after: int | None) -> None:
+    """The broker's clean-up of a lost node deletes the queue declared again, or
+    leaves it with no consumer: it is declared again and its consumers started
+    anew, then looked at again."""
+    topology = _Topology(fails=0)
+    r, restored, _ = _restorer(topology)
+    r.lost("q", ResourceLockedError("cancelled"))
+    topology.clock.pump([0.25] * 3)
+    topology.consumers = after
+    topology.clock.pump([0.25] * 2)  # the look at 1.0 s finds it so
+    topology.consumers = 1
+    topology.clock.pump([0.25] * 40)
+    assert topology.tries == [0.0, 1.0] and topology.anew == [False, True]
+    assert topology.looked == [1.0, 2.0, 5.0] and restored == [True, True]
     assert not topology.clock.getDelayedCalls()
