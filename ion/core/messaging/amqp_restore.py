@@ -164,13 +164,13 @@ class Restorer:
     async def _recheck(self, queue: str, epoch: int) -> None:
         """Look at lost queue C{queue} again, a while after it was declared again.
 
-        When a cluster node goes, the broker cancels the consumers of the queues
-        it held at once, but deletes those queues' records (by name) a moment
-        later; declared again in between, the new queue's record and bindings
-        go with them, and its consumers stay on a queue nothing is routed to,
-        with no cancel. (RabbitMQ 3.10: seen to take over a second on the first
-        node lost after a cluster formed.) So: declare and bind it again (a
-        no-op when all is well), and when it has no consumer, start ours anew."""
+        Seen on RabbitMQ 3.10 (the first node lost after a cluster formed): the
+        queue declared again right after the broker's cancel took a call, then
+        none for seconds, and no cancel came. Nothing was routed to it: the
+        broker's clean-up of the lost node's queues, it seems, ran after the
+        declare and took the new queue's record and bindings with the old. So:
+        declare and bind it again (a no-op when all is well), and when it has
+        no consumer, start ours anew."""
         for delay in RECHECKS:
             await task.deferLater(self._clock, delay, lambda: None)
             if epoch != self._epoch or queue in self.broken:
