@@ -21,6 +21,8 @@ from ion.core.process.outbox import Outbox
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from ion.core.security.policy import Policy
+
 #: Performatives that answer a request (its conversation goes on with them).
 REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
 _ENDING = frozenset({"TERMINATING", "TERMINATED"})
@@ -33,6 +35,7 @@ class GiveBack(Outbox):
     _waiting: deque[m.Message]
     _running: dict[m.Message, Deferred[Any] | None]
     _idle: list[Deferred[None]]
+    policy: Policy | None
 
     def _now_idle(self) -> None:
         idle, self._idle = self._idle, []
@@ -66,6 +69,21 @@ class GiveBack(Outbox):
             # Auto-acked: there is no queue to go back to.
             self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
                           proc=host, msg=msg, state=state)  # fmt: skip
+
+    def _refuse(self, msg: m.Message, error: exc.ApplicationError) -> None:
+        """A request the policy refuses: answered with C{error} (a typed 401 or
+        403) and never run; one with no reply-to is dropped and counted."""
+        settle(msg.delivery)
+        if not isinstance(msg.headers.get(m.REPLY_TO), str):
+            assert self.policy is not None
+            self.policy.unanswered += 1
+            return
+        msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
+        msg.conversation.feed("request")
+        try:
+            self.reply_err(msg, exception=error)
+        except exc.IonError as e:  # (too big to answer, say): the sender's text, so debug only
+            self.log.debug("{proc}: refusal of {msg!r} not sent: {e}", proc=self._host, msg=msg, e=e)  # fmt: skip
 
     def abandon_running(self) -> None:
         """The process is killed: cancel the handlers under way, unanswered. A
