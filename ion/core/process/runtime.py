@@ -29,7 +29,7 @@ from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, poison, watchdog
-from ion.core.process.giveback import REPLY_PERFORMATIVES, GiveBack
+from ion.core.process.giveback import JUDGED, REPLY_PERFORMATIVES, GiveBack
 from ion.core.process.outbox import REPLY_KEY_SUFFIX, UnknownOpError
 from ion.core.process.signals import SIGNAL
 
@@ -217,12 +217,8 @@ class ProcessRuntime(GiveBack):
         if state != "ACTIVE" and not self._takes_while_inactive(msg, state):
             self._not_taken(msg)
             return
-        if self.policy is not None and msg.performative == "request" and protocol in ("rpc", "request"):  # fmt: skip
-            now: Any = self.clock
-            refusal = self.policy.judge(self.service, msg, now.seconds())
-            if refusal is not None:
-                self._refuse(msg, refusal)
-                return
+        if self.policy is not None and protocol in JUDGED and self._refused(msg):
+            return
         if delivery.redelivered:
             counted = poison.broker_count(delivery)  # by a quorum queue: it runs as it is
             if not self._auto_acked(delivery) and (

@@ -174,3 +174,20 @@ async def test_with_no_policy_everything_is_allowed_and_get_info_says_none(
     assert await wait_for(caller.rpc_send("hello", "reset")) == "reset"
     info = await wait_for(agent_client.get_info(caller, container.id))
     assert container.policy is None and info["policy"] is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_one_off_message_is_judged_too_and_dropped_unanswered(
+    make_container: Any, tmp_path: Path
+) -> None:
+    """A one-off send runs its op's handler as a call does: it is no way round the policy."""
+    container, service, caller = await setup(make_container, tmp_path)
+    await wait_for(caller.send("hello", "hello", "sneaky"))
+    assert await wait_for(caller.rpc_send("hello", "ping")) == "pong"  # after it, in order
+    assert service.ran == []
+    assert container.policy is not None and container.policy.unanswered == 1
+    assert container.policy.counts[("hello", "hello", "unauthenticated")] == 1
+    caller.user_id = "bob"
+    await wait_for(caller.send("hello", "hello", "fine"))
+    assert await wait_for(caller.rpc_send("hello", "ping")) == "pong"
+    assert service.ran == [("hello", "bob")]
