@@ -191,3 +191,22 @@ async def test_a_one_off_message_is_judged_too_and_dropped_unanswered(
     await wait_for(caller.send("hello", "hello", "fine"))
     assert await wait_for(caller.rpc_send("hello", "ping")) == "pong"
     assert service.ran == [("hello", "bob")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_shell_info_names_the_policy_and_its_counts(
+    make_container: Any, tmp_path: Path
+) -> None:
+    from ion.core.cc.shell_api import ShellApi
+
+    container, _service, caller = await setup(make_container, tmp_path)
+    assert isinstance(await refused(caller.rpc_send("hello", "hello", "x")), exc.Unauthorized)
+    line = f"policy {tmp_path / 'policy.yml'} (default deny): 0 allowed, 1 refused"
+    assert line in str(ShellApi(container).info())
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_shell_info_says_when_there_is_no_policy(container: Container) -> None:
+    from ion.core.cc.shell_api import ShellApi
+
+    assert "policy: none (every request allowed)" in str(ShellApi(container).info())
