@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
         "start_timeout": 60.0,
         "needs_timeout": 30.0,
     },
-    "shell": {"history": "~/.cchistory"},
+    "shell": {"history": "~/.cchistory", "user": None},
     "observer": {"tap": True, "tap_size": 2000},
     "web": {"listen": None, "actions": False, "token_file": None},
     "agent": {
@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "info_timeout": 2.0,
         "spawn_allow": [],
     },
+    "security": {"policy": None},
 }
 
 ENV_PREFIX = "ION_"

@@ -45,7 +45,10 @@ else the configuration's C{sysname}. A tiny container with a unique id makes
 the call and is gone after it (its mailbox queue with it). It starts only once
 the system's exchange C{ion.<SYSNAME>} is found to exist, so a call into a
 system that does not run leaves no exchanges behind. The request is published
-with a broker confirm, so one the broker refuses fails the call at once.
+with a broker confirm, so one the broker refuses fails the call at once. Its
+C{user-id} is the broker user it logged in as (there is no option to claim
+another: a policy, C{security.policy}, trusts that name); with C{--attach} it is
+the container's shell user (C{shell.user}, else the OS user running it).
 """
 
 from __future__ import annotations
@@ -259,6 +262,7 @@ async def call(
     from ion.core.config import DEFAULTS, Config
     from ion.core.log import redact_text, redact_url
     from ion.core.process.process import Process
+    from ion.core.security.identity import broker_user
 
     where, url = f"{args.service}.{args.op}", broker["url"]
     config = Config(DEFAULTS).merged(
@@ -293,6 +297,9 @@ async def call(
         container.exchange.confirm_mandatory = True  # a refused request fails at once
         await container.start()
         proc = await container.spawn(Process, name="ion-rpc")
+        # Its calls carry the broker user it logged in as, never a name given on
+        # the command line: a policy's roles are only as good as this name.
+        proc.user_id = broker_user(config)
         system = f"system {sysname!r} at {redact_url(url)}"
         status, payload = await one_call(proc, args.service, args.op, content, args.timeout, system)
         return _print_outcome(status, payload)

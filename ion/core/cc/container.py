@@ -31,6 +31,7 @@ from ion.core.observe.tap import MessageTap
 from ion.core.pack.app_manager import AppInfo, AppManager
 from ion.core.process.manager import ProcessManager
 from ion.core.process.process import Process
+from ion.core.security.policy import Policy, load_policy
 
 if TYPE_CHECKING:
     from ion.core.observe.web.service import WebView
@@ -78,6 +79,8 @@ class Container(MultiService):
             broker = make_broker(reactor, self.config, name=self.id)
         self.exchange = ExchangeManager(broker, self.sysname, self.config, reactor)
         self.tap = _tap(self.id, self.config)
+        #: Who may call what (C{security.policy}); None: every request is allowed.
+        self.policy: Policy | None = load_policy(self.config)
         self.exchange.tap = self.tap
         #: The observer's live events, while something observes (the web view).
         self.hub: EventHub | None = None

@@ -130,8 +130,10 @@ class ShellInterpreter(code.InteractiveInterpreter):
         self._depth = 0
         self._saved: tuple[Any, Any] = (None, None)
         container = namespace.get("container")
-        # Each line runs in its container: clients made without arguments find it.
-        self._place = context.Here(container) if container is not None else None
+        # Each line runs in its container: clients made without arguments find it,
+        # and their calls carry the shell's user-id.
+        user = getattr(namespace.get("cc"), "user", None)
+        self._place = context.Here(container, user_id=user) if container is not None else None
         self._token: Any = None
 
     def resetBuffer(self) -> None:

@@ -27,6 +27,7 @@ from ion.core.process.exit import KILLED, SHUTDOWN
 from ion.core.process.implicit import ImplicitProcess
 from ion.core.process.lookup import declared_services, qualname, resolve_spawnable, service_name_of
 from ion.core.process.process import Process
+from ion.core.security.identity import shell_user
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -38,6 +39,8 @@ class ShellApi:
     def __init__(self, container: Container) -> None:
         self.container = container
         self._shell = ImplicitProcess(container, "shell")
+        #: The user-id the shell's calls carry (L{ion.core.security.identity.shell_user}).
+        self.user = shell_user(container.config)
 
     def __repr__(self) -> str:
         return f"<cc: container {self.container.id}, sysname {self.container.sysname}; info()>"
@@ -159,12 +162,16 @@ class ShellApi:
 
     async def makeprocess(self, name: str = "shellproc") -> Process:
         """Spawn a bare Process to send from (C{await p.rpc_send(...)})."""
-        return await self.container.spawn(Process, name=name)
+        proc = await self.container.spawn(Process, name=name)
+        proc.user_id = self.user
+        return proc
 
     async def shell_process(self) -> Process:
         """The implicit process C{send}, C{rpc_send} and C{ping} use (spawned on first
         use; helpers called together share that one spawn)."""
-        return await self._shell.get()
+        proc = await self._shell.get()
+        proc.user_id = self.user  # whoever reached the shell: its calls say so
+        return proc
 
     # -- messages ----------------------------------------------------------------
 
@@ -293,6 +300,7 @@ class ShellApi:
             f"container {c.id}   sysname {c.sysname}   broker {c.broker_node}",
             f"{len(c.proc_manager.processes)} processes, apps: "
             + (", ".join(a.name for a in c.apps()) or "none"),
+            c.policy.summary() if c.policy is not None else "policy: none (every request allowed)",
             "",
             "helpers (also as cc.<name>; a process is a full id, a name or a number):",
         ]

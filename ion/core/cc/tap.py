@@ -72,6 +72,8 @@ from ion.core.messaging.connect import amqp_parameters, queue_type
 from ion.core.pack.appfile import AppDefinition, AppRef, load_release
 from ion.core.pack.places import find_named
 from ion.core.pack.resolve import FileAppLoader, load_app_file, plan_release, resolve
+from ion.core.security.identity import shell_user
+from ion.core.security.policy import load_policy
 
 log = Logger()
 
@@ -200,6 +202,8 @@ class Options(usage.Options):
             _check_names_and_logging(self.config, self["container-id"])
             amqp_parameters(self.config)
             queue_type(self.config)
+            load_policy(self.config)  # read again by the container: a bad file stops it here
+            shell_user(self.config)
             if self["ready-file"]:
                 check_ready_file(self["ready-file"])
         except ConfigurationError as e:

@@ -21,9 +21,15 @@ from ion.core.process.outbox import Outbox
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from ion.core.security.policy import Policy
+
 #: Performatives that answer a request (its conversation goes on with them).
 REPLY_PERFORMATIVES = frozenset({"agree", "refuse", "inform_result", "failure"})
 _ENDING = frozenset({"TERMINATING", "TERMINATED"})
+#: Protocols whose messages run a handler by their op: each must pass the
+#: policy, a one-off (C{none}) too, or it would be a way round it. (Signals and
+#: the agents' C{cc} wire run no op handler.)
+JUDGED = frozenset({"rpc", "request", "none", "generic"})
 
 
 class GiveBack(Outbox):
@@ -33,6 +39,8 @@ class GiveBack(Outbox):
     _waiting: deque[m.Message]
     _running: dict[m.Message, Deferred[Any] | None]
     _idle: list[Deferred[None]]
+    policy: Policy | None
+    service: str
 
     def _now_idle(self) -> None:
         idle, self._idle = self._idle, []
@@ -66,6 +74,30 @@ class GiveBack(Outbox):
             # Auto-acked: there is no queue to go back to.
             self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
                           proc=host, msg=msg, state=state)  # fmt: skip
+
+    def _refused(self, msg: m.Message) -> bool:
+        """Whether the policy refuses C{msg}, which is then never run. A request
+        (rpc or request) is answered with the typed 401 or 403; one with no
+        reply-to, and a one-off or generic message (no reply is awaited), is
+        dropped and counted."""
+        policy = self.policy
+        assert policy is not None
+        clock: Any = self.clock
+        error = policy.judge(self.service, msg, clock.seconds())
+        if error is None:
+            return False
+        settle(msg.delivery)
+        answerable = msg.protocol in ("rpc", "request") and msg.performative == "request"
+        if not answerable or not isinstance(msg.headers.get(m.REPLY_TO), str):
+            policy.unanswered += 1
+            return True
+        msg.conversation = new_conversation(msg.conv_id, msg.protocol, PARTICIPANT)  # type: ignore[arg-type]
+        msg.conversation.feed("request")
+        try:
+            self.reply_err(msg, exception=error)
+        except exc.IonError as e:  # (too big to answer, say): the sender's text, so debug only
+            self.log.debug("{proc}: refusal of {msg!r} not sent: {e}", proc=self._host, msg=msg, e=e)  # fmt: skip
+        return True
 
     def abandon_running(self) -> None:
         """The process is killed: cancel the handlers under way, unanswered. A

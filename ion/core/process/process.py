@@ -149,6 +149,9 @@ class Process(Linking, Termination):
         self._place = context.Here(container, self)  # where its handlers and hooks run
         self.runtime.attach(container.exchange, container.reactor, str(pid), self._place,
                             self._rpc_timeout, idle)  # fmt: skip
+        # Each request passes the container's policy, if it has one, as this service.
+        self.runtime.policy = getattr(container, "policy", None)
+        self.runtime.service = getattr(self, "svc_name", None) or self.proc_name
 
     async def initialize(self) -> None:
         """INIT -> READY: declare the mailbox, take replies, run C{on_init}."""

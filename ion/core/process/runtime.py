@@ -29,7 +29,7 @@ from ion.core.messaging.conversation import new_conversation
 from ion.core.messaging.conversation.core import PARTICIPANT
 from ion.core.messaging.conversation.manager import ConversationManager
 from ion.core.process import context, poison, watchdog
-from ion.core.process.giveback import REPLY_PERFORMATIVES, GiveBack
+from ion.core.process.giveback import JUDGED, REPLY_PERFORMATIVES, GiveBack
 from ion.core.process.outbox import REPLY_KEY_SUFFIX, UnknownOpError
 from ion.core.process.signals import SIGNAL
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
     from ion.core.process.interfaces import Exchange, Host
+    from ion.core.security.policy import Policy
 
 __all__ = ["REPLY_KEY_SUFFIX", "ProcessRuntime", "UnknownOpError"]
 
@@ -54,6 +55,7 @@ class ProcessRuntime(GiveBack):
     @ivar reply_consumer: the tag of the reply queue's consumer, once there is one.
     @ivar queues: the queues declared for the process.
     @ivar expired_dropped: requests dropped unrun because their caller's deadline passed.
+    @ivar policy: the container's policy, which each request must pass (None: none set).
     """
 
     def __init__(self, host: Host) -> None:
@@ -66,6 +68,8 @@ class ProcessRuntime(GiveBack):
         self.reply_consumer: str | None = None
         self.queues: list[str] = []
         self.expired_dropped = 0
+        self.policy: Policy | None = None  # the container's (security.policy), set at attach
+        self.service = "<unattached>"  # the name the policy knows this process by
         self.concurrency = 0  # handlers at once (0: no limit); set at activate
         self.handler_limit: float | None = None  # set at activate
         self.max_redeliveries = 5  # set at activate
@@ -213,6 +217,8 @@ class ProcessRuntime(GiveBack):
         if state != "ACTIVE" and not self._takes_while_inactive(msg, state):
             self._not_taken(msg)
             return
+        if self.policy is not None and protocol in JUDGED and self._refused(msg):
+            return
         if delivery.redelivered:
             counted = poison.broker_count(delivery)  # by a quorum queue: it runs as it is
             if not self._auto_acked(delivery) and (
@@ -321,7 +327,7 @@ class ProcessRuntime(GiveBack):
         """Drop C{msg} (acked, counted) if its C{expiry} (the caller's deadline, ms
         since the epoch) has passed: nobody waits for its answer any more."""
         clock: Any = self.clock
-        if type(expiry) is not int or expiry > clock.seconds() * 1000:
+        if not watchdog.passed(expiry, clock.seconds()):
             return False
         settle(msg.delivery)
         self.expired_dropped += 1

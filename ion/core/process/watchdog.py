@@ -55,6 +55,12 @@ def configured_limit(cls: type, config: Any) -> float | None:
     return float(number) or None
 
 
+def passed(expiry: Any, now: float) -> bool:
+    """Whether a request's C{expiry} (its caller's deadline, ms since the epoch)
+    is past at C{now} (seconds); one without an integer expiry never is."""
+    return type(expiry) is int and expiry <= now * 1000
+
+
 def deadline(handler: Any, limit: float | None, expiry: Any, now: float) -> float | None:
     """Seconds the handler may run from C{now}: the sooner of its op's limit (else
     C{limit}) and the request's C{expiry} (ms since the epoch) plus

@@ -53,6 +53,16 @@ CASES: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
         ["--config", "extra.yml"],
         ["container.rpc_timeout", "'soon'", "--config"],
     ),
+    "policy_bad_field": (
+        {"extra.yml": "security: {policy: pol.yml}\n", "pol.yml": "users: {bob: operator}\n"},
+        ["--config", "extra.yml"],
+        ["security.policy pol.yml", "field 'users.bob'", "list of role names"],
+    ),
+    "policy_missing": (
+        {"extra.yml": "security: {policy: nosuch.yml}\n"},
+        ["--config", "extra.yml"],
+        ["security.policy nosuch.yml", "cannot read it"],
+    ),
     "a_bad_yaml": ({}, ["-a", "{x: ["], ["-a", "YAML mapping"]),
     "missing_rel": ({}, ["nosuch.rel"], ["nosuch.rel", "no such file"]),
     "malformed_rel": ({"bad.rel": "type: release\nname: [\n"}, ["bad.rel"], ["bad.rel", "YAML"]),

@@ -1,0 +1,1 @@
+"""Security: who sent a message, and whether they may."""
