@@ -160,7 +160,8 @@ def spellings(module: str) -> tuple[str, str]:
 
 
 def local_info(container: Any) -> dict[str, Any]:
-    """What get_info tells of a container's own: processes, supervision trees, apps."""
+    """What get_info tells of a container's own: processes, supervision trees, apps,
+    and the messages it dropped as bad (L{ion.core.drops.Drops.as_dict})."""
     from ion.core.cc.shell_tree import tree_nodes
 
     procs = list(container.proc_manager.processes.values())
@@ -168,6 +169,7 @@ def local_info(container: Any) -> dict[str, Any]:
         "processes": [process_record(p) for p in procs],
         "tree_nodes": tree_nodes(procs),
         "apps": app_records(container),
+        "drops": container.drops.as_dict(),  # bad messages dropped (ion.core.drops)
     }
 
 

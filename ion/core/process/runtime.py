@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from ion.core import exception as exc
 from ion.core.deadline import ended_within
+from ion.core.drops import Drops
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
@@ -97,7 +98,8 @@ class ProcessRuntime(GiveBack):
         self._reply_key = pid + REPLY_KEY_SUFFIX
         self._reply_queue = exchange.queue_name(self._reply_key)
         self._place = place
-        self.conversations = ConversationManager(pid, clock)
+        self.drops = getattr(exchange, "drops", None) or Drops(clock)
+        self.conversations = ConversationManager(pid, clock, drops=self.drops)
 
     @property
     def inflight(self) -> int:
