@@ -26,6 +26,7 @@ from typing import Any
 from twisted.logger import Logger, LogLevel
 
 from ion.core.log import escape_text
+from ion.core.messaging.message import shown
 
 log = Logger()
 
@@ -96,7 +97,9 @@ class Drops:
         self.causes: dict[str, int] = {}
         self.senders = TopCounts(top)
         self.places = TopCounts(top)
+        self.answered = 0  # of the total, requests answered with an error
         self.logged = 0  # lines written
+        self._pending_answered = False
         self._seen: dict[str, float] = {}  # cause -> when last dropped
         self._pending: dict[str, int] = {}  # not logged one by one this interval
         self._pending_level = LogLevel.info
@@ -111,11 +114,17 @@ class Drops:
         where: Any = None,
         detail: Any = "",
         level: str = "warn",
+        answered: bool = False,
     ) -> None:
         """Count one message dropped for C{cause} (a short stable phrase, our
         own words), from C{sender}, that arrived at C{where}; log it at once
-        with C{detail} if its cause was quiet, else in the next summary."""
+        with C{detail} if its cause was quiet, else in the next summary.
+        C{answered}: not dropped but answered with an error (a request anyone
+        can make fail), counted and logged the same way."""
         cause = escape_text(cause, _NAME_LENGTH)
+        if answered:
+            self.answered += 1
+            cause = f"answered with an error: {cause}"
         if cause not in self.causes and len(self.causes) >= MAX_CAUSES:
             cause = "other causes"
         who = _name(sender, "unknown")
@@ -131,14 +140,16 @@ class Drops:
         if last is None or now - last >= self.interval:
             shown = escape_text(str(detail), _DETAIL_LENGTH) if detail != "" else ""
             self.logged += 1
-            self.log.emit(loglevel, "dropped a message at {where}: {cause}{detail} (from {sender})",
-                     where=place, cause=cause, detail=f": {shown}" if shown else "",
-                     sender=who)  # fmt: skip
+            verb = "answered" if answered else "dropped"
+            self.log.emit(loglevel, "{verb} a message at {where}: {cause}{detail} (from {sender})",
+                          verb=verb, where=place, cause=cause,
+                          detail=f": {shown}" if shown else "", sender=who)  # fmt: skip
             return
         self._pending[cause] = self._pending.get(cause, 0) + 1
         if loglevel > self._pending_level:
             self._pending_level = loglevel
         self._last_sender = who
+        self._pending_answered |= answered
         if self._timer is None:
             self._timer = self.clock.callLater(self.interval, self.flush)
 
@@ -151,12 +162,14 @@ class Drops:
         if not pending:
             return
         level, self._pending_level = self._pending_level, LogLevel.info
+        verb = "dropped or answered" if self._pending_answered else "dropped"
+        self._pending_answered = False
         ranked = sorted(pending.items(), key=lambda kv: -kv[1])
         causes = ", ".join(f"{cause} ({n:,})" for cause, n in ranked)
         self.logged += 1
-        self.log.emit(level, "dropped {count} messages in {interval:g} s: {causes}; last from {sender}",
-                 count=f"{sum(pending.values()):,}", interval=self.interval, causes=causes,
-                 sender=self._last_sender)  # fmt: skip
+        self.log.emit(level, "{verb} {count} messages in {interval:g} s: {causes}; last from {sender}",
+                      verb=verb, count=f"{sum(pending.values()):,}", interval=self.interval,
+                      causes=causes, sender=self._last_sender)  # fmt: skip
 
     def close(self) -> None:
         """Log what is pending and stop the timer (the container stops)."""
@@ -166,6 +179,7 @@ class Drops:
         """The counts, for C{get_info}: total, per cause, per sender, per place."""
         return {
             "total": self.total,
+            "answered": self.answered,
             "causes": dict(sorted(self.causes.items(), key=lambda kv: -kv[1])),
             "senders": self.senders.as_dict(),
             "places": self.places.as_dict(),
@@ -177,9 +191,8 @@ class Drops:
 def _name(value: Any, missing: str) -> str:
     if value is None or value == "":
         return missing
-    return escape_text(
-        value if isinstance(value, str) else repr(value)[:_NAME_LENGTH], _NAME_LENGTH
-    )
+    # shown: a repr cut short at any depth (a 2,000-deep list has no cheap repr).
+    return escape_text(value if isinstance(value, str) else shown(value), _NAME_LENGTH)
 
 
 def from_config(clock: Any, config: Any) -> Drops:

@@ -163,10 +163,12 @@ def decode(body: bytes, delivery: Any = None) -> Message:
 
 def _decode_content(encoding: Any, content: Any) -> Any:
     if not (isinstance(encoding, str) and encoding.startswith(ENCODING_OBJECT)):
-        raise MessageFormatError(f"unknown content encoding {encoding!r}")
+        raise MessageFormatError(f"unknown content encoding {shown(encoding, quote=True)}")
     type_id = encoding[len(ENCODING_OBJECT) :]
     if not type_id.isdigit() or not isinstance(content, bytes):
-        raise MessageFormatError(f"malformed object content (encoding {encoding!r})")
+        raise MessageFormatError(
+            f"malformed object content (encoding {shown(encoding, quote=True)})"
+        )
     from ion.core.object.codec import decode_object
 
     return decode_object(int(type_id), content)
@@ -179,9 +181,9 @@ def check_headers(headers: dict[str, Any]) -> None:
             missing = [n for n in REQUIRED if not isinstance(headers.get(n), str)]
             raise MessageFormatError(f"missing or non-string headers: {', '.join(missing)}")
     if headers[PROTOCOL] not in PROTOCOLS:
-        raise MessageFormatError(f"unknown protocol {headers[PROTOCOL]!r}")
+        raise MessageFormatError(f"unknown protocol {shown(headers[PROTOCOL], quote=True)}")
     if headers[PERFORMATIVE] not in PERFORMATIVES:
-        raise MessageFormatError(f"unknown performative {headers[PERFORMATIVE]!r}")
+        raise MessageFormatError(f"unknown performative {shown(headers[PERFORMATIVE], quote=True)}")
     if headers[PERFORMATIVE] == "request" and not isinstance(headers.get(OP), str):
         raise MessageFormatError("a request needs a string 'op' header")
     seq = headers.get(CONV_SEQ)

@@ -145,9 +145,12 @@ class GiveBack(Outbox):
         settle(delivery)
         if not isinstance(h, dict) or h.get(m.PROTOCOL) not in ("rpc", "request"):
             return
-        if h.get(m.PERFORMATIVE) in REPLY_PERFORMATIVES:
-            if self.conversations is not None:
-                conv = self.conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
+        performative, conv_id = h.get(m.PERFORMATIVE), h.get(m.CONV_ID)
+        if not isinstance(performative, str):  # (a dict cannot even be looked up)
+            return
+        if performative in REPLY_PERFORMATIVES:
+            if self.conversations is not None and isinstance(conv_id, str):
+                conv = self.conversations.open.get(conv_id)
                 if conv is not None:
                     self.conversations.fail(conv, error)
             return

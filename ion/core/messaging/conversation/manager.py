@@ -95,10 +95,12 @@ class ConversationManager:
         conv = self.generic.get(msg.conv_id)  # type: ignore[arg-type]
         if conv is None:
             if self._was_issued(msg.conv_id):  # one of ours, closed: not a new one
-                raise ConversationError(
+                error = ConversationError(
                     f"{self.owner}: generic conversation {msg.conv_id} is closed; "
                     f"late {msg.performative!r} dropped"
                 )
+                error.reason = "late message of a closed generic conversation"  # type: ignore[attr-defined]
+                raise error
             conv = new_conversation(msg.conv_id, "generic", PARTICIPANT)  # type: ignore[arg-type]
             conv.feed(msg.performative)  # type: ignore[arg-type]  # kept only if it takes it
             self.generic[conv.conv_id] = conv
