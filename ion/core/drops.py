@@ -48,7 +48,8 @@ def cause_of(error: BaseException) -> str:
     msgpack}); an C{error.reason} string, if it has one, stands for the words."""
     reason = getattr(error, "reason", None)
     if not isinstance(reason, str):
-        reason = _REASON_END.split(str(error), 1)[0].strip()
+        # ("'conv-seq' must be..." keeps its leading name)
+        reason = _REASON_END.split(str(error).lstrip("'\""), 1)[0].strip()
     name = type(error).__name__
     return name if not reason else f"{name}: {reason}"
 

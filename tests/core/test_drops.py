@@ -129,6 +129,9 @@ def test_cause_of_an_error_is_its_class_and_stable_words() -> None:
     assert cause_of(exc.MessageFormatError("unknown protocol 'evil\\n'")) == (
         "MessageFormatError: unknown protocol"
     )
+    assert cause_of(exc.MessageFormatError("'conv-seq' must be an integer from 0")) == (
+        "MessageFormatError: conv-seq"
+    )
     error = exc.Unauthorized("whatever")
     error.reason = "bad signature"  # type: ignore[attr-defined]
     assert cause_of(error) == "Unauthorized: bad signature"

@@ -347,15 +347,18 @@ class ProcessRuntime(GiveBack):
         host = self._host
         crash = None
         try:
+            owed = msg.protocol in ("rpc", "request") and not msg.replied
+            # Nowhere to answer: a request that asks for none, or a forged one.
+            lost = owed and not isinstance(msg.headers.get(m.REPLY_TO), str)
             if isinstance(result, Failure):
-                self._handler_error(msg, result)
+                if not (lost and result.check(exc.ApplicationError)):  # (counted below)
+                    self._handler_error(msg, result)
                 crash = host.crash_reason(result)
-            answerable = isinstance(msg.headers.get(m.REPLY_TO), str)
-            if msg.protocol in ("rpc", "request") and not msg.replied and not answerable:
-                # Nowhere to answer (a request that asks for none, or a forged one).
-                self.drops.dropped("answer to a message with no reply-to", detail=repr(msg),
+            if lost:
+                detail = f"{msg!r}: {result.value}" if isinstance(result, Failure) else repr(msg)
+                self.drops.dropped("answer to a message with no reply-to", detail=detail,
                                    sender=msg.sender, where=self._me, level="info")  # fmt: skip
-            elif msg.protocol in ("rpc", "request") and not msg.replied:
+            elif owed:
                 if isinstance(result, Failure):
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
                     if refusable and result.check(exc.Refuse):

@@ -66,6 +66,22 @@ async def test_bad_messages_are_counted_in_get_info(container: Container, logs: 
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_request_with_no_reply_to_is_run_and_its_answer_dropped(
+    container: Container, logs: Any
+) -> None:
+    """A request with nowhere to answer (no reply-to) runs; its answer, here an
+    error, is dropped and counted once, with no failure logged."""
+    service, client = await pair(container)
+    headers = {m.SENDER: "mallory.1@x", m.RECEIVER: "echo", m.CONV_ID: "mallory.1@x#1",
+               m.PROTOCOL: "rpc", m.PERFORMATIVE: "request", m.OP: "no_such_op"}  # fmt: skip
+    await container.exchange.publish("echo", m.encode(headers, 1))
+    assert await wait_for(client.rpc_send("echo", "echo", "after")) == "after"
+    assert container.drops.causes == {"answer to a message with no reply-to": 1}
+    assert [e for e in logs.events.items if "log_failure" in e] == []
+    assert service.state == "ACTIVE"
+
+
+@pytest_twisted.ensureDeferred
 async def test_missing_headers_answered_with_clear_error(container: Container) -> None:
     """A request missing required headers gets a 400 error naming them, not a timeout."""
     service, client = await pair(container)
