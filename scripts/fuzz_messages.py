@@ -22,7 +22,7 @@ Prints, and checks against its target:
 - tracebacks: C{Traceback} lines in the container's log (0);
 - RSS before, after the first batch and at the end (/proc/<pid>/status): flat
   (the end at most max(16 MiB, 10 %) over the first batch's);
-- log lines the container wrote from the first batch to the end (< 100),
+- log lines the container wrote from the first message to the end (< 100),
   counted after one C{logging.drop_interval} so the last summary is in.
 
 The last line is C{RESULT {json}}; exit status 1 when a target is missed.
@@ -394,7 +394,7 @@ class Fuzz:
                  "skipped (--no-signing)")
               + f"; log in {self.log}", flush=True)  # fmt: skip
         f.rss_before = rss_kib(self.proc.pid)
-        log_start = 0
+        log_start = self.log.stat().st_size  # the lines the run makes, from here
         began = time.monotonic()
         while f.sent < a.count and self.alive():
             n = min(a.batch, a.count - f.sent)
@@ -407,9 +407,8 @@ class Fuzz:
             first = f.sent == 0
             f.sent += n
             await self.probe(akey)
-            if first:  # after one batch: the warm figure, and the log from here
+            if first:  # after one batch: the warm figure
                 f.rss_warm = rss_kib(self.proc.pid)
-                log_start = self.log.stat().st_size
             if f.sent % (a.batch * 20) == 0:
                 print(f"  {f.sent:,} sent, RSS {rss_kib(self.proc.pid) / 1024:.1f} MiB, "
                       f"{time.monotonic() - began:.0f}s", flush=True)  # fmt: skip
