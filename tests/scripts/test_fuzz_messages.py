@@ -35,7 +35,7 @@ def load_script() -> ModuleType:
     return module
 
 
-fuzz = load_script()
+fuzz = load_script()  # (its cases come from scripts/fuzz_cases.py, on the path it sets)
 
 
 @pytest_twisted.ensureDeferred
