@@ -50,7 +50,13 @@ DEFAULTS: dict[str, Any] = {
         "max_unconfirmed": 1000,
     },
     "process": {"concurrency": 0, "handler_timeout": 0, "max_redeliveries": 5},
-    "logging": {"format": "text", "level": "info", "levels": {"ion": "info"}},
+    "logging": {
+        "format": "text",
+        "level": "info",
+        "levels": {"ion": "info"},
+        "drop_interval": 10.0,
+        "drop_top": 20,
+    },
     "pack": {
         "app_path": ["res/apps"],
         "rel_path": ["res/deploy"],
@@ -425,6 +431,8 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "agent.suspect_max": (float, 0, False),
     "agent.ttl_dead": (float, 0, False),
     "agent.info_timeout": (float, 0, False),
+    "logging.drop_interval": (float, 0, False),
+    "logging.drop_top": (int, 1, True),
 }
 #: Numeric settings whose null means "work it out" (agent.suspect_max: 3·k·H).
 NULLABLE_SETTINGS = frozenset({"agent.suspect_max"})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 
+from ion.core.drops import cause_of
 from ion.core.exception import FieldError, IllegalStateError, IonError, MessageFormatError
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
@@ -242,7 +243,10 @@ class EventSubscriber:
             if not hasattr(event, "event_id"):
                 raise MessageFormatError("not an event message")
         except (MessageFormatError, IonError) as e:
-            log.warn("{proc}: bad event dropped: {err}", proc=self.process, err=e)
+            headers = getattr(e, "headers", None)
+            sender = headers.get(m.SENDER) if isinstance(headers, dict) else None
+            self.process.runtime.drops.dropped(f"bad event: {cause_of(e)}", sender=sender,
+                                               where=str(self.process.id), detail=e)  # fmt: skip
             settle(delivery)
             return
         token = context.entered(self.process.place)  # as for its op handlers

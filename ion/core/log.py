@@ -11,6 +11,11 @@ module's name). What reaches the output is set by configuration:
 A package's level applies to its modules unless they have their own
 (C{ion.core: debug} covers C{ion.core.messaging.broker}). Both formats mask
 passwords in URLs (L{redact_text}); log C{redact_url(url)}, not the URL.
+
+Messages carry text from other systems' messages (headers, error details), so
+both formats escape control characters in them (L{escape_text}): a newline,
+a terminal escape or a bidi override cannot forge a line or repaint a terminal.
+A message is cut at L{MAX_MESSAGE} characters.
 """
 
 from __future__ import annotations
@@ -52,6 +57,15 @@ LEVELS: dict[str, NamedConstant] = {
 }
 FORMATS = ("text", "json")
 MASK = "***"
+#: Characters past this in one log message are cut (the rest is counted).
+MAX_MESSAGE = 8192
+
+# C0 and C1 controls (newline, CR, ESC...), DEL, zero-width and direction marks,
+# line and paragraph separators, bidi embeddings, overrides and isolates, BOM.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_UNSAFE_BUT_NEWLINE = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
 
 # scheme://user:password@ -- the password is what goes.
 _URL_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s]*@")
@@ -87,6 +101,31 @@ def shown_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """C{text} with the password of every C{scheme://user:password@} in it masked."""
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}{MASK}@", text)
+
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_text(text: str, limit: int | None = MAX_MESSAGE) -> str:
+    """C{text} fit for one log line: control characters (newline, CR, ESC, C1),
+    bidi overrides and invisible marks written as C{\\xNN}/C{\\uNNNN}, and
+    cut after C{limit} characters (None: not cut)."""
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escape_traceback(text: str) -> str:
+    # A traceback keeps its lines; what it quotes cannot add terminal escapes.
+    return _UNSAFE_BUT_NEWLINE.sub(_escaped, text)
 
 
 def parse_level(name: Any, where: str = "logging.level") -> NamedConstant:
@@ -129,11 +168,24 @@ def _level_name(event: LogEvent) -> str:
 
 
 def format_text(event: LogEvent) -> str:
-    """One event as C{time [namespace] LEVEL: message}, traceback after it."""
-    text = eventAsText(event, includeTimestamp=False, includeSystem=False)
+    """One event as C{time [namespace] LEVEL: message}, traceback after it;
+    the message is one line (L{escape_text})."""
+    text = escape_text(
+        eventAsText(event, includeTraceback=False, includeTimestamp=False, includeSystem=False)
+    )
+    failure = event.get("log_failure")
+    if failure is not None:
+        text = f"{text}\n{_escape_traceback(_traceback(failure))}"
     namespace = event.get("log_namespace", "-")
     line = f"{_timestamp(event)} [{namespace}] {_level_name(event).upper()}: {text}"
     return redact_text(line) + "\n"
+
+
+def _traceback(failure: Any) -> str:
+    try:
+        return str(failure.getTraceback())
+    except BaseException as e:  # as twisted.logger does: a log line must not fail
+        return f"(UNABLE TO OBTAIN TRACEBACK FROM EVENT): {e}"
 
 
 def is_secret_key(key: Any) -> bool:
@@ -170,11 +222,11 @@ def format_json(event: LogEvent) -> str:
         "time": _timestamp(event),
         "level": _level_name(event),
         "namespace": event.get("log_namespace", ""),
-        "message": redact_text(formatEvent(event)),
+        "message": redact_text(escape_text(formatEvent(event))),
     }
     failure = event.get("log_failure")
     if failure is not None:
-        record["traceback"] = redact_text(failure.getTraceback())
+        record["traceback"] = redact_text(_escape_traceback(_traceback(failure)))
     for key, value in event.items():
         if key.startswith("log_") or key in _EVENT_KEYS:
             continue

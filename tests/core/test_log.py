@@ -7,11 +7,14 @@ import json
 import signal
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.logger import Logger, LogPublisher
 
 from ion.core.config import DEFAULTS, Config
+from ion.core.drops import Drops
 from ion.core.exception import ConfigurationError
-from ion.core.log import install_observers, redact_text, redact_url
+from ion.core.log import MAX_MESSAGE, install_observers, redact_text, redact_url
+from ion.core.messaging.message import Message
 
 
 def setup(logging: dict) -> tuple[LogPublisher, io.StringIO]:
@@ -188,3 +191,55 @@ def test_a_log_file_rotates_as_twistds_own(tmp_path) -> None:
         assert (tmp_path / "cc.log").read_text() == "next\n"
     finally:
         out.close()
+
+
+FORGED = "x\n2026-01-01 FAKE LOG LINE\r\x1b[2J\u202e\x9b"
+
+
+def forged_message() -> Message:
+    """A message whose headers carry a forged log line and terminal escapes."""
+    return Message({"sender": FORGED, "receiver": "svc", "op": FORGED, "conv-id": FORGED,
+                    "protocol": "rpc", "performative": FORGED})  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_header_cannot_forge_a_line(fmt: str) -> None:
+    """Header text with a newline and a fake timestamp, a CR, ESC, a C1 control and a
+    bidi override, logged as a message repr, a plain field and a dropped message,
+    gives one line per event, with none of those characters raw."""
+    publisher, stream = setup({"format": fmt})
+    log = logger(publisher, "ion.core.x")
+    log.warn("{msg!r} dropped", msg=forged_message())
+    log.warn("from {sender}", sender=FORGED)
+    Drops(Clock(), logger=log).dropped("bad", sender=FORGED, where=FORGED, detail=FORGED)
+    out = stream.getvalue()
+    lines = out.splitlines()
+    assert len(lines) == 3 and out.count("\n") == 3
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    for char in "\r\x1b\u202e\x9b":
+        assert char not in out
+    if fmt == "json":
+        messages = [json.loads(line)["message"] for line in lines]
+    else:
+        messages = lines
+    for message in messages:
+        assert "\n" not in message and "\x1b" not in message
+        assert "\\n2026-01-01 FAKE LOG LINE" in message
+
+
+def test_a_traceback_keeps_its_lines_but_not_terminal_escapes() -> None:
+    publisher, stream = setup({"format": "text"})
+    try:
+        raise ValueError("evil \x1b[2J text")
+    except ValueError:
+        logger(publisher, "ion.core.x").failure("it broke \x1b]0;title\x07")
+    out = stream.getvalue()
+    assert "\x1b" not in out and "\x07" not in out
+    assert "it broke \\x1b]0;title\\x07\nTraceback" in out
+
+
+def test_a_long_message_is_cut() -> None:
+    publisher, stream = setup({"format": "text"})
+    logger(publisher, "ion.core.x").info("{big}", big="y" * (MAX_MESSAGE * 3))
+    line = stream.getvalue()
+    assert len(line) < MAX_MESSAGE + 200 and f"{MAX_MESSAGE * 2} more characters" in line

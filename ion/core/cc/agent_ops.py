@@ -161,7 +161,8 @@ def spellings(module: str) -> tuple[str, str]:
 
 def local_info(container: Any) -> dict[str, Any]:
     """What get_info tells of a container's own: processes, supervision trees, apps,
-    and its policy's decisions (None: no policy)."""
+    its policy's decisions (None: no policy) and the messages it dropped as bad
+    (L{ion.core.drops.Drops.as_dict})."""
     from ion.core.cc.shell_tree import tree_nodes
 
     procs = list(container.proc_manager.processes.values())
@@ -170,6 +171,7 @@ def local_info(container: Any) -> dict[str, Any]:
         "tree_nodes": tree_nodes(procs),
         "apps": app_records(container),
         "policy": policy.info() if (policy := getattr(container, "policy", None)) else None,
+        "drops": container.drops.as_dict(),  # bad messages dropped (ion.core.drops)
     }
 
 

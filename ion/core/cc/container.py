@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from ion.core.cc.agent import ContainerAgent
 from ion.core.config import DEFAULTS, Config
 from ion.core.deadline import ended_within
+from ion.core.drops import Drops, from_config
 from ion.core.exception import ConfigurationError, StartupError
 from ion.core.id import check_name, check_sysname, default_container_id
 from ion.core.messaging.broker import IBroker
@@ -82,6 +83,9 @@ class Container(MultiService):
         #: Who may call what (C{security.policy}); None: every request is allowed.
         self.policy: Policy | None = load_policy(self.config)
         self.exchange.tap = self.tap
+        #: Messages dropped as bad: counted, logged at a bounded rate (L{ion.core.drops}).
+        self.drops: Drops = from_config(reactor, self.config)
+        self.exchange.drops = self.drops
         #: The observer's live events, while something observes (the web view).
         self.hub: EventHub | None = None
         self.exchange.setServiceParent(self)
@@ -136,6 +140,7 @@ class Container(MultiService):
                 await maybeDeferred(service.stopService)
             except Exception:
                 log.failure("stopping {service} failed", service=service.name)
+        self.drops.close()
 
     async def _end_of_boot(self) -> None:
         """Stopped while booting: let the step under way end (boot goes no

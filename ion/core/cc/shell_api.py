@@ -301,6 +301,7 @@ class ShellApi:
             f"{len(c.proc_manager.processes)} processes, apps: "
             + (", ".join(a.name for a in c.apps()) or "none"),
             c.policy.summary() if c.policy is not None else "policy: none (every request allowed)",
+            _drops_line(c.drops.as_dict()),
             "",
             "helpers (also as cc.<name>; a process is a full id, a name or a number):",
         ]
@@ -323,6 +324,15 @@ class ShellApi:
             return Text("the web view is off (start with --web HOST:PORT)")
         actions = "on" if view.actions else "off (web.actions: true turns them on)"
         return Text(f"web view at {view.url}\nactions {actions}\ntoken {view.token}")
+
+
+def _drops_line(drops: dict[str, Any]) -> str:
+    """One line of the bad messages dropped: how many, the top causes and senders."""
+    if not drops["total"]:
+        return "no bad messages dropped"
+    causes = ", ".join(f"{k} ({n:,})" for k, n in list(drops["causes"].items())[:3])
+    senders = ", ".join(f"{k} ({n:,})" for k, n in list(drops["senders"].items())[:3])
+    return f"{drops['total']:,} bad messages dropped: {causes}; from {senders}"
 
 
 HELPERS: list[tuple[str, str]] = [

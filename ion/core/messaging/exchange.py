@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from ion.core.config import DEFAULTS, Config
+from ion.core.drops import Drops
 from ion.core.exception import (
     BrokerError,
     BrokerRefusedError,
@@ -52,6 +53,8 @@ class ExchangeManager(Service):
         self._subscriptions = 0  # private subscription queues named so far
         #: The container's message tap (L{ion.core.observe.tap}); None records nothing.
         self.tap: MessageTap | None = None
+        #: Where processes count and log the messages they drop (the container's).
+        self.drops: Drops | None = None
         self.queue_type = queue_type(self.config)
         # Shared queues of quorum type survive a node's loss, and so must what is
         # queued in them: requests and events go out persistent and confirmed

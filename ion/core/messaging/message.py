@@ -8,6 +8,7 @@ object, carried as its serialized bytes.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 import msgpack
@@ -89,11 +90,31 @@ class Message:
         return self.headers.get(STATUS)
 
     def __repr__(self) -> str:
-        h = self.headers
+        # Headers come from whoever published: each is shown short and escaped.
+        h = self.headers if isinstance(self.headers, dict) else {}
         return (
-            f"<Message {h.get(PROTOCOL)}/{h.get(PERFORMATIVE)} op={h.get(OP)!r} "
-            f"{h.get(SENDER)} -> {h.get(RECEIVER)} conv={h.get(CONV_ID)}>"
+            f"<Message {shown(h.get(PROTOCOL))}/{shown(h.get(PERFORMATIVE))} "
+            f"op={shown(h.get(OP), quote=True)} "
+            f"{shown(h.get(SENDER))} -> {shown(h.get(RECEIVER))} conv={shown(h.get(CONV_ID))}>"
         )
+
+
+#: About how many characters of one header L{shown} (and so a log line) shows.
+SHOWN_LENGTH = 80
+_short_repr = reprlib.Repr()
+_short_repr.maxstring = _short_repr.maxother = SHOWN_LENGTH
+_short_repr.maxlevel = 2
+
+
+def shown(value: Any, quote: bool = False) -> str:
+    """A header value as a log line may show it: at most about L{SHOWN_LENGTH}
+    characters, control characters and bidi marks escaped, nesting cut short;
+    a string is quoted when C{quote} (or when it needs escaping)."""
+    if isinstance(value, str):
+        if len(value) <= SHOWN_LENGTH and value.isprintable() and not quote:
+            return value
+        return _short_repr.repr(value)  # repr() escapes what is not printable
+    return _short_repr.repr(value)
 
 
 _packb = msgpack.Packer(use_bin_type=True).pack
@@ -142,10 +163,12 @@ def decode(body: bytes, delivery: Any = None) -> Message:
 
 def _decode_content(encoding: Any, content: Any) -> Any:
     if not (isinstance(encoding, str) and encoding.startswith(ENCODING_OBJECT)):
-        raise MessageFormatError(f"unknown content encoding {encoding!r}")
+        raise MessageFormatError(f"unknown content encoding {shown(encoding, quote=True)}")
     type_id = encoding[len(ENCODING_OBJECT) :]
     if not type_id.isdigit() or not isinstance(content, bytes):
-        raise MessageFormatError(f"malformed object content (encoding {encoding!r})")
+        raise MessageFormatError(
+            f"malformed object content (encoding {shown(encoding, quote=True)})"
+        )
     from ion.core.object.codec import decode_object
 
     return decode_object(int(type_id), content)
@@ -158,9 +181,9 @@ def check_headers(headers: dict[str, Any]) -> None:
             missing = [n for n in REQUIRED if not isinstance(headers.get(n), str)]
             raise MessageFormatError(f"missing or non-string headers: {', '.join(missing)}")
     if headers[PROTOCOL] not in PROTOCOLS:
-        raise MessageFormatError(f"unknown protocol {headers[PROTOCOL]!r}")
+        raise MessageFormatError(f"unknown protocol {shown(headers[PROTOCOL], quote=True)}")
     if headers[PERFORMATIVE] not in PERFORMATIVES:
-        raise MessageFormatError(f"unknown performative {headers[PERFORMATIVE]!r}")
+        raise MessageFormatError(f"unknown performative {shown(headers[PERFORMATIVE], quote=True)}")
     if headers[PERFORMATIVE] == "request" and not isinstance(headers.get(OP), str):
         raise MessageFormatError("a request needs a string 'op' header")
     seq = headers.get(CONV_SEQ)

@@ -42,6 +42,11 @@ DEFAULT_SIZE = 2000
 QUIET_OPS = frozenset({"get_trace", "get_info"})
 _QUIET_PROTOCOLS = frozenset({"cc"})
 _QUIET_KEPT = 256
+# The headers a row shows; a received message's others are not kept, and long
+# or odd values of these are kept short (another system's sender may send 1 MB).
+_ROW_HEADERS = (m.SENDER, m.SENDER_NAME, m.RECEIVER, m.CONV_ID, m.CONV_SEQ, m.PROTOCOL,
+                m.PERFORMATIVE, m.OP, m.STATUS, m.ENCODING, m.USER_ID)  # fmt: skip
+_KEPT_LENGTH = 256
 
 
 @dataclass
@@ -111,7 +116,7 @@ class MessageTap:
         sender = headers.get(m.SENDER)
         if isinstance(sender, str) and sender.endswith(self._suffix):
             return
-        self._add(RECV, headers, size, pid, name, content)
+        self._add(RECV, _kept(headers), size, pid, name, content)
 
     def event(self, headers: dict[str, Any], size: int, key: str) -> None:
         """Record an event published (C{key}: its routing key)."""
@@ -159,7 +164,8 @@ class MessageTap:
         """Whether a message is the observer's own: a request of L{QUIET_OPS},
         or an answer in such a conversation."""
         conv, quiet = h.get(m.CONV_ID), self._quiet_convs
-        if h.get(m.OP) in QUIET_OPS and h.get(m.PERFORMATIVE) == "request":
+        op = h.get(m.OP)
+        if isinstance(op, str) and op in QUIET_OPS and h.get(m.PERFORMATIVE) == "request":
             quiet[conv] = None
             if len(quiet) > _QUIET_KEPT:  # answers that never came
                 del quiet[next(iter(quiet))]
@@ -184,3 +190,20 @@ class MessageTap:
             start = max(start, len(rows) - max(limit, 0))
         picked = [self._row(r) for r in itertools.islice(rows, start, None)]
         return TraceSlice(picked, self._seq, gap, self.container, self.now())
+
+
+def _kept(h: dict[str, Any]) -> dict[str, Any]:
+    """The headers of a received message a row needs, each short: a tap of
+    2,000 rows must not hold 2,000 huge headers."""
+    kept: dict[str, Any] = {}
+    for name in _ROW_HEADERS:
+        value = h.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            kept[name] = value if len(value) <= _KEPT_LENGTH else m.shown(value)
+        elif isinstance(value, int | float):
+            kept[name] = value
+        else:
+            kept[name] = m.shown(value)
+    return kept

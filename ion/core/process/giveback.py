@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ion.core import exception as exc
+from ion.core.drops import Drops, cause_of
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
@@ -41,6 +42,8 @@ class GiveBack(Outbox):
     _idle: list[Deferred[None]]
     policy: Policy | None
     service: str
+    _me: str
+    drops: Drops
 
     def _now_idle(self) -> None:
         idle, self._idle = self._idle, []
@@ -64,16 +67,19 @@ class GiveBack(Outbox):
                 try:
                     self.reply_err(msg, exception=error, code=exc.SERVICE_UNAVAILABLE)
                 except exc.IonError as e:  # (one with no reply-to, say)
-                    self.log.warn("{proc}: {msg!r} dropped: {e}", proc=host, msg=msg, e=e)
+                    self._dropped(msg, f"unanswerable while {state}", e)
             else:
-                self.log.warn("{proc}: {msg!r} dropped: arrived in state {state}",
-                              proc=host, msg=msg, state=state)  # fmt: skip
+                self._dropped(msg, f"arrived while {state}")
             return
         settle(delivery, requeue=True)
         if self._auto_acked(delivery):
             # Auto-acked: there is no queue to go back to.
-            self.log.warn("{proc}: {msg!r} dropped: arrived while {state}",
-                          proc=host, msg=msg, state=state)  # fmt: skip
+            self._dropped(msg, f"arrived while {state}")
+
+    def _dropped(self, msg: m.Message, cause: str, detail: Any = None) -> None:
+        """Count and log (at a bounded rate) C{msg} dropped for C{cause}."""
+        shown = repr(msg) if detail is None else f"{msg!r}: {detail}"
+        self.drops.dropped(cause, sender=msg.sender, where=self._me, detail=shown)
 
     def _refused(self, msg: m.Message) -> bool:
         """Whether the policy refuses C{msg}, which is then never run. A request
@@ -163,14 +169,20 @@ class GiveBack(Outbox):
 
     def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
         """Answer a malformed request if its headers say where to, fail the call a
-        malformed reply belongs to, then drop it."""
-        self.log.warn("{proc}: bad message dropped: {err}", proc=self._host, err=error)
+        malformed reply belongs to, then drop it: counted, and logged at a bounded
+        rate, by the error's class and words (L{ion.core.drops.cause_of})."""
+        sender = h.get(m.SENDER) if isinstance(h, dict) else None
+        where = getattr(delivery, "routing_key", None) or self._me
+        self.drops.dropped(cause_of(error), sender=sender, where=where, detail=error)
         settle(delivery)
         if not isinstance(h, dict) or h.get(m.PROTOCOL) not in ("rpc", "request"):
             return
-        if h.get(m.PERFORMATIVE) in REPLY_PERFORMATIVES:
-            if self.conversations is not None:
-                conv = self.conversations.open.get(h.get(m.CONV_ID))  # type: ignore[arg-type]
+        performative, conv_id = h.get(m.PERFORMATIVE), h.get(m.CONV_ID)
+        if not isinstance(performative, str):  # (a dict cannot even be looked up)
+            return
+        if performative in REPLY_PERFORMATIVES:
+            if self.conversations is not None and isinstance(conv_id, str):
+                conv = self.conversations.open.get(conv_id)
                 if conv is not None:
                     self.conversations.fail(conv, error)
             return

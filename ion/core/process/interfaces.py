@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ion.core.drops import Drops
 from ion.core.messaging import message as m
 from ion.core.observe.tap import MessageTap
 
@@ -27,6 +28,8 @@ class Exchange(Protocol):
     max_message_size: int
     #: Where sends and receives are recorded (None: nowhere).
     tap: MessageTap | None
+    #: Where dropped messages are counted and logged (None: the runtime keeps its own).
+    drops: Drops | None
 
     def queue_name(self, key: str) -> str:
         """The queue name for routing key C{key}."""

@@ -37,6 +37,7 @@ from ion.core.process.signals import DEMONITOR, DOWN, EXIT, LINK, MONITOR, SIGNA
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
+    from ion.core.process.runtime import ProcessRuntime
 
 __all__ = ["DEMONITOR", "DOWN", "EXIT", "LINK", "MONITOR", "SIGNAL", "UNLINK", "Linking"]
 
@@ -52,6 +53,7 @@ class Linking:
     id: ProcessId | None
     container: Container | None
     log: Logger
+    runtime: ProcessRuntime
     _rpc_timeout: float
     _links: set[str]  # pids linked with this one
     _monitors: dict[str, str]  # ref -> pid this process monitors
@@ -238,7 +240,8 @@ class Linking:
         run as handlers do. A malformed one is dropped."""
         sender, op, ref, reason = _parts(msg)
         if sender is None:
-            self.log.warn("{proc}: malformed signal dropped: {msg!r}", proc=self, msg=msg)
+            self.runtime.drops.dropped("malformed signal", sender=msg.sender, where=str(self.id),
+                                       detail=repr(msg))  # fmt: skip
             return None
         if op == EXIT:
             if sender not in self._links:

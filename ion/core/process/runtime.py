@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from ion.core import exception as exc
 from ion.core.deadline import ended_within
+from ion.core.drops import Drops, cause_of
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
@@ -101,7 +102,8 @@ class ProcessRuntime(GiveBack):
         self._reply_key = pid + REPLY_KEY_SUFFIX
         self._reply_queue = exchange.queue_name(self._reply_key)
         self._place = place
-        self.conversations = ConversationManager(pid, clock)
+        self.drops = getattr(exchange, "drops", None) or Drops(clock)
+        self.conversations = ConversationManager(pid, clock, drops=self.drops)
 
     @property
     def inflight(self) -> int:
@@ -269,7 +271,9 @@ class ProcessRuntime(GiveBack):
         host = self._host
         handler = host.handler_for(msg)
         if handler is None:
-            error = UnknownOpError(f"{host.proc_name} has no operation {msg.op!r}")
+            error = UnknownOpError(
+                f"{host.proc_name} has no operation {m.shown(msg.op, quote=True)}"
+            )
             self._finish(msg, Failure(error))
             return
         # The handler runs here (its coroutine in a copy of this context): clients
@@ -349,10 +353,18 @@ class ProcessRuntime(GiveBack):
         host = self._host
         crash = None
         try:
+            owed = msg.protocol in ("rpc", "request") and not msg.replied
+            # Nowhere to answer: a request that asks for none, or a forged one.
+            lost = owed and not isinstance(msg.headers.get(m.REPLY_TO), str)
             if isinstance(result, Failure):
-                _log_handler_error(host, msg, result)
+                if not (lost and result.check(exc.ApplicationError)):  # (counted below)
+                    self._handler_error(msg, result)
                 crash = host.crash_reason(result)
-            if msg.protocol in ("rpc", "request") and not msg.replied:
+            if lost:
+                detail = f"{msg!r}: {result.value}" if isinstance(result, Failure) else repr(msg)
+                self.drops.dropped("answer to a message with no reply-to", detail=detail,
+                                   sender=msg.sender, where=self._me, level="info")  # fmt: skip
+            elif owed:
                 if isinstance(result, Failure):
                     refusable = msg.protocol == "request" and msg.conversation.state == "REQUESTED"
                     if refusable and result.check(exc.Refuse):
@@ -396,6 +408,20 @@ class ProcessRuntime(GiveBack):
         finally:
             self._starting = False
 
+    def _handler_error(self, msg: m.Message, failure: Failure) -> None:
+        host = self._host
+        if failure.check(exc.ApplicationError):
+            # Expected: the caller's problem, not ours, and anyone can cause it,
+            # so it is counted and logged at a bounded rate, as bad messages are.
+            self.drops.dropped(cause_of(failure.value),
+                               sender=msg.sender, where=self._me, detail=failure.value,
+                               level="info", answered=True)  # fmt: skip
+        else:
+            # Answered (a 500): handled, so not logged as a Failure, which test
+            # runners (trial) count as an unhandled error; the traceback goes as text.
+            host.log.error("{proc}: handler for {op} raised:\n{traceback}", proc=host,
+                           op=msg.op, traceback=failure.getTraceback().rstrip("\n"))  # fmt: skip
+
     def _answer(self, msg: m.Message, what: str, reply: Any, *a: Any, **kw: Any) -> None:
         """Send C{reply(msg, ...)}; one that cannot be encoded (too big, say) is the
         handler's bug, not the caller's: answer a 500 instead, at once."""
@@ -405,17 +431,6 @@ class ProcessRuntime(GiveBack):
             error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
             self.log.error("{proc}: {err}", proc=self._host, err=error)
             self.reply_err(msg, exception=error)
-
-
-def _log_handler_error(host: Host, msg: m.Message, failure: Failure) -> None:
-    if failure.check(exc.ApplicationError):  # expected: the caller's problem, not ours
-        host.log.info("{proc}: {op} answered with an error: {err}",
-                      proc=host, op=msg.op, err=failure.value)  # fmt: skip
-    else:
-        # Answered (a 500): handled, so not logged as a Failure, which test
-        # runners (trial) count as an unhandled error; the traceback goes as text.
-        host.log.error("{proc}: handler for {op} raised:\n{traceback}", proc=host, op=msg.op,
-                       traceback=failure.getTraceback().rstrip("\n"))  # fmt: skip
 
 
 async def _awaited(result: Any) -> Any:

@@ -109,3 +109,17 @@ def test_an_event_is_a_row_to_its_routing_key() -> None:
 def test_the_ring_keeps_at_least_one_row() -> None:
     with pytest.raises(ValueError):
         MessageTap("c1", size=0)
+
+
+def test_a_received_row_keeps_only_short_headers() -> None:
+    """Another system's sender may send 1 MB headers or odd types: a received row
+    keeps the headers a row shows, each short, and an unhashable op is no error."""
+    tap = MessageTap("c2")
+    huge = {"sender": "x" * 1_000_000, "receiver": "hello", "conv-id": "c#1", "protocol": "rpc",
+            "performative": "inform", "op": {"a": [[["deep"]]]}, "x-extra": "y" * 1_000_000}  # fmt: skip
+    tap.received(huge, 2_000_000, "p.1@c2", "p")
+    [row] = tap.read(0).rows
+    assert len(row["sender"]) < 200 and row["to"] == "hello" and row["conv_id"] == "c#1"
+    assert isinstance(row["op"], str) and len(row["op"]) < 200
+    kept = tap._rows[-1][3]
+    assert "x-extra" not in kept and sum(len(str(v)) for v in kept.values()) < 1_000

@@ -14,6 +14,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
 from ion.core import exception as exc
+from ion.core.cc.agent_ops import local_info
 from ion.core.cc.container import Container
 from ion.core.messaging import message as m
 from ion.core.messaging.conversation.core import Conversation
@@ -41,6 +42,43 @@ async def test_body_that_is_not_msgpack(container: Container, logs: Any) -> None
     await logs.wait_for_text("body is not msgpack")
     assert service.state == "ACTIVE"
     assert await wait_for(client.rpc_send("echo", "echo", "still here")) == "still here"
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_messages_are_counted_in_get_info(container: Container, logs: Any) -> None:
+    """Dropped messages are counted by cause, sender and queue, shown by get_info;
+    only the first of a cause is logged while they keep coming."""
+    service, client = await pair(container)
+    bad = {m.SENDER: "mallory.1@x", m.RECEIVER: "echo", m.PROTOCOL: "nonsense"}
+    for _ in range(50):
+        await container.exchange.publish("echo", m.encode(bad, 1))
+    await container.exchange.publish("echo", b"\xc1")
+    assert await wait_for(client.rpc_send("echo", "echo", "after")) == "after"
+    drops = local_info(container)["drops"]
+    assert drops["total"] == 51
+    assert drops["causes"] == {
+        "MessageFormatError: missing or non-string headers": 50,
+        "MessageFormatError: body is not msgpack": 1,
+    }
+    assert drops["senders"] == {"mallory.1@x": 50, "unknown": 1}
+    assert drops["places"] == {"echo": 51}
+    assert len(logs.texts_with("dropped a message at echo")) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_with_no_reply_to_is_run_and_its_answer_dropped(
+    container: Container, logs: Any
+) -> None:
+    """A request with nowhere to answer (no reply-to) runs; its answer, here an
+    error, is dropped and counted once, with no failure logged."""
+    service, client = await pair(container)
+    headers = {m.SENDER: "mallory.1@x", m.RECEIVER: "echo", m.CONV_ID: "mallory.1@x#1",
+               m.PROTOCOL: "rpc", m.PERFORMATIVE: "request", m.OP: "no_such_op"}  # fmt: skip
+    await container.exchange.publish("echo", m.encode(headers, 1))
+    assert await wait_for(client.rpc_send("echo", "echo", "after")) == "after"
+    assert container.drops.causes == {"answer to a message with no reply-to": 1}
+    assert [e for e in logs.events.items if "log_failure" in e] == []
+    assert service.state == "ACTIVE"
 
 
 @pytest_twisted.ensureDeferred
@@ -77,7 +115,7 @@ async def test_reply_for_unknown_conversation(container: Container, logs: Any) -
         m.STATUS: "OK",
     }
     await container.exchange.publish(str(client.id) + REPLY_KEY_SUFFIX, m.encode(headers, 1))
-    await logs.wait_for_text("reply for unknown conversation dropped")
+    await logs.wait_for_text("reply for unknown conversation")
     assert client.state == "ACTIVE"
     assert await wait_for(client.rpc_send("echo", "echo", 2)) == 2
 

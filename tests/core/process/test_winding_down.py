@@ -167,7 +167,7 @@ async def test_message_lost_on_the_reply_queue_is_logged(container: Any, logs: A
     activating = defer.ensureDeferred(container.spawn(Waiting, name="w", args={"gate": gate}))
     [waiting] = [p for p in container.proc_manager.processes.values() if p.proc_name == "w"]
     await container.spawn(Stranger, args={"target": str(waiting.id)})
-    await logs.wait_for_text("dropped: arrived while READY")
+    await logs.wait_for_text("arrived while READY")
     gate.callback(None)
     await wait_for(activating)
     assert waiting.got.items == []

@@ -77,10 +77,13 @@ class Conversation:
         if new is _UNKNOWN:
             new = TRANSITIONS[key] = self._ask_machine(performative)
         if new is None:
-            raise ConversationError(
+            error = ConversationError(
                 f"conversation {self.conv_id} ({self.protocol}): {performative!r} is not "
                 f"allowed in state {self.state}"
             )
+            # Its stable words, without the sender's conversation id (ion.core.drops).
+            error.reason = f"{performative} not allowed in {self.protocol} {self.state}"  # type: ignore[attr-defined]
+            raise error
         self.state = new
         return new
 
@@ -90,10 +93,12 @@ class Conversation:
         machine = PROTOCOL_MACHINES[self.protocol][0](core)
         step = getattr(machine, performative, None) if performative in _INPUTS else None
         if step is None:
-            raise ConversationError(
+            error = ConversationError(
                 f"conversation {self.conv_id} ({self.protocol}): unknown performative "
                 f"{performative!r}"
             )
+            error.reason = f"unknown performative in {self.protocol}"  # type: ignore[attr-defined]
+            raise error
         path = PATHS[(self.protocol, self.state)]
         for taken in path:
             getattr(machine, taken)()

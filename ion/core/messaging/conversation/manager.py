@@ -9,6 +9,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from ion.core.drops import Drops
 from ion.core.exception import (
     ConversationError,
     RequestRefused,
@@ -21,7 +22,7 @@ from ion.core.messaging.conversation.core import (
     Conversation,
     new_conversation,
 )
-from ion.core.messaging.message import STATUS, STATUS_ERROR, Message
+from ion.core.messaging.message import SENDER, STATUS, STATUS_ERROR, Message
 
 log = Logger()
 
@@ -41,9 +42,13 @@ class ConversationManager:
     @ivar open: conv-id -> conversation; empty again once every call has ended.
     """
 
-    def __init__(self, owner: str, clock: Any, incarnation: str | None = None) -> None:
+    def __init__(
+        self, owner: str, clock: Any, incarnation: str | None = None, drops: Drops | None = None
+    ) -> None:
         self.owner = owner
         self.clock = clock
+        #: Where replies nobody waits for are counted and logged.
+        self.drops = drops if drops is not None else Drops(clock)
         self.open: dict[str, Conversation] = {}
         self.on_agree: dict[str, Callable[[Message], None]] = {}
         self.generic: dict[str, Conversation] = {}
@@ -90,10 +95,12 @@ class ConversationManager:
         conv = self.generic.get(msg.conv_id)  # type: ignore[arg-type]
         if conv is None:
             if self._was_issued(msg.conv_id):  # one of ours, closed: not a new one
-                raise ConversationError(
+                error = ConversationError(
                     f"{self.owner}: generic conversation {msg.conv_id} is closed; "
                     f"late {msg.performative!r} dropped"
                 )
+                error.reason = "late message of a closed generic conversation"  # type: ignore[attr-defined]
+                raise error
             conv = new_conversation(msg.conv_id, "generic", PARTICIPANT)  # type: ignore[arg-type]
             conv.feed(msg.performative)  # type: ignore[arg-type]  # kept only if it takes it
             self.generic[conv.conv_id] = conv
@@ -119,20 +126,17 @@ class ConversationManager:
         conv_id = msg.conv_id
         conv = self.open.get(conv_id)  # type: ignore[arg-type]
         if conv is None:
-            if self._was_issued(conv_id):
-                log.info("{owner}: late reply dropped: {msg!r}", owner=self.owner, msg=msg)
-            else:
-                log.warn(
-                    "{owner}: reply for unknown conversation dropped: {msg!r}",
-                    owner=self.owner,
-                    msg=msg,
-                )
+            late = self._was_issued(conv_id)
+            self.drops.dropped("late reply" if late else "reply for unknown conversation",
+                               sender=msg.headers.get(SENDER), where=self.owner, detail=repr(msg),
+                               level="info" if late else "warn")  # fmt: skip
             return
         performative = msg.performative
         try:
             conv.feed(performative)  # type: ignore[arg-type]
         except ConversationError as e:
-            log.warn("{owner}: unexpected message dropped: {err}", owner=self.owner, err=e)
+            self.drops.dropped("unexpected message in a conversation", detail=e,
+                               sender=msg.headers.get(SENDER), where=self.owner)  # fmt: skip
             return
         if not conv.finished:
             agree = self.on_agree.get(conv_id)  # type: ignore[arg-type]
