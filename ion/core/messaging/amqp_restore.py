@@ -70,6 +70,7 @@ class Restorer:
         self._epoch = 0  # connections seen: a run outlived by its connection restarts
         self._lost: set[str] = set()  # queues the broker took from us: looked at again
         self._anew: set[str] = set()  # queues whose consumers must be started anew
+        self._looks: set[defer.Deferred[None]] = set()  # the rechecks' waits, cancelled at stop
 
     def lost(self, queue: str, error: BrokerError) -> None:
         """The broker cancelled our consumers of C{queue}: restore it at once, and
@@ -105,6 +106,8 @@ class Restorer:
         self._since.clear()
         self._lost.clear()
         self._anew.clear()
+        for look in list(self._looks):
+            look.cancel()
         if self._wait is not None:
             self._wait.cancel()
 
@@ -172,7 +175,14 @@ class Restorer:
         declare and bind it again (a no-op when all is well), and when it has
         no consumer, start ours anew."""
         for delay in RECHECKS:
-            await task.deferLater(self._clock, delay, lambda: None)
+            look = task.deferLater(self._clock, delay, lambda: None)
+            self._looks.add(look)
+            try:
+                await look
+            except defer.CancelledError:
+                return  # stopped
+            finally:
+                self._looks.discard(look)
             if epoch != self._epoch or queue in self.broken:
                 return  # the connection went (its replay restores it), or restoring again
             if not [c for c in self._topology.consumers_of(queue) if not c.cancelled]:

@@ -258,3 +258,12 @@ def test_a_lost_queue_gone_again_after_its_restore_is_consumed_anew(after: int |
     assert topology.tries == [0.0, 1.0] and topology.anew == [False, True]
     assert topology.looked == [1.0, 2.0, 5.0] and restored == [True, True]
     assert not topology.clock.getDelayedCalls()
+
+
+def test_a_stop_ends_the_looks_at_a_lost_queue() -> None:
+    topology = _Topology(fails=0)
+    r, _, _ = _restorer(topology)
+    r.lost("q", ResourceLockedError("cancelled"))
+    topology.clock.pump([0.25])
+    r.stop()  # the connection went: its replay declares the queue again
+    assert not topology.clock.getDelayedCalls() and topology.looked == []
