@@ -25,6 +25,14 @@ from ion.core.id import InvalidNameError, check_sysname
 TAG_PREFIX = "ion-system:"  # the tag that marks a user as one of a system's
 
 
+def checked_sysname(sysname: str) -> str:
+    """C{sysname} if it can name a system; L{ConfigurationError} naming SYSNAME if not."""
+    try:
+        return check_sysname(sysname)
+    except InvalidNameError as e:
+        raise ConfigurationError(f"SYSNAME: {e}") from None
+
+
 def system_tag(sysname: str) -> str:
     return TAG_PREFIX + sysname
 
@@ -42,10 +50,7 @@ class Plan:
     written: dict[str, Path] = field(default_factory=dict)  # user -> config file
 
     def __post_init__(self) -> None:
-        try:
-            check_sysname(self.sysname)
-        except InvalidNameError as e:
-            raise ConfigurationError(f"SYSNAME: {e}") from None
+        checked_sysname(self.sysname)
         self.vhost = self.vhost or self.sysname
         if not self.containers:
             raise ConfigurationError("--container: a system needs at least one container user")
@@ -136,11 +141,7 @@ def _undo(ctl: Rabbitmqctl, vhost: str, users: list[str], files: list[Path]) -> 
 def teardown(ctl: Rabbitmqctl, sysname: str, vhost: str | None = None) -> list[str]:
     """Delete system C{sysname}'s vhost (with its queues and exchanges) and its
     users (those L{setup} tagged); return the users deleted."""
-    try:
-        check_sysname(sysname)
-    except InvalidNameError as e:
-        raise ConfigurationError(f"SYSNAME: {e}") from None
-    tag = system_tag(sysname)
+    tag = system_tag(checked_sysname(sysname))
     users = [str(u["user"]) for u in ctl.users() if tag in (u.get("tags") or [])]
     for user in users:
         ctl.run("delete_user", user, ok=(0, 67))

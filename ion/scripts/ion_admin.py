@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from ion.admin.rabbitmqctl import AdminError, Rabbitmqctl
-from ion.admin.system import Plan, setup, teardown
+from ion.admin.system import Plan, checked_sysname, setup, teardown
 from ion.core.exception import ConfigurationError
 
 EX_OK, EX_FAILED, EX_USAGE = 0, 1, 64
@@ -66,6 +66,8 @@ def main(
         plan = None
         if args.command == "setup":
             plan = Plan(args.sysname, args.container, args.observer, args.url, args.vhost or "")
+        else:
+            checked_sysname(args.sysname)
     except (Usage, ConfigurationError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         parser.print_usage(sys.stderr)
