@@ -152,16 +152,10 @@ def ion_client_run(
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ion_run(
-    seq: int,
-    calls: int,
-    conc: int,
-    qtype: str | None = None,
-    tap: bool | None = None,
-    secure: bool | None = None,
-) -> dict[str, float]:
-    with ion_server(qtype, tap, secure) as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc, qtype, tap, secure)
+def ion_run(seq: int, calls: int, conc: int, *settings: Any) -> dict[str, float]:
+    """A server and a client run with C{settings}: L{ion_server}'s qtype, tap, secure."""
+    with ion_server(*settings) as (sysname, _):
+        return ion_client_run(sysname, seq, calls, conc, *settings)
 
 
 def cleanup(sysname: str) -> None:

@@ -16,11 +16,9 @@ from ion.core.config import DEFAULTS, Config
 from ion.core.exception import BrokerRefusedError, StartupError
 from ion.core.messaging.amqp import AmqpBroker
 from ion.core.messaging.amqp_connection import parse_amqp_url
-from ion.core.process.process import Process
-from ion.services.hello import HelloService
 from tests.helpers import wait_for
-from tests.rabbit import delete_systems
 from tests.rabbit_node import RabbitNode
+from tests.tls import hello_over_tls
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -47,17 +45,7 @@ async def test_container_calls_over_amqps_with_client_certificate(tls_node: Rabb
     config = Config(DEFAULTS).merged(
         {"broker": {"url": tls_node.tls_url, **_files(tls_node)}, "container": {"rpc_timeout": 10}}
     )
-    container = Container(reactor=_reactor(), config=config, sysname=sysname)
-    await wait_for(container.start(), timeout=30)
-    try:
-        assert container.exchange.broker.params.tls  # type: ignore[attr-defined]
-        await container.spawn(HelloService)
-        client = await container.spawn(Process, name="client")
-        reply = await wait_for(client.rpc_send("hello", "hello", "tls node"))
-        assert reply == {"value": "Hello there, tls node"}
-    finally:
-        await container.stop()
-        await delete_systems({sysname}, url=tls_node.url)
+    await hello_over_tls(config, sysname, "tls node", tls_node.url)
 
 
 async def _connect(node: RabbitNode, **files: str) -> None:
