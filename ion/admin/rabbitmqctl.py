@@ -16,6 +16,15 @@ class AdminError(IonError):
     """A broker administration step failed; the message names the step and what the broker said."""
 
 
+def _named(args: tuple[str, ...]) -> list[str]:
+    """The command and the names it acts on (a vhost, a user), for an error message:
+    not the options nor the permission regexes after them."""
+    words = [
+        a for n, a in enumerate(args) if not a.startswith("-") and args[n - 1] != "--formatter"
+    ]
+    return words[:3]
+
+
 class Rabbitmqctl:
     """C{rabbitmqctl [-n node] ...} with C{env} (None: this process's environment;
     rabbitmqctl finds the node's Erlang cookie in C{$HOME})."""
@@ -54,7 +63,7 @@ class Rabbitmqctl:
         if done.returncode not in ok:
             said = (done.stderr or done.stdout).decode(errors="replace").strip()
             said = said.removeprefix("Error:").strip()
-            raise AdminError(f"rabbitmqctl {args[0]} {' '.join(args[1:2])}: {said}")
+            raise AdminError(f"rabbitmqctl {' '.join(_named(args))}: {said}")
         return done.stdout.decode(errors="replace")
 
     def users(self) -> list[dict[str, Any]]:

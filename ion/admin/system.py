@@ -131,11 +131,16 @@ def setup(ctl: Rabbitmqctl, plan: Plan, out: Path) -> dict[str, Path]:
 
 
 def _undo(ctl: Rabbitmqctl, vhost: str, users: list[str], files: list[Path]) -> None:
+    """Best effort: the error that made us undo is the one to report."""
     for path in files:
         path.unlink(missing_ok=True)
-    for user in users:
-        ctl.run("delete_user", user, ok=(0, 67))  # 67: no such user
-    ctl.run("delete_vhost", vhost, ok=(0, 65))  # 65: no such vhost
+    steps = [("delete_user", user, (0, 67)) for user in users]  # 67: no such user
+    steps.append(("delete_vhost", vhost, (0, 65)))  # 65: no such vhost
+    for command, name, ok in steps:
+        try:
+            ctl.run(command, name, ok=ok)
+        except AdminError:
+            pass
 
 
 def teardown(ctl: Rabbitmqctl, sysname: str, vhost: str | None = None) -> list[str]:

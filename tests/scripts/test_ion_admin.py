@@ -106,3 +106,22 @@ def test_setup_and_teardown_on_a_node(tls_node: RabbitNode, tmp_path: Path) -> N
     users = {u["user"] for u in json.loads(tls_node.ctl("list_users", "--formatter", "json"))}
     assert not users & {a, obs}
     assert system.sysname not in tls_node.ctl("list_vhosts", "--silent").split()
+
+
+def test_failed_step_undone_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A step that fails half way: exit 1 with rabbitmqctl's reason; the files written
+    are removed and the users and vhost made are deleted again."""
+    script, log = _fake_rabbitmqctl(tmp_path)
+    script.write_text(
+        script.read_text()
+        + 'case "$1" in set_topic_permissions) echo "Error: no topic for you" >&2; exit 70;; esac\n'
+    )
+    out = tmp_path / "creds"
+    argv = ["setup", "lab", "--container", "cc1", "--out", str(out), "--rabbitmqctl", str(script)]
+    assert main(argv) == EX_FAILED
+    assert "rabbitmqctl set_topic_permissions lab cc1: no topic for you" in capsys.readouterr().err
+    assert not list(out.iterdir())
+    calls = log.read_text()
+    assert "ARGS delete_user cc1" in calls and "ARGS delete_vhost lab" in calls
