@@ -9,7 +9,7 @@ of --runs runs and ion's ratio to the floor.
 
     scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
         [--bench-dir ../shared/bench] [--nameko-venv DIR] [--no-nameko]
-        [--queue-types classic,quorum] [--tap on,off]
+        [--queue-types classic,quorum] [--tap on,off] [--secure on,off]
 
 --queue-types runs the ion side once per broker.queue_type (service and
 client both configured with it; each an "ion <type>" row, interleaved with the
@@ -24,6 +24,10 @@ in flight, the change from off to on, and the median of each round's change.
 The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
 2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
 a side that is not available is left out with a note.
+
+--secure does the same for broker.secure: on, the system exchange is a topic
+exchange (ion-admin's systems) instead of a direct one; with guest on the
+shared broker, so it measures the exchange type, not a user's permissions.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextmanager
 def ion_server(
-    qtype: str | None = None, tap: bool | None = None
+    qtype: str | None = None, tap: bool | None = None, secure: bool | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """An echo service in a twistd container on its own sysname: (sysname, process);
     its broker.queue_type C{qtype} and observer.tap C{tap} (None: as configured)."""
@@ -72,6 +76,8 @@ def ion_server(
         env["ION_BROKER__QUEUE_TYPE"] = qtype
     if tap is not None:
         env["ION_OBSERVER__TAP"] = "true" if tap else "false"
+    if secure is not None:
+        env["ION_BROKER__SECURE"] = "true" if secure else "false"
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         boot = Path(tmp) / "boot.py"
@@ -113,7 +119,13 @@ def ion_server(
 
 
 def ion_client_run(
-    sysname: str, seq: int, calls: int, conc: int, qtype: str | None = None, tap: bool | None = None
+    sysname: str,
+    seq: int,
+    calls: int,
+    conc: int,
+    qtype: str | None = None,
+    tap: bool | None = None,
+    secure: bool | None = None,
 ) -> dict[str, float]:
     """Run the ion client (in its own OS process) against C{sysname}; its results."""
     out = subprocess.run(
@@ -124,6 +136,7 @@ def ion_client_run(
             sysname,
             *(["--queue-type", qtype] if qtype else []),
             *(["--tap-setting", "on" if tap else "off"] if tap is not None else []),
+            *(["--secure-setting", "on" if secure else "off"] if secure is not None else []),
             "--seq",
             str(seq),
             "--calls",
@@ -139,11 +152,10 @@ def ion_client_run(
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ion_run(
-    seq: int, calls: int, conc: int, qtype: str | None = None, tap: bool | None = None
-) -> dict[str, float]:
-    with ion_server(qtype, tap) as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc, qtype, tap)
+def ion_run(seq: int, calls: int, conc: int, *settings: Any) -> dict[str, float]:
+    """A server and a client run with C{settings}: L{ion_server}'s qtype, tap, secure."""
+    with ion_server(*settings) as (sysname, _):
+        return ion_client_run(sysname, seq, calls, conc, *settings)
 
 
 def cleanup(sysname: str) -> None:
@@ -159,7 +171,13 @@ def cleanup(sysname: str) -> None:
 
 
 def ion_client(
-    sysname: str, seq: int, calls: int, conc: int, qtype: str | None, tap: bool | None
+    sysname: str,
+    seq: int,
+    calls: int,
+    conc: int,
+    qtype: str | None,
+    tap: bool | None,
+    secure: bool | None = None,
 ) -> None:
     from twisted.internet import defer, task
 
@@ -173,6 +191,8 @@ def ion_client(
         config = Config(DEFAULTS).merged({"broker": {"queue_type": qtype}} if qtype else {})
         if tap is not None:
             config = config.merged({"observer": {"tap": tap}})
+        if secure is not None:
+            config = config.merged({"broker": {"url": URL, "secure": secure}})
         cc = Container(
             reactor=reactor,
             container_id=f"{sysname}-client",
@@ -271,8 +291,10 @@ def ratios(m: dict[str, float], base: dict[str, float]) -> str:
     )
 
 
-def tap_line(on: list[dict[str, float]], off: list[dict[str, float]], conc: int) -> str:
-    """The tap's cost from the runs with it on and off (round by round): the
+def tap_line(
+    on: list[dict[str, float]], off: list[dict[str, float]], conc: int, what: str = "tap"
+) -> str:
+    """The cost of C{what} (the tap) from the runs with it on and off (round by round): the
     medians side by side and the change off -> on; then the median of each
     round's change (on and off ran back to back, so drift between rounds cancels)."""
     keys = (("p50", "seq_p50_us"), ("p90", "seq_p90_us"), (f"{conc}-in-flight", "conc_calls_per_s"))
@@ -291,7 +313,7 @@ def tap_line(on: list[dict[str, float]], off: list[dict[str, float]], conc: int)
         for label, k in keys
     )
     return (
-        f"tap on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
+        f"{what} on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
         f" ({pct(m_on[k] / m_off[k])})\n  by round (median of each round's on / off): {paired}"
     )
 
@@ -312,13 +334,18 @@ def main() -> None:
     ap.add_argument(
         "--tap", help="comma-separated observer.tap settings (on,off): one ion row each"
     )
+    ap.add_argument(
+        "--secure", help="comma-separated broker.secure settings (on,off): one ion row each"
+    )
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
+    ap.add_argument("--secure-setting", choices=("on", "off"), help=argparse.SUPPRESS)
     ap.add_argument("--queue-type", help=argparse.SUPPRESS)
     ap.add_argument("--tap-setting", choices=("on", "off"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:
         tap = None if a.tap_setting is None else a.tap_setting == "on"
-        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap)
+        secure = None if a.secure_setting is None else a.secure_setting == "on"
+        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap, secure)
         return
     qtypes = [t.strip() for t in a.queue_types.split(",") if t.strip()] if a.queue_types else []
     if bad := [t for t in qtypes if t not in ("auto", "classic", "quorum")]:
@@ -326,17 +353,28 @@ def main() -> None:
     taps = [t.strip() for t in a.tap.split(",") if t.strip()] if a.tap else []
     if bad := [t for t in taps if t not in ("on", "off")]:
         raise SystemExit(f"--tap: {bad} not among on, off")
-    # One ion side per (queue type, tap setting); None: as configured.
-    variants = {
-        " ".join(["ion", *([q] if q else []), *([f"tap {t}"] if t else [])]): (q, t)
-        for q in qtypes or [None]
-        for t in taps or [None]
-    }
+    secures = [t.strip() for t in a.secure.split(",") if t.strip()] if a.secure else []
+    if bad := [t for t in secures if t not in ("on", "off")]:
+        raise SystemExit(f"--secure: {bad} not among on, off")
+    if secures and (len(qtypes) > 1 or len(taps) > 1):
+        raise SystemExit("--secure: give at most one queue type and tap setting with it")
+    # One ion side per (queue type, tap setting, secure setting); None: as configured.
+    sec_of = {}
+    variants = {}
+    for q in qtypes or [None]:
+        for t in taps or [None]:
+            for s in secures or [None]:
+                words = ["ion", *([q] if q else []), *([f"tap {t}"] if t else [])]
+                name = " ".join(words + ([f"secure {s}"] if s else []))
+                variants[name] = (q, t)
+                sec_of[name] = s
     ions = list(variants)
+
+    def on(setting: str | None) -> bool | None:
+        return None if setting is None else setting == "on"
+
     sides: dict[str, Any] = {
-        name: (
-            lambda q=q, t=t: ion_run(a.seq, a.calls, a.conc, q, None if t is None else t == "on")
-        )
+        name: (lambda q=q, t=t, s=sec_of[name]: ion_run(a.seq, a.calls, a.conc, q, on(t), on(s)))
         for name, (q, t) in variants.items()
     }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
@@ -368,6 +406,11 @@ def main() -> None:
         for name in ions:
             print(f"{name}/floor: " + ratios(med[name], med["floor"]), end="")
             print(" (targets p50 <= 1.3, throughput >= 0.7)" if name == "ion" else "")
+    if "on" in secures and "off" in secures:  # (with one queue type and tap setting)
+        by = {s: n for n, s in sec_of.items()}
+        print(tap_line(runs[by["on"]], runs[by["off"]], a.conc, "secure (topic exchange)"))
+        print("RESULT " + json.dumps(med))
+        return
     named = {v: n for n, v in variants.items()}
     first_q = qtypes[0] if qtypes else None
     for name, (q, t) in variants.items():  # each queue type beside the first, same tap

@@ -17,7 +17,7 @@ from ion.core.messaging.embedded import EmbeddedBroker
 from tests.rabbit_cluster import rabbit_cluster  # noqa: F401
 
 # A RabbitMQ node of the suite's own, with the event exchange plugin (tests/rabbit_node.py).
-from tests.rabbit_node import event_broker, event_node  # noqa: F401
+from tests.rabbit_node import event_broker, event_node, tls_node  # noqa: F401
 
 # ion's wheel and fresh virtualenvs with it installed (tests/wheel.py).
 from tests.wheel import built_wheel, fresh_venv  # noqa: F401

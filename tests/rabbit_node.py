@@ -8,6 +8,10 @@ when a test first asks for one (a cold boot takes several seconds):
 
     event_node     the started L{RabbitNode} (C{.url}, C{.boot_seconds}, C{.name})
     event_broker   its AMQP URL, C{amqp://guest:guest@127.0.0.1:<port>/}
+    tls_node       a second node with a TLS listener too (C{.tls_url}, C{.pki}): its
+                   certificate from a test CA (L{tests.tls.make_pki}), and it demands a
+                   client certificate signed by that CA (C{fail_if_no_peer_cert}); its
+                   plain port takes the users and vhosts tests make with C{.ctl}
 
 Mark tests that use them C{pytest.mark.rabbitmq}. When RabbitMQ is not installed
 or the node cannot start, they are skipped with the reason (and the node's log
@@ -42,9 +46,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:  # (the watchdog runs this file alone, with no tests package to import)
+    from tests.tls import Pki
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 SERVER = RABBIT_BIN / "rabbitmq-server"
@@ -193,10 +200,13 @@ class RabbitNode:
         parent: Path | None = None,
         supervised: bool = True,
         ports: tuple[int, int] | None = None,
+        tls: Pki | None = None,
     ) -> None:
         self.name = name or f"iontest_{uuid.uuid4().hex[:10]}@localhost"
         self.home = Path(tempfile.mkdtemp(prefix="ion-rabbit-", dir=parent))
         self.port, self.dist_port = ports or free_ports(2)
+        self.pki = tls
+        self.tls_port = free_ports(1, {self.port, self.dist_port})[0] if tls else None
         self.plugins = plugins
         self.cookie = cookie
         self.supervised = supervised
@@ -211,15 +221,31 @@ class RabbitNode:
     def url(self) -> str:
         return f"amqp://guest:guest@{HOST}:{self.port}/"
 
+    @property
+    def tls_url(self) -> str:
+        """The C{amqps://} URL of the TLS listener (a node made with C{tls})."""
+        assert self.tls_port is not None, "this node has no TLS listener"
+        return f"amqps://guest:guest@{HOST}:{self.tls_port}/"
+
     def __repr__(self) -> str:
         return f"<RabbitNode {self.name} {self.url}>"
 
     def _write_files(self) -> None:
-        (self.home / "rabbitmq.conf").write_text(
-            # guest may log in from loopback by default; the client's heartbeat
-            # (ion's 10 s) wins over the server's 60 s
-            f"listeners.tcp.1 = {HOST}:{self.port}\n"
-        )
+        # guest may log in from loopback by default; the client's heartbeat
+        # (ion's 10 s) wins over the server's 60 s
+        conf = f"listeners.tcp.1 = {HOST}:{self.port}\n"
+        if self.pki is not None:
+            # verify_peer checks a certificate the client presents, and with
+            # fail_if_no_peer_cert a client without one is refused in the handshake.
+            conf += (
+                f"listeners.ssl.1 = {HOST}:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {self.pki.ca}\n"
+                f"ssl_options.certfile = {self.pki.server_cert}\n"
+                f"ssl_options.keyfile = {self.pki.server_key}\n"
+                "ssl_options.verify = verify_peer\n"
+                "ssl_options.fail_if_no_peer_cert = true\n"
+            )
+        (self.home / "rabbitmq.conf").write_text(conf)
         (self.home / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
         if self.cookie is not None:
             cookie = self.home / ".erlang.cookie"
@@ -478,6 +504,22 @@ def event_node() -> Iterator[RabbitNode]:
 def event_broker(event_node: RabbitNode) -> str:
     """The AMQP URL of L{event_node}: C{amqp://guest:guest@127.0.0.1:<port>/}."""
     return event_node.url
+
+
+@pytest.fixture(scope="session")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node with a TLS listener (certificates from a test CA, client
+    certificates required) beside its plain one, started on first use, once per session."""
+    from tests.tls import make_pki
+
+    pki = make_pki(tmp_path_factory.mktemp("tls-node-pki"))
+    node = start_or_skip(lambda: RabbitNode((), tls=pki))
+    print(f"\n[tls_node] {node.name} at {node.url}, {node.tls_url}: cold boot "
+          f"{node.boot_seconds:.2f}s")  # fmt: skip
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 def _watch(name: str, home: str) -> None:

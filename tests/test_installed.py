@@ -93,6 +93,21 @@ def test_installed_ion_is_the_wheels(installed: Venv, empty: Path) -> None:
     assert Path(where).is_relative_to(installed.path) and not Path(where).is_relative_to(REPO)
 
 
+def test_installed_ion_admin_refuses_bad_input_naming_the_field(
+    installed: Venv, empty: Path
+) -> None:
+    """The ion-admin console script is installed and answers bad input with a usage error."""
+    done = subprocess.run(
+        [str(installed.bin("ion-admin")), "setup", "lab", "--container", "a.b"],
+        cwd=empty,
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 64 and "--container 'a.b'" in done.stderr
+
+
 def test_installed_ion_boots_its_hello_release_from_an_empty_directory(
     installed: Venv, empty: Path
 ) -> None:

@@ -95,6 +95,31 @@ def _write(path: Path, cert: x509.Certificate | None = None, key: Any = None) ->
     return path
 
 
+async def hello_over_tls(config: Any, sysname: str, text: str, cleanup_url: str) -> None:
+    """Start a container with C{config} (an amqps:// broker.url), check it talks
+    TLS, call its hello service with C{text}, stop it and delete its system's
+    exchanges from the broker at C{cleanup_url}."""
+    from twisted.internet import reactor
+
+    from ion.core.cc.container import Container
+    from ion.core.process.process import Process
+    from ion.services.hello import HelloService
+    from tests.helpers import wait_for
+    from tests.rabbit import delete_systems
+
+    container = Container(reactor=reactor, config=config, sysname=sysname)
+    assert container.exchange.broker.params.tls  # type: ignore[attr-defined]
+    await wait_for(container.start(), timeout=30)
+    try:
+        await container.spawn(HelloService)
+        client = await container.spawn(Process, name="client")
+        reply = await wait_for(client.rpc_send("hello", "hello", text))
+        assert reply == {"value": "Hello there, " + text}
+    finally:
+        await container.stop()
+        await delete_systems({sysname}, url=cleanup_url)
+
+
 def make_pki(directory: Path) -> Pki:
     """Write a fresh set of certificates and keys into C{directory}."""
     keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("ca", "other", "srv", "cli")}

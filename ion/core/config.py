@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "max_message_size": 134217728,
         "restore_timeout": 60.0,
         "max_unconfirmed": 1000,
+        "secure": False,
     },
     "process": {"concurrency": 0, "handler_timeout": 0, "max_redeliveries": 5},
     "logging": {

@@ -87,6 +87,11 @@ class ResourceLockedError(BrokerError):
     """The queue is exclusive to another connection (AMQP RESOURCE_LOCKED)."""
 
 
+class AccessRefusedError(BrokerError):
+    """The broker user may not do this: its permissions do not cover the name or
+    routing key (AMQP ACCESS_REFUSED, 403)."""
+
+
 class PreconditionFailedError(BrokerError):
     """A redeclaration does not match, or a delivery was settled twice (AMQP PRECONDITION_FAILED)."""
 

@@ -24,6 +24,7 @@ from ion.core.deadline import ended_within
 from ion.core.drops import Drops, from_config
 from ion.core.exception import ConfigurationError, StartupError
 from ion.core.id import check_name, check_sysname, default_container_id
+from ion.core.messaging import secure
 from ion.core.messaging.broker import IBroker
 from ion.core.messaging.exchange import ExchangeManager
 from ion.core.observe.hub import EventHub
@@ -72,7 +73,8 @@ class Container(MultiService):
         self.config = config if config is not None else Config(DEFAULTS)
         n = next(_instances)
         base = default_container_id()
-        self.id = check_name(container_id or (base if n == 1 else f"{base}-{n}"), "container id")
+        cid = container_id or (base if n == 1 else f"{base}-{n}")
+        self.id = check_name(secure.container_id(self.config, cid), "container id")
         self.sysname = check_sysname(sysname or self.config.get("sysname") or self.id)
         if broker is None:
             from ion.core.messaging.connect import make_broker

@@ -116,6 +116,7 @@ class AmqpBroker:
         restore_timeout: float = 60.0,
         max_unconfirmed: int = 1000,
         shuffle: bool = True,
+        user_id: str | None = None,
     ) -> None:
         if isinstance(url, str):
             urls: list[str | AmqpParameters] = [u.strip() for u in url.split(",")]
@@ -124,6 +125,9 @@ class AmqpBroker:
         addresses = [parse_amqp_url(u) if isinstance(u, str) else u for u in urls]
         self.name = name or f"amqp-{next(_serial)}"
         self._reactor = reactor
+        # Every publish carries the login as its user_id, which the broker checks
+        # (406 for another), so a receiver knows which broker user sent it.
+        self._user_id = user_id or addresses[0].username
         self._topology = Topology(self._open_channel, self.name)
         self._pub = PublishPath(self, self._topology, max_unconfirmed)
         self._sub = ConsumerChannel(self, self._topology)
@@ -158,6 +162,18 @@ class AmqpBroker:
 
     def __repr__(self) -> str:
         return f"<AmqpBroker {self.name} {self.params.url} {self._core.state}>"
+
+    @property
+    def user_id(self) -> str:
+        """The C{user_id} property of every publish (the login, unless given)."""
+        return self._user_id
+
+    @user_id.setter
+    def user_id(self, value: str) -> None:
+        self._user_id = value
+        for publisher in self._pub.publishers.values():
+            if publisher is not None:
+                publisher.set_user_id(value)
 
     @property
     def params(self) -> AmqpParameters:

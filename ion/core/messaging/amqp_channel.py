@@ -164,11 +164,14 @@ class Channel:
 class Delivery:
     """One message handed to a consumer, settled on the channel it came on."""
 
-    __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
+    __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered", "user_id",
                  "_broker", "_chan", "_tag", "_settled")  # fmt: skip
 
-    def __init__(self, broker, chan, tag, body, exchange, routing_key, headers, redelivered):
+    def __init__(
+        self, broker, chan, tag, body, exchange, routing_key, headers, redelivered, user_id=None
+    ):
         self.body = body
+        self.user_id = user_id  # the sender's broker user, as the broker checked it (or None)
         self.exchange = exchange
         self.routing_key = routing_key
         self.headers = headers
@@ -261,8 +264,11 @@ class Publisher:
     """A publish channel. In confirm mode it keeps one pending entry per publish,
     by sequence number; a plain one keeps nothing."""
 
-    def __init__(self, chan: Channel, confirming: bool = True, limit: int = 0) -> None:
+    def __init__(
+        self, chan: Channel, confirming: bool = True, limit: int = 0, user_id: str | None = None
+    ) -> None:
         self.chan = chan
+        self.set_user_id(user_id)
         self.confirming = confirming
         self.limit = limit  # publishes awaiting a confirm at most (0: no limit)
         self.seq = 0
@@ -270,6 +276,12 @@ class Publisher:
         self.returned: set[int] = set()
         self.on_nack: Callable[[Publisher], None] | None = None
         self.retired = False  # takes no more publishes; closes once all are confirmed
+
+    def set_user_id(self, user_id: str | None) -> None:
+        """Set the C{user_id} property of the publishes from now on (None: none)."""
+        self.user_id = user_id
+        # The properties of a plain publish with no headers, made once.
+        self._bare = pika.spec.BasicProperties(user_id=user_id) if user_id else _NO_PROPERTIES
 
     def publish(
         self, exchange, key, body, headers, mandatory, confirm, expiration=None
@@ -279,9 +291,11 @@ class Publisher:
         if not self.confirming:
             # Returns on a plain channel are told apart by their body, not a sequence number.
             if headers or ttl:
-                props = pika.spec.BasicProperties(headers=headers, expiration=ttl)
+                props = pika.spec.BasicProperties(
+                    headers=headers, expiration=ttl, user_id=self.user_id
+                )
             else:
-                props = _NO_PROPERTIES
+                props = self._bare
             self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
             return defer.succeed(None)
         if self.limit and len(self.unconfirmed) >= self.limit:
@@ -295,6 +309,7 @@ class Publisher:
             message_id=str(seq) if mandatory else None,
             expiration=ttl,
             delivery_mode=_PERSISTENT if confirm else None,  # see IBroker.publish
+            user_id=self.user_id,
         )
         self.chan.raw.basic_publish(exchange, key, body, props, mandatory)
         self.seq = seq

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
 from ion.core.exception import (
+    AccessRefusedError,
     BrokerError,
     ConfigurationError,
     NoSuchExchangeError,
@@ -250,6 +251,8 @@ def map_error(exc: BaseException) -> BaseException:
         if code == 404:
             kind = NoSuchExchangeError if "no exchange" in text else NoSuchQueueError
             return kind(text)
+        if code == 403:
+            return AccessRefusedError(text)
         if code == 405:
             return ResourceLockedError(text)
         if code == 406:

@@ -98,6 +98,7 @@ class ConsumerChannel:
             method.routing_key,
             from_wire_headers(props.headers),
             method.redelivered,
+            props.user_id,
         )
         try:
             c.callback(d)

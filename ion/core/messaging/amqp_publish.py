@@ -145,7 +145,7 @@ class PublishPath:
 
     async def _open_publisher(self, confirming: bool) -> Publisher:
         chan = await self._broker._open_channel()
-        publisher = Publisher(chan, confirming, self.limit)
+        publisher = Publisher(chan, confirming, self.limit, self._broker.user_id)
         if confirming:
             publisher.on_nack = self._retire
             await chan.rpc("confirm_delivery", ack_nack_callback=publisher.on_confirm)

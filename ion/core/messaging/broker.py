@@ -30,6 +30,11 @@ class IDelivery(Interface):
     routing_key: str = Attribute("The routing key it was published with.")
     headers: dict[str, Any] = Attribute("Transport headers (may be empty).")
     redelivered: bool = Attribute("True when an earlier delivery was not acked.")
+    user_id: str | None = Attribute(
+        "The AMQP user_id property: on RabbitMQ the broker user that published it, which "
+        "the broker checked against that connection's login (None when unset, and on the "
+        "embedded broker)."
+    )
 
     def ack() -> None:
         """Acknowledge: the broker forgets the message.

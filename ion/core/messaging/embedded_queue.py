@@ -106,6 +106,7 @@ class Delivery:
 
     __slots__ = ("body", "exchange", "routing_key", "headers", "redelivered",
                  "place", "expires", "_queue", "_consumer", "_tag", "_state", "_kept")  # fmt: skip
+    user_id = None  # the embedded broker has no users (IDelivery.user_id)
 
     def __init__(
         self,

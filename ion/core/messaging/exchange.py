@@ -27,6 +27,7 @@ from ion.core.exception import (
 from ion.core.id import check_name, check_sysname
 from ion.core.messaging.broker import IBroker, IDelivery
 from ion.core.messaging.connect import queue_type
+from ion.core.messaging.secure import system_exchange_type
 from ion.core.observe.tap import MessageTap
 
 log = Logger()
@@ -56,6 +57,7 @@ class ExchangeManager(Service):
         #: Where processes count and log the messages they drop (the container's).
         self.drops: Drops | None = None
         self.queue_type = queue_type(self.config)
+        self.exchange_type = system_exchange_type(self.config)  # topic when broker.secure
         # Shared queues of quorum type survive a node's loss, and so must what is
         # queued in them: requests and events go out persistent and confirmed
         # (see publish, publish_event). On classic (transient) queues requests
@@ -113,14 +115,18 @@ class ExchangeManager(Service):
             )
             await self._wait_to_retry(delay)
             delay = min(delay * 2, 10.0)
-        for name, kind in ((self.exchange_name, "direct"), (self.events_exchange, "topic")):
+        for name, kind in (
+            (self.exchange_name, self.exchange_type),
+            (self.events_exchange, "topic"),
+        ):
             try:
                 await self.broker.declare_exchange(name, kind)
             except PreconditionFailedError as e:
                 raise StartupError(
                     f"exchange {name} exists on the broker, but not as the {kind} exchange "
-                    f"ion declares ({e}); another program (or an older ion) made it: delete it "
-                    "once nothing uses it, or choose another sysname"
+                    f"ion declares ({e}); another program (or an older ion) made it, or a "
+                    "container of the system with another broker.secure (all must agree): "
+                    "delete it once nothing uses it, or choose another sysname"
                 ) from None
             except BrokerError as e:  # the connection went right after it was made
                 raise StartupError(f"declaring exchange {name} failed: {e}") from None

@@ -70,6 +70,15 @@ class Message:
         return self.headers.get(OP)
 
     @property
+    def broker_user(self) -> str | None:
+        """The broker user that published this message, as RabbitMQ proved it (the
+        AMQP C{user_id} property, which ion sets to its login on every publish and
+        the broker refuses when it is another): which container or app sent it.
+        None on the embedded broker, for outgoing messages, and for a publisher
+        that did not set it. Unlike the C{user-id} header, a sender cannot forge it."""
+        return getattr(self.delivery, "user_id", None)
+
+    @property
     def sender(self) -> str | None:
         return self.headers.get(SENDER)
 

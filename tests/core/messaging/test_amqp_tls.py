@@ -16,19 +16,16 @@ import pytest_twisted
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 from twisted.python import usage
 
-from ion.core.cc.container import Container
 from ion.core.cc.tap import Options
 from ion.core.config import DEFAULTS, Config
 from ion.core.exception import BrokerRefusedError, ConfigurationError
 from ion.core.messaging.amqp import AmqpBroker
 from ion.core.messaging.amqp_connection import client_tls_options, parse_amqp_url
 from ion.core.messaging.connect import amqp_parameters
-from ion.core.process.process import Process
-from ion.services.hello import HelloService
 from ion.test.proxy import Proxy
 from tests.helpers import wait_for
-from tests.rabbit import HOST, PORT, delete_systems, require_rabbitmq
-from tests.tls import Pki, make_pki
+from tests.rabbit import HOST, PORT, URL, require_rabbitmq
+from tests.tls import Pki, hello_over_tls, make_pki
 
 
 def _reactor() -> Any:
@@ -83,17 +80,7 @@ async def test_container_calls_over_amqps(pki: Pki, tls_port) -> None:
     config = Config(DEFAULTS).merged(
         {"broker": {"url": _url(port), "ca": str(pki.ca)}, "container": {"rpc_timeout": 10}}
     )
-    container = Container(reactor=_reactor(), config=config, sysname=sysname)
-    assert container.exchange.broker.params.tls  # type: ignore[attr-defined]
-    await container.start()
-    try:
-        await container.spawn(HelloService)
-        client = await container.spawn(Process, name="client")
-        reply = await wait_for(client.rpc_send("hello", "hello", "tls"))
-        assert reply == {"value": "Hello there, tls"}
-    finally:
-        await container.stop()
-        await delete_systems({sysname})
+    await hello_over_tls(config, sysname, "tls", URL)
 
 
 @pytest.mark.rabbitmq
