@@ -9,7 +9,9 @@ cancelled if it outlives that or the process is killed, so nothing runs once it
 is TERMINATED. A run's error is logged with its traceback, as a handler's is,
 and the timer keeps going -- unless the error ends the process as a handler's
 would (L{ion.core.process.termination.Termination.crash_reason}: C{self.exit()},
-a L{FatalError}, or any error in a class that sets C{crash_on_error}).
+a L{FatalError}, or any error in a class that sets C{crash_on_error}). A run
+is cut off (cancelled, an error) past the limit a handler of its process has
+(L{ion.core.process.watchdog}).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from twisted.python.failure import Failure
 
 from ion.core import exception as exc
 from ion.core.deadline import ended_within
-from ion.core.process import context
+from ion.core.process import context, watchdog
 
 if TYPE_CHECKING:
     from ion.core.process.process import Process
@@ -293,7 +295,21 @@ class Timers:
             waited.addErrback(self._ended, timer, f)
             return
         self._running[waited] = timer
-        waited.addBoth(self._finished, waited, timer, f)
+        # Bounded as a handler is (its @handler_timeout, else the class's, else
+        # process.handler_timeout): a stuck run would otherwise skip its timer for ever.
+        limit = watchdog.deadline(f, self.host.runtime.handler_limit, None, self.clock.seconds())
+        if limit is None:
+            waited.addBoth(self._finished, waited, timer, f)
+        else:
+            watchdog.watch(waited, limit, self.clock,
+                           lambda result: self._finished(result, waited, timer, f),
+                           lambda seconds: self._cut_off(waited, timer, f, seconds))  # fmt: skip
+
+    def _cut_off(self, waited: Deferred[Any], timer: Timer | None, f: Any, seconds: float) -> None:
+        """A run outlived its limit: it is an error (and it is cancelled)."""
+        what = f"timer {timer.name}" if timer is not None else f"call_later {_name(f)}"
+        error = exc.HandlerTimeoutError(f"{self.host}: {what} was cut off after {seconds:g}s")
+        self._finished(Failure(error), waited, timer, f)
 
     def _finished(self, result: Any, waited: Deferred[Any], timer: Timer | None, f: Any) -> None:
         self._running.pop(waited, None)

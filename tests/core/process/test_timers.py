@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.task import Clock
 
 from ion.core import exception as exc
@@ -21,6 +21,7 @@ from ion.core.process.process import Process
 from ion.core.process.timers import Timers, declared, every
 from ion.test.fakes import OfflineContainer
 from tests.core.process.timed import (
+    Bounded,
     Crashing,
     Failing,
     FailingActivate,
@@ -155,6 +156,28 @@ async def test_an_error_is_logged_with_its_traceback_and_the_timer_goes_on(logs:
     raised = logs.texts_with("timer flaky raised:")
     assert len(raised) == 2
     assert "Traceback" in raised[0] and "ValueError: flaky run 1" in raised[0]
+    await container.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_run_past_its_handler_timeout_is_cut_off_and_the_timer_goes_on(
+    logs: Any,
+) -> None:
+    """A stuck run would skip its timer for ever: past the class's handler_timeout
+    it is cancelled and counted as an error; the next run is on time."""
+    clock = Clock()
+    container, proc = await _spawned(Bounded, clock)
+    clock.advance(1)
+    _advance(clock, 2)
+    assert proc.cancelled == 0 and proc.timers.info()["work"]["skips"] == 2
+    clock.advance(0.5)
+    assert proc.cancelled == 1 and proc.timers.info()["work"]["errors"] == 1
+    assert proc.timers.info()["work"]["running"] == 0 and proc.state == "ACTIVE"
+    assert any("HandlerTimeoutError" in t for t in logs.texts_with("was cut off after 2.5s"))
+    clock.advance(0.5)
+    assert len(proc.gates) == 2  # at 4 s, on the grid
+    proc.gates[1].callback(None)
+    assert proc.ended == 1
     await container.stop()
 
 
@@ -300,10 +323,19 @@ async def test_call_later_errors_are_logged_and_counted(logs: Any) -> None:
     def boom() -> None:
         raise KeyError("boom")
 
+    async def later_boom() -> None:
+        await defer.succeed(None)
+        await task.deferLater(clock, 1, lambda: None)
+        raise KeyError("later boom")
+
     proc.call_later(1, boom)
+    proc.call_later(1, later_boom)
     clock.advance(1)
     assert proc.timers.later_errors == 1 and proc.state == "ACTIVE"
     assert any("KeyError: 'boom'" in t for t in logs.texts_with("call_later"))
+    clock.advance(1)
+    assert proc.timers.later_errors == 2 and proc.state == "ACTIVE"
+    assert any("KeyError: 'later boom'" in t for t in logs.texts_with("call_later"))
     with pytest.raises(ValueError, match="delay"):
         proc.call_later(-1, boom)
     await container.stop()

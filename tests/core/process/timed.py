@@ -98,3 +98,9 @@ class FailingActivate(Ticker):
 
     def on_activate(self) -> None:
         raise RuntimeError("no")
+
+
+class Bounded(Slow):
+    """Its runs may take 2.5 s (the class's handler_timeout), as its handlers."""
+
+    handler_timeout = 2.5
