@@ -161,8 +161,8 @@ class Timer:
     def _due(self) -> None:
         self._call = None
         timers = self._timers
-        if timers.halted:
-            return
+        if timers.halted or timers.host.state != "ACTIVE":
+            return  # (gone to ERROR: it serves nothing more, and this timer stops)
         if self.running and not self.spec.overlap:
             self.skips += 1
             timers.host.log.debug("{proc}: timer {name} skipped: its last run is still running",

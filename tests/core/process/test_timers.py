@@ -272,6 +272,19 @@ async def test_timers_start_only_once_the_process_is_active() -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_process_gone_to_error_runs_its_timer_no_more() -> None:
+    clock = Clock()
+    container, ticker = await _spawned(Ticker, clock)
+    clock.advance(5)
+    with pytest.raises(exc.IllegalStateError):
+        await ticker.activate()  # (not allowed: the process goes to ERROR)
+    assert ticker.state == "ERROR"
+    _advance(clock, 20)
+    assert ticker.ticks == [5.0] and clock.getDelayedCalls() == []
+    await container.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_process_whose_activate_fails_runs_no_timer() -> None:
     clock = Clock()
     container = OfflineContainer(reactor=clock)
