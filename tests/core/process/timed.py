@@ -10,6 +10,7 @@ from twisted.internet import defer
 from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
 from ion.core.process.timers import every
+from tests.helpers import Collector
 
 
 class Ticker(ServiceProcess):
@@ -30,13 +31,17 @@ class Ticker(ServiceProcess):
 
 
 class FastTicker(Ticker):
-    """Ticks often, on the real reactor (the app-file test waits for its runs)."""
+    """Ticks often, on the real reactor; C{seen} collects its runs for a test to wait on."""
 
     service_name = "fastticker"
 
+    def on_init(self) -> None:
+        super().on_init()
+        self.seen: Collector[float] = Collector()
+
     @every(0.02, now=True)
     def tick(self) -> None:
-        self.ticks.append(self.timers.clock.seconds())
+        self.seen(self.timers.clock.seconds())
 
 
 class Jittery(Process):
