@@ -207,4 +207,5 @@ def process_record(proc: Process) -> dict[str, Any]:
         "conversations": len(convs.open) if convs is not None else 0,
         "links": len(proc.links),
         "monitors": len(proc._monitors),
+        "timers": proc.timers.info(),  # runs, skips, errors of each periodic entrypoint
     }

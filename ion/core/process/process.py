@@ -13,6 +13,7 @@ handlers and sends for it; the process keeps the user's API over it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,7 @@ from ion.core.process.links import Linking
 from ion.core.process.runtime import REPLY_KEY_SUFFIX, ProcessRuntime, UnknownOpError
 from ion.core.process.signals import SIGNAL
 from ion.core.process.termination import Termination, run_hook
+from ion.core.process.timers import Later, Timers
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
@@ -58,6 +60,9 @@ class Process(Linking, Termination):
     #: request's expiry (its caller's deadline) bounds it too; an op may set
     #: its own with L{ion.core.process.watchdog.handler_timeout}.
     handler_timeout: ClassVar[float | None] = None
+    #: Seed of the random source its timers' jitter is drawn from (None: the
+    #: system's); a test sets it to have the same runs every time.
+    timer_seed: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -76,6 +81,9 @@ class Process(Linking, Termination):
         self._lifecycle = Lifecycle(self)
         #: Its queues, consumers, conversations and the handlers under way.
         self.runtime = ProcessRuntime(self)
+        #: Its periodic entrypoints (L{ion.core.process.timers.every}) and
+        #: pending C{call_later} calls.
+        self.timers = Timers(self, random.Random(type(self).timer_seed))
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
         self._links: set[str] = set()
         self._monitors: dict[str, str] = {}  # ref -> pid it watches
@@ -147,6 +155,7 @@ class Process(Linking, Termination):
         self._rpc_timeout = float(self.config.get("container.rpc_timeout", 15.0))
         idle = float(self.config.get("container.conversation_timeout", 60.0))
         self._place = context.Here(container, self)  # where its handlers and hooks run
+        self.timers.clock = container.reactor
         self.runtime.attach(container.exchange, container.reactor, str(pid), self._place,
                             self._rpc_timeout, idle)  # fmt: skip
         # Each request passes the container's policy, if it has one, as this service.
@@ -182,6 +191,7 @@ class Process(Linking, Termination):
             self._lifecycle.fail()
             self._announce("ERROR")
             raise
+        self.timers.start()
         self._announce("ACTIVE")
 
     def _concurrency_setting(self) -> int:
@@ -221,6 +231,7 @@ class Process(Linking, Termination):
         self.log.error("{proc}: receives nothing more from {queue} ({error}); now ERROR",
                        proc=self, queue=queue, error=error)  # fmt: skip
         self._lifecycle.fail()
+        self.timers.halt()  # (it serves nothing more: its timers neither)
         self._announce("ERROR")
         self.fail_conversations(exc.ProcessError(f"{self} failed: {queue} is lost: {error}"))
         self.runtime.leave_shared_intake(self.intake())
@@ -236,6 +247,20 @@ class Process(Linking, Termination):
                 f"{self} is {self._winding_down_as()}; it cannot own {thing!r}"
             )
         self._owned.append(thing)
+
+    def call_later(self, delay: float, f: Callable[..., Any], *args: Any) -> Later:
+        """Run C{f(*args)} (plain or async) C{delay} seconds from now on this
+        process's clock, where its handlers run; cancelled if the process
+        terminates first. Its error is logged, as a handler's is.
+
+        @return: a handle to C{cancel()}.
+        @raise IllegalStateError: the process is terminating or gone.
+        """
+        if self.winding_down:
+            raise exc.IllegalStateError(
+                f"{self} is {self._winding_down_as()}; it cannot call_later {f!r}"
+            )
+        return self.timers.call_later(delay, f, *args)
 
     def _winding_down_as(self) -> str:
         return self.state.lower() if self.state == "TERMINATING" else self.state

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ion.core.id import ProcessId
     from ion.core.process.lifecycle import Lifecycle
     from ion.core.process.runtime import ProcessRuntime
+    from ion.core.process.timers import Timers
 
 
 class Termination(Mailbox):
@@ -44,6 +45,7 @@ class Termination(Mailbox):
     _lifecycle: Lifecycle
     _place: context.Here
     runtime: ProcessRuntime
+    timers: Timers
     _owned: list[Any]
     children: list[Any]
 
@@ -118,6 +120,8 @@ class Termination(Mailbox):
         manager = self.container.proc_manager
         hook_error: Failure | None = None
         intake = self.intake()
+        timers = self.timers
+        timers.halt()  # nothing more is scheduled: no run starts from now on
         try:
             # Its own queue is still consumed until it is deleted: what arrives
             # there meanwhile is answered (signals, requests), not left to vanish.
@@ -126,11 +130,14 @@ class Termination(Mailbox):
             for thing in reversed(self._owned):
                 await self._attempt(thing.stop(), f"stopping {thing!r}")
             self._owned.clear()
-            if runtime.inflight and not lifecycle.forced:  # (most have nothing running)
+            if (runtime.inflight or timers.busy) and not lifecycle.forced:  # (most: neither)
                 timeout = float(self.config.get("container.terminate_timeout", 10.0))
-                await self._interruptible(runtime.drain(timeout), "waiting for handlers")
+                await self._interruptible(_drain(runtime, timers, timeout), "waiting for handlers")
             if lifecycle.forced:
                 runtime.abandon_running()
+            # Timer runs that outlived the drain (or a kill) are cancelled, as
+            # killed handlers are: none runs once the process is TERMINATED.
+            timers.cancel_running()
             for child in reversed(self.children):
                 if not child.terminated and not lifecycle.forced:
                     await self._interruptible(manager.terminate(child), f"terminating {child}")
@@ -182,6 +189,22 @@ class Termination(Mailbox):
             await step
         except Exception as e:
             self.log.warn("{proc}: {what} failed: {err}", proc=self, what=what, err=e)
+
+
+async def _drain(runtime: ProcessRuntime, timers: Timers, timeout: float) -> None:
+    """Wait for the handlers and the timer runs under way, together, for at
+    most C{timeout} seconds each."""
+    waits = [
+        Deferred.fromCoroutine(runtime.drain(timeout)),
+        Deferred.fromCoroutine(timers.drain(timeout)),
+    ]
+    try:
+        for d in waits:
+            await d
+    except BaseException:
+        for d in waits:
+            d.cancel()
+        raise
 
 
 async def run_hook(hook: Callable[[], Any], place: context.Here) -> None:
