@@ -9,7 +9,7 @@ of --runs runs and ion's ratio to the floor.
 
     scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
         [--bench-dir ../shared/bench] [--nameko-venv DIR] [--no-nameko]
-        [--queue-types classic,quorum] [--tap on,off]
+        [--queue-types classic,quorum] [--tap on,off] [--sign on,off]
 
 --queue-types runs the ion side once per broker.queue_type (service and
 client both configured with it; each an "ion <type>" row, interleaved with the
@@ -20,6 +20,10 @@ with the configured default (auto: classic on one node).
 alike; "ion tap on" and "ion tap off" rows, for each queue type) and prints
 what the message tap costs: on beside off, sequential p50 and p90 and calls/s
 in flight, the change from off to on, and the median of each round's change.
+
+--sign does the same for security.signing (a key made for the run, given to
+both sides in ION_SYSTEM_KEY; the boot check off): "ion sign on" and "ion sign
+off" rows and what signing costs.
 
 The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
 2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
@@ -62,16 +66,20 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextmanager
 def ion_server(
-    qtype: str | None = None, tap: bool | None = None
+    qtype: str | None = None, tap: bool | None = None, sign: bool | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """An echo service in a twistd container on its own sysname: (sysname, process);
-    its broker.queue_type C{qtype} and observer.tap C{tap} (None: as configured)."""
+    its broker.queue_type C{qtype}, observer.tap C{tap} and security.signing
+    C{sign} (None: as configured)."""
     sysname = f"bench-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     if qtype:
         env["ION_BROKER__QUEUE_TYPE"] = qtype
     if tap is not None:
         env["ION_OBSERVER__TAP"] = "true" if tap else "false"
+    if sign is not None:
+        env["ION_SECURITY__SIGNING"] = "true" if sign else "false"
+        env["ION_SECURITY__JOIN_CHECK"] = "0"  # (a boot-time cost, not a message's)
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         boot = Path(tmp) / "boot.py"
@@ -113,7 +121,13 @@ def ion_server(
 
 
 def ion_client_run(
-    sysname: str, seq: int, calls: int, conc: int, qtype: str | None = None, tap: bool | None = None
+    sysname: str,
+    seq: int,
+    calls: int,
+    conc: int,
+    qtype: str | None = None,
+    tap: bool | None = None,
+    sign: bool | None = None,
 ) -> dict[str, float]:
     """Run the ion client (in its own OS process) against C{sysname}; its results."""
     out = subprocess.run(
@@ -124,6 +138,7 @@ def ion_client_run(
             sysname,
             *(["--queue-type", qtype] if qtype else []),
             *(["--tap-setting", "on" if tap else "off"] if tap is not None else []),
+            *(["--sign-setting", "on" if sign else "off"] if sign is not None else []),
             "--seq",
             str(seq),
             "--calls",
@@ -140,10 +155,15 @@ def ion_client_run(
 
 
 def ion_run(
-    seq: int, calls: int, conc: int, qtype: str | None = None, tap: bool | None = None
+    seq: int,
+    calls: int,
+    conc: int,
+    qtype: str | None = None,
+    tap: bool | None = None,
+    sign: bool | None = None,
 ) -> dict[str, float]:
-    with ion_server(qtype, tap) as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc, qtype, tap)
+    with ion_server(qtype, tap, sign) as (sysname, _):
+        return ion_client_run(sysname, seq, calls, conc, qtype, tap, sign)
 
 
 def cleanup(sysname: str) -> None:
@@ -159,7 +179,13 @@ def cleanup(sysname: str) -> None:
 
 
 def ion_client(
-    sysname: str, seq: int, calls: int, conc: int, qtype: str | None, tap: bool | None
+    sysname: str,
+    seq: int,
+    calls: int,
+    conc: int,
+    qtype: str | None,
+    tap: bool | None,
+    sign: bool | None = None,
 ) -> None:
     from twisted.internet import defer, task
 
@@ -173,6 +199,8 @@ def ion_client(
         config = Config(DEFAULTS).merged({"broker": {"queue_type": qtype}} if qtype else {})
         if tap is not None:
             config = config.merged({"observer": {"tap": tap}})
+        if sign is not None:
+            config = config.merged({"security": {"signing": sign, "join_check": 0}})
         cc = Container(
             reactor=reactor,
             container_id=f"{sysname}-client",
@@ -271,8 +299,8 @@ def ratios(m: dict[str, float], base: dict[str, float]) -> str:
     )
 
 
-def tap_line(on: list[dict[str, float]], off: list[dict[str, float]], conc: int) -> str:
-    """The tap's cost from the runs with it on and off (round by round): the
+def cost_line(what: str, on: list[dict[str, float]], off: list[dict[str, float]], conc: int) -> str:
+    """The cost of C{what} from the runs with it on and off (round by round): the
     medians side by side and the change off -> on; then the median of each
     round's change (on and off ran back to back, so drift between rounds cancels)."""
     keys = (("p50", "seq_p50_us"), ("p90", "seq_p90_us"), (f"{conc}-in-flight", "conc_calls_per_s"))
@@ -291,7 +319,7 @@ def tap_line(on: list[dict[str, float]], off: list[dict[str, float]], conc: int)
         for label, k in keys
     )
     return (
-        f"tap on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
+        f"{what} on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
         f" ({pct(m_on[k] / m_off[k])})\n  by round (median of each round's on / off): {paired}"
     )
 
@@ -312,13 +340,18 @@ def main() -> None:
     ap.add_argument(
         "--tap", help="comma-separated observer.tap settings (on,off): one ion row each"
     )
+    ap.add_argument(
+        "--sign", help="comma-separated security.signing settings (on,off): one ion row each"
+    )
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
     ap.add_argument("--queue-type", help=argparse.SUPPRESS)
     ap.add_argument("--tap-setting", choices=("on", "off"), help=argparse.SUPPRESS)
+    ap.add_argument("--sign-setting", choices=("on", "off"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:
         tap = None if a.tap_setting is None else a.tap_setting == "on"
-        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap)
+        sign = None if a.sign_setting is None else a.sign_setting == "on"
+        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap, sign)
         return
     qtypes = [t.strip() for t in a.queue_types.split(",") if t.strip()] if a.queue_types else []
     if bad := [t for t in qtypes if t not in ("auto", "classic", "quorum")]:
@@ -326,18 +359,35 @@ def main() -> None:
     taps = [t.strip() for t in a.tap.split(",") if t.strip()] if a.tap else []
     if bad := [t for t in taps if t not in ("on", "off")]:
         raise SystemExit(f"--tap: {bad} not among on, off")
-    # One ion side per (queue type, tap setting); None: as configured.
+    signs = [t.strip() for t in a.sign.split(",") if t.strip()] if a.sign else []
+    if bad := [t for t in signs if t not in ("on", "off")]:
+        raise SystemExit(f"--sign: {bad} not among on, off")
+    if "on" in signs and not os.environ.get("ION_SYSTEM_KEY"):
+        from ion.core.security.keys import new_key_line
+
+        os.environ["ION_SYSTEM_KEY"] = new_key_line("bench")  # both sides' (children's)
+    # One ion side per (queue type, tap setting, signing); None: as configured.
     variants = {
-        " ".join(["ion", *([q] if q else []), *([f"tap {t}"] if t else [])]): (q, t)
+        " ".join(
+            [
+                "ion",
+                *([q] if q else []),
+                *([f"tap {t}"] if t else []),
+                *([f"sign {g}"] if g else []),
+            ]
+        ): (q, t, g)
         for q in qtypes or [None]
         for t in taps or [None]
+        for g in signs or [None]
     }
     ions = list(variants)
+
+    def setting(value: str | None) -> bool | None:
+        return None if value is None else value == "on"
+
     sides: dict[str, Any] = {
-        name: (
-            lambda q=q, t=t: ion_run(a.seq, a.calls, a.conc, q, None if t is None else t == "on")
-        )
-        for name, (q, t) in variants.items()
+        name: (lambda q=q, t=t, g=g: ion_run(a.seq, a.calls, a.conc, q, setting(t), setting(g)))
+        for name, (q, t, g) in variants.items()
     }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
         sides["floor"] = lambda: floor_run(a.bench_dir, a.seq, a.calls, a.conc)
@@ -358,10 +408,11 @@ def main() -> None:
         f"RPC over RabbitMQ, 1 KiB echo; {a.seq} sequential, {a.calls} with {a.conc} in flight;"
         f" median of {a.runs}"
     )
-    print(f"{'':14}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
+    width = max(14, *(len(n) + 1 for n in med))
+    print(f"{'':{width}}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
     for name, m in med.items():
         print(
-            f"{name:14}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}"
+            f"{name:{width}}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}"
             f"{m['conc_calls_per_s']:>18,.0f}"
         )
     if "floor" in med:
@@ -370,13 +421,21 @@ def main() -> None:
             print(" (targets p50 <= 1.3, throughput >= 0.7)" if name == "ion" else "")
     named = {v: n for n, v in variants.items()}
     first_q = qtypes[0] if qtypes else None
-    for name, (q, t) in variants.items():  # each queue type beside the first, same tap
+    for name, (q, t, g) in variants.items():  # each queue type beside the first, same rest
         if q != first_q:
-            print(f"{name}/{named[first_q, t]}: " + ratios(med[name], med[named[first_q, t]]))
-    if "on" in taps and "off" in taps:
-        for q in qtypes or [None]:
-            line = tap_line(runs[named[q, "on"]], runs[named[q, "off"]], a.conc)
-            print(("" if q is None else f"{q}: ") + line)
+            base = named[first_q, t, g]
+            print(f"{name}/{base}: " + ratios(med[name], med[base]))
+    for what, settings, at in (("tap", taps, 1), ("sign", signs, 2)):
+        if "on" not in settings or "off" not in settings:
+            continue
+        for v in variants.values():  # each pair that differs in this setting alone
+            if v[at] != "on":
+                continue
+            off = named[tuple("off" if i == at else x for i, x in enumerate(v))]
+            line = cost_line(what, runs[named[v]], runs[off], a.conc)
+            labels = (v[0], v[1] and f"tap {v[1]}", v[2] and f"sign {v[2]}")
+            rest = " ".join(x for i, x in enumerate(labels) if i != at and x)
+            print((f"{rest}: " if rest else "") + line)
     print("RESULT " + json.dumps(med))
 
 

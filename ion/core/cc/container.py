@@ -31,6 +31,8 @@ from ion.core.observe.tap import MessageTap
 from ion.core.pack.app_manager import AppInfo, AppManager
 from ion.core.process.manager import ProcessManager
 from ion.core.process.process import Process
+from ion.core.security.join_check import check_join
+from ion.core.security.signing import signer_from_config
 
 if TYPE_CHECKING:
     from ion.core.observe.web.service import WebView
@@ -79,6 +81,8 @@ class Container(MultiService):
         self.exchange = ExchangeManager(broker, self.sysname, self.config, reactor)
         self.tap = _tap(self.id, self.config)
         self.exchange.tap = self.tap
+        # Raises ConfigurationError (no boot) when signing is on without a good key.
+        self.exchange.signer = signer_from_config(self.config, reactor.seconds)
         #: The observer's live events, while something observes (the web view).
         self.hub: EventHub | None = None
         self.exchange.setServiceParent(self)
@@ -158,6 +162,8 @@ class Container(MultiService):
                 self.agent = cast(
                     ContainerAgent, await self.proc_manager.spawn(ContainerAgent, number=0)
                 )
+                # Before any app starts: peers this container cannot verify stop it.
+                await check_join(self)
             boot = getattr(service, "boot", None)
             if boot is not None:
                 await boot()

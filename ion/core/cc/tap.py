@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -72,6 +73,7 @@ from ion.core.messaging.connect import amqp_parameters, queue_type
 from ion.core.pack.appfile import AppDefinition, AppRef, load_release
 from ion.core.pack.places import find_named
 from ion.core.pack.resolve import FileAppLoader, load_app_file, plan_release, resolve
+from ion.core.security.signing import signer_from_config
 
 log = Logger()
 
@@ -200,6 +202,7 @@ class Options(usage.Options):
             _check_names_and_logging(self.config, self["container-id"])
             amqp_parameters(self.config)
             queue_type(self.config)
+            signer_from_config(self.config, time.time)  # a signing key that will not load
             if self["ready-file"]:
                 check_ready_file(self["ready-file"])
         except ConfigurationError as e:

@@ -27,6 +27,7 @@ from ion.core.id import check_name, check_sysname
 from ion.core.messaging.broker import IBroker, IDelivery
 from ion.core.messaging.connect import queue_type
 from ion.core.observe.tap import MessageTap
+from ion.core.security.signing import Signer
 
 log = Logger()
 
@@ -52,6 +53,9 @@ class ExchangeManager(Service):
         self._subscriptions = 0  # private subscription queues named so far
         #: The container's message tap (L{ion.core.observe.tap}); None records nothing.
         self.tap: MessageTap | None = None
+        #: Signs what the container sends and verifies what it takes
+        #: (L{ion.core.security.signing}); None: signing is off.
+        self.signer: Signer | None = None
         self.queue_type = queue_type(self.config)
         # Shared queues of quorum type survive a node's loss, and so must what is
         # queued in them: requests and events go out persistent and confirmed

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from ion.core.messaging import message as m
 from ion.core.observe.tap import MessageTap
+from ion.core.security.signing import Signer
 
 __all__ = ["Exchange", "Host"]
 
@@ -27,6 +28,8 @@ class Exchange(Protocol):
     max_message_size: int
     #: Where sends and receives are recorded (None: nowhere).
     tap: MessageTap | None
+    #: Signs what is sent and verifies what is taken (None: signing is off).
+    signer: Signer | None
 
     def queue_name(self, key: str) -> str:
         """The queue name for routing key C{key}."""

@@ -1,0 +1,1 @@
+"""Message security: the system key ring and signed messages."""
