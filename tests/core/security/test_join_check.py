@@ -43,9 +43,7 @@ async def refused(system: System, cfg: Config) -> str:
 
 
 @pytest_twisted.ensureDeferred
-async def test_signing_container_refuses_an_unsigned_system(
-    system: System, key_file: Path
-) -> None:
+async def test_signing_container_refuses_an_unsigned_system(system: System, key_file: Path) -> None:
     await system(peer(None))
     text = await refused(system, joining(key_file))
     assert "container sec2 will not join system sec" in text
@@ -75,8 +73,6 @@ async def test_signing_container_joins_a_system_with_its_keys(
 
 
 @pytest_twisted.ensureDeferred
-async def test_first_signing_container_of_a_system_starts(
-    system: System, key_file: Path
-) -> None:
+async def test_first_signing_container_of_a_system_starts(system: System, key_file: Path) -> None:
     container = await system(config(key_file, security={"join_check": 0.2}))
     assert container.exchange.signer is not None and container.agent is not None

@@ -90,9 +90,7 @@ def test_container_refuses_to_boot_without_its_key(tmp_path: Path) -> None:
 def test_twistd_reports_bad_key_file_as_usage_error(tmp_path: Path) -> None:
     missing = tmp_path / "ion.key"
     with pytest.raises(usage.UsageError, match=f"security.key_file {missing}: No such file"):
-        Options().parseOptions(
-            ["-a", f"security.signing=true,security.key_file={missing}"]
-        )
+        Options().parseOptions(["-a", f"security.signing=true,security.key_file={missing}"])
 
 
 def test_new_key_command(tmp_path: Path) -> None:
