@@ -13,6 +13,7 @@ import pytest
 import pytest_twisted
 
 from ion.core import exception as exc
+from ion.core.cc import agent_client
 from ion.core.cc.container import Container
 from ion.core.messaging import message as m
 from ion.core.process.process import Process
@@ -131,6 +132,16 @@ async def test_signed_calls_work_and_are_counted(system: System, key_file: Path)
     assert await wait_for(client.rpc_send("echo", "echo", {"x": b"1"})) == {"x": b"1"}
     stats = container.exchange.signer.stats()
     assert stats["signed"] >= 2 and stats["verified"] >= 2 and stats["refused"] == {}
+    info = await wait_for(agent_client.get_info(client, container.id))
+    assert info["signing"]["kids"] == ["k2", "k1"] and info["signing"]["verified"] >= 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_get_info_says_signing_is_off(system: System) -> None:
+    container = await system(config(None))
+    client = await container.spawn(Process, name="client")
+    info = await wait_for(agent_client.get_info(client, container.id))
+    assert info["signing"] is None
 
 
 @pytest_twisted.ensureDeferred
