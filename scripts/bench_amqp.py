@@ -162,8 +162,23 @@ def ion_run(
     tap: bool | None = None,
     sign: bool | None = None,
 ) -> dict[str, float]:
-    with ion_server(qtype, tap, sign) as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc, qtype, tap, sign)
+    with ion_server(qtype, tap, sign) as (sysname, server):
+        before = cpu_seconds(server.pid)
+        result = ion_client_run(sysname, seq, calls, conc, qtype, tap, sign)
+        after = cpu_seconds(server.pid)
+    if before is not None and after is not None:
+        result["server_cpu_us"] = (after - before) / (WARMUP + seq + calls) * 1e6
+    return result
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process C{pid} has used so far (Linux /proc; else None).
+    On a shared machine it shows a side's own cost, which wall time mixes with others'."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cleanup(sysname: str) -> None:
@@ -212,6 +227,7 @@ def ion_client(
         client = await cc.spawn(Process, name="client")
         for _ in range(WARMUP):
             await client.rpc_send("echo", "echo", PAYLOAD)
+        cpu0 = time.process_time()
         lat = []
         for _ in range(seq):
             t = time.perf_counter()
@@ -228,6 +244,7 @@ def ion_client(
         t0 = time.perf_counter()
         await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(conc)])
         elapsed = time.perf_counter() - t0
+        cpu = (time.process_time() - cpu0) / (seq + calls) * 1e6
         await cc.stop()
         print(
             json.dumps(
@@ -236,6 +253,7 @@ def ion_client(
                     "seq_p90_us": percentile(lat, 0.9) * 1e6,
                     "seq_p99_us": percentile(lat, 0.99) * 1e6,
                     "conc_calls_per_s": calls / elapsed,
+                    "client_cpu_us": cpu,
                 }
             )
         )
@@ -318,10 +336,19 @@ def cost_line(what: str, on: list[dict[str, float]], off: list[dict[str, float]]
         f"{label} {pct(statistics.median(a[k] / b[k] for a, b in zip(on, off, strict=True)))}"
         for label, k in keys
     )
-    return (
+    text = (
         f"{what} on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
         f" ({pct(m_on[k] / m_off[k])})\n  by round (median of each round's on / off): {paired}"
     )
+    cpu = [c for c in ("client_cpu_us", "server_cpu_us") if all(c in r for r in on + off)]
+    if cpu:  # each side's own CPU per call: what the setting costs, whatever else runs
+        text += "\n  CPU per call (median): " + ", ".join(
+            f"{c.split('_')[0]} {statistics.median(r[c] for r in on):.0f} / "
+            f"{statistics.median(r[c] for r in off):.0f} us "
+            f"(+{statistics.median(r[c] for r in on) - statistics.median(r[c] for r in off):.0f})"
+            for c in cpu
+        )
+    return text
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 The signed input is a canonical, length-prefixed encoding of the headers in
 L{SIGNED} (those present, in that order, as one msgpack map of name to scalar
-value: none can be added, dropped or changed) followed by the SHA-256 of the content bytes as they travel
-(L{ion.core.messaging.message.encode} packs the content of a signed message on
-its own). Nothing is re-serialized to be checked: the receiver verifies the
+value: none can be added, dropped or changed) followed by the SHA-256 of the
+content bytes as they travel (L{ion.core.messaging.message.encode} packs the
+content of a signed message on its own). Nothing is re-serialized to be checked: the receiver verifies the
 bytes it got, before it unpacks the content.
 
 A received message is taken when its key id is in the ring, its signature
