@@ -9,7 +9,8 @@ of --runs runs and ion's ratio to the floor.
 
     scripts/bench_amqp.py [--runs 3] [--seq 2000] [--calls 10000]
         [--bench-dir ../shared/bench] [--nameko-venv DIR] [--no-nameko]
-        [--queue-types classic,quorum] [--tap on,off] [--secure on,off]
+        [--queue-types classic,quorum] [--tap on,off] [--sign on,off]
+        [--secure on,off]
 
 --queue-types runs the ion side once per broker.queue_type (service and
 client both configured with it; each an "ion <type>" row, interleaved with the
@@ -21,13 +22,17 @@ alike; "ion tap on" and "ion tap off" rows, for each queue type) and prints
 what the message tap costs: on beside off, sequential p50 and p90 and calls/s
 in flight, the change from off to on, and the median of each round's change.
 
-The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
-2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
-a side that is not available is left out with a note.
+--sign does the same for security.signing (a key made for the run, given to
+both sides in ION_SYSTEM_KEY; the boot check off): "ion sign on" and "ion sign
+off" rows and what signing costs.
 
 --secure does the same for broker.secure: on, the system exchange is a topic
 exchange (ion-admin's systems) instead of a direct one; with guest on the
 shared broker, so it measures the exchange type, not a user's permissions.
+
+The floor is bench/baseline/rpc_bench.py and nameko is bench/peers/ (nameko
+2.14.1 in its own virtualenv: python3 -m venv V && V/bin/pip install nameko==2.14.1);
+a side that is not available is left out with a note.
 """
 
 from __future__ import annotations
@@ -66,16 +71,23 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextmanager
 def ion_server(
-    qtype: str | None = None, tap: bool | None = None, secure: bool | None = None
+    qtype: str | None = None,
+    tap: bool | None = None,
+    sign: bool | None = None,
+    secure: bool | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """An echo service in a twistd container on its own sysname: (sysname, process);
-    its broker.queue_type C{qtype} and observer.tap C{tap} (None: as configured)."""
+    its broker.queue_type C{qtype}, observer.tap C{tap} and security.signing
+    C{sign}, broker.secure C{secure} (None: as configured)."""
     sysname = f"bench-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     if qtype:
         env["ION_BROKER__QUEUE_TYPE"] = qtype
     if tap is not None:
         env["ION_OBSERVER__TAP"] = "true" if tap else "false"
+    if sign is not None:
+        env["ION_SECURITY__SIGNING"] = "true" if sign else "false"
+        env["ION_SECURITY__JOIN_CHECK"] = "0"  # (a boot-time cost, not a message's)
     if secure is not None:
         env["ION_BROKER__SECURE"] = "true" if secure else "false"
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +137,7 @@ def ion_client_run(
     conc: int,
     qtype: str | None = None,
     tap: bool | None = None,
+    sign: bool | None = None,
     secure: bool | None = None,
 ) -> dict[str, float]:
     """Run the ion client (in its own OS process) against C{sysname}; its results."""
@@ -136,6 +149,7 @@ def ion_client_run(
             sysname,
             *(["--queue-type", qtype] if qtype else []),
             *(["--tap-setting", "on" if tap else "off"] if tap is not None else []),
+            *(["--sign-setting", "on" if sign else "off"] if sign is not None else []),
             *(["--secure-setting", "on" if secure else "off"] if secure is not None else []),
             "--seq",
             str(seq),
@@ -152,10 +166,32 @@ def ion_client_run(
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ion_run(seq: int, calls: int, conc: int, *settings: Any) -> dict[str, float]:
-    """A server and a client run with C{settings}: L{ion_server}'s qtype, tap, secure."""
-    with ion_server(*settings) as (sysname, _):
-        return ion_client_run(sysname, seq, calls, conc, *settings)
+def ion_run(
+    seq: int,
+    calls: int,
+    conc: int,
+    qtype: str | None = None,
+    tap: bool | None = None,
+    sign: bool | None = None,
+    secure: bool | None = None,
+) -> dict[str, float]:
+    with ion_server(qtype, tap, sign, secure) as (sysname, server):
+        before = cpu_seconds(server.pid)
+        result = ion_client_run(sysname, seq, calls, conc, qtype, tap, sign, secure)
+        after = cpu_seconds(server.pid)
+    if before is not None and after is not None:
+        result["server_cpu_us"] = (after - before) / (WARMUP + seq + calls) * 1e6
+    return result
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process C{pid} has used so far (Linux /proc; else None).
+    On a shared machine it shows a side's own cost, which wall time mixes with others'."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cleanup(sysname: str) -> None:
@@ -177,6 +213,7 @@ def ion_client(
     conc: int,
     qtype: str | None,
     tap: bool | None,
+    sign: bool | None = None,
     secure: bool | None = None,
 ) -> None:
     from twisted.internet import defer, task
@@ -191,6 +228,8 @@ def ion_client(
         config = Config(DEFAULTS).merged({"broker": {"queue_type": qtype}} if qtype else {})
         if tap is not None:
             config = config.merged({"observer": {"tap": tap}})
+        if sign is not None:
+            config = config.merged({"security": {"signing": sign, "join_check": 0}})
         if secure is not None:
             config = config.merged({"broker": {"url": URL, "secure": secure}})
         cc = Container(
@@ -204,6 +243,7 @@ def ion_client(
         client = await cc.spawn(Process, name="client")
         for _ in range(WARMUP):
             await client.rpc_send("echo", "echo", PAYLOAD)
+        cpu0 = time.process_time()
         lat = []
         for _ in range(seq):
             t = time.perf_counter()
@@ -220,6 +260,7 @@ def ion_client(
         t0 = time.perf_counter()
         await defer.gatherResults([defer.ensureDeferred(worker()) for _ in range(conc)])
         elapsed = time.perf_counter() - t0
+        cpu = (time.process_time() - cpu0) / (seq + calls) * 1e6
         await cc.stop()
         print(
             json.dumps(
@@ -228,6 +269,7 @@ def ion_client(
                     "seq_p90_us": percentile(lat, 0.9) * 1e6,
                     "seq_p99_us": percentile(lat, 0.99) * 1e6,
                     "conc_calls_per_s": calls / elapsed,
+                    "client_cpu_us": cpu,
                 }
             )
         )
@@ -291,10 +333,8 @@ def ratios(m: dict[str, float], base: dict[str, float]) -> str:
     )
 
 
-def tap_line(
-    on: list[dict[str, float]], off: list[dict[str, float]], conc: int, what: str = "tap"
-) -> str:
-    """The cost of C{what} (the tap) from the runs with it on and off (round by round): the
+def cost_line(what: str, on: list[dict[str, float]], off: list[dict[str, float]], conc: int) -> str:
+    """The cost of C{what} from the runs with it on and off (round by round): the
     medians side by side and the change off -> on; then the median of each
     round's change (on and off ran back to back, so drift between rounds cancels)."""
     keys = (("p50", "seq_p50_us"), ("p90", "seq_p90_us"), (f"{conc}-in-flight", "conc_calls_per_s"))
@@ -312,10 +352,19 @@ def tap_line(
         f"{label} {pct(statistics.median(a[k] / b[k] for a, b in zip(on, off, strict=True)))}"
         for label, k in keys
     )
-    return (
+    text = (
         f"{what} on / off: {lat}, {conc}-in-flight {m_on[k]:,.0f} / {m_off[k]:,.0f} calls/s"
         f" ({pct(m_on[k] / m_off[k])})\n  by round (median of each round's on / off): {paired}"
     )
+    cpu = [c for c in ("client_cpu_us", "server_cpu_us") if all(c in r for r in on + off)]
+    if cpu:  # each side's own CPU per call: what the setting costs, whatever else runs
+        text += "\n  CPU per call (median): " + ", ".join(
+            f"{c.split('_')[0]} {statistics.median(r[c] for r in on):.0f} / "
+            f"{statistics.median(r[c] for r in off):.0f} us "
+            f"(+{statistics.median(r[c] for r in on) - statistics.median(r[c] for r in off):.0f})"
+            for c in cpu
+        )
+    return text
 
 
 def main() -> None:
@@ -335,17 +384,22 @@ def main() -> None:
         "--tap", help="comma-separated observer.tap settings (on,off): one ion row each"
     )
     ap.add_argument(
+        "--sign", help="comma-separated security.signing settings (on,off): one ion row each"
+    )
+    ap.add_argument(
         "--secure", help="comma-separated broker.secure settings (on,off): one ion row each"
     )
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
-    ap.add_argument("--secure-setting", choices=("on", "off"), help=argparse.SUPPRESS)
     ap.add_argument("--queue-type", help=argparse.SUPPRESS)
     ap.add_argument("--tap-setting", choices=("on", "off"), help=argparse.SUPPRESS)
+    ap.add_argument("--sign-setting", choices=("on", "off"), help=argparse.SUPPRESS)
+    ap.add_argument("--secure-setting", choices=("on", "off"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:
         tap = None if a.tap_setting is None else a.tap_setting == "on"
+        sign = None if a.sign_setting is None else a.sign_setting == "on"
         secure = None if a.secure_setting is None else a.secure_setting == "on"
-        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap, secure)
+        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap, sign, secure)
         return
     qtypes = [t.strip() for t in a.queue_types.split(",") if t.strip()] if a.queue_types else []
     if bad := [t for t in qtypes if t not in ("auto", "classic", "quorum")]:
@@ -353,29 +407,44 @@ def main() -> None:
     taps = [t.strip() for t in a.tap.split(",") if t.strip()] if a.tap else []
     if bad := [t for t in taps if t not in ("on", "off")]:
         raise SystemExit(f"--tap: {bad} not among on, off")
+    signs = [t.strip() for t in a.sign.split(",") if t.strip()] if a.sign else []
+    if bad := [t for t in signs if t not in ("on", "off")]:
+        raise SystemExit(f"--sign: {bad} not among on, off")
     secures = [t.strip() for t in a.secure.split(",") if t.strip()] if a.secure else []
     if bad := [t for t in secures if t not in ("on", "off")]:
         raise SystemExit(f"--secure: {bad} not among on, off")
-    if secures and (len(qtypes) > 1 or len(taps) > 1):
-        raise SystemExit("--secure: give at most one queue type and tap setting with it")
-    # One ion side per (queue type, tap setting, secure setting); None: as configured.
-    sec_of = {}
-    variants = {}
-    for q in qtypes or [None]:
-        for t in taps or [None]:
-            for s in secures or [None]:
-                words = ["ion", *([q] if q else []), *([f"tap {t}"] if t else [])]
-                name = " ".join(words + ([f"secure {s}"] if s else []))
-                variants[name] = (q, t)
-                sec_of[name] = s
+    if "on" in signs and not os.environ.get("ION_SYSTEM_KEY"):
+        from ion.core.security.keys import new_key_line
+
+        os.environ["ION_SYSTEM_KEY"] = new_key_line("bench")  # both sides' (children's)
+    # One ion side per (queue type, tap, signing, secure setting); None: as configured.
+    variants = {
+        " ".join(
+            [
+                "ion",
+                *([q] if q else []),
+                *([f"tap {t}"] if t else []),
+                *([f"sign {g}"] if g else []),
+                *([f"secure {c}"] if c else []),
+            ]
+        ): (q, t, g, c)
+        for q in qtypes or [None]
+        for t in taps or [None]
+        for g in signs or [None]
+        for c in secures or [None]
+    }
     ions = list(variants)
 
-    def on(setting: str | None) -> bool | None:
-        return None if setting is None else setting == "on"
+    def setting(value: str | None) -> bool | None:
+        return None if value is None else value == "on"
 
     sides: dict[str, Any] = {
-        name: (lambda q=q, t=t, s=sec_of[name]: ion_run(a.seq, a.calls, a.conc, q, on(t), on(s)))
-        for name, (q, t) in variants.items()
+        name: (
+            lambda q=q, t=t, g=g, c=c: ion_run(
+                a.seq, a.calls, a.conc, q, setting(t), setting(g), setting(c)
+            )
+        )
+        for name, (q, t, g, c) in variants.items()
     }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():
         sides["floor"] = lambda: floor_run(a.bench_dir, a.seq, a.calls, a.conc)
@@ -396,30 +465,40 @@ def main() -> None:
         f"RPC over RabbitMQ, 1 KiB echo; {a.seq} sequential, {a.calls} with {a.conc} in flight;"
         f" median of {a.runs}"
     )
-    print(f"{'':14}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
+    width = max(14, *(len(n) + 1 for n in med))
+    print(f"{'':{width}}{'seq p50 us':>12}{'seq p99 us':>12}{f'{a.conc} in flight/s':>18}")
     for name, m in med.items():
         print(
-            f"{name:14}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}"
+            f"{name:{width}}{m['seq_p50_us']:>12,.0f}{m['seq_p99_us']:>12,.0f}"
             f"{m['conc_calls_per_s']:>18,.0f}"
         )
     if "floor" in med:
         for name in ions:
             print(f"{name}/floor: " + ratios(med[name], med["floor"]), end="")
             print(" (targets p50 <= 1.3, throughput >= 0.7)" if name == "ion" else "")
-    if "on" in secures and "off" in secures:  # (with one queue type and tap setting)
-        by = {s: n for n, s in sec_of.items()}
-        print(tap_line(runs[by["on"]], runs[by["off"]], a.conc, "secure (topic exchange)"))
-        print("RESULT " + json.dumps(med))
-        return
     named = {v: n for n, v in variants.items()}
     first_q = qtypes[0] if qtypes else None
-    for name, (q, t) in variants.items():  # each queue type beside the first, same tap
+    for name, (q, t, g, c) in variants.items():  # each queue type beside the first, same rest
         if q != first_q:
-            print(f"{name}/{named[first_q, t]}: " + ratios(med[name], med[named[first_q, t]]))
-    if "on" in taps and "off" in taps:
-        for q in qtypes or [None]:
-            line = tap_line(runs[named[q, "on"]], runs[named[q, "off"]], a.conc)
-            print(("" if q is None else f"{q}: ") + line)
+            base = named[first_q, t, g, c]
+            print(f"{name}/{base}: " + ratios(med[name], med[base]))
+    costs = (("tap", taps, 1), ("sign", signs, 2), ("secure (topic exchange)", secures, 3))
+    for what, settings, at in costs:
+        if "on" not in settings or "off" not in settings:
+            continue
+        for v in variants.values():  # each pair that differs in this setting alone
+            if v[at] != "on":
+                continue
+            off = named[tuple("off" if i == at else x for i, x in enumerate(v))]
+            line = cost_line(what, runs[named[v]], runs[off], a.conc)
+            labels = (
+                v[0],
+                v[1] and f"tap {v[1]}",
+                v[2] and f"sign {v[2]}",
+                v[3] and f"secure {v[3]}",
+            )
+            rest = " ".join(x for i, x in enumerate(labels) if i != at and x)
+            print((f"{rest}: " if rest else "") + line)
     print("RESULT " + json.dumps(med))
 
 

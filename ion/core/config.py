@@ -78,7 +78,14 @@ DEFAULTS: dict[str, Any] = {
         "info_timeout": 2.0,
         "spawn_allow": [],
     },
-    "security": {"policy": None},
+    "security": {
+        "signing": False,
+        "key_file": None,
+        "max_skew": 300,
+        "replay_cache": 100000,
+        "join_check": None,
+        "policy": None,
+    },
 }
 
 ENV_PREFIX = "ION_"

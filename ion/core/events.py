@@ -119,7 +119,7 @@ def publish(
         m.OP: "event",
         m.TS: int(time.time() * 1000),
     }
-    body = m.encode(headers, event)
+    body = m.encode(headers, event, getattr(exchange, "signer", None))
     if exchange.tap is not None:
         exchange.tap.event(headers, len(body), key)
     return exchange.publish_event(key, body)
@@ -236,9 +236,19 @@ class EventSubscriber:
             return self.handler(event, msg)
         return None
 
+    def _verifier(self, delivery: Any) -> m.Verify | None:
+        """The signature check of an event (signing on), before it is decoded."""
+        assert self.process.container is not None
+        signer = self.process.container.exchange.signer
+        if signer is None:
+            return None
+        me = f"{self.process.id}/{self.queue}"  # one replay record per subscription
+        again = bool(getattr(delivery, "redelivered", False))
+        return lambda headers, body: signer.verify(headers, body, me, again)
+
     def _on_delivery(self, delivery: Any) -> None:
         try:
-            msg = m.decode(delivery.body, delivery)
+            msg = m.decode(delivery.body, delivery, self._verifier(delivery))
             event = msg.content
             if not hasattr(event, "event_id"):
                 raise MessageFormatError("not an event message")

@@ -198,6 +198,15 @@ class Unauthorized(ApplicationError):
     code = UNAUTHORIZED
 
 
+class SignatureError(Unauthorized):
+    """A message that does not verify: unsigned, an unknown key id, a bad
+    signature, outside the time window, or replayed (C{reason} says which)."""
+
+    def __init__(self, message: str = "message does not verify", reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Forbidden(ApplicationError):
     """The sender is known, and the policy does not let it do this."""
 
@@ -214,6 +223,7 @@ REBUILT: dict[str, type[ApplicationError]] = {
         NotFound,
         BadRequest,
         Unauthorized,
+        SignatureError,
         Forbidden,
     )
 }

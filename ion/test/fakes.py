@@ -83,6 +83,7 @@ class OfflineExchange:
     max_message_size: int = DEFAULTS["broker"]["max_message_size"]
     tap: Any = None  # records nothing
     drops: Any = None  # each runtime counts its own
+    signer: Any = None  # signs nothing (an offline container is not signing)
 
     def __init__(self, sysname: str) -> None:
         self.broker = _NoBroker()

@@ -49,6 +49,8 @@ class AgentOps:
             "tree": {"columns": tree.columns, "rows": tree.rows},
             "peers": [p.record() for p in self.membership.peers.values()],  # type: ignore[attr-defined]
             "dropped": self.membership.dropped,  # type: ignore[attr-defined]
+            # Signed, verified and refused (by reason) messages; None: signing off.
+            "signing": signer.stats() if (signer := self.container.exchange.signer) else None,
         }
 
     def op_get_trace(self, content: Any, headers: dict[str, Any], msg: m.Message) -> dict[str, Any]:

@@ -59,7 +59,7 @@ class AgentWire:
             m.OP: op,
             m.TS: int(time.time() * 1000),
         }
-        return m.encode(headers, content)
+        return m.encode(headers, content, self.container.exchange.signer)
 
     def _broadcast(self, op: str, content: dict[str, Any]) -> Deferred[None]:
         body = self._encode(self.fanout, op, content)

@@ -33,7 +33,9 @@ from ion.core.observe.tap import MessageTap
 from ion.core.pack.app_manager import AppInfo, AppManager
 from ion.core.process.manager import ProcessManager
 from ion.core.process.process import Process
+from ion.core.security.join_check import check_join
 from ion.core.security.policy import Policy, load_policy
+from ion.core.security.signing import signer_from_config
 
 if TYPE_CHECKING:
     from ion.core.observe.web.service import WebView
@@ -88,6 +90,8 @@ class Container(MultiService):
         #: Messages dropped as bad: counted, logged at a bounded rate (L{ion.core.drops}).
         self.drops: Drops = from_config(reactor, self.config)
         self.exchange.drops = self.drops
+        # Raises ConfigurationError (no boot) when signing is on without a good key.
+        self.exchange.signer = signer_from_config(self.config, reactor.seconds)
         #: The observer's live events, while something observes (the web view).
         self.hub: EventHub | None = None
         self.exchange.setServiceParent(self)
@@ -168,6 +172,8 @@ class Container(MultiService):
                 self.agent = cast(
                     ContainerAgent, await self.proc_manager.spawn(ContainerAgent, number=0)
                 )
+                # Before any app starts: peers this container cannot verify stop it.
+                await check_join(self)
             boot = getattr(service, "boot", None)
             if boot is not None:
                 await boot()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,6 +75,7 @@ from ion.core.pack.places import find_named
 from ion.core.pack.resolve import FileAppLoader, load_app_file, plan_release, resolve
 from ion.core.security.identity import shell_user
 from ion.core.security.policy import load_policy
+from ion.core.security.signing import signer_from_config
 
 log = Logger()
 
@@ -204,6 +206,7 @@ class Options(usage.Options):
             queue_type(self.config)
             load_policy(self.config)  # read again by the container: a bad file stops it here
             shell_user(self.config)
+            signer_from_config(self.config, time.time)  # a signing key that will not load
             if self["ready-file"]:
                 check_ready_file(self["ready-file"])
         except ConfigurationError as e:

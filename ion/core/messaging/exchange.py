@@ -29,6 +29,7 @@ from ion.core.messaging.broker import IBroker, IDelivery
 from ion.core.messaging.connect import queue_type
 from ion.core.messaging.secure import system_exchange_type
 from ion.core.observe.tap import MessageTap
+from ion.core.security.signing import Signer
 
 log = Logger()
 
@@ -56,6 +57,9 @@ class ExchangeManager(Service):
         self.tap: MessageTap | None = None
         #: Where processes count and log the messages they drop (the container's).
         self.drops: Drops | None = None
+        #: Signs what the container sends and verifies what it takes
+        #: (L{ion.core.security.signing}); None: signing is off.
+        self.signer: Signer | None = None
         self.queue_type = queue_type(self.config)
         self.exchange_type = system_exchange_type(self.config)  # topic when broker.secure
         # Shared queues of quorum type survive a node's loss, and so must what is

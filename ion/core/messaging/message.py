@@ -1,7 +1,9 @@
 """Messages: headers plus content, and their msgpack wire form.
 
 On the wire a message is the msgpack array C{[headers, content]}. Bytes stay
-bytes and strings stay strings. The C{encoding} header names how the content
+bytes and strings stay strings. A signed message (one with a C{sig} header)
+carries its content packed, as bytes: the signature covers those bytes, and is
+checked before they are unpacked. The C{encoding} header names how the content
 was encoded: plain msgpack when absent; C{ion-object:<type id>} for a protobuf
 object, carried as its serialized bytes.
 """
@@ -9,7 +11,8 @@ object, carried as its serialized bytes.
 from __future__ import annotations
 
 import reprlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import msgpack
 
@@ -30,6 +33,10 @@ USER_ID = "user-id"
 EXPIRY = "expiry"
 TS = "ts"
 ENCODING = "encoding"
+# Signed messages (ion.core.security.signing): key id, per-signer number, HMAC.
+KID = "kid"
+NONCE = "nonce"
+SIG = "sig"
 
 STATUS_OK = "OK"
 STATUS_ERROR = "ERROR"
@@ -129,8 +136,23 @@ def shown(value: Any, quote: bool = False) -> str:
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
-def encode(headers: dict[str, Any], content: Any) -> bytes:
-    """The wire bytes of a message; sets the C{encoding} header for object content."""
+class Signs(Protocol):
+    """What signs outgoing messages (L{ion.core.security.signing.Signer})."""
+
+    def sign(self, headers: dict[str, Any], body: bytes) -> None: ...
+
+
+#: Checks a received message's headers and packed content before they are
+#: unpacked (raises an L{IonError}, C{SignatureError}, when they do not verify).
+Verify = Callable[[dict[str, Any], Any], None]
+
+
+def encode(headers: dict[str, Any], content: Any, signer: Signs | None = None) -> bytes:
+    """The wire bytes of a message; sets the C{encoding} header for object content.
+
+    With a C{signer}, the content is packed first and signed with the headers
+    (the signer adds its own headers): the last step before the message goes.
+    """
     if type(content) not in _PLAIN and hasattr(content, "SerializeToString"):
         from ion.core.object.codec import encode_object  # protobuf only when used
 
@@ -140,16 +162,22 @@ def encode(headers: dict[str, Any], content: Any) -> bytes:
             raise MessageFormatError(f"content cannot be encoded: {e}") from e
         headers[ENCODING] = f"{ENCODING_OBJECT}{type_id}"
     try:
-        return _packb([headers, content])
+        if signer is None:
+            return _packb([headers, content])
+        packed = _packb(content)
+        signer.sign(headers, packed)
+        return _packb([headers, packed])
     except (TypeError, ValueError, OverflowError) as e:
         raise MessageFormatError(f"content cannot be encoded: {e}") from e
 
 
-def decode(body: bytes, delivery: Any = None) -> Message:
+def decode(body: bytes, delivery: Any = None, verify: Verify | None = None) -> Message:
     """Parse wire bytes into a L{Message}; raise L{MessageFormatError} if they are not one.
 
     When the headers were readable but the content was not, the error carries
     them as C{error.headers}, so the receiver can still answer the sender.
+    C{verify}, when given, sees the headers and the content as it travelled
+    before anything is unpacked from it; what it raises carries the headers too.
     """
     try:
         frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
@@ -158,6 +186,19 @@ def decode(body: bytes, delivery: Any = None) -> Message:
     if not (isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict)):
         raise MessageFormatError("body is not a [headers, content] pair")
     headers, content = frame
+    if verify is not None:
+        try:
+            verify(headers, content)
+        except IonError as e:
+            e.headers = headers  # type: ignore[attr-defined]
+            raise
+    if SIG in headers and isinstance(content, bytes):
+        try:
+            content = msgpack.unpackb(content, raw=False, strict_map_key=False)
+        except Exception as e:
+            error = MessageFormatError(f"signed content is not msgpack: {e}")
+            error.headers = headers  # type: ignore[attr-defined]
+            raise error from e
     encoding = headers.get(ENCODING)
     if encoding is not None and encoding != ENCODING_MSGPACK:
         try:

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from ion.core.drops import Drops
 from ion.core.messaging import message as m
 from ion.core.observe.tap import MessageTap
+from ion.core.security.signing import Signer
 
 __all__ = ["Exchange", "Host"]
 
@@ -30,6 +31,8 @@ class Exchange(Protocol):
     tap: MessageTap | None
     #: Where dropped messages are counted and logged (None: the runtime keeps its own).
     drops: Drops | None
+    #: Signs what is sent and verifies what is taken (None: signing is off).
+    signer: Signer | None
 
     def queue_name(self, key: str) -> str:
         """The queue name for routing key C{key}."""

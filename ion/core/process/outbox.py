@@ -87,7 +87,7 @@ class Outbox:
             (RabbitMQ would close the channel over it, and its caller would wait out
             the deadline).
         """
-        body = m.encode(headers, content)
+        body = m.encode(headers, content, getattr(self.exchange, "signer", None))
         limit = self.max_message_size
         if len(body) > limit:
             raise exc.MessageFormatError(

@@ -189,10 +189,11 @@ class ProcessRuntime(GiveBack):
     # -- taking deliveries -----------------------------------------------------
 
     def deliver(self, delivery: Any) -> None:
-        """Take one delivery: decode, route to a conversation or handler, ack when done."""
+        """Take one delivery: verify (signing on), decode, route to a conversation
+        or handler, ack when done."""
         try:
-            msg = m.decode(delivery.body, delivery)
-        except exc.MessageFormatError as e:
+            msg = m.decode(delivery.body, delivery, self._verifier(delivery))
+        except (exc.MessageFormatError, exc.SignatureError) as e:
             self._bad_message(delivery, e, getattr(e, "headers", None))
             return
         try:
@@ -248,6 +249,19 @@ class ProcessRuntime(GiveBack):
             self._waiting.append(msg)  # unacked: prefetch bounds how many wait
             return
         self._run(msg)
+
+    def _verifier(self, delivery: Any) -> m.Verify | None:
+        """What checks C{delivery}'s signature before it is decoded; None when
+        signing is off or the container made the delivery itself (a signal
+        injected for a process of its own never went through the broker)."""
+        signer = getattr(self.exchange, "signer", None)
+        if signer is None or getattr(delivery, "local", False):
+            return None
+        me = self._me
+        again = bool(delivery.redelivered) or bool(
+            delivery.headers and poison.REDELIVERIES in delivery.headers
+        )
+        return lambda headers, body: signer.verify(headers, body, me, again)
 
     def _takes_while_inactive(self, msg: m.Message, state: str) -> bool:
         """A message of a C{generic} conversation this process already holds is

@@ -34,7 +34,8 @@ def container_of(pid: str) -> str:
 
 
 def encode(sender: str, to: str, op: str, content: dict[str, Any] | None) -> bytes:
-    """The wire bytes of signal C{op} from C{sender} to C{to}."""
+    """The wire bytes of signal C{op} from C{sender} to C{to} (unsigned: for a
+    process of this container, L{inject})."""
     return m.encode(headers(sender, to, op), content or {})
 
 
@@ -57,7 +58,7 @@ def send(
     """Publish signal C{op} to C{to}'s queue; the Deferred fails with
     L{UnroutableError} when there is no such queue."""
     h = headers(sender, to, op)
-    body = m.encode(h, content or {})
+    body = m.encode(h, content or {}, container.exchange.signer)
     tap = container.exchange.tap
     if tap is not None:
         tap.sent(h, len(body), content)
@@ -69,6 +70,8 @@ class Injected:
 
     redelivered = False
     headers = None
+    #: Made by this container: nothing to verify (L{ProcessRuntime.deliver}).
+    local = True
 
     def __init__(self, routing_key: str, body: bytes) -> None:
         self.routing_key = routing_key  # the process's own queue: it goes with it

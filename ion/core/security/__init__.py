@@ -1,1 +1,1 @@
-"""Security: who sent a message, and whether they may."""
+"""Security: signed messages (the system key ring), and who may call what (policy)."""
