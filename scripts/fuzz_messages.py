@@ -8,10 +8,9 @@ sysname on RabbitMQ (--url), and beside it a client container in this process
 C{ion.<sysname>}, spread over the container's queues (the hello service, its
 agent's key, the agent's process id and reply queue): random bytes, truncated
 msgpack, wrong shapes and types, huge and deep headers, control characters in
-headers, spoofed reply-to, replies and signals for nothing; and, when
-C{ion.core.security.signing} can be imported, unsigned and badly signed
-requests with signing on (else it says they were skipped); the cases are in
-scripts/fuzz_cases.py. Every batch of
+headers, spoofed reply-to, replies and signals for nothing; and unsigned and
+badly signed requests, the container signing (--no-signing: not); the cases
+are in scripts/fuzz_cases.py. Every batch of
 --batch messages ends with a ping of the agent and a hello call, each answered
 within --deadline seconds or counted as a hang; the calls queue behind the
 batch, so they also bound the backlog.
@@ -37,7 +36,6 @@ queue deleted, after Ctrl-C or an error too. Linux only (RSS from /proc).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -60,9 +58,14 @@ from soak_common import TWISTD, Once, delete_system, run_soak, stop_processes  #
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO_APP = ROOT / "res" / "apps" / "hello.app"
-SIGNING = importlib.util.find_spec("ion.core.security") is not None and (
-    importlib.util.find_spec("ion.core.security.signing") is not None
-)
+
+
+def _key_line() -> str:
+    from ion.core.security.keys import new_key_line
+
+    return new_key_line("fuzz")
+
+
 MAX_LOG_LINES = 100
 
 
@@ -109,8 +112,8 @@ class Fuzz:
         self.proc: subprocess.Popen[bytes] | None = None
         self.container: Any = None
         self.client: Any = None
-        self.signing = SIGNING and not args.no_signing
-        self.key = os.urandom(32).hex()
+        self.signing = not args.no_signing
+        self.key = _key_line() if self.signing else ""  # "<kid> <base64 key>" (ION_SYSTEM_KEY)
         self.figures = Figures(signing=self.signing)
         self.cleanup = Once(self._cleanup)
 
@@ -206,9 +209,7 @@ class Fuzz:
         exchange, broker = f"ion.{self.sysname}", self.container.exchange.broker
         print(f"system {self.sysname}: fuzzing {self.cid} (pid {self.proc.pid}) with {a.count:,} "
               f"messages, seed {a.seed}; signed cases: "
-              + ("on (ion.core.security.signing, signing on)" if self.signing else
-                 "skipped (ion.core.security.signing not importable)" if not SIGNING else
-                 "skipped (--no-signing)")
+              + ("on (the container signs)" if self.signing else "skipped (--no-signing)")
               + f"; log in {self.log}", flush=True)  # fmt: skip
         f.rss_before = rss_kib(self.proc.pid)
         log_start = self.log.stat().st_size  # the lines the run makes, from here

@@ -192,4 +192,8 @@ class GiveBack(Outbox):
             and h.get(m.PERFORMATIVE) == "request"
             and self._host.state == "ACTIVE"
         ):
-            self.reply_err(m.Message(h), exception=error)
+            try:
+                self.reply_err(m.Message(h), exception=error)
+            except exc.IonError as e:  # its headers cannot travel back (nor be signed)
+                self.drops.dropped("bad message's answer not sent", sender=sender, where=where,
+                                   detail=e)  # fmt: skip
