@@ -159,10 +159,13 @@ class Restorer:
                       name=self._name, queue=queue)  # fmt: skip
             if queue in self._lost:
                 self._lost.discard(queue)
-                checking = defer.Deferred.fromCoroutine(self._recheck(queue, self._epoch))
-                checking.addErrback(lambda f, q=queue: _log.failure(
-                    "{name}: looking at {queue} again failed", f, name=self._name, queue=q))  # fmt: skip
+                self._look_again(queue)
         return True
+
+    def _look_again(self, queue: str) -> None:
+        checking = defer.Deferred.fromCoroutine(self._recheck(queue, self._epoch))
+        checking.addErrback(lambda f: _log.failure("{name}: looking at {queue} again failed", f,
+                                                   name=self._name, queue=queue))  # fmt: skip
 
     async def _recheck(self, queue: str, epoch: int) -> None:
         """Look at lost queue C{queue} again, a while after it was declared again.
