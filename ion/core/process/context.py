@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from ion.core.exception import ProcessError
 
@@ -108,3 +111,18 @@ def user_id() -> str | None:
     """The identity of the request being handled here (None: none)."""
     place = _here.get()
     return place.user_id if place is not None else None
+
+
+def waitable(result: Any) -> Deferred[Any] | None:
+    """What user code returned (a handler's, a timer's), as a Deferred to wait
+    on: itself, or any awaitable run; None for a plain value (it is done)."""
+    if isinstance(result, Deferred):
+        return result
+    if hasattr(result, "__await__"):
+        return ensureDeferred(result if isinstance(result, CoroutineType) else _awaited(result))
+    return None
+
+
+async def _awaited(result: Any) -> Any:
+    """Await any awaitable (ensureDeferred takes only coroutines and Deferreds)."""
+    return await result

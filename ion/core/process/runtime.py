@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
@@ -299,12 +298,8 @@ class ProcessRuntime(GiveBack):
         running[msg] = None  # until its Deferred exists: a kill meanwhile abandons it
         try:
             result = handler(msg.content, msg.headers, msg)
-            if isinstance(result, Deferred):
-                waited = result
-            elif hasattr(result, "__await__"):
-                coro = result if isinstance(result, CoroutineType) else _awaited(result)
-                waited = ensureDeferred(coro)
-            else:
+            waited = context.waitable(result)
+            if waited is None:
                 if running.pop(msg, _GONE) is not _GONE:
                     self._finish(msg, result)
                 return
@@ -445,8 +440,3 @@ class ProcessRuntime(GiveBack):
             error = exc.IonError(f"the {what} of {msg.op!r} cannot be sent: {e}")
             self.log.error("{proc}: {err}", proc=self._host, err=error)
             self.reply_err(msg, exception=error)
-
-
-async def _awaited(result: Any) -> Any:
-    """Await any awaitable (ensureDeferred takes only coroutines and Deferreds)."""
-    return await result

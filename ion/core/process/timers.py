@@ -20,11 +20,10 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from ion.core import exception as exc
@@ -276,13 +275,8 @@ class Timers:
         tracked until it ends; its error is logged and counted."""
         token = context.entered(self.host.place)
         try:
-            result = f(*args)
-            if isinstance(result, Deferred):
-                waited = result
-            elif hasattr(result, "__await__"):
-                coro = result if isinstance(result, CoroutineType) else _awaited(result)
-                waited = ensureDeferred(coro)
-            else:
+            waited = context.waitable(f(*args))
+            if waited is None:
                 return
         except BaseException:
             # SystemExit too, as for a handler: one timer's sys.exit() must not stop
@@ -348,11 +342,6 @@ async def _all_ended(runs: list[Deferred[Any]]) -> None:
 def _tell(result: Any, done: Deferred[None]) -> Any:
     done.callback(None)  # (cancelled by a waiter gone: ignored)
     return result
-
-
-async def _awaited(result: Any) -> Any:
-    """Await any awaitable (ensureDeferred takes only coroutines and Deferreds)."""
-    return await result
 
 
 def _name(f: Any) -> str:
