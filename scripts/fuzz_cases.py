@@ -173,10 +173,14 @@ def case_badly_signed(rng: random.Random, t: Targets) -> tuple[str, bytes]:
     headers = _good_headers(rng, t, rng.choice([t.service, t.agent]))
     headers[USER_ID] = rng.choice(["admin", "root", "cc.admin"])
     headers["ts"] = int(time.time() * 1000)
-    if rng.random() < 0.7:
-        headers["kid"] = rng.choice(["k1", "current", "", 1, None])
-        headers["sig"] = rng.choice([rng.randbytes(32), rng.randbytes(32).hex(), "", 5])
-    return headers[RECEIVER], _pack([headers, "hi"])
+    if rng.random() < 0.3:  # unsigned
+        return headers[RECEIVER], _pack([headers, "hi"])
+    # A signed frame, [kid, headers, content, sig], with a made-up signature or kid,
+    # or parts of the wrong kinds.
+    kid = rng.choice(["fuzz", "k1", "", 1, None])
+    packed = rng.choice([_pack(headers), rng.randbytes(40), b"", _pack([1, 2])])
+    sig = rng.choice([rng.randbytes(32), rng.randbytes(32).hex(), b"", 5])
+    return headers[RECEIVER], _pack([kid, packed, rng.choice([_pack("hi"), "hi"]), sig])
 
 
 CASES: list[Callable[[random.Random, Targets], tuple[str, bytes]]] = [

@@ -33,10 +33,9 @@ USER_ID = "user-id"
 EXPIRY = "expiry"
 TS = "ts"
 ENCODING = "encoding"
-# Signed messages (ion.core.security.signing): key id, per-signer number, HMAC.
+# Signed messages (ion.core.security.signing): key id, per-signer number.
 KID = "kid"
 NONCE = "nonce"
-SIG = "sig"
 
 STATUS_OK = "OK"
 STATUS_ERROR = "ERROR"
@@ -139,19 +138,22 @@ _packb = msgpack.Packer(use_bin_type=True).pack
 class Signs(Protocol):
     """What signs outgoing messages (L{ion.core.security.signing.Signer})."""
 
-    def sign(self, headers: dict[str, Any], body: bytes) -> None: ...
+    def seal(self, headers: dict[str, Any], packed: bytes) -> bytes: ...
 
 
-#: Checks a received message's headers and packed content before they are
-#: unpacked (raises an L{IonError}, C{SignatureError}, when they do not verify).
-Verify = Callable[[dict[str, Any], Any], None]
+#: Opens a received signed frame, C{[kid, headers, content, sig]} (the last three
+#: packed bytes), or refuses an unsigned one, C{[headers, content]}, before
+#: anything in it is unpacked: returns the headers and the packed content
+#: (raises an L{IonError}, C{SignatureError}, that carries the headers it could read).
+Verify = Callable[[list[Any]], tuple[dict[str, Any], bytes]]
 
 
 def encode(headers: dict[str, Any], content: Any, signer: Signs | None = None) -> bytes:
     """The wire bytes of a message; sets the C{encoding} header for object content.
 
-    With a C{signer}, the content is packed first and signed with the headers
-    (the signer adds its own headers): the last step before the message goes.
+    With a C{signer}, the headers and the content are packed each on its own and
+    sealed, the last step before the message goes: the signature covers the
+    bytes as they travel (see L{ion.core.security.signing}).
     """
     if type(content) not in _PLAIN and hasattr(content, "SerializeToString"):
         from ion.core.object.codec import encode_object  # protobuf only when used
@@ -164,9 +166,7 @@ def encode(headers: dict[str, Any], content: Any, signer: Signs | None = None) -
     try:
         if signer is None:
             return _packb([headers, content])
-        packed = _packb(content)
-        signer.sign(headers, packed)
-        return _packb([headers, packed])
+        return signer.seal(headers, _packb(content))
     except (TypeError, ValueError, OverflowError) as e:
         raise MessageFormatError(f"content cannot be encoded: {e}") from e
 
@@ -176,23 +176,33 @@ def decode(body: bytes, delivery: Any = None, verify: Verify | None = None) -> M
 
     When the headers were readable but the content was not, the error carries
     them as C{error.headers}, so the receiver can still answer the sender.
-    C{verify}, when given, sees the headers and the content as it travelled
-    before anything is unpacked from it; what it raises carries the headers too.
+    C{verify}, when given, opens the frame (L{Verify}) before anything is
+    unpacked from it; a reader without it takes signed messages unchecked.
     """
     try:
         frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as e:  # msgpack raises several unrelated types for bad input
         raise MessageFormatError(f"body is not msgpack: {e}") from e
-    if not (isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict)):
+    signed = isinstance(frame, list) and len(frame) == SIGNED_FRAME and isinstance(frame[1], bytes)
+    if not signed and not (
+        isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict)
+    ):
         raise MessageFormatError("body is not a [headers, content] pair")
-    headers, content = frame
     if verify is not None:
         try:
-            verify(headers, content)
+            headers, content = verify(frame)
         except IonError as e:
-            e.headers = headers  # type: ignore[attr-defined]
+            if getattr(e, "headers", None) is None:
+                e.headers = frame[0] if not signed else None  # type: ignore[attr-defined]
             raise
-    if SIG in headers and isinstance(content, bytes):
+    elif signed:
+        readable = signed_headers(frame[1])
+        if readable is None:
+            raise MessageFormatError("signed headers are not a map")
+        headers, content = readable, frame[2]
+    else:
+        headers, content = frame
+    if signed:
         try:
             content = msgpack.unpackb(content, raw=False, strict_map_key=False)
         except Exception as e:
@@ -209,6 +219,19 @@ def decode(body: bytes, delivery: Any = None, verify: Verify | None = None) -> M
             error.headers = headers  # type: ignore[attr-defined]
             raise error from e
     return Message(headers, content, delivery)
+
+
+#: A signed message's frame: C{[kid, headers, content, sig]}.
+SIGNED_FRAME = 4
+
+
+def signed_headers(packed: Any) -> dict[str, Any] | None:
+    """The headers of a signed frame, unpacked (None when they are not a map)."""
+    try:
+        headers = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+    except Exception:  # as in decode: several unrelated types
+        return None
+    return headers if isinstance(headers, dict) else None
 
 
 def _decode_content(encoding: Any, content: Any) -> Any:

@@ -1,23 +1,23 @@
-"""Signed messages: HMAC-SHA256 over a fixed header set and the body's digest.
+"""Signed messages: HMAC-SHA256 over the headers and the content as they travel.
 
-The signed input is a canonical, length-prefixed encoding of the headers in
-L{SIGNED} (those present, in that order, as one msgpack map of name to scalar
-value: none can be added, dropped or changed) followed by the SHA-256 of the
-content bytes as they travel (L{ion.core.messaging.message.encode} packs the
-content of a signed message on its own). Nothing is re-serialized to be checked: the receiver verifies the
-bytes it got, before it unpacks the content.
+A signed message is the frame C{[kid, headers, content, sig]}: the headers and
+the content each packed on its own (msgpack bytes), C{sig} the HMAC-SHA256,
+under key C{kid}, of a domain tag, the headers' length (4 bytes) and the two
+byte strings. So every header is covered (the set the design names, L{SIGNED},
+among them: none can be added, dropped or changed), and nothing is
+re-serialized to be checked: the receiver verifies the bytes it got, before it
+unpacks any of them.
 
 A received message is taken when its key id is in the ring, its signature
 matches (C{hmac.compare_digest}), its C{ts} is within C{security.max_skew}
-seconds of this container's clock, and its (consumer, sender, conv-id, conv-seq,
-nonce) has not been taken before (L{ReplayCache}). The C{nonce} header, a number
-each signer counts up, tells apart messages that share the rest (signals and
-events of one sender have no conv-seq).
+seconds of this container's clock, and its signature has not been taken by the
+same consumer before (L{ReplayCache}). The C{nonce} header, a number each
+signer counts up, makes each signature unique (signals and events of one
+sender share the rest).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections import Counter
@@ -32,14 +32,13 @@ from ion.core.messaging import message as m
 from ion.core.security.keys import KeyRing, load_ring
 from ion.core.security.replay import ReplayCache
 
-#: The headers a signature covers, in the order they are encoded.
+#: The headers the design names as signed (every header is covered: these are
+#: those a signer sets or ion reads).
 SIGNED = (
     m.SENDER, m.RECEIVER, m.REPLY_TO, m.CONV_ID, m.CONV_SEQ, m.PROTOCOL, m.PERFORMATIVE,
     m.OP, m.STATUS, m.USER_ID, m.EXPIRY, m.TS, m.ENCODING, m.KID, m.NONCE,
 )  # fmt: skip
-_DOMAIN = b"ion-sig-1\0"
-_SCALAR = frozenset({str, int, bytes, bool, float, type(None)})
-_BLOCK = 64  # SHA-256's block size
+_DOMAIN = b"ion-sig-2\0"
 _pack = msgpack.Packer(use_bin_type=True).pack
 _DIGEST = 32
 _NONCE_MASK = 2**63 - 1
@@ -54,43 +53,15 @@ REPLAYED = "replayed"
 Listener = Callable[[dict[str, Any], SignatureError], None]
 
 
-def canonical(headers: dict[str, Any], body: bytes) -> bytes:
-    """The bytes a signature covers; C{TypeError} naming a header no signature can cover.
-
-    The headers of L{SIGNED} that are present, in that order, as one msgpack map
-    of name to value (each value a scalar: typed and length-prefixed, and one
-    Python value packs to one byte string), then the SHA-256 of C{body}.
-    """
-    present = {name: headers[name] for name in SIGNED if name in headers}
-    if not _SCALAR.issuperset(map(type, present.values())):
-        for name, value in present.items():
-            if type(value) not in _SCALAR:
-                raise TypeError(f"header {name!r} is a {type(value).__name__}")
-    try:
-        packed = _pack(present)
-    except (ValueError, OverflowError) as e:  # a lone surrogate; an int past 64 bits
-        raise TypeError(f"a header cannot be signed: {e}") from None
-    return _DOMAIN + packed + hashlib.sha256(body).digest()
+def signed_input(headers: bytes, content: bytes) -> bytes:
+    """The bytes a signature covers: a domain tag, the packed headers' length
+    (so no byte can move between the two) and both byte strings."""
+    return b"".join((_DOMAIN, len(headers).to_bytes(4, "big"), headers, content))
 
 
-def _pads(secret: bytes) -> tuple[Any, Any]:
-    """HMAC-SHA256's inner and outer hash states for C{secret} (RFC 2104), made
-    once per key: each message then costs two SHA-256 copies, not a key setup."""
-    if len(secret) > _BLOCK:
-        secret = hashlib.sha256(secret).digest()
-    secret = secret.ljust(_BLOCK, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in secret))
-    return inner, outer
-
-
-def _mac(pads: tuple[Any, Any], data: bytes) -> bytes:
-    """HMAC-SHA256 of C{data} from a key's L{_pads}."""
-    inner = pads[0].copy()
-    inner.update(data)
-    outer = pads[1].copy()
-    outer.update(inner.digest())
-    return outer.digest()
+def _mac(secret: bytes, headers: bytes, content: bytes) -> bytes:
+    """HMAC-SHA256 (OpenSSL's, in one call) of what a signature covers."""
+    return hmac.digest(secret, signed_input(headers, content), "sha256")
 
 
 class Signer:
@@ -104,7 +75,7 @@ class Signer:
         replay_size: int = 100_000,
     ) -> None:
         self.ring = ring
-        self._pads = {key.kid: _pads(key.secret) for key in (ring.current, ring.previous) if key}
+        self._secrets = {key.kid: key.secret for key in (ring.current, ring.previous) if key}
         self._now = now
         self.max_skew_ms = int(max_skew * 1000)
         self.replay = ReplayCache(replay_size)
@@ -116,68 +87,71 @@ class Signer:
         #: Called with (headers, error) for each message refused (the boot check listens).
         self.listeners: list[Listener] = []
 
-    def sign(self, headers: dict[str, Any], body: bytes) -> None:
-        """Add C{ts}, C{kid}, C{nonce} and C{sig} to C{headers} for C{body}."""
+    def seal(self, headers: dict[str, Any], packed: bytes) -> bytes:
+        """The signed frame of a message: C{headers} (given C{ts}, C{kid} and
+        C{nonce} here) and its packed content C{packed}.
+
+        @raise MessageFormatError: a header cannot be packed.
+        """
         key = self.ring.current
         self._nonce = (self._nonce + 1) & _NONCE_MASK
         headers[m.TS] = int(self._now() * 1000)
         headers[m.KID] = key.kid
         headers[m.NONCE] = self._nonce
         try:
-            data = canonical(headers, body)
-        except TypeError as e:
+            packed_headers = _pack(headers)
+        except (TypeError, ValueError, OverflowError) as e:
             raise MessageFormatError(f"cannot sign: {e}") from None
-        headers[m.SIG] = _mac(self._pads[key.kid], data)
+        sig = _mac(key.secret, packed_headers, packed)
         self.signed += 1
+        return _pack([key.kid, packed_headers, packed, sig])
 
     def verify(
-        self, headers: dict[str, Any], body: Any, consumer: str, redelivery: bool = False
-    ) -> None:
-        """Raise L{SignatureError} unless C{headers} and C{body} (the content bytes
-        as received) verify and were not taken by C{consumer} before.
+        self, frame: list[Any], consumer: str, redelivery: bool = False
+    ) -> tuple[dict[str, Any], bytes]:
+        """The headers and packed content of received C{frame} (see
+        L{ion.core.messaging.message.Verify}) when it verifies and C{consumer}
+        has not taken it before; else raise L{SignatureError}, carrying the
+        headers when they can be read (to answer the sender).
 
         C{redelivery}: the broker says it delivered this message before (a
         requeue, or the poison check's copy): taken again a few times.
         """
-        sig = headers.get(m.SIG)
-        if sig is None or not isinstance(body, bytes):
+        if len(frame) != m.SIGNED_FRAME:
+            headers = frame[0] if isinstance(frame[0], dict) else {}
             self._refuse(headers, UNSIGNED, "unsigned message")
-        kid = headers.get(m.KID)
-        key = self.ring.get(kid)
-        if key is None:
-            self._refuse(headers, UNKNOWN_KID, f"unknown key id {_shown(kid)}")
-        try:
-            data = canonical(headers, body)
-        except TypeError:
-            data = b""
+        kid, packed_headers, packed, sig = frame
+        secret = self._secrets.get(kid) if isinstance(kid, str) else None
+        if secret is None:
+            self._refuse(_readable(packed_headers), UNKNOWN_KID, f"unknown key id {_shown(kid)}")
         if not (
-            data
+            isinstance(packed, bytes)
             and isinstance(sig, bytes)
             and len(sig) == _DIGEST
-            and hmac.compare_digest(_mac(self._pads[key.kid], data), sig)
+            and hmac.compare_digest(_mac(secret, packed_headers, packed), sig)
         ):
-            self._refuse(headers, BAD_SIGNATURE, f"bad signature (key id {_shown(kid)})")
-        # Authentic from here: a key holder sent it. Is it fresh?
+            self._refuse(_readable(packed_headers), BAD_SIGNATURE,
+                         f"bad signature (key id {_shown(kid)})")  # fmt: skip
+        # Authentic from here: a key holder sent it. Is it well made, and fresh?
+        signed = m.signed_headers(packed_headers)
+        if signed is None or signed.get(m.KID) != kid:
+            self._refuse(signed or {}, BAD_SIGNATURE, "signed headers are not a map with its kid")
+        headers = signed
         ts = headers.get(m.TS)
         now = int(self._now() * 1000)
         skew = self.max_skew_ms
         if not isinstance(ts, int) or isinstance(ts, bool) or abs(now - ts) > skew:
             self._refuse(headers, OUT_OF_WINDOW, f"ts outside the window of ±{skew // 1000} s")
-        key_seen = (
-            consumer,
-            headers.get(m.SENDER),
-            headers.get(m.CONV_ID),
-            headers.get(m.CONV_SEQ),
-            headers.get(m.NONCE),
-        )
-        why = self.replay.check(key_seen, ts, ts + skew, now, redelivery)
+        why = self.replay.check((consumer, sig), ts, ts + skew, now, redelivery)
         if why is not None:
             self._refuse(headers, REPLAYED, why)
         self.verified += 1
+        return headers, packed
 
     def _refuse(self, headers: dict[str, Any], reason: str, text: str) -> NoReturn:
         self.refused[reason] += 1
         error = SignatureError(f"message refused: {text}", reason)
+        error.headers = headers  # type: ignore[attr-defined]  # (to answer its sender)
         for listener in list(self.listeners):
             listener(headers, error)
         raise error
@@ -192,6 +166,12 @@ class Signer:
             "replay_cache": len(self.replay),
             "replay_evicted": self.replay.evicted,
         }
+
+
+def _readable(packed_headers: Any) -> dict[str, Any]:
+    """The headers of a frame that did not verify, as far as they can be read
+    (to answer the sender, who may have used another key): never trusted."""
+    return (m.signed_headers(packed_headers) if isinstance(packed_headers, bytes) else None) or {}
 
 
 def _shown(value: Any) -> str:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import pytest_twisted
 
@@ -54,3 +55,21 @@ async def system() -> AsyncIterator[Callable[..., Awaitable[Container]]]:
     yield make
     for container in reversed(made):
         await container.stop()
+
+
+class Frame:
+    """A signed message's frame, taken apart: kid, headers (unpacked), packed
+    content, sig; C{pack()} puts it together again as it is (a tamperer's work)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.kid, headers, self.content, self.sig = msgpack.unpackb(body, raw=False)
+        self.packed_headers = headers
+        self.headers = msgpack.unpackb(headers, raw=False)
+
+    def pack(self, repack_headers: bool = True) -> bytes:
+        headers = _packb(self.headers) if repack_headers else self.packed_headers
+        return _packb([self.kid, headers, self.content, self.sig])
+
+
+def _packb(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)

@@ -20,7 +20,7 @@ from ion.core.process.process import Process
 from ion.core.process.service import ServiceProcess
 from ion.core.security import signing
 from ion.core.security.keys import Key, KeyRing, read_key_file
-from tests.core.security.conftest import config
+from tests.core.security.conftest import Frame, config
 from tests.helpers import Collector, wait_for
 
 System = Callable[..., Awaitable[Container]]
@@ -100,26 +100,26 @@ async def test_tampered_request_dropped_and_answered_401(
     watched2 = await watch(container, "watch2")
     signer = container.exchange.signer
     performative = "inform" if name == m.PERFORMATIVE else "request"
-    headers, content = msgpack.unpackb(
-        m.encode(request("watch", 1, performative), "hi", signer), raw=False
-    )
+    f = Frame(m.encode(request("watch", 1, performative), "hi", signer))
     if name == "body":
-        content = msgpack.packb("changed")
+        f.content = msgpack.packb("changed")
     else:
         value = TAMPERED[name]
         if value is None:
-            value = headers[name] + 1
-        assert headers.get(name) != value
-        headers[name] = value
+            value = f.headers[name] + 1
+        assert f.headers.get(name) != value
+        f.headers[name] = value
+    headers = f.headers
     before = sum(signer.refused.values())
-    await container.exchange.publish("echo", msgpack.packb([headers, content], use_bin_type=True))
+    await container.exchange.publish("echo", f.pack())
     got = watched2 if name == m.REPLY_TO else watched
-    reply = answer((await got.wait(1))[0])
+    delivery = (await got.wait(1))[0]
+    reply = answer(delivery)
     assert reply.performative == "failure" and reply.status == m.STATUS_ERROR
     assert reply.content["code"] == 401 and reply.content["type"] == "SignatureError"
     assert reply.headers[m.CONV_ID] == headers[m.CONV_ID]
     # The answer is signed itself, and verifies.
-    signer.verify(reply.headers, msgpack.packb(reply.content, use_bin_type=True), "test")
+    signer.verify(msgpack.unpackb(delivery.body, raw=False), "test")
     assert sum(signer.refused.values()) == before + 1
     assert echo.users == [] and echo.state == "ACTIVE"
 
@@ -170,9 +170,9 @@ async def test_forged_user_id_never_reaches_the_handler(system: System, key_file
     echo = await container.spawn(Echo)
     watched = await watch(container, "watch")
     signer = container.exchange.signer
-    headers, content = msgpack.unpackb(m.encode(request("watch", 1), "x", signer), raw=False)
-    headers[m.USER_ID] = "admin"
-    await container.exchange.publish("echo", msgpack.packb([headers, content], use_bin_type=True))
+    f = Frame(m.encode(request("watch", 1), "x", signer))
+    f.headers[m.USER_ID] = "admin"
+    await container.exchange.publish("echo", f.pack())
     unsigned = {**request("watch", 2), m.USER_ID: "admin"}
     await container.exchange.publish("echo", m.encode(unsigned, "x"))
     replies = [answer(d) for d in await watched.wait(2)]
