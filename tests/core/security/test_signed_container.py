@@ -289,3 +289,31 @@ async def test_signals_between_signing_containers(system: System, key_file: Path
     (got,) = await watcher.downs.wait(1)
     assert got == (ref, str(target.id), "shutdown")
     assert a.exchange.signer.refused == {} and b.exchange.signer.refused == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_forged_user_id_never_reaches_the_policy(
+    system: System, key_file: Path, tmp_path: Path
+) -> None:
+    """Signing and a policy on: a request claiming user-id admin (who holds the
+    role echo needs) with a changed signature is refused by the signature check
+    (401 SignatureError) and the policy never judges it; signed honestly as
+    alice (no role), the policy judges it and refuses it (403)."""
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "default: deny\nusers: {admin: [operator]}\nservices: {echo: {echo: [operator]}}\n"
+    )
+    container = await system(config(key_file, security={"policy": str(policy)}))
+    await container.spawn(Echo)
+    watched = await watch(container, "watch")
+    signer = container.exchange.signer
+    f = Frame(m.encode(request("watch", 1), "x", signer))
+    f.headers[m.USER_ID] = "admin"
+    await container.exchange.publish("echo", f.pack())
+    forged = answer((await watched.wait(1))[0])
+    assert forged.content["code"] == 401 and forged.content["type"] == "SignatureError"
+    assert container.policy is not None and container.policy.info()["decisions"] == []
+    await container.exchange.publish("echo", m.encode(request("watch", 2), "x", signer))
+    judged = answer((await watched.wait(2))[1])
+    assert judged.content["code"] == 403 and judged.content["type"] == "Forbidden"
+    assert [d["decision"] for d in container.policy.info()["decisions"]] == ["forbidden"]
