@@ -10,12 +10,15 @@ instead of letting old messages through.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 
 
 class ReplayCache:
-    """Keys seen, each with the time (ms) it may be forgotten, oldest first."""
+    """Keys seen, each with the time (ms) it may be forgotten, oldest first.
+
+    A key is kept as its hash (Python's, keyed per process: nobody outside can
+    aim at a collision), an int to an int: about 100 bytes an entry.
+    """
 
     def __init__(self, size: int, max_repeats: int = 6) -> None:
         if size < 1:
@@ -24,7 +27,8 @@ class ReplayCache:
         #: How often a broker redelivery of one message is taken (a poison
         #: copy or requeue); a replay without the redelivered flag: never.
         self.max_repeats = max_repeats
-        self._seen: OrderedDict[Hashable, list[int]] = OrderedDict()  # key -> [forget_at, n, ts]
+        self._seen: dict[int, int] = {}  # hash of key -> forget_at, in insertion order
+        self._repeats: dict[int, int] = {}  # taken more than once (redeliveries): how often
         #: Messages whose C{ts} is not above this (ms) are refused: an entry that
         #: young was evicted before its time.
         self.horizon = -(2**63)
@@ -40,18 +44,21 @@ class ReplayCache:
         self._expire(now)
         if ts <= self.horizon:
             return "older than the replay cache reaches"
-        entry = self._seen.get(key)
-        if entry is not None:
-            if not redelivery or entry[1] >= self.max_repeats:
+        h = hash(key)
+        if h in self._seen:
+            taken = self._repeats.get(h, 1)
+            if not redelivery or taken >= self.max_repeats:
                 return "replayed"
-            entry[1] += 1
+            self._repeats[h] = taken + 1
             return None
         if len(self._seen) >= self.size:
-            _, (_forget, _n, old_ts) = self._seen.popitem(last=False)
+            old = next(iter(self._seen))
+            old_forget = self._seen.pop(old)
+            self._repeats.pop(old, None)
             self.evicted += 1
             # A message of its ts can no longer be told from a replay of it.
-            self.horizon = max(self.horizon, old_ts)
-        self._seen[key] = [forget_at, 1, ts]
+            self.horizon = max(self.horizon, old_forget - (forget_at - ts))
+        self._seen[h] = forget_at
         return None
 
     def _expire(self, now: int) -> None:
@@ -59,7 +66,8 @@ class ReplayCache:
         # Insertion order is nearly expiry order (ts is the sender's clock): stop at
         # the first live entry rather than scan; a straggler goes a little later.
         while seen:
-            key, entry = next(iter(seen.items()))
-            if entry[0] > now:
+            h = next(iter(seen))
+            if seen[h] > now:
                 return
-            del seen[key]
+            del seen[h]
+            self._repeats.pop(h, None)
