@@ -49,6 +49,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,27 +71,49 @@ def percentile(values: list[float], q: float) -> float:
 # -- ion: echo service in a twistd container, client in this process ---------
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What an ion side runs with (None: as configured): broker.queue_type,
+    observer.tap, security.signing, broker.secure. One source for the server's
+    environment, the client's config and the flag that hands them to it."""
+
+    qtype: str | None = None
+    tap: bool | None = None
+    sign: bool | None = None
+    secure: bool | None = None
+
+    def config(self) -> dict[str, dict[str, Any]]:
+        config: dict[str, dict[str, Any]] = {}
+        if self.qtype:
+            config.setdefault("broker", {})["queue_type"] = self.qtype
+        if self.tap is not None:
+            config["observer"] = {"tap": self.tap}
+        if self.sign is not None:  # (the boot check: a boot-time cost, not a message's)
+            config["security"] = {"signing": self.sign, "join_check": 0}
+        if self.secure is not None:
+            config.setdefault("broker", {}).update(url=URL, secure=self.secure)
+        return config
+
+    def env(self) -> dict[str, str]:
+        """The same as ION_<SECTION>__<KEY> variables (for the twistd server)."""
+        return {
+            f"ION_{section}__{key}".upper(): str(value).lower()
+            if value in (True, False)
+            else str(value)
+            for section, values in self.config().items()
+            for key, value in values.items()
+        }
+
+    def argv(self) -> list[str]:
+        return ["--settings", json.dumps(asdict(self))]
+
+
 @contextmanager
-def ion_server(
-    qtype: str | None = None,
-    tap: bool | None = None,
-    sign: bool | None = None,
-    secure: bool | None = None,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """An echo service in a twistd container on its own sysname: (sysname, process);
-    its broker.queue_type C{qtype}, observer.tap C{tap} and security.signing
-    C{sign}, broker.secure C{secure} (None: as configured)."""
+def ion_server(settings: Settings = Settings()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """An echo service in a twistd container on its own sysname, run with
+    C{settings}: (sysname, process)."""
     sysname = f"bench-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ)
-    if qtype:
-        env["ION_BROKER__QUEUE_TYPE"] = qtype
-    if tap is not None:
-        env["ION_OBSERVER__TAP"] = "true" if tap else "false"
-    if sign is not None:
-        env["ION_SECURITY__SIGNING"] = "true" if sign else "false"
-        env["ION_SECURITY__JOIN_CHECK"] = "0"  # (a boot-time cost, not a message's)
-    if secure is not None:
-        env["ION_BROKER__SECURE"] = "true" if secure else "false"
+    env = {**os.environ, **settings.env()}
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
         boot = Path(tmp) / "boot.py"
@@ -131,14 +155,7 @@ def ion_server(
 
 
 def ion_client_run(
-    sysname: str,
-    seq: int,
-    calls: int,
-    conc: int,
-    qtype: str | None = None,
-    tap: bool | None = None,
-    sign: bool | None = None,
-    secure: bool | None = None,
+    sysname: str, seq: int, calls: int, conc: int, settings: Settings = Settings()
 ) -> dict[str, float]:
     """Run the ion client (in its own OS process) against C{sysname}; its results."""
     out = subprocess.run(
@@ -147,10 +164,7 @@ def ion_client_run(
             __file__,
             "--ion-client",
             sysname,
-            *(["--queue-type", qtype] if qtype else []),
-            *(["--tap-setting", "on" if tap else "off"] if tap is not None else []),
-            *(["--sign-setting", "on" if sign else "off"] if sign is not None else []),
-            *(["--secure-setting", "on" if secure else "off"] if secure is not None else []),
+            *settings.argv(),
             "--seq",
             str(seq),
             "--calls",
@@ -166,18 +180,10 @@ def ion_client_run(
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ion_run(
-    seq: int,
-    calls: int,
-    conc: int,
-    qtype: str | None = None,
-    tap: bool | None = None,
-    sign: bool | None = None,
-    secure: bool | None = None,
-) -> dict[str, float]:
-    with ion_server(qtype, tap, sign, secure) as (sysname, server):
+def ion_run(seq: int, calls: int, conc: int, settings: Settings) -> dict[str, float]:
+    with ion_server(settings) as (sysname, server):
         before = cpu_seconds(server.pid)
-        result = ion_client_run(sysname, seq, calls, conc, qtype, tap, sign, secure)
+        result = ion_client_run(sysname, seq, calls, conc, settings)
         after = cpu_seconds(server.pid)
     if before is not None and after is not None:
         result["server_cpu_us"] = (after - before) / (WARMUP + seq + calls) * 1e6
@@ -206,16 +212,7 @@ def cleanup(sysname: str) -> None:
     conn.close()
 
 
-def ion_client(
-    sysname: str,
-    seq: int,
-    calls: int,
-    conc: int,
-    qtype: str | None,
-    tap: bool | None,
-    sign: bool | None = None,
-    secure: bool | None = None,
-) -> None:
+def ion_client(sysname: str, seq: int, calls: int, conc: int, settings: Settings) -> None:
     from twisted.internet import defer, task
 
     from ion.core.cc.container import Container
@@ -225,13 +222,7 @@ def ion_client(
 
     async def main(reactor: Any) -> None:
         broker = AmqpBroker(reactor, URL, name=f"{sysname}-client")
-        config = Config(DEFAULTS).merged({"broker": {"queue_type": qtype}} if qtype else {})
-        if tap is not None:
-            config = config.merged({"observer": {"tap": tap}})
-        if sign is not None:
-            config = config.merged({"security": {"signing": sign, "join_check": 0}})
-        if secure is not None:
-            config = config.merged({"broker": {"url": URL, "secure": secure}})
+        config = Config(DEFAULTS).merged(settings.config())
         cc = Container(
             reactor=reactor,
             container_id=f"{sysname}-client",
@@ -390,16 +381,10 @@ def main() -> None:
         "--secure", help="comma-separated broker.secure settings (on,off): one ion row each"
     )
     ap.add_argument("--ion-client", help=argparse.SUPPRESS)
-    ap.add_argument("--queue-type", help=argparse.SUPPRESS)
-    ap.add_argument("--tap-setting", choices=("on", "off"), help=argparse.SUPPRESS)
-    ap.add_argument("--sign-setting", choices=("on", "off"), help=argparse.SUPPRESS)
-    ap.add_argument("--secure-setting", choices=("on", "off"), help=argparse.SUPPRESS)
+    ap.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ion_client:
-        tap = None if a.tap_setting is None else a.tap_setting == "on"
-        sign = None if a.sign_setting is None else a.sign_setting == "on"
-        secure = None if a.secure_setting is None else a.secure_setting == "on"
-        ion_client(a.ion_client, a.seq, a.calls, a.conc, a.queue_type, tap, sign, secure)
+        ion_client(a.ion_client, a.seq, a.calls, a.conc, Settings(**json.loads(a.settings)))
         return
     qtypes = [t.strip() for t in a.queue_types.split(",") if t.strip()] if a.queue_types else []
     if bad := [t for t in qtypes if t not in ("auto", "classic", "quorum")]:
@@ -435,15 +420,11 @@ def main() -> None:
     }
     ions = list(variants)
 
-    def setting(value: str | None) -> bool | None:
+    def on(value: str | None) -> bool | None:
         return None if value is None else value == "on"
 
     sides: dict[str, Any] = {
-        name: (
-            lambda q=q, t=t, g=g, c=c: ion_run(
-                a.seq, a.calls, a.conc, q, setting(t), setting(g), setting(c)
-            )
-        )
+        name: partial(ion_run, a.seq, a.calls, a.conc, Settings(q, on(t), on(g), on(c)))
         for name, (q, t, g, c) in variants.items()
     }
     if (a.bench_dir / "baseline" / "rpc_bench.py").exists():

@@ -82,10 +82,11 @@ def per_call(
 
 
 def ion_side(calls: int, seq_mode: bool, tap: bool | None = None) -> dict[str, float]:
-    with bench_amqp.ion_server(tap=tap) as (sysname, server):
+    settings = bench_amqp.Settings(tap=tap)
+    with bench_amqp.ion_server(settings) as (sysname, server):
         return per_call(
             server.pid,
-            lambda seq, n: bench_amqp.ion_client_run(sysname, seq, n, CONC, None, tap),
+            lambda seq, n: bench_amqp.ion_client_run(sysname, seq, n, CONC, settings),
             calls,
             seq_mode,
         )

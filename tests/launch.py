@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,17 @@ def launch_in_system(
         str(ready),
         *args,
     )
+
+
+@contextmanager
+def running(proc: subprocess.Popen[str], ready: Path) -> Iterator[subprocess.Popen[str]]:
+    """C{proc} once its C{ready} file exists; SIGINT at the end if it still runs."""
+    try:
+        wait_for_file(ready, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            interrupt(proc)
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen[str]) -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.launch import REPO, TIMEOUT, clean_env, interrupt, launch, wait_for_file
+from tests.launch import (
+    REPO,
+    TIMEOUT,
+    clean_env,
+    launch_in_system,
+    running,
+)
 from tests.rabbit import URL, require_rabbitmq
 
 _SCRIPT = Path(sys.executable).parent / "ion-rpc"
@@ -120,24 +126,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("ion-rpc")
     boot, ready = tmp / "slow.py", tmp / "ready"
     boot.write_text(SLOW.replace("BANK", repr(str(BANK))))
-    proc = launch(
-        f"rpc-{sysname}",
-        "-n",
-        "--broker",
-        URL,
-        "-s",
-        sysname,
-        "--ready-file",
-        str(ready),
-        "res/deploy/hello.rel",
-        str(boot),
-    )
+    proc = launch_in_system("rpc", URL, sysname, ready, "res/deploy/hello.rel", str(boot))
     try:
-        wait_for_file(ready, proc)
-        yield sysname
+        with running(proc, ready):
+            yield sysname
     finally:
-        if proc.poll() is None:
-            interrupt(proc)
         delete_system(sysname)
 
 

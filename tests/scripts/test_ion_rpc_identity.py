@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.launch import interrupt, launch, wait_for_file
+from tests.launch import launch_in_system, running
 from tests.rabbit import URL, require_rabbitmq
 from tests.scripts.test_ion_rpc import delete_system, ion_rpc
 
@@ -31,14 +31,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     policy, config, ready = tmp / "policy.yml", tmp / "extra.yml", tmp / "ready"
     policy.write_text(POLICY)
     config.write_text(f"security: {{policy: {str(policy)!r}}}\n")
-    proc = launch(f"rpcid-{sysname}", "-n", "--broker", URL, "-s", sysname,
-                  "--config", str(config), "--ready-file", str(ready), "res/deploy/hello.rel")  # fmt: skip
+    proc = launch_in_system("rpcid", URL, sysname, ready, "--config", str(config),
+                            "res/deploy/hello.rel")  # fmt: skip
     try:
-        wait_for_file(ready, proc)
-        yield sysname
+        with running(proc, ready):
+            yield sysname
     finally:
-        if proc.poll() is None:
-            interrupt(proc)
         delete_system(sysname)
 
 
