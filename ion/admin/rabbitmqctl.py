@@ -68,9 +68,16 @@ class Rabbitmqctl:
 
     def users(self) -> list[dict[str, Any]]:
         """The broker's users: C{{"user": name, "tags": [...]}} each."""
-        out = self.run("list_users", "--formatter", "json", "--silent")
+        return self._listed("list_users")
+
+    def vhosts(self) -> list[str]:
+        """The names of the broker's vhosts."""
+        return [str(v.get("name")) for v in self._listed("list_vhosts", "name")]
+
+    def _listed(self, *command: str) -> list[dict[str, Any]]:
+        out = self.run(*command, "--formatter", "json", "--silent")
         try:
-            users = json.loads(out)
+            rows = json.loads(out)
         except ValueError:
-            raise AdminError(f"rabbitmqctl list_users: not JSON: {out[:200]!r}") from None
-        return [u for u in users if isinstance(u, dict)]
+            raise AdminError(f"rabbitmqctl {command[0]}: not JSON: {out[:200]!r}") from None
+        return [row for row in rows if isinstance(row, dict)]

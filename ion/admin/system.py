@@ -108,6 +108,8 @@ def setup(ctl: Rabbitmqctl, plan: Plan, out: Path) -> dict[str, Path]:
     clash = sorted(set(grants) & existing)
     if clash:
         raise AdminError(f"broker user {', '.join(clash)} exists already (teardown first?)")
+    if plan.vhost in ctl.vhosts():  # (and a failed setup must not delete what it did not make)
+        raise AdminError(f"vhost {plan.vhost} exists already (teardown first, or --vhost)")
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     made_users: list[str] = []
     try:

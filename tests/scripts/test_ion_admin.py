@@ -38,14 +38,14 @@ def test_bad_input_is_a_usage_error_naming_the_field(
 
 
 def _fake_rabbitmqctl(tmp_path: Path) -> tuple[Path, Path]:
-    """A rabbitmqctl that logs its arguments and its stdin, and knows no users."""
+    """A rabbitmqctl that logs its arguments and its stdin, and knows no users nor vhosts."""
     log = tmp_path / "calls.log"
     script = tmp_path / "rabbitmqctl"
     script.write_text(
         "#!/bin/sh\n"
         f'echo "ARGS $*" >> {log}\n'
         f'echo "STDIN $(cat)" >> {log}\n'
-        'case "$1" in list_users) echo "[]";; esac\n'
+        'case "$1" in list_users|list_vhosts) echo "[]";; esac\n'
     )
     script.chmod(0o755)
     return script, log
@@ -101,6 +101,20 @@ def test_setup_and_teardown_on_a_node(tls_node: RabbitNode, tmp_path: Path) -> N
         assert system.admin(*again) == EX_FAILED
         assert "other-sys" not in tls_node.ctl("list_vhosts", "--silent").split()
         assert not (tmp_path / "two" / f"{a}.yml").exists()
+        # A vhost that exists (another system's, say) is refused, never touched.
+        taken = [
+            "setup",
+            system.sysname,
+            "--container",
+            "fresh-user",
+            "--out",
+            str(tmp_path / "three"),
+        ]
+        assert system.admin(*taken) == EX_FAILED
+        assert system.sysname in tls_node.ctl("list_vhosts", "--silent").split()
+        perms = json.loads(tls_node.ctl("list_permissions", "-p", system.sysname, "--formatter",
+                                        "json", "--silent"))  # fmt: skip
+        assert {p["user"] for p in perms} == {a, obs}
     finally:
         assert system.admin("teardown", system.sysname) == 0
     users = {u["user"] for u in json.loads(tls_node.ctl("list_users", "--formatter", "json"))}

@@ -170,7 +170,13 @@ class GiveBack(Outbox):
     def _bad_message(self, delivery: Any, error: Exception, h: Any = None) -> None:
         """Answer a malformed request if its headers say where to, fail the call a
         malformed reply belongs to, then drop it: counted, and logged at a bounded
-        rate, by the error's class and words (L{ion.core.drops.cause_of})."""
+        rate, by the error's class and words (L{ion.core.drops.cause_of}).
+
+        The headers of a message that did not verify (L{exc.SignatureError}) are
+        anybody's: they fail no call, and the 401 to them goes unsigned, so that
+        it cannot be aimed at a signing process's open call (a signed answer
+        would be taken as that call's failure); a caller that does not sign
+        still reads it."""
         sender = h.get(m.SENDER) if isinstance(h, dict) else None
         where = getattr(delivery, "routing_key", None) or self._me
         self.drops.dropped(cause_of(error), sender=sender, where=where, detail=error)
@@ -180,8 +186,9 @@ class GiveBack(Outbox):
         performative, conv_id = h.get(m.PERFORMATIVE), h.get(m.CONV_ID)
         if not isinstance(performative, str):  # (a dict cannot even be looked up)
             return
+        unverified = isinstance(error, exc.SignatureError)
         if performative in REPLY_PERFORMATIVES:
-            if self.conversations is not None and isinstance(conv_id, str):
+            if not unverified and self.conversations is not None and isinstance(conv_id, str):
                 conv = self.conversations.open.get(conv_id)
                 if conv is not None:
                     self.conversations.fail(conv, error)
@@ -193,7 +200,7 @@ class GiveBack(Outbox):
             and self._host.state == "ACTIVE"
         ):
             try:
-                self.reply_err(m.Message(h), exception=error)
+                self.reply_err(m.Message(h), exception=error, signed=not unverified)
             except exc.IonError as e:  # its headers cannot travel back (nor be signed)
                 self.drops.dropped("bad message's answer not sent", sender=sender, where=where,
                                    detail=e)  # fmt: skip

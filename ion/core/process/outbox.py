@@ -80,14 +80,15 @@ class Outbox:
         """Sending works from READY until terminate has finished."""
         return self._host.state not in ("INIT", "TERMINATED")
 
-    def _encode(self, headers: dict[str, Any], content: Any) -> bytes:
+    def _encode(self, headers: dict[str, Any], content: Any, signed: bool = True) -> bytes:
         """The message's bytes, if the broker will take that many.
 
         @raise MessageFormatError: it cannot be encoded, or is over C{broker.max_message_size}
             (RabbitMQ would close the channel over it, and its caller would wait out
             the deadline).
         """
-        body = m.encode(headers, content, getattr(self.exchange, "signer", None))
+        signer = getattr(self.exchange, "signer", None) if signed else None
+        body = m.encode(headers, content, signer)
         limit = self.max_message_size
         if len(body) > limit:
             raise exc.MessageFormatError(
@@ -294,8 +295,10 @@ class Outbox:
         performative: str = "inform_result",
         status: str = m.STATUS_OK,
         headers: dict[str, Any] | None = None,
+        signed: bool = True,
     ) -> Deferred[None]:
-        """Answer C{msg} in its conversation (C{inform_result} by default)."""
+        """Answer C{msg} in its conversation (C{inform_result} by default); not
+        C{signed}, a signing container's answer is one no signing process takes."""
         h = msg.headers
         reply_to = h.get(m.REPLY_TO)
         if not isinstance(reply_to, str):
@@ -319,7 +322,7 @@ class Outbox:
         if headers:
             out.update(headers)
         assert self.exchange is not None
-        body = self._encode(out, content)  # before the conversation moves: it may not go
+        body = self._encode(out, content, signed)  # before the conversation moves: it may not go
         conv = msg.conversation
         if conv is not None:
             conv.feed(performative)
@@ -341,6 +344,7 @@ class Outbox:
         content: Any = None,
         exception: BaseException | None = None,
         code: int | None = None,
+        signed: bool = True,
     ) -> Deferred[None]:
         """Answer C{msg} with an error envelope (C{code}, C{type}, C{message}), status ERROR."""
         if content is None:
@@ -348,7 +352,7 @@ class Outbox:
             if code is not None:
                 content["code"] = code
             content.setdefault("code", exc.INTERNAL_ERROR)
-        return self.reply(msg, content, "failure", m.STATUS_ERROR)
+        return self.reply(msg, content, "failure", m.STATUS_ERROR, signed=signed)
 
     def reply_agree(self, msg: m.Message) -> Deferred[None]:
         """Agree to a request; the result follows later."""

@@ -93,7 +93,7 @@ async def test_tampered_request_dropped_and_answered_401(
     name: str, system: System, key_file: Path
 ) -> None:
     """Tampering with any signed header, or the body: the handler never runs, the
-    refusal is counted, and a signed 401 SignatureError goes to the reply-to."""
+    refusal is counted, and an unsigned 401 SignatureError goes to the reply-to."""
     container = await system(config(key_file))
     echo = await container.spawn(Echo)
     watched = await watch(container, "watch")
@@ -118,9 +118,12 @@ async def test_tampered_request_dropped_and_answered_401(
     assert reply.performative == "failure" and reply.status == m.STATUS_ERROR
     assert reply.content["code"] == 401 and reply.content["type"] == "SignatureError"
     assert reply.headers[m.CONV_ID] == headers[m.CONV_ID]
-    # The answer is signed itself, and verifies.
-    signer.verify(msgpack.unpackb(delivery.body, raw=False), "test")
     assert sum(signer.refused.values()) == before + 1
+    # The answer is unsigned: headers nobody verified cannot aim a signed failure
+    # at a signing process's open call (its reply-to and conv-id are anybody's).
+    with pytest.raises(exc.SignatureError) as refused:
+        signer.verify(msgpack.unpackb(delivery.body, raw=False), "test")
+    assert refused.value.reason == signing.UNSIGNED
     assert echo.users == [] and echo.state == "ACTIVE"
 
 
@@ -238,30 +241,43 @@ async def test_ts_outside_the_window_refused(system: System, key_file: Path, ske
 
 
 @pytest_twisted.ensureDeferred
-async def test_answer_that_fails_verification_fails_the_call(
+async def test_an_answer_that_fails_verification_is_dropped_and_the_call_waits_on(
     system: System, key_file: Path
 ) -> None:
-    """The caller's call fails with SignatureError when its answer is signed with
-    another key (a forged answer), and no result is taken from it."""
+    """An answer signed with another key (a forged one) is dropped and counted: no
+    result is taken from it, nor does it fail the call, which takes the honest
+    answer that comes after it."""
     container = await system(config(key_file))
     client = await container.spawn(Process, name="client")
     requests = await watch(container, "fake")
     call = client.rpc_send("fake", "op", None)
     asked = answer((await requests.wait(1))[0])
-    forged = {
-        m.SENDER: "fake.1@elsewhere",
-        m.RECEIVER: asked.headers[m.REPLY_TO],
-        m.CONV_ID: asked.conv_id,
-        m.CONV_SEQ: 2,
-        m.PROTOCOL: "rpc",
-        m.PERFORMATIVE: "inform_result",
-        m.OP: "result",
-        m.STATUS: m.STATUS_OK,
-    }
+
+    def reply(content: str) -> dict[str, Any]:
+        return {
+            m.SENDER: "fake.1@elsewhere",
+            m.RECEIVER: asked.headers[m.REPLY_TO],
+            m.CONV_ID: asked.conv_id,
+            m.CONV_SEQ: 2,
+            m.PROTOCOL: "rpc",
+            m.PERFORMATIVE: "inform_result",
+            m.OP: "result",
+            m.STATUS: m.STATUS_OK,
+        }
+
+    signer = container.exchange.signer
+    refusals: Collector[str] = Collector()
+    signer.listeners.append(lambda _headers, error: refusals(error.reason))
     wrong = other_signer(Key("k2", b"\x05" * 32))  # the current kid, another key
-    await container.exchange.publish(asked.headers[m.REPLY_TO], m.encode(forged, "lie", wrong))
-    with pytest.raises(exc.SignatureError, match="bad signature"):
-        await wait_for(call)
+    await container.exchange.publish(
+        asked.headers[m.REPLY_TO], m.encode(reply("lie"), "lie", wrong)
+    )
+    assert await refusals.wait(1) == [signing.BAD_SIGNATURE]
+    assert not call.called
+    await container.exchange.publish(
+        asked.headers[m.REPLY_TO], m.encode(reply("truth"), "truth", signer)
+    )
+    assert await wait_for(call) == "truth"
 
 
 class Watcher(Process):
