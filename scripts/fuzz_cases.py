@@ -187,7 +187,7 @@ CASES: list[Callable[[random.Random, Targets], tuple[str, bytes]]] = [
     case_random_bytes, case_truncated, case_wrong_shape, case_wrong_types, case_huge_headers,
     case_deep_headers, case_control_text, case_spoofed_reply_to, case_stray_reply,
 ]  # fmt: skip
-# Huge bodies are the costly ones: one in WEIGHT_HUGE of the others.
+# Huge headers are the costly ones: drawn least often (weight 1 against 2 to 20).
 WEIGHTS = [10, 10, 10, 20, 1, 2, 5, 10, 10]
 
 

@@ -123,8 +123,17 @@ class Fuzz:
         env["ION_LOGGING__DROP_INTERVAL"] = str(self.args.drop_interval)
         if self.signing:
             env["ION_SECURITY__SIGNING"] = "true"
-            env["ION_SYSTEM_KEY"] = self.key
+            env["ION_SECURITY__KEY_FILE"] = str(self.key_file())
         return env
+
+    def key_file(self) -> Path:
+        """The system's key as a key file of the run's own (never this process's
+        environment: the script also runs inside the test suite)."""
+        path = Path(self.tmp) / "ion.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(self.key + "\n")
+        return path
 
     def launch(self) -> None:
         cmd = [*TWISTD, "--pidfile=", "-n", "cc", "--no_shell", "--container-id", self.cid,
@@ -141,8 +150,7 @@ class Fuzz:
 
         settings: dict[str, Any] = {"broker": {"url": self.args.url}, "agent": {"enabled": False}}
         if self.signing:  # the client signs its calls with the system's key
-            os.environ["ION_SYSTEM_KEY"] = self.key
-            settings["security"] = {"signing": True}
+            settings["security"] = {"signing": True, "key_file": str(self.key_file())}
         self.container = Container(
             reactor=self.reactor, config=Config(DEFAULTS).merged(settings),
             container_id=f"{self.sysname}-client", sysname=self.sysname,

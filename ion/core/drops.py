@@ -42,6 +42,19 @@ _DETAIL_LENGTH = 200
 _REASON_END = re.compile(r":|'|\"|\(|\[|\{|<|\d")
 
 
+class About:
+    """A dropped message (and why), made into text only when it is logged: in a
+    flood most drops are only counted, and pay nothing for the text."""
+
+    __slots__ = ("detail", "msg")
+
+    def __init__(self, msg: Any, detail: Any = None) -> None:
+        self.msg, self.detail = msg, detail
+
+    def __str__(self) -> str:
+        return repr(self.msg) if self.detail is None else f"{self.msg!r}: {self.detail}"
+
+
 def cause_of(error: BaseException) -> str:
     """A short stable name for why C{error} dropped a message: its class name and
     the words of its text before any detail (C{MessageFormatError: body is not

@@ -189,12 +189,7 @@ def decode(body: bytes, delivery: Any = None, verify: Verify | None = None) -> M
     ):
         raise MessageFormatError("body is not a [headers, content] pair")
     if verify is not None:
-        try:
-            headers, content = verify(frame)
-        except IonError as e:
-            if getattr(e, "headers", None) is None:
-                e.headers = frame[0] if not signed else None  # type: ignore[attr-defined]
-            raise
+        headers, content = verify(frame)  # (what it raises carries the readable headers)
     elif signed:
         readable = signed_headers(frame[1])
         if readable is None:

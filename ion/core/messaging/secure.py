@@ -17,8 +17,6 @@ Two things change, and every container of the system must agree on them
 
 from __future__ import annotations
 
-from typing import Any
-
 from ion.core.config import Config
 from ion.core.exception import ConfigurationError
 
@@ -39,15 +37,15 @@ def system_exchange_type(config: Config) -> str:
 def broker_user(config: Config) -> str:
     """The login of C{broker.url} (with C{broker.username}); L{ConfigurationError}
     when there is none (the embedded broker has no users)."""
-    from ion.core.messaging.connect import amqp_parameters
+    from ion.core.security.identity import broker_user as login
 
-    params: list[Any] | None = amqp_parameters(config)
-    if params is None:
+    user = login(config)
+    if user is None:
         raise ConfigurationError(
             "broker.secure: needs RabbitMQ (an amqp:// or amqps:// broker.url with the "
             "container's own broker user), not the embedded broker"
         )
-    return str(params[0].username)
+    return user
 
 
 def container_id(config: Config, cid: str) -> str:

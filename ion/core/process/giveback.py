@@ -12,7 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ion.core import exception as exc
-from ion.core.drops import Drops, cause_of
+from ion.core.drops import About, Drops, cause_of
 from ion.core.messaging import message as m
 from ion.core.messaging.broker import settle
 from ion.core.messaging.conversation import new_conversation
@@ -78,8 +78,7 @@ class GiveBack(Outbox):
 
     def _dropped(self, msg: m.Message, cause: str, detail: Any = None) -> None:
         """Count and log (at a bounded rate) C{msg} dropped for C{cause}."""
-        shown = repr(msg) if detail is None else f"{msg!r}: {detail}"
-        self.drops.dropped(cause, sender=msg.sender, where=self._me, detail=shown)
+        self.drops.dropped(cause, sender=msg.sender, where=self._me, detail=About(msg, detail))
 
     def _refused(self, msg: m.Message) -> bool:
         """Whether the policy refuses C{msg}, which is then never run. A request

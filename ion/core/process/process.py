@@ -13,7 +13,6 @@ handlers and sends for it; the process keeps the user's API over it.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -83,7 +82,7 @@ class Process(Linking, Termination):
         self.runtime = ProcessRuntime(self)
         #: Its periodic entrypoints (L{ion.core.process.timers.every}) and
         #: pending C{call_later} calls.
-        self.timers = Timers(self, random.Random(type(self).timer_seed))
+        self.timers = Timers(self)
         self._owned: list[Any] = []  # things with async stop(), stopped on terminate
         self._links: set[str] = set()
         self._monitors: dict[str, str] = {}  # ref -> pid it watches

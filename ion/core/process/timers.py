@@ -207,13 +207,21 @@ class Timers:
 
     def __init__(self, host: Process, rng: random.Random | None = None) -> None:
         self.host = host
-        self.rng = rng if rng is not None else random.Random()
+        self._rng = rng
         self.clock: Any = None  # the container's reactor, set at attach
         self.halted = False
         self.timers = {name: Timer(self, name, spec) for name, spec in declared(type(host)).items()}
         self.later_errors = 0  # errors of call_later calls
         self._later: set[Later] = set()
         self._running: dict[Deferred[Any], Timer | None] = {}
+
+    @property
+    def rng(self) -> random.Random:
+        """The random source of the jitter: made at first use (most processes have
+        no timer), seeded with the class's C{timer_seed}."""
+        if self._rng is None:
+            self._rng = random.Random(type(self.host).timer_seed)
+        return self._rng
 
     def info(self) -> dict[str, dict[str, Any]]:
         """Each periodic entrypoint's settings and counts, by name."""

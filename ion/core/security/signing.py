@@ -55,12 +55,6 @@ REPLAYED = "replayed"
 Listener = Callable[[dict[str, Any], SignatureError], None]
 
 
-def signed_input(headers: bytes, content: bytes) -> bytes:
-    """The bytes a signature covers: a domain tag, the packed headers' length
-    (so no byte can move between the two) and both byte strings."""
-    return b"".join((_DOMAIN, len(headers).to_bytes(4, "big"), headers, content))
-
-
 def _pads(secret: bytes) -> tuple[Any, Any]:
     """HMAC-SHA256's inner and outer hash states for C{secret} (RFC 2104), made
     once per key: a message then costs two copies of them, not a key setup
@@ -75,7 +69,9 @@ def _pads(secret: bytes) -> tuple[Any, Any]:
 
 
 def _mac(pads: tuple[Any, Any], headers: bytes, content: bytes) -> bytes:
-    """HMAC-SHA256 of L{signed_input}, from a key's L{_pads}."""
+    """HMAC-SHA256 of what a signature covers (a domain tag, the packed headers'
+    length, so no byte can move between the two, and both byte strings), from a
+    key's L{_pads}."""
     inner = pads[0].copy()
     inner.update(_DOMAIN + len(headers).to_bytes(4, "big"))
     inner.update(headers)

@@ -128,7 +128,7 @@ class ConversationManager:
         if conv is None:
             late = self._was_issued(conv_id)
             self.drops.dropped("late reply" if late else "reply for unknown conversation",
-                               sender=msg.headers.get(SENDER), where=self.owner, detail=repr(msg),
+                               sender=msg.headers.get(SENDER), where=self.owner, detail=msg,
                                level="info" if late else "warn")  # fmt: skip
             return
         performative = msg.performative
