@@ -33,28 +33,42 @@ def config(key_file: Path | None, **sections: Any) -> Config:
     return Config(merge(DEFAULTS, extra))
 
 
-@pytest_twisted.async_yield_fixture
-async def system() -> AsyncIterator[Callable[..., Awaitable[Container]]]:
-    """C{await system(config, start=True)}: a container of sysname C{sec}; all made
-    (booted or not) are stopped at teardown."""
-    from twisted.internet import reactor
+class Containers:
+    """C{await made(config, start=True)}: a container of one sysname on the broker
+    C{broker_of(n)} gives the C{n}th (ids C{<prefix><n>}); L{stop_all} stops all
+    made, booted or not, newest first."""
 
-    broker = EmbeddedBroker(reactor)
-    made: list[Container] = []
+    def __init__(self, sysname: str, prefix: str, broker_of: Callable[[int], Any]) -> None:
+        self.sysname, self.prefix, self.broker_of = sysname, prefix, broker_of
+        self.made: list[Container] = []
 
-    async def make(cfg: Config, start: bool = True) -> Container:
+    async def __call__(self, cfg: Config, start: bool = True) -> Container:
+        from twisted.internet import reactor
+
+        n = len(self.made) + 1
         container = Container(
-            reactor=reactor, config=cfg, container_id=f"sec{len(made) + 1}",
-            sysname="sec", broker=broker.connection(),
+            reactor=reactor, config=cfg, container_id=f"{self.prefix}{n}",
+            sysname=self.sysname, broker=self.broker_of(n),
         )  # fmt: skip
-        made.append(container)
+        self.made.append(container)
         if start:
             await container.start()
         return container
 
-    yield make
-    for container in reversed(made):
-        await container.stop()
+    async def stop_all(self) -> None:
+        for container in reversed(self.made):
+            await container.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def system() -> AsyncIterator[Callable[..., Awaitable[Container]]]:
+    """Containers of sysname C{sec} (ids sec1, sec2...) on one embedded broker."""
+    from twisted.internet import reactor
+
+    broker = EmbeddedBroker(reactor)
+    made = Containers("sec", "sec", lambda _n: broker.connection())
+    yield made
+    await made.stop_all()
 
 
 class Frame:

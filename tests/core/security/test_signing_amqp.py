@@ -12,12 +12,11 @@ import pytest
 import pytest_twisted
 
 from ion.core.cc.container import Container
-from ion.core.config import Config
 from ion.core.exception import StartupError
 from ion.core.messaging.amqp import AmqpBroker
 from ion.core.process.process import Process
 from ion.services.hello import HelloService
-from tests.core.security.conftest import config
+from tests.core.security.conftest import Containers, config
 from tests.helpers import wait_for
 from tests.rabbit import URL, delete_systems, require_rabbitmq
 
@@ -34,22 +33,10 @@ async def rabbit_system() -> AsyncIterator[Make]:
     from twisted.internet import reactor
 
     sysname = f"sig-{uuid.uuid4().hex[:8]}"
-    made: list[Container] = []
-
-    async def make(cfg: Config, start: bool = True) -> Container:
-        n = len(made) + 1
-        container = Container(
-            reactor=reactor, config=cfg, container_id=f"{sysname}-c{n}", sysname=sysname,
-            broker=AmqpBroker(reactor, URL, heartbeat=10, name=f"c{n}"),
-        )  # fmt: skip
-        made.append(container)
-        if start:
-            await container.start()
-        return container
-
-    yield make
-    for container in reversed(made):
-        await container.stop()
+    made = Containers(sysname, f"{sysname}-c",
+                      lambda n: AmqpBroker(reactor, URL, heartbeat=10, name=f"c{n}"))  # fmt: skip
+    yield made
+    await made.stop_all()
     await delete_systems({sysname}, {f"{sysname}.hello"})
 
 
