@@ -146,6 +146,7 @@ class AmqpBroker:
         )
         self._core = self._link.core  # its state, read on every operation
         self._failed_callbacks: list[Callable[[str, str, BrokerError], None]] = []
+        self._replayed = True  # (a first connection has nothing to replay)
         self._restorer = Restorer(
             reactor,
             self._topology,
@@ -225,6 +226,7 @@ class AmqpBroker:
     async def _replay(self) -> bool:
         """Declare the topology again on a new connection; whether all of it is back."""
         broken = await self._topology.replay(self._sub.consume)
+        self._replayed = True  # what is not back now, the restorer knows (restoring)
         if not broken:
             return True
         self._restorer.add(broken)
@@ -250,7 +252,11 @@ class AmqpBroker:
                     _log.failure("on_consumer_failed callback raised")
 
     def restoring(self, queue: str) -> bool:
-        """Whether C{queue} (broken by a reconnect or a deletion) is not back yet."""
+        """Whether C{queue} (broken by a reconnect or a deletion) is not back yet:
+        the restorer's, or any while a reconnect's replay is under way (publishing
+        opens before its consumers are resumed, and one may yet fail)."""
+        if self._core.state == "recovering" and not self._replayed:
+            return True
         return queue in self._restorer.broken
 
     def queue_lost(self, queue: str, why: str) -> None:
@@ -273,6 +279,7 @@ class AmqpBroker:
         self._pub.forget_publishers()
         self._pub.drop_held(self._gone())  # held on a connection that went while recovering
         self._restorer.stop()
+        self._replayed = False
         await self._topology.open_control()
         await self._pub.open_publishers()
         await self._sub.open()
