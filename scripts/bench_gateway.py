@@ -12,8 +12,9 @@ when the tag is there (Pacifica's rule). The receiver records when each
 Per system: accepted events/s (the posting's own time), deliveries/s (distinct
 deliveries over the time from the first post to the last arrival), end-to-end
 latency p50/p99 (from the event's post to its delivery's arrival), and what
-went wrong: lost (expected, never arrived), duplicates (arrived again) and
-reordered (arrived after a later event of the same subscription). With --runs N
+went wrong: lost (expected, never arrived), duplicates (arrived again),
+reordered (arrived after a later event of the same subscription) and subs
+failed (subscriptions disabled or carrying an error at the end). With --runs N
 the runs alternate (each round in the other order) and the table shows medians.
 
     scripts/bench_gateway.py [--events 1000] [--subs 10] [--clients 4] [--runs 1]
@@ -121,6 +122,20 @@ def subscribe(url: str, headers: dict[str, str], name: str, target: str) -> None
         raise SystemExit(f"subscribing {name} at {url}: no uuid in {answer}")
 
 
+def failed_subscriptions(url: str, headers: dict[str, str]) -> int:
+    """How many of the user's subscriptions are disabled or carry an error now."""
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+    except OSError as e:
+        print(f"  (listing the subscriptions: {e})", flush=True)
+        return -1
+    if isinstance(answer, dict):  # (a wrapper around the list)
+        answer = next((v for v in answer.values() if isinstance(v, list)), [])
+    return sum(1 for sub in answer if sub.get("disabled") or sub.get("error"))
+
+
 def post_events(
     url: str, headers: dict[str, str], events: list[dict[str, Any]], clients: int
 ) -> tuple[float, dict[str, float], list[str]]:
@@ -199,6 +214,7 @@ def measure(
     if errors:
         print(f"  {len(errors)} posts failed, first: {errors[0]}", flush=True)
     wait_deliveries(receiver, len(expected), a.settle, a.target_down)
+    failed = failed_subscriptions(*eventmatch)
     with receiver.lock:
         arrivals = {k: v[:] for k, v in receiver.arrivals.items()}
         order = {k: v[:] for k, v in receiver.order.items()}
@@ -217,6 +233,7 @@ def measure(
         "duplicates": sum(len(v) - 1 for v in arrivals.values()),
         "unexpected": sum(1 for k in arrivals if k not in expected),
         "reordered": sum(reordered(ids) for ids in order.values()),
+        "subs_failed": failed,
     }
 
 
@@ -275,7 +292,7 @@ def ion_gateway(work: Path) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
-            while not (ready.exists() and _answers(f"{base}/openapi.json")):
+            while not (ready.exists() and _answers(f"{base}/eventmatch")):
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"the ion gateway did not start; see {log}")
                 time.sleep(0.1)
@@ -340,6 +357,7 @@ COLUMNS = (
     ("lost", "lost", ",.0f"),
     ("duplicates", "duplicates", ",.0f"),
     ("reordered", "reordered", ",.0f"),
+    ("subs failed", "subs_failed", ",.0f"),
 )
 
 
@@ -352,7 +370,7 @@ def report(med: dict[str, dict[str, float]], a: argparse.Namespace, expected: in
     )
     print(f"{'':10}" + "".join(f"{label:>15}" for label, _, _ in COLUMNS))
     for name, m in med.items():
-        print(f"{name:10}" + "".join(f"{m[k]:>15{fmt}}" for _, k, fmt in COLUMNS))
+        print(f"{name:10}" + "".join(f"{m[k]:>14{fmt}}" for _, k, fmt in COLUMNS))
     if "ion" in med and "pacifica" in med:
         ion, pacifica = med["ion"], med["pacifica"]
         parts = [
