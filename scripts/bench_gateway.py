@@ -368,7 +368,7 @@ def report(med: dict[str, dict[str, float]], a: argparse.Namespace, expected: in
         f" matching {a.subs // 2} ({expected} deliveries); {a.clients} posting clients;"
         f" median of {a.runs}{down}"
     )
-    print(f"{'':10}" + "".join(f"{label:>15}" for label, _, _ in COLUMNS))
+    print(f"{'':10}" + "".join(f"{label:>14}" for label, _, _ in COLUMNS))
     for name, m in med.items():
         print(f"{name:10}" + "".join(f"{m[k]:>14{fmt}}" for _, k, fmt in COLUMNS))
     if "ion" in med and "pacifica" in med:
