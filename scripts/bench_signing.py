@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import msgpack
 
 from ion.core.messaging import message as m  # noqa: E402
 from ion.core.security.keys import Key, KeyRing  # noqa: E402
@@ -63,15 +62,13 @@ def main() -> None:
     a = ap.parse_args()
     content = {"data": b"x" * a.size}
     signer = Signer(KeyRing(Key("bench", b"k" * 32)), time.time, replay_size=10**7)
-    packed = m._packb(content)
-    frames = [msgpack.unpackb(signer.seal(headers(i), packed), raw=False) for i in range(a.n)]
     bodies_off = [m.encode(headers(i), content) for i in range(a.n)]
     bodies_on = [m.encode(headers(i), content, signer) for i in range(a.n)]
     consumer = iter(range(10**9))  # a fresh consumer per round: no replays between rounds
 
     def verify_round() -> Callable[[int], object]:
         me = str(next(consumer))
-        return lambda i: signer.verify(frames[i], me)
+        return lambda i: signer.verify(bodies_on[i], me)
 
     def decode_on_round() -> Callable[[int], object]:
         me = str(next(consumer))
@@ -79,8 +76,8 @@ def main() -> None:
 
     rows = [
         (
-            "seal (HMAC-SHA256 of the packed headers and body)",
-            lambda i: signer.seal(headers(i), packed),
+            "seal (pack, HMAC-SHA256 of the payload)",
+            lambda i: signer.seal(headers(i), content),
         ),
         ("headers() alone (part of seal)", lambda i: headers(i)),
         ("encode, signing off", lambda i: m.encode(headers(i), content)),

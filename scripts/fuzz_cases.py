@@ -175,12 +175,13 @@ def case_badly_signed(rng: random.Random, t: Targets) -> tuple[str, bytes]:
     headers["ts"] = int(time.time() * 1000)
     if rng.random() < 0.3:  # unsigned
         return headers[RECEIVER], _pack([headers, "hi"])
-    # A signed frame, [kid, headers, content, sig], with a made-up signature or kid,
-    # or parts of the wrong kinds.
-    kid = rng.choice(["fuzz", "k1", "", 1, None])
-    packed = rng.choice([_pack(headers), rng.randbytes(40), b"", _pack([1, 2])])
-    sig = rng.choice([rng.randbytes(32), rng.randbytes(32).hex(), b"", 5])
-    return headers[RECEIVER], _pack([kid, packed, rng.choice([_pack("hi"), "hi"]), sig])
+    # A signed body, 0xC1 len(kid) kid sig payload, with a made-up signature or
+    # kid, a cut prefix, or a payload of the wrong shape.
+    kid = rng.choice([b"fuzz", b"k1", b"", rng.randbytes(rng.randrange(1, 80))])
+    payload = rng.choice([_pack([headers, "hi"]), rng.randbytes(40), b"", _pack([1, 2])])
+    sig = rng.choice([rng.randbytes(32), rng.randbytes(rng.randrange(0, 32))])
+    length = rng.choice([len(kid), len(kid), rng.randrange(256)])
+    return headers[RECEIVER], bytes((0xC1, length)) + kid + sig + payload
 
 
 CASES: list[Callable[[random.Random, Targets], tuple[str, bytes]]] = [

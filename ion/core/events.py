@@ -244,7 +244,7 @@ class EventSubscriber:
             return None
         me = f"{self.process.id}/{self.queue}"  # one replay record per subscription
         again = bool(getattr(delivery, "redelivered", False))
-        return lambda frame: signer.verify(frame, me, again)
+        return lambda body: signer.verify(body, me, again)
 
     def _on_delivery(self, delivery: Any) -> None:
         try:

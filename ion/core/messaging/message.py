@@ -1,11 +1,12 @@
 """Messages: headers plus content, and their msgpack wire form.
 
 On the wire a message is the msgpack array C{[headers, content]}. Bytes stay
-bytes and strings stay strings. A signed message (one with a C{sig} header)
-carries its content packed, as bytes: the signature covers those bytes, and is
-checked before they are unpacked. The C{encoding} header names how the content
-was encoded: plain msgpack when absent; C{ion-object:<type id>} for a protobuf
-object, carried as its serialized bytes.
+bytes and strings stay strings. A signed message is that array behind a short
+prefix (byte 0xC1, which msgpack never uses, the key id and the signature; see
+L{ion.core.security.signing}): the signature covers the bytes as they travel,
+and is checked before they are unpacked. The C{encoding} header names how the
+content was encoded: plain msgpack when absent; C{ion-object:<type id>} for a
+protobuf object, carried as its serialized bytes.
 """
 
 from __future__ import annotations
@@ -138,22 +139,20 @@ _packb = msgpack.Packer(use_bin_type=True).pack
 class Signs(Protocol):
     """What signs outgoing messages (L{ion.core.security.signing.Signer})."""
 
-    def seal(self, headers: dict[str, Any], packed: bytes) -> bytes: ...
+    def seal(self, headers: dict[str, Any], content: Any) -> bytes: ...
 
 
-#: Opens a received signed frame, C{[kid, headers, content, sig]} (the last three
-#: packed bytes), or refuses an unsigned one, C{[headers, content]}, before
-#: anything in it is unpacked: returns the headers and the packed content
-#: (raises an L{IonError}, C{SignatureError}, that carries the headers it could read).
-Verify = Callable[[list[Any]], tuple[dict[str, Any], bytes]]
+#: Opens a received body, signed or not, before anything in it is unpacked:
+#: returns the headers and content when it verifies, else raises an
+#: L{IonError} (C{SignatureError}) that carries the headers it could read.
+Verify = Callable[[bytes], tuple[dict[str, Any], Any]]
 
 
 def encode(headers: dict[str, Any], content: Any, signer: Signs | None = None) -> bytes:
     """The wire bytes of a message; sets the C{encoding} header for object content.
 
-    With a C{signer}, the headers and the content are packed each on its own and
-    sealed, the last step before the message goes: the signature covers the
-    bytes as they travel (see L{ion.core.security.signing}).
+    With a C{signer} the message is sealed, the last step before it goes: the
+    signature covers the bytes as they travel (see L{ion.core.security.signing}).
     """
     if type(content) not in _PLAIN and hasattr(content, "SerializeToString"):
         from ion.core.object.codec import encode_object  # protobuf only when used
@@ -166,7 +165,7 @@ def encode(headers: dict[str, Any], content: Any, signer: Signs | None = None) -
     try:
         if signer is None:
             return _packb([headers, content])
-        return signer.seal(headers, _packb(content))
+        return signer.seal(headers, content)
     except (TypeError, ValueError, OverflowError) as e:
         raise MessageFormatError(f"content cannot be encoded: {e}") from e
 
@@ -176,34 +175,26 @@ def decode(body: bytes, delivery: Any = None, verify: Verify | None = None) -> M
 
     When the headers were readable but the content was not, the error carries
     them as C{error.headers}, so the receiver can still answer the sender.
-    C{verify}, when given, opens the frame (L{Verify}) before anything is
+    C{verify}, when given, opens the body (L{Verify}) before anything is
     unpacked from it; a reader without it takes signed messages unchecked.
     """
-    try:
-        frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
-    except Exception as e:  # msgpack raises several unrelated types for bad input
-        raise MessageFormatError(f"body is not msgpack: {e}") from e
-    signed = isinstance(frame, list) and len(frame) == SIGNED_FRAME and isinstance(frame[1], bytes)
-    if not signed and not (
-        isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict)
-    ):
-        raise MessageFormatError("body is not a [headers, content] pair")
     if verify is not None:
-        headers, content = verify(frame)  # (what it raises carries the readable headers)
-    elif signed:
-        readable = signed_headers(frame[1])
-        if readable is None:
-            raise MessageFormatError("signed headers are not a map")
-        headers, content = readable, frame[2]
+        headers, content = verify(body)  # (what it raises carries the readable headers)
     else:
-        headers, content = frame
-    if signed:
+        if body[:1] == _SIGNED_PREFIX:
+            from ion.core.security.signing import split  # only for signed messages
+
+            parts = split(body)
+            if parts is None:
+                raise MessageFormatError("body is not msgpack: a signed prefix (0xC1) cut short")
+            body = parts[2]  # read unchecked: this reader does not verify
         try:
-            content = msgpack.unpackb(content, raw=False, strict_map_key=False)
-        except Exception as e:
-            error = MessageFormatError(f"signed content is not msgpack: {e}")
-            error.headers = headers  # type: ignore[attr-defined]
-            raise error from e
+            frame = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        except Exception as e:  # msgpack raises several unrelated types for bad input
+            raise MessageFormatError(f"body is not msgpack: {e}") from e
+        if not (isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict)):
+            raise MessageFormatError("body is not a [headers, content] pair")
+        headers, content = frame
     encoding = headers.get(ENCODING)
     if encoding is not None and encoding != ENCODING_MSGPACK:
         try:
@@ -216,17 +207,7 @@ def decode(body: bytes, delivery: Any = None, verify: Verify | None = None) -> M
     return Message(headers, content, delivery)
 
 
-#: A signed message's frame: C{[kid, headers, content, sig]}.
-SIGNED_FRAME = 4
-
-
-def signed_headers(packed: Any) -> dict[str, Any] | None:
-    """The headers of a signed frame, unpacked (None when they are not a map)."""
-    try:
-        headers = msgpack.unpackb(packed, raw=False, strict_map_key=False)
-    except Exception:  # as in decode: several unrelated types
-        return None
-    return headers if isinstance(headers, dict) else None
+_SIGNED_PREFIX = b"\xc1"  # (ion.core.security.signing.MAGIC)
 
 
 def _decode_content(encoding: Any, content: Any) -> Any:

@@ -88,7 +88,10 @@ class GiveBack(Outbox):
         policy = self.policy
         assert policy is not None
         clock: Any = self.clock
-        error = policy.judge(self.service, msg, clock.seconds())
+        # Signing on, every message taken from the broker was verified (one the
+        # container made itself never crossed it, and carries no broker user).
+        verified = getattr(self.exchange, "signer", None) is not None
+        error = policy.judge(self.service, msg, clock.seconds(), verified)
         if error is None:
             return False
         settle(msg.delivery)

@@ -260,7 +260,7 @@ class ProcessRuntime(GiveBack):
         again = bool(delivery.redelivered) or bool(
             delivery.headers and poison.REDELIVERIES in delivery.headers
         )
-        return lambda frame: signer.verify(frame, me, again)
+        return lambda body: signer.verify(body, me, again)
 
     def _takes_while_inactive(self, msg: m.Message, state: str) -> bool:
         """A message of a C{generic} conversation this process already holds is

@@ -12,6 +12,7 @@ The file named by C{security.policy} (YAML, read as plain data)::
         ping: []              # anyone, anonymous too
         whoami: ["*"]         # any caller that says who it is
         "*": [cc.admin]       # every other op of hello
+    relays: [gateway]         # broker users that may speak for other users (broker.secure)
 
 The service is the receiving process's service name (a plain process's name;
 the container agent's is C{cc_agent}); the op is the request's C{op} header and
@@ -23,6 +24,15 @@ without one (403); anyone under C{default: deny} for an unlisted op (403); a
 request whose C{expiry} (its caller's deadline) has passed (401). The agent's
 mutating ops (L{ADMIN_OPS}) need L{ADMIN_ROLE} whenever a policy is set: a
 file cannot loosen that. With no policy set nothing is checked.
+
+Whose word the C{user-id} is: with signing on, a key holder's (a container of
+the system), so it is taken. With signing off on a system whose containers each
+log in as a broker user of their own (C{broker.secure}), the broker proves who
+published each request (L{ion.core.messaging.message.Message.broker_user}), and
+a C{user-id} other than that broker user is refused (401) unless the broker
+user is listed in C{relays}: a container whose shell, or a gateway, speaks for
+people who logged in there. Otherwise (signing off, one shared broker login)
+the header is taken as it comes: anyone who can publish can claim any user.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ ANY_USER = "*"
 MAX_COUNTS = 1000
 OTHER_OP = "<other>"
 
-_TOP = frozenset({"default", "users", "services"})
+_TOP = frozenset({"default", "users", "services", "relays"})
 
 
 class Policy:
@@ -72,8 +82,14 @@ class Policy:
         users: Mapping[str, list[str]] | None = None,
         services: Mapping[str, Mapping[str, list[str]]] | None = None,
         source: str = "<policy>",
+        relays: list[str] | None = None,
+        proven: bool = False,
     ) -> None:
         self.default = default
+        #: Broker users that may send a user-id other than their own (see the module doc).
+        self.relays = frozenset(relays or ())
+        #: Whether the broker proves each sender (broker.secure): user-ids are checked against it.
+        self.proven = proven
         self.users = {u: frozenset(r) for u, r in (users or {}).items()}
         self.services = {s: {o: frozenset(r) for o, r in ops.items()} for s, ops in (services or {}).items()}  # fmt: skip
         self.source = source
@@ -106,20 +122,37 @@ class Policy:
             return ALLOWED, ""
         return FORBIDDEN, f"user {user!r} has none of the roles {service}.{op} needs: {_listed(needed)}"  # fmt: skip
 
-    def judge(self, service: str, msg: m.Message, now: float) -> exc.ApplicationError | None:
+    def judge(
+        self, service: str, msg: m.Message, now: float, verified: bool = False
+    ) -> exc.ApplicationError | None:
         """Decide the request C{msg} to C{service} at C{now} (seconds since the
-        epoch) and count it; the error to answer it with, or None: it may run."""
+        epoch) and count it; the error to answer it with, or None: it may run.
+        C{verified}: its signature was checked (signing on)."""
         op = msg.op or ""
+        user = msg.headers.get(m.USER_ID)
         if passed(msg.headers.get(m.EXPIRY), now):
             decision, why = EXPIRED, "the request expired (its caller's deadline passed)"
+        elif (why := self.unproven(msg, user, verified)) is not None:
+            decision = UNAUTHENTICATED
         else:
-            decision, why = self.decide(service, op, msg.headers.get(m.USER_ID))
+            decision, why = self.decide(service, op, user)
         self.count(service, op, decision)
         if decision == ALLOWED:
             return None
         if decision == FORBIDDEN:
             return exc.Forbidden(why)
         return exc.Unauthorized(why)
+
+    def unproven(self, msg: m.Message, user: Any, verified: bool) -> str | None:
+        """Why C{user}, the user-id of C{msg}, cannot be taken as its sender's
+        word; None when it can (see the module doc)."""
+        if verified or not self.proven or user is None:
+            return None
+        sent_by = msg.broker_user
+        if sent_by is None or user == sent_by or sent_by in self.relays:
+            return None
+        return (f"user-id {m.shown(user, quote=True)} is not proven: broker user {sent_by!r} sent "
+                "it, unsigned, and is not one of the policy's relays")  # fmt: skip
 
     def count(self, service: str, op: str, decision: str) -> None:
         key = (service, op, decision)
@@ -158,7 +191,9 @@ def load_policy(config: Any) -> Policy | None:
         return None
     if not isinstance(path, str | Path) or not str(path):
         raise exc.ConfigurationError(f"security.policy: expected a file path, not {path!r}")
-    return read_policy(str(path))
+    policy = read_policy(str(path))
+    policy.proven = bool(config.get("broker.secure", False))
+    return policy
 
 
 def read_policy(path: str) -> Policy:
@@ -203,7 +238,7 @@ def _checked(data: Any, path: str) -> dict[str, Any]:
         )
     for key in data:
         if key not in _TOP:
-            raise bad(str(key), "unknown field (expected default, users, services)")
+            raise bad(str(key), "unknown field (expected default, users, services, relays)")
     default = data.get("default", ALLOW)
     if default not in (ALLOW, DENY):
         raise bad("default", f"expected allow or deny, not {default!r}")
@@ -220,7 +255,9 @@ def _checked(data: Any, path: str) -> dict[str, Any]:
             _roles(roles, field, bad)
             if service == AGENT and op in ADMIN_OPS and set(roles) != {ADMIN_ROLE}:
                 raise bad(field, f"built in: {AGENT}.{op} needs {ADMIN_ROLE} (a policy cannot loosen it)")  # fmt: skip
-    return {"default": default, "users": users, "services": services}
+    relays = data.get("relays") or []
+    _roles(relays, "relays", bad, "broker user names")
+    return {"default": default, "users": users, "services": services, "relays": relays}
 
 
 def _mapping(value: Any, field: str, bad: Any) -> dict[Any, Any]:
@@ -236,6 +273,6 @@ def _names(key: Any, field: str, what: str, bad: Any) -> None:
         raise bad(field, f"expected {what} (a non-empty string) as key, not {key!r}")
 
 
-def _roles(value: Any, field: str, bad: Any) -> None:
+def _roles(value: Any, field: str, bad: Any, what: str = "role names") -> None:
     if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
-        raise bad(field, f"expected a list of role names, not {value!r}")
+        raise bad(field, f"expected a list of {what}, not {value!r}")

@@ -1,19 +1,20 @@
-"""Signed messages: HMAC-SHA256 over the headers and the content as they travel.
+"""Signed messages: HMAC-SHA256 over the message's bytes as they travel.
 
-A signed message is the frame C{[kid, headers, content, sig]}: the headers and
-the content each packed on its own (msgpack bytes), C{sig} the HMAC-SHA256,
-under key C{kid}, of a domain tag, the headers' length (4 bytes) and the two
-byte strings. So every header is covered (the set the design names, L{SIGNED},
-among them: none can be added, dropped or changed), and nothing is
-re-serialized to be checked: the receiver verifies the bytes it got, before it
-unpacks any of them.
+A signed body is C{0xC1, len(kid), kid, sig, payload}: C{payload} the message
+as an unsigned one travels (the msgpack array C{[headers, content]}), C{sig} the
+HMAC-SHA256, under key C{kid}, of a domain tag, the key id (length-prefixed)
+and the payload. msgpack is length-prefixed throughout, so every header is
+covered (the set the design names, L{SIGNED}, among them: none can be added,
+dropped or changed), and so is every content byte. Byte 0xC1 is one msgpack
+never uses, so no unsigned body starts with it. Nothing is re-serialized to be
+checked: the receiver verifies the bytes it got, then unpacks them once.
 
 A received message is taken when its key id is in the ring, its signature
-matches (C{hmac.compare_digest}), its C{ts} is within C{security.max_skew}
-seconds of this container's clock, and its signature has not been taken by the
-same consumer before (L{ReplayCache}). The C{nonce} header, a number each
-signer counts up, makes each signature unique (signals and events of one
-sender share the rest).
+matches (C{hmac.compare_digest}), its signed C{kid} header names the same key,
+its C{ts} is within C{security.max_skew} seconds of this container's clock,
+and its signature has not been taken by the same consumer before
+(L{ReplayCache}). The C{nonce} header, a number each signer counts up, makes
+each signature unique (signals and events of one sender share the rest).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, NoReturn
 import msgpack
 
 from ion.core.config import Config
-from ion.core.exception import ConfigurationError, MessageFormatError, SignatureError
+from ion.core.exception import ConfigurationError, SignatureError
 from ion.core.messaging import message as m
 from ion.core.security.keys import KeyRing, load_ring
 from ion.core.security.replay import ReplayCache
@@ -39,11 +40,13 @@ SIGNED = (
     m.SENDER, m.RECEIVER, m.REPLY_TO, m.CONV_ID, m.CONV_SEQ, m.PROTOCOL, m.PERFORMATIVE,
     m.OP, m.STATUS, m.USER_ID, m.EXPIRY, m.TS, m.ENCODING, m.KID, m.NONCE,
 )  # fmt: skip
-_DOMAIN = b"ion-sig-2\0"
+_DOMAIN = b"ion-sig-3\0"
 _BLOCK = 64  # SHA-256's block size
 _pack = msgpack.Packer(use_bin_type=True).pack
 _DIGEST = 32
 _NONCE_MASK = 2**63 - 1
+#: The first byte of a signed body: one msgpack never uses, so no unsigned body has it.
+MAGIC = 0xC1
 
 # Refusal reasons (SignatureError.reason; counted in Signer.refused).
 UNSIGNED = "unsigned"
@@ -55,30 +58,51 @@ REPLAYED = "replayed"
 Listener = Callable[[dict[str, Any], SignatureError], None]
 
 
-def _pads(secret: bytes) -> tuple[Any, Any]:
-    """HMAC-SHA256's inner and outer hash states for C{secret} (RFC 2104), made
-    once per key: a message then costs two copies of them, not a key setup
-    (nor OpenSSL 3's lookup of the digest by name, which in a busy process
+def _pads(secret: bytes, kid: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer hash states for C{secret} (RFC 2104), the
+    inner one past the domain tag and key id every signature of this key starts
+    with. Made once per key: a message then costs two copies of them, not a key
+    setup (nor OpenSSL 3's lookup of the digest by name, which in a busy process
     cost more than the hashing)."""
     if len(secret) > _BLOCK:
         secret = hashlib.sha256(secret).digest()
     secret = secret.ljust(_BLOCK, b"\0")
-    return hashlib.sha256(bytes(b ^ 0x36 for b in secret)), hashlib.sha256(
-        bytes(b ^ 0x5C for b in secret)
-    )
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
+    inner.update(_DOMAIN + bytes((len(kid),)) + kid)
+    return inner, hashlib.sha256(bytes(b ^ 0x5C for b in secret))
 
 
-def _mac(pads: tuple[Any, Any], headers: bytes, content: bytes) -> bytes:
-    """HMAC-SHA256 of what a signature covers (a domain tag, the packed headers'
-    length, so no byte can move between the two, and both byte strings), from a
-    key's L{_pads}."""
+def _mac(pads: tuple[Any, Any], payload: Any) -> bytes:
+    """HMAC-SHA256 of what a signature covers (a domain tag, the key id with its
+    length, the payload), from the key's L{_pads}."""
     inner = pads[0].copy()
-    inner.update(_DOMAIN + len(headers).to_bytes(4, "big"))
-    inner.update(headers)
-    inner.update(content)
+    inner.update(payload)
     outer = pads[1].copy()
     outer.update(inner.digest())
     return outer.digest()
+
+
+def split(body: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """C{(kid, sig, payload)} of a signed body; None when it is not one."""
+    if len(body) < 2 + _DIGEST or body[0] != MAGIC:
+        return None
+    start = 2 + body[1]
+    end = start + _DIGEST
+    if len(body) < end:
+        return None
+    return body[2:start], body[start:end], body[end:]
+
+
+def open_unchecked(payload: Any) -> tuple[dict[str, Any], Any] | None:
+    """The headers and content of a payload, unchecked; None when it is not a
+    C{[headers, content]} pair."""
+    try:
+        frame = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception:  # msgpack raises several unrelated types for bad input
+        return None
+    if isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], dict):
+        return frame[0], frame[1]
+    return None
 
 
 class Signer:
@@ -92,7 +116,10 @@ class Signer:
         replay_size: int = 100_000,
     ) -> None:
         self.ring = ring
-        self._pads = {key.kid: _pads(key.secret) for key in (ring.current, ring.previous) if key}
+        keys = [key for key in (ring.current, ring.previous) if key is not None]
+        self._pads = {key.kid: _pads(key.secret, key.kid.encode()) for key in keys}
+        # A received kid is bytes: looked up as such, with no decoding.
+        self._by_kid = {kid.encode(): (kid, pads) for kid, pads in self._pads.items()}
         self._now = now
         self.max_skew_ms = int(max_skew * 1000)
         self.replay = ReplayCache(replay_size)
@@ -104,29 +131,27 @@ class Signer:
         #: Called with (headers, error) for each message refused (the boot check listens).
         self.listeners: list[Listener] = []
 
-    def seal(self, headers: dict[str, Any], packed: bytes) -> bytes:
-        """The signed frame of a message: C{headers} (given C{ts}, C{kid} and
-        C{nonce} here) and its packed content C{packed}.
+    def seal(self, headers: dict[str, Any], content: Any) -> bytes:
+        """The signed body of a message of C{headers} (given C{ts}, C{kid} and
+        C{nonce} here) and C{content}.
 
-        @raise MessageFormatError: a header cannot be packed.
+        @raise TypeError, ValueError, OverflowError: msgpack's, for what cannot travel.
         """
         key = self.ring.current
         self._nonce = (self._nonce + 1) & _NONCE_MASK
         headers[m.TS] = int(self._now() * 1000)
         headers[m.KID] = key.kid
         headers[m.NONCE] = self._nonce
-        try:
-            packed_headers = _pack(headers)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise MessageFormatError(f"cannot sign: {e}") from None
-        sig = _mac(self._pads[key.kid], packed_headers, packed)
+        payload = _pack([headers, content])
+        kid = key.kid.encode()
+        sig = _mac(self._pads[key.kid], payload)
         self.signed += 1
-        return _pack([key.kid, packed_headers, packed, sig])
+        return bytes((MAGIC, len(kid))) + kid + sig + payload
 
     def verify(
-        self, frame: list[Any], consumer: str, redelivery: bool = False
-    ) -> tuple[dict[str, Any], bytes]:
-        """The headers and packed content of received C{frame} (see
+        self, body: bytes, consumer: str, redelivery: bool = False
+    ) -> tuple[dict[str, Any], Any]:
+        """The headers and content of received C{body} (see
         L{ion.core.messaging.message.Verify}) when it verifies and C{consumer}
         has not taken it before; else raise L{SignatureError}, carrying the
         headers when they can be read (to answer the sender).
@@ -134,26 +159,27 @@ class Signer:
         C{redelivery}: the broker says it delivered this message before (a
         requeue, or the poison check's copy): taken again a few times.
         """
-        if len(frame) != m.SIGNED_FRAME:
-            headers = frame[0] if isinstance(frame[0], dict) else {}
-            self._refuse(headers, UNSIGNED, "unsigned message")
-        kid, packed_headers, packed, sig = frame
-        pads = self._pads.get(kid) if isinstance(kid, str) else None
-        if pads is None:
-            self._refuse(_readable(packed_headers), UNKNOWN_KID, f"unknown key id {_shown(kid)}")
-        if not (
-            isinstance(packed, bytes)
-            and isinstance(sig, bytes)
-            and len(sig) == _DIGEST
-            and hmac.compare_digest(_mac(pads, packed_headers, packed), sig)
-        ):
-            self._refuse(_readable(packed_headers), BAD_SIGNATURE,
-                         f"bad signature (key id {_shown(kid)})")  # fmt: skip
+        parts = split(body)
+        if parts is None:
+            opened = open_unchecked(body)
+            self._refuse(opened[0] if opened else {}, UNSIGNED, "unsigned message")
+        raw_kid, sig, payload = parts
+        known = self._by_kid.get(raw_kid)
+        if known is None:
+            self._refuse(
+                _readable(payload),
+                UNKNOWN_KID,
+                f"unknown key id {_shown(raw_kid.decode(errors='replace'))}",
+            )
+        kid, pads = known
+        if not hmac.compare_digest(_mac(pads, payload), sig):
+            self._refuse(_readable(payload), BAD_SIGNATURE, f"bad signature (key id {_shown(kid)})")
         # Authentic from here: a key holder sent it. Is it well made, and fresh?
-        signed = m.signed_headers(packed_headers)
-        if signed is None or signed.get(m.KID) != kid:
-            self._refuse(signed or {}, BAD_SIGNATURE, "signed headers are not a map with its kid")
-        headers = signed
+        opened = open_unchecked(payload)
+        if opened is None or opened[0].get(m.KID) != kid:
+            self._refuse(opened[0] if opened else {}, BAD_SIGNATURE,
+                         "signed payload is not [headers, content] with its kid")  # fmt: skip
+        headers = opened[0]
         ts = headers.get(m.TS)
         now = int(self._now() * 1000)
         skew = self.max_skew_ms
@@ -163,7 +189,7 @@ class Signer:
         if why is not None:
             self._refuse(headers, REPLAYED, why)
         self.verified += 1
-        return headers, packed
+        return opened
 
     def _refuse(self, headers: dict[str, Any], reason: str, text: str) -> NoReturn:
         self.refused[reason] += 1
@@ -185,10 +211,11 @@ class Signer:
         }
 
 
-def _readable(packed_headers: Any) -> dict[str, Any]:
-    """The headers of a frame that did not verify, as far as they can be read
+def _readable(payload: Any) -> dict[str, Any]:
+    """The headers of a body that did not verify, as far as they can be read
     (to answer the sender, who may have used another key): never trusted."""
-    return (m.signed_headers(packed_headers) if isinstance(packed_headers, bytes) else None) or {}
+    opened = open_unchecked(payload)
+    return opened[0] if opened else {}
 
 
 def _shown(value: Any) -> str:

@@ -208,3 +208,39 @@ async def test_observer_binds_everything(system: AdminSystem) -> None:
     finally:
         await observer.close()
         await a.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_policy_takes_an_unsigned_user_id_only_from_its_broker_user_or_a_relay(
+    system: AdminSystem, tmp_path: Any
+) -> None:
+    """Signing off, broker.secure on: b's client claims user-id alice, whom the
+    policy lets call hello; the broker proves b's user sent it, so a's policy
+    refuses it (401) unless b's user is one of the policy's relays."""
+    from ion.core import exception as exc
+
+    b_user = system.users["b"]
+    text = "default: deny\nusers: {alice: [operator]}\nservices: {hello: {hello: [operator]}}\n"
+    strict, relayed = tmp_path / "strict.yml", tmp_path / "relayed.yml"
+    strict.write_text(text)
+    relayed.write_text(text + f"relays: [{b_user}]\n")
+    for path, allowed in ((strict, False), (relayed, True)):
+        a = await _container(system, "a", security={"policy": str(path)})
+        b = await _container(system, "b")
+        try:
+            service = await a.spawn(HelloService)
+            client = await b.spawn(Process, name="client")
+            client.user_id = "alice"
+            call = client.rpc_send("hello", "hello", "x")
+            if allowed:
+                assert await wait_for(call) == {"value": "Hello there, x"}
+            else:
+                with pytest.raises(exc.ReceivedApplicationError) as info:
+                    await wait_for(call)
+                error = exc.rebuilt(info.value)
+                assert isinstance(error, exc.Unauthorized), error
+                assert f"broker user '{b_user}' sent it" in str(error)
+            assert service.state == "ACTIVE"
+        finally:
+            await b.stop()
+            await a.stop()

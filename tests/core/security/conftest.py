@@ -72,17 +72,23 @@ async def system() -> AsyncIterator[Callable[..., Awaitable[Container]]]:
 
 
 class Frame:
-    """A signed message's frame, taken apart: kid, headers (unpacked), packed
-    content, sig; C{pack()} puts it together again as it is (a tamperer's work)."""
+    """A signed body taken apart: kid, sig, headers and content (unpacked);
+    C{pack()} puts it together again as it is (a tamperer's work)."""
 
     def __init__(self, body: bytes) -> None:
-        self.kid, headers, self.content, self.sig = msgpack.unpackb(body, raw=False)
-        self.packed_headers = headers
-        self.headers = msgpack.unpackb(headers, raw=False)
+        assert body[0] == 0xC1, "not a signed body"
+        end = 2 + body[1]
+        self.kid = body[2:end].decode()
+        self.sig = body[end : end + 32]
+        self.payload = body[end + 32 :]
+        self.headers, self.content = msgpack.unpackb(self.payload, raw=False)
 
-    def pack(self, repack_headers: bool = True) -> bytes:
-        headers = _packb(self.headers) if repack_headers else self.packed_headers
-        return _packb([self.kid, headers, self.content, self.sig])
+    def pack(self, repack: bool = True) -> bytes:
+        """The body again: headers and content packed anew, unless not C{repack}
+        (then the payload as it is, which a test may have changed)."""
+        payload = _packb([self.headers, self.content]) if repack else self.payload
+        kid = self.kid.encode()
+        return bytes((0xC1, len(kid))) + kid + self.sig + payload
 
 
 def _packb(value: Any) -> bytes:

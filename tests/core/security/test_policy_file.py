@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ion.core.config import DEFAULTS, Config
-from ion.core.exception import ConfigurationError
+from ion.core.exception import ConfigurationError, Unauthorized
+from ion.core.messaging import message as m
 from ion.core.security.policy import (
     ALLOWED,
     FORBIDDEN,
@@ -113,3 +114,45 @@ def test_a_missing_file_or_a_path_that_is_not_one(tmp_path: Path) -> None:
 def test_an_agent_entry_that_keeps_cc_admin_is_accepted(tmp_path: Path) -> None:
     policy = read_policy(write(tmp_path, "services: {cc_agent: {spawn: [cc.admin]}}\n"))
     assert policy.decide("cc_agent", "spawn", None)[0] == UNAUTHENTICATED
+
+
+class _Delivery:
+    def __init__(self, user_id: str | None) -> None:
+        self.user_id = user_id
+
+
+def _request(user: str | None, broker_user: str | None) -> m.Message:
+    headers = {m.OP: "hello", **({m.USER_ID: user} if user is not None else {})}
+    return m.Message(headers, None, _Delivery(broker_user))
+
+
+def test_on_a_proven_system_an_unsigned_user_id_must_be_the_broker_users(tmp_path: Path) -> None:
+    """broker.secure on, signing off: a user-id other than the broker user that
+    sent it is a 401 (never reaches the roles), unless that broker user is a relay."""
+    text = GOOD + "relays: [gateway]\n"
+    config = Config(DEFAULTS).merged(
+        {"security": {"policy": write(tmp_path, text)}, "broker": {"secure": True}}
+    )
+    policy = load_policy(config)
+    assert policy is not None and policy.proven and policy.relays == {"gateway"}
+    forged = policy.judge("hello", _request("alice", "mallory"), 0.0)
+    assert isinstance(forged, Unauthorized) and "not proven" in str(forged)
+    assert "broker user 'mallory'" in str(forged)
+    assert policy.judge("hello", _request("bob", "bob"), 0.0) is None  # its own name
+    assert policy.judge("hello", _request("alice", "gateway"), 0.0) is None  # a relay
+    assert policy.judge("hello", _request("alice", "mallory"), 0.0, verified=True) is None
+    assert policy.judge("hello", _request("alice", None), 0.0) is None  # nothing proven
+    counts = {d["decision"]: d["count"] for d in policy.info()["decisions"]}
+    assert counts == {UNAUTHENTICATED: 1, ALLOWED: 4}
+
+
+def test_on_a_shared_login_the_user_id_is_taken_as_it_comes(tmp_path: Path) -> None:
+    policy = load_policy(Config(DEFAULTS).merged({"security": {"policy": write(tmp_path, GOOD)}}))
+    assert policy is not None and not policy.proven
+    assert policy.judge("hello", _request("alice", "guest"), 0.0) is None
+
+
+@pytest.mark.parametrize("relays", ["gateway", "[1]", "['']", "{a: b}"])
+def test_relays_must_be_a_list_of_names(tmp_path: Path, relays: str) -> None:
+    with pytest.raises(ConfigurationError, match="field 'relays': expected a list of broker user"):
+        read_policy(write(tmp_path, GOOD + f"relays: {relays}\n"))
