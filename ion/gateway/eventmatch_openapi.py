@@ -42,7 +42,9 @@ _WRITABLE: dict[str, Any] = {
     "target_url": {
         "type": "string",
         "maxLength": 2048,
-        "description": "http or https; internal addresses only inside gateway.allow_targets",
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#@:]+(:[1-9][0-9]{0,3})?([/?#][!-~]*)?$",
+        "description": "http or https; loopback, private and other internal addresses "
+        "(or names resolving to them) only inside gateway.allow_targets",
         "example": "https://example.com/hook",
     },
     "auth": {"$ref": "#/components/schemas/EventMatchAuth"},
