@@ -1,0 +1,1 @@
+"""The HTTP gateway: service ops, CloudEvents in, subscriptions and webhooks out."""
