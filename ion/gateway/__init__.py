@@ -1,1 +1,0 @@
-"""The HTTP gateway: service ops, CloudEvents in, subscriptions and webhooks out."""
