@@ -55,6 +55,13 @@ class ServiceProcess(Process):
         own = super().intake()
         return [*own, (self.container.exchange.queue_name(self.svc_name), self.svc_name)]
 
+    def op_http_routes(self, content: Any, headers: dict[str, Any], msg: Any) -> list[Any]:
+        """The HTTP routes this service's ops declare (L{ion.gateway.routes.http}),
+        which the gateway asks for when it starts."""
+        from ion.gateway.routes import routes_of  # (only services that are asked need it)
+
+        return routes_of(type(self))
+
 
 class ServiceClient:
     """Calls one service on behalf of a process.

@@ -6,6 +6,7 @@ from typing import Any
 
 from ion.core.exception import BadRequest
 from ion.core.process.service import ServiceClient, ServiceProcess
+from ion.gateway.routes import http
 
 
 class HelloService(ServiceProcess):
@@ -13,6 +14,7 @@ class HelloService(ServiceProcess):
 
     declare = ServiceProcess.service_declare(name="hello", version="0.1.0", dependencies=[])
 
+    @http("GET", "/hello/<name>", content="name")
     def op_hello(self, content: Any, headers: dict[str, Any], msg: Any) -> dict[str, str]:
         """Greet C{content} (a string)."""
         if not isinstance(content, str):
