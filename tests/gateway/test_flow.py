@@ -1,15 +1,17 @@
 """The CloudEvent flow end to end: /receive -> broker -> matcher -> outbox -> webhooks.
 
 A real HTTP receiver (twisted.web on a free port) and the gateway process in a
-container, on the embedded broker. Each test runs on each store kind
-(L{tests.gateway.stores}).
+container, on the embedded broker and on RabbitMQ. Each test runs on each store
+kind (L{tests.gateway.stores}).
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -40,6 +42,56 @@ def cloudevent(n: int, **data: Any) -> dict[str, Any]:
 async def receive(gateway: Gateway, event: dict[str, Any]) -> Any:
     return await fetch("POST", f"{gateway.url}receive", event,
                        {**AUTH, "Content-Type": "application/cloudevents+json"})  # fmt: skip
+
+
+@pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """The flow runs on the embedded broker and on RabbitMQ."""
+    return request.param
+
+
+@pytest_twisted.async_yield_fixture
+async def make_container(broker_kind: str) -> Any:
+    """Containers of one system on the broker of this run (this module's own: the
+    suite's runs on the embedded broker only); on RabbitMQ the sysname is the
+    test's own, and what its containers declared is deleted afterwards."""
+    from ion.core.cc.container import Container
+    from ion.core.messaging.embedded import EmbeddedBroker
+
+    tag = uuid.uuid4().hex[:8]
+    embedded = EmbeddedBroker(reactor)
+    made: list[Container] = []
+    if broker_kind == "rabbitmq":
+        from tests.rabbit import require_rabbitmq
+
+        require_rabbitmq()
+
+    def broker(n: int) -> Any:
+        if broker_kind == "embedded":
+            return embedded.connection()
+        from ion.core.messaging.amqp import AmqpBroker
+        from tests.rabbit import URL
+
+        return AmqpBroker(reactor, URL, name=f"gw{tag}-{n}")
+
+    async def make(**kwargs: Any) -> Container:
+        n = len(made) + 1
+        kwargs.setdefault("container_id", f"gw{tag}-{n}")
+        kwargs.setdefault("sysname", f"gwflow-{tag}")
+        kwargs.setdefault("broker", broker(n))
+        container = Container(reactor=reactor, **kwargs)
+        await container.start()
+        made.append(container)
+        return container
+
+    yield make
+    shared = set().union(*(c.exchange.shared_queues for c in made))
+    for container in reversed(made):
+        await container.stop()
+    if broker_kind == "rabbitmq":
+        from tests.rabbit import delete_systems
+
+        await delete_systems({c.sysname for c in made}, shared)
 
 
 @pytest_twisted.async_yield_fixture
