@@ -8,7 +8,7 @@ from typing import Any
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.protocols.policies import WrappingFactory
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.helpers import Collector
 
@@ -29,6 +29,9 @@ class _Hook(Resource):
             "authorization": (request.getHeader(b"authorization") or b"").decode(),
             "event": json.loads(request.content.read()),
         }
+        if r.hold(request):  # arrived, but left unanswered
+            r.got(got)
+            return NOT_DONE_YET
         request.setResponseCode(r.status)
         if 200 <= r.status < 300:
             r.got(got)  # only what was accepted counts as arrived
@@ -66,6 +69,10 @@ class Receiver:
                 # Closed after what was written (an answer given) is sent, as a
                 # server that shuts down does; nothing more is read.
                 wrapper.transport.loseConnection()
+
+    def hold(self, request: Any) -> bool:
+        """Whether to leave C{request} unanswered (a subclass may)."""
+        return False
 
     def url(self, path: str = "hook") -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
