@@ -64,7 +64,8 @@ class RouteTable:
                 return route, params
             allowed.append(route.method)
         if allowed:
-            raise HttpError(405, None, f"use {', '.join(sorted(set(allowed)))}")
+            methods = ", ".join(sorted(set(allowed)))
+            raise HttpError(405, None, f"use {methods}", {b"allow": methods.encode()})
         raise HttpError(404, None, "no such route")
 
     def openapi_paths(self) -> dict[str, Any]:

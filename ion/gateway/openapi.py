@@ -29,7 +29,13 @@ SELF: dict[str, Any] = {
                 "200": {
                     "description": "the OpenAPI document",
                     "content": {"application/json": {"schema": {"type": "object"}}},
-                }
+                },
+                "default": {
+                    "description": "error",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
             },
         }
     }
@@ -92,6 +98,5 @@ class OpenApiResource(JsonResource):
         if path:
             raise HttpError(404, None, "no such route")
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET")
-            raise HttpError(405, None, "use GET")
+            raise HttpError(405, None, "use GET", {b"allow": b"GET, HEAD"})
         return 200, document(self.modules, self.extra() if self.extra else None)

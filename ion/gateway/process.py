@@ -127,6 +127,8 @@ class Gateway(Process):
             self.own(self.flow)
             await self.flow.start()
         self.routes = RouteTable(config.services)
+        if config.services:
+            await self._ask_routes()  # (the services already running: served from the start)
         root = GatewayRoot(RoutesResource(self, self.routes, config.max_body))
         for name, child in self.children_resources(config).items():
             root.putChild(name, child)
@@ -150,12 +152,10 @@ class Gateway(Process):
                 self.log.warn("gateway: gateway.auth.remote_user trusts a header anyone "
                               "reaching {url} can set; listen on loopback behind the proxy",
                               url=self.url)  # fmt: skip
-        if config.services:
-            self.call_later(0, self._ask_routes)
 
-    def children_resources(self, config: GatewayConfig) -> dict[bytes, Resource]:
+    def children_resources(self, config: GatewayConfig) -> dict[bytes, Any]:
         """The root's named children: the gateway's own and those of the modules installed."""
-        children: dict[bytes, Resource] = {
+        children: dict[bytes, Any] = {
             b"rpc": RpcResource(self, config.max_body),
             b"openapi.json": OpenApiResource(self.routes.openapi_paths),
         }

@@ -33,13 +33,14 @@ from ion.gateway.web import HttpError, JsonResource, read_json
 log = Logger()
 
 TIMEOUT_HEADER = b"ion-timeout"
-MAX_TIMEOUT = 3600.0
+MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 3600.0
 _OP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
+def _errors(*codes: int | str) -> dict[str, Any]:
+    """OpenAPI responses: C{codes} answered with the JSON error."""
     return {
         str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
         for c in codes
@@ -52,26 +53,39 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Call a service's operation; the reply content as JSON",
             "operationId": "rpc",
             "parameters": [
-                {"name": "service", "in": "path", "required": True, "schema": {"type": "string"}},
-                {"name": "op", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "service",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "example": "hello",
+                },
+                {
+                    "name": "op",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "example": "ping",
+                },
                 {
                     "name": "Ion-Timeout",
                     "in": "header",
                     "required": False,
-                    "description": "seconds to wait for the reply",
-                    "schema": {"type": "string"},
+                    "description": "seconds to wait for the reply (default: the "
+                    "container's rpc timeout)",
+                    "schema": {"type": "number", "minimum": MIN_TIMEOUT, "maximum": MAX_TIMEOUT},
                 },
             ],
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": {}}},
+                "content": {"application/json": {"schema": {}, "example": "you"}},
             },
             "responses": {
                 "200": {
                     "description": "the reply content",
                     "content": {"application/json": {"schema": {}}},
                 },
-                **_errors(400, 401, 403, 404, 409, 413, 500, 502, 503, 504),
+                **_errors(400, 401, 403, 404, 405, 409, 413, 500, 502, 503, 504, "default"),
             },
         }
     }
@@ -98,7 +112,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 def timeout_of(request: Any) -> float | None:
     """The C{Ion-Timeout} header's seconds (None: absent).
 
-    @raise HttpError: 400 field C{Ion-Timeout} for anything but a number in (0, 3600].
+    @raise HttpError: 400 field C{Ion-Timeout} for anything but a number in [0.1, 3600].
     """
     value = request.getHeader(TIMEOUT_HEADER)
     if value is None:
@@ -107,8 +121,10 @@ def timeout_of(request: Any) -> float | None:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not (0 < seconds <= MAX_TIMEOUT):  # (NaN fails this too)
-        raise HttpError(400, "Ion-Timeout", f"expected seconds in (0, {MAX_TIMEOUT:g}]")
+    if not (MIN_TIMEOUT <= seconds <= MAX_TIMEOUT):  # (NaN fails this too)
+        raise HttpError(
+            400, "Ion-Timeout", f"expected seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"
+        )
     return seconds
 
 
@@ -188,8 +204,7 @@ class RpcResource(JsonResource):
         if len(path) != 2:
             raise HttpError(404, None, "expected /rpc/<service>/<op>")
         if request.method != b"POST":
-            request.setHeader(b"allow", b"POST")
-            raise HttpError(405, None, "use POST")
+            raise HttpError(405, None, "use POST", {b"allow": b"POST"})
         if user is None:
             raise HttpError(401, None, "authentication required")
         service, op = check_service(path[0]), path[1]

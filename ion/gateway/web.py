@@ -34,13 +34,23 @@ JSON = b"application/json"
 
 
 class HttpError(IonError):
-    """An answer other than success: C{status}, the C{field} at fault (or None), a message."""
+    """An answer other than success: C{status}, the C{field} at fault (or None), a
+    message, and C{headers} to send with it (C{Allow} with a 405, say)."""
 
-    def __init__(self, status: int, field: str | None, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        field: str | None,
+        message: str,
+        headers: dict[bytes, bytes] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.field = field
         self.message = message
+        self.headers = dict(headers or {})
+        if status == 401:
+            self.headers.setdefault(b"www-authenticate", b"Bearer")
 
     def body(self) -> dict[str, Any]:
         """The JSON error body."""
@@ -72,11 +82,11 @@ class LimitedRequest(Request):
     def handleContentChunk(self, data: bytes) -> None:
         if self.too_large:
             return
-        limit = self._limit()
-        if limit is not None and self.content.tell() + len(data) > limit:
+        limit, content = self._limit(), self.content
+        if limit is not None and content is not None and content.tell() + len(data) > limit:
             self.too_large = True
-            self.content.seek(0)
-            self.content.truncate()
+            content.seek(0)
+            content.truncate()
             return
         super().handleContentChunk(data)
 
@@ -198,7 +208,7 @@ class JsonResource(Resource):
         raise NotImplementedError
 
     def render(self, request: Request) -> Any:
-        finished: list[bool] = []
+        finished: list[Any] = []
         request.notifyFinish().addBoth(finished.append)
         d = Deferred.fromCoroutine(self._serve(request))
         d.addCallback(self._answer, request, finished)
@@ -215,8 +225,7 @@ class JsonResource(Resource):
             status, body = await self.handle(request, user, path_segments(request))
             return status, body, {}
         except HttpError as e:
-            extra = {b"www-authenticate": b"Bearer"} if e.status == 401 else {}
-            return e.status, e.body(), extra
+            return e.status, e.body(), e.headers
         except Exception:
             log.failure(
                 "gateway: {method} {path} failed",

@@ -26,7 +26,9 @@ C{shell.history}, default C{~/.cchistory}); C{-i/--no-history} (or
 C{shell.history: false}) keeps none. C{--manhole PATH} serves the same shell
 on a UNIX socket (mode 0600) for C{ion-shell PATH} to attach to. C{--web
 HOST:PORT} (C{web.listen}; PORT alone: 127.0.0.1) serves the observer's web
-view (L{ion.core.observe.web}).
+view (L{ion.core.observe.web}). C{--http HOST:PORT} (C{gateway.http}) runs the
+HTTP gateway there (L{ion.gateway}): it starts C{gateway.app} after the FILEs
+unless one of them starts it already.
 
 The log goes where twistd sends a plugin's: stdout under C{-n}, C{-l FILE}
 (rotated as twistd rotates, also on SIGUSR1), or C{twistd.log} for a daemon;
@@ -120,6 +122,7 @@ class Options(usage.Options):
         ["manhole", None, None, "Serve the shell on this UNIX socket (mode 0600), for ion-shell."],
         ["history", None, None, "The shell's history file (default ~/.cchistory)."],
         ["web", None, None, "Serve the observer's web view on HOST:PORT (PORT: 127.0.0.1)."],
+        ["http", None, None, "Run the HTTP gateway (gateway.app) on HOST:PORT (PORT: 127.0.0.1)."],
     ]
     optFlags = [
         ["no_shell", "n", "Run headless, without the interactive shell."],
@@ -181,6 +184,8 @@ class Options(usage.Options):
             cli.setdefault("logging", {})["format"] = self["log-format"]
         if self["web"] is not None:
             cli.setdefault("web", {})["listen"] = self["web"]
+        if self["http"] is not None:
+            cli.setdefault("gateway", {})["http"] = self["http"]
         if self["history"] or self["no-history"]:
             cli.setdefault("shell", {})["history"] = not self["no-history"] and self["history"]
         try:
@@ -223,10 +228,34 @@ class Options(usage.Options):
                 if found is None:
                     raise usage.UsageError(f"{path}: no such file")
                 self.files[i] = str(found)
+        if self["http"] is not None:
+            self.files = with_gateway(self.files, self.config)
         try:
             check_boot_files(self.files, self.config)
         except IonError as e:
             raise usage.UsageError(str(e)) from e
+
+
+def with_gateway(files: list[str], config: Config) -> list[str]:
+    """C{files} with C{gateway.app} last, unless one of them starts the gateway already
+    (C{--http}: the gateway app runs, on the address given).
+
+    @raise usage.UsageError: a file cannot be read, or no gateway.app is found.
+    """
+    try:
+        for path in files:
+            if path.endswith(".rel") and any(
+                entry.name == "gateway" for entry in load_release(path).apps
+            ):
+                return files
+            if path.endswith(".app") and load_app_file(Path(path)).name == "gateway":
+                return files
+    except IonError as e:
+        raise usage.UsageError(str(e)) from e
+    found = find_named("gateway.app", config)
+    if found is None:
+        raise usage.UsageError("--http: no gateway.app found (pack.app_path, then ion's own)")
+    return [*files, str(found)]
 
 
 def boot_error(error: Exception) -> NoReturn:
@@ -281,6 +310,10 @@ def _check_names_and_logging(config: Config, container_id: str | None) -> None:
         from ion.core.observe.web.service import parse_listen
 
         parse_listen(config.get("web.listen"))
+    if config.get("gateway.http") is not None:
+        from ion.core.observe.web.service import parse_listen
+
+        parse_listen(config.get("gateway.http"), "gateway.http (--http)")
     for key in ("pack.app_path", "pack.rel_path"):
         paths = config.get(key)
         if paths is not None and not (

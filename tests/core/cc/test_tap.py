@@ -110,3 +110,29 @@ async def test_a_boot_script_that_exits_or_cannot_be_read_is_a_script_error(
         await run_script(script, container)
     with pytest.raises(ScriptError, match="cannot read the boot script"):
         await run_script(tmp_path, container)  # a directory
+
+
+def test_http_sets_gateway_http_and_starts_the_gateway_app() -> None:
+    """--http HOST:PORT sets gateway.http and adds gateway.app after the FILEs."""
+    options = parsed("--http", "127.0.0.1:0", "hello.rel")
+    assert options.config.get("gateway.http") == "127.0.0.1:0"
+    assert [Path(f).name for f in options.files] == ["hello.rel", "gateway.app"]
+    assert Path(options.files[-1]).is_file()
+
+
+def test_http_does_not_start_the_gateway_twice() -> None:
+    """A release that already starts the gateway gets no second one."""
+    options = parsed("--http", "8070", "gateway.rel")
+    assert [Path(f).name for f in options.files] == ["gateway.rel"]
+    assert options.config.get("gateway.http") == "8070"
+
+
+def test_without_http_no_gateway() -> None:
+    """Without --http nothing is added."""
+    assert [Path(f).name for f in parsed("hello.rel").files] == ["hello.rel"]
+
+
+def test_bad_http_is_a_usage_error() -> None:
+    """An --http that is not PORT or HOST:PORT is a usage error naming it."""
+    with pytest.raises(usage.UsageError, match=r"gateway.http \(--http\)"):
+        parsed("--http", "example.org:80")

@@ -1,0 +1,80 @@
+"""The gateway process: started by its app, listening where configured, serving
+/openapi.json, and no longer listening once terminated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.error import ConnectionRefusedError
+
+from ion.core.exception import SpawnError
+from ion.gateway.openapi import document
+from ion.gateway.process import Gateway
+from tests.gateway.client import fetch
+from tests.gateway.conftest import TOKEN, gateway_config
+from tests.helpers import closed_port
+
+
+@pytest_twisted.ensureDeferred
+async def test_started_by_its_app_logs_its_url_and_stops_listening(
+    make_container: Any, tmp_path: Path, logs: Any
+) -> None:
+    """gateway.app spawns the gateway on gateway.http; stopping the app closes the port."""
+    port = closed_port()
+    container = await make_container()
+    await container.start_app("gateway", config=gateway_config(tmp_path, http=f"127.0.0.1:{port}"))
+    await logs.wait_for_text(f"gateway at http://127.0.0.1:{port}/")
+    gw = next(p for p in container.proc_manager.processes.values() if isinstance(p, Gateway))
+    assert gw.port == port
+    a = await fetch("GET", f"http://127.0.0.1:{port}/openapi.json")
+    assert a.status == 200 and a.json["openapi"] == "3.1.0"
+    await container.stop_app("gateway")
+    with pytest.raises(ConnectionRefusedError):
+        await fetch("GET", f"http://127.0.0.1:{port}/openapi.json")
+
+
+@pytest_twisted.ensureDeferred
+async def test_openapi_document(start_gateway: Any) -> None:
+    """The document is public, 3.1, has the rpc route, the error schema and a bearer scheme."""
+    gw = await start_gateway()
+    doc = (await fetch("GET", f"{gw.url}openapi.json")).json
+    assert doc["openapi"] == "3.1.0"
+    assert "post" in doc["paths"]["/rpc/{service}/{op}"]
+    assert doc["paths"]["/openapi.json"]["get"]["security"] == []
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert "Error" in doc["components"]["schemas"]
+    assert doc["security"] == [{"bearer": []}]
+    assert (await fetch("POST", f"{gw.url}openapi.json")).status == 405
+
+
+def test_document_merges_module_fragments() -> None:
+    """Each module's OPENAPI_PATHS and OPENAPI_SCHEMAS are merged in."""
+
+    class Fragment:
+        OPENAPI_PATHS = {"/x": {"get": {"responses": {}}}}
+        OPENAPI_SCHEMAS = {"X": {"type": "object"}}
+
+    doc = document([Fragment], {"/y": {"get": {"responses": {}}}})
+    assert {"/x", "/y", "/openapi.json"} <= set(doc["paths"])
+    assert doc["components"]["schemas"] == {"X": {"type": "object"}}
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_paths_are_json_404(start_gateway: Any) -> None:
+    """The root and unknown paths answer a JSON 404, never an HTML page."""
+    gw = await start_gateway()
+    for path in ("", "nothing", "a/b/c"):
+        a = await fetch("GET", f"{gw.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert a.status == 404 and a.json["error"]["status"] == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_port_taken_fails_the_spawn(start_gateway: Any, make_container: Any) -> None:
+    """A gateway that cannot listen fails to start, saying where."""
+    first = await start_gateway()
+    with pytest.raises(SpawnError) as info:
+        await start_gateway(first.container, http=first.port)
+    assert f"gateway: cannot listen on 127.0.0.1:{first.port}" in str(info.value)
