@@ -11,6 +11,11 @@ A failing enqueue (the database is away) is tried again until it succeeds;
 a matcher stopped meanwhile leaves its event unacked, for the broker to hand
 to another instance (or to this one after a restart).
 
+Events are handled one at a time, in the order the queue hands them over, so
+the outbox (and so each subscription's deliveries) keeps the order in which
+this instance received them; across several instances, events handled by
+different ones have no order between them.
+
 The subscriptions are cached with their compiled filters and read again when
 C{store.changed()} (a counter every change makes grow) has moved.
 """
@@ -20,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -78,6 +83,7 @@ class Matcher:
         self._filters: list[tuple[str, Any]] = []
         self._subscriber: EventSubscriber | None = None
         self._running = False
+        self._lock = DeferredLock()
 
     async def start(self) -> None:
         """Subscribe to the shared queue (declared durable; it outlives the gateway)."""
@@ -97,9 +103,13 @@ class Matcher:
             subscriber, self._subscriber = self._subscriber, None
             await subscriber.stop()
 
-    def _on_event(self, event: Any, msg: Any) -> Deferred[None]:
+    def _on_event(self, event: Any, msg: Any) -> Deferred[Any]:
         # Its Deferred holds the ack: it fires once the deliveries are enqueued.
-        return Deferred.fromCoroutine(self.handle(cloudevent_of(event)))
+        # One event at a time, in the order they came: the outbox's order is a
+        # subscription's delivery order, and two enqueues under way at once
+        # (database threads) could commit in either order.
+        cloudevent = cloudevent_of(event)
+        return self._lock.run(lambda: Deferred.fromCoroutine(self.handle(cloudevent)))
 
     async def handle(self, cloudevent: dict[str, Any]) -> int:
         """Enqueue the deliveries of C{cloudevent}; return how many were new."""

@@ -197,3 +197,35 @@ async def test_published_cloudevent_reaches_the_outbox(container: Container) -> 
     assert [r.event for r in store.rows] == [sent, event("x3", data=3)]
     assert {r.subscription for r in store.rows} == {sub.uuid}
     await matcher.stop()
+
+
+def test_events_are_enqueued_one_at_a_time_in_order() -> None:
+    """A second event waits for the first one's enqueue: the outbox keeps their order."""
+    store = FakeStore()
+    store.add_subscription("data")
+    matcher, _ = make(store)
+    gate: Deferred[None] = Deferred()
+    enqueue = store.enqueue
+
+    async def slow_first(key: str, ev: dict, subs: list[str]) -> int:
+        if ev["id"] == "1":
+            await gate
+        return await enqueue(key, ev, subs)
+
+    store.enqueue = slow_first  # type: ignore[method-assign]
+    done: list[str] = []
+    matcher._on_event(_ion_event(event("1", data=1)), None).addCallback(lambda _: done.append("1"))
+    matcher._on_event(_ion_event(event("2", data=1)), None).addCallback(lambda _: done.append("2"))
+    assert done == [] and store.rows == []
+    gate.callback(None)
+    assert done == ["1", "2"]
+    assert [r.event["id"] for r in store.rows] == ["1", "2"]
+
+
+def _ion_event(cloudevent: dict[str, Any]) -> Any:
+    import json
+
+    from ion.core.events import create_event
+    from ion.core.object.event_ids import EventId
+
+    return create_event(EventId.CLOUDEVENT, origin="o", json=json.dumps(cloudevent))
