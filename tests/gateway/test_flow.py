@@ -2,7 +2,7 @@
 
 A real HTTP receiver (twisted.web on a free port) and the gateway process in a
 container, on the embedded broker and on RabbitMQ. Each test runs on each store
-kind (L{tests.gateway.stores}).
+kind (L{tests.gateway.flow_stores}).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from ion.gateway.process import Gateway
-from tests.gateway import stores
+from tests.gateway import flow_stores
 from tests.gateway.client import fetch
 from tests.gateway.conftest import TOKEN
 from tests.gateway.receiver import Receiver
@@ -31,7 +31,7 @@ FAST = {
 # How long the target is down in the outage test (the issue's scenario: 20 s).
 DOWN_FOR = 20.0
 
-gateway_store = stores.gateway_store  # the fixture, for this module
+gateway_store = flow_stores.gateway_store  # the fixture, for this module
 
 
 def cloudevent(n: int, **data: Any) -> dict[str, Any]:
