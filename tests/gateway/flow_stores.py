@@ -107,10 +107,9 @@ async def gateway_store(
     request: pytest.FixtureRequest,
     tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
-    make_container: Any,
 ) -> AsyncIterator[StoreKind]:
-    """The store the test's gateways open (the same database for all of them);
-    made before the containers' fixture, so dropped after they stopped."""
+    """The store the test's gateways open (the same database for all of them).
+    The containers' fixture takes it, so it is dropped after they stopped."""
     kind = StoreKind(request.param, tmp_path, monkeypatch)
     yield kind
     await kind.cleanup()

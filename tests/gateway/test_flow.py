@@ -51,7 +51,7 @@ def broker_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest_twisted.async_yield_fixture
-async def make_container(broker_kind: str) -> Any:
+async def make_container(broker_kind: str, gateway_store: Any) -> Any:
     """Containers of one system on the broker of this run (this module's own: the
     suite's runs on the embedded broker only); on RabbitMQ the sysname is the
     test's own, and what its containers declared is deleted afterwards."""
