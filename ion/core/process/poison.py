@@ -11,7 +11,8 @@ never lost there.
 Classic queues count nothing, and the embedded broker must behave the same.
 So there the count travels with the message: a delivery flagged redelivered
 is acked and published again, confirmed, to where it was first sent, its
-transport header L{REDELIVERIES} one higher; the copy runs. Past the limit it
+transport header L{REDELIVERIES} one higher (with signing on, vouched for by
+L{VOUCHER}); the copy runs. Past the limit it
 is published to C{<sysname>.dead_letters} instead, with headers naming where
 it came from.
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from ion.core.process.process import Process
 
 REDELIVERIES = "x-ion-redeliveries"
+#: With signing on, what vouches for a copy's count (L{ion.core.security.signing.Signer.voucher}).
+VOUCHER = "x-ion-redelivery-voucher"
 DEAD_LETTER_KEY = "dead_letters"
 ORIGIN_EXCHANGE = "x-ion-origin-exchange"
 ORIGIN_KEY = "x-ion-origin-key"
@@ -73,6 +76,10 @@ async def redelivered(proc: Process, msg: m.Message, limit: int) -> None:
     await deferLater(proc.container.reactor, 0, lambda: None)
     broker: Any = proc.container.exchange.broker  # an IBroker (mypy reads zope methods as unbound)
     headers = {**(delivery.headers or {}), REDELIVERIES: n}
+    signer = proc.container.exchange.signer
+    voucher = signer.voucher(delivery.body, n) if signer is not None else None
+    if voucher is not None:  # (signing on: a copy without one is taken as a replay)
+        headers[VOUCHER] = voucher
     try:
         await broker.publish(
             delivery.exchange, delivery.routing_key, delivery.body, headers, True, True

@@ -257,8 +257,13 @@ class ProcessRuntime(GiveBack):
         if signer is None or getattr(delivery, "local", False):
             return None
         me = self._me
+        headers = delivery.headers
         again = bool(delivery.redelivered) or bool(
-            delivery.headers and poison.REDELIVERIES in delivery.headers
+            headers
+            and poison.REDELIVERIES in headers
+            and signer.vouches(
+                delivery.body, headers[poison.REDELIVERIES], headers.get(poison.VOUCHER)
+            )
         )
         return lambda body: signer.verify(body, me, again)
 

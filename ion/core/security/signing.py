@@ -13,7 +13,12 @@ A received message is taken when its key id is in the ring, its signature
 matches (C{hmac.compare_digest}), its signed C{kid} header names the same key,
 its C{ts} is within C{security.max_skew} seconds of this container's clock,
 and its signature has not been taken by the same consumer before
-(L{ReplayCache}). The C{nonce} header, a number each signer counts up, makes
+(L{ReplayCache}), unless this is a redelivery: the broker's own flag, or the
+copy a container sends round to count a classic queue's redeliveries (see
+L{ion.core.process.poison}), whose transport header carries that count and a
+voucher, an HMAC of the count and the signature under the system's key
+(L{Signer.voucher}): a publisher without the key cannot pass a replay off as
+such a copy. The C{nonce} header, a number each signer counts up, makes
 each signature unique (signals and events of one sender share the rest).
 """
 
@@ -93,6 +98,12 @@ def split(body: bytes) -> tuple[bytes, bytes, bytes] | None:
     return body[2:start], body[start:end], body[end:]
 
 
+def _vouched(sig: bytes, count: int) -> bytes:
+    """What a redelivery voucher covers: a tag of its own (it is never a
+    message's signature), the count and the message's signature."""
+    return b"redelivery\0" + count.to_bytes(8, "big") + sig
+
+
 def open_unchecked(payload: Any) -> tuple[dict[str, Any], Any] | None:
     """The headers and content of a payload, unchecked; None when it is not a
     C{[headers, content]} pair."""
@@ -114,6 +125,7 @@ class Signer:
         now: Callable[[], float],
         max_skew: float = 300.0,
         replay_size: int = 100_000,
+        max_redeliveries: int = 5,
     ) -> None:
         self.ring = ring
         keys = [key for key in (ring.current, ring.previous) if key is not None]
@@ -122,7 +134,9 @@ class Signer:
         self._by_kid = {kid.encode(): (kid, pads) for kid, pads in self._pads.items()}
         self._now = now
         self.max_skew_ms = int(max_skew * 1000)
-        self.replay = ReplayCache(replay_size)
+        # A redelivery round takes a signature twice (the broker's flagged
+        # delivery, then the counting copy): every round a process allows, and the first.
+        self.replay = ReplayCache(replay_size, max_repeats=2 * max_redeliveries + 2)
         self._nonce = secrets.randbits(62)  # another count than a restarted container's
         self.signed = 0
         self.verified = 0
@@ -191,6 +205,27 @@ class Signer:
         self.verified += 1
         return opened
 
+    def voucher(self, body: bytes, count: int) -> bytes | None:
+        """What vouches that C{body}, a signed message, goes round again as a
+        redelivery copy numbered C{count} (None: it is not signed)."""
+        parts = split(body)
+        if parts is None:
+            return None
+        key = self.ring.current
+        kid = key.kid.encode()
+        return bytes((len(kid),)) + kid + _mac(self._pads[key.kid], _vouched(parts[1], count))
+
+    def vouches(self, body: bytes, count: Any, voucher: Any) -> bool:
+        """Whether C{voucher} is one of L{voucher}'s for C{body} and C{count}."""
+        if not isinstance(voucher, bytes) or not voucher or type(count) is not int:
+            return False
+        parts = split(body)
+        known = self._by_kid.get(voucher[1 : 1 + voucher[0]])
+        if parts is None or known is None or count < 0:
+            return False
+        mac = _mac(known[1], _vouched(parts[1], count))
+        return hmac.compare_digest(voucher[1 + voucher[0] :], mac)
+
     def _refuse(self, headers: dict[str, Any], reason: str, text: str) -> NoReturn:
         self.refused[reason] += 1
         error = SignatureError(f"message refused: {text}", reason)
@@ -240,4 +275,7 @@ def signer_from_config(
     size = config.get("security.replay_cache", 100_000)
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigurationError(f"security.replay_cache must be a positive integer, not {size!r}")
-    return Signer(ring, now, float(skew), size)
+    redeliveries = config.get("process.max_redeliveries", 5)
+    if not isinstance(redeliveries, int) or isinstance(redeliveries, bool) or redeliveries < 0:
+        redeliveries = 5  # (the process's own check names the setting)
+    return Signer(ring, now, float(skew), size, redeliveries)

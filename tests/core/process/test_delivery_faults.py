@@ -191,6 +191,36 @@ async def test_a_request_redelivered_too_often_goes_to_the_dead_letter_queue(
     assert len(service.runs) == 3
 
 
+@pytest.mark.parametrize(
+    "ion_broker", ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)], indirect=True
+)
+@pytest_twisted.ensureDeferred
+async def test_signed_redelivery_copies_are_taken_as_redeliveries(
+    ion_container_factory, tmp_path
+) -> None:
+    """Signing on, a classic queue: each copy sent round to count a redelivery
+    carries a voucher for its count, so the replay check takes it (the request
+    runs max_redeliveries + 1 times) and refuses none of them."""
+    from ion.core.security.keys import new_key_line
+
+    key_file = tmp_path / "ion.key"
+    key_file.write_text(new_key_line("k1") + "\n")
+    key_file.chmod(0o600)
+    signing = {"security": {"signing": True, "key_file": str(key_file), "join_check": 0}}
+    container = await ion_container_factory(config={"process": {"max_redeliveries": 4}, **signing})
+    service = await container.spawn(Crashy)
+    client = await (await ion_container_factory(config=signing)).spawn(Process, name="client")
+    queue = container.exchange.queue_name(poison.DEAD_LETTER_KEY)
+    await container.exchange.declare_shared(queue)
+    dead = Collector()
+    await container.exchange.broker.consume(queue, dead)
+    await client.send("crashy", "crash", "signed")
+    [letter] = await dead.wait(1)
+    letter.ack()
+    assert service.runs == [("signed", False)] + [("signed", True)] * 4
+    assert container.exchange.signer.refused == {}
+
+
 # -- real twistd containers on RabbitMQ: instances that die of a request ----------
 
 CRASHING = """\

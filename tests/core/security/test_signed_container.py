@@ -199,6 +199,36 @@ async def test_replayed_request_refused(system: System, key_file: Path) -> None:
     assert echo.users == ["alice"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_replay_dressed_as_a_redelivery_copy_is_refused(
+    system: System, key_file: Path
+) -> None:
+    """The redelivery count header a classic queue's copy carries takes the same
+    signature again only with the voucher a key holder made for that count: a
+    replay with a made-up count, or a voucher for another count, is refused."""
+    from ion.core.process import poison
+
+    container = await system(config(key_file))
+    echo = await container.spawn(Echo)
+    watched = await watch(container, "watch")
+    signer = container.exchange.signer
+    body = m.encode(request("watch", 1), "once", signer)
+    broker = container.exchange.broker
+    exchange = container.exchange.exchange_name
+    await container.exchange.publish("echo", body)
+    forged = {poison.REDELIVERIES: 1}
+    await broker.publish(exchange, "echo", body, forged, True, True)
+    wrong = {poison.REDELIVERIES: 2, poison.VOUCHER: signer.voucher(body, 1)}
+    await broker.publish(exchange, "echo", body, wrong, True, True)
+    vouched = {poison.REDELIVERIES: 1, poison.VOUCHER: signer.voucher(body, 1)}
+    await broker.publish(exchange, "echo", body, vouched, True, True)
+    first, *refused, copy = (answer(d) for d in await watched.wait(4))
+    assert first.content == "once" and copy.content == "once"
+    assert [r.content["code"] for r in refused] == [401, 401]
+    assert all("replayed" in r.content["message"] for r in refused)
+    assert echo.users == ["alice", "alice"]
+
+
 def other_signer(key: Key, skew_s: float = 0.0) -> signing.Signer:
     return signing.Signer(KeyRing(key), lambda: time.time() + skew_s)
 

@@ -227,6 +227,22 @@ def test_broker_redelivery_taken_a_few_times_only() -> None:
         take(signer, body, again=True)
 
 
+def test_a_redelivery_voucher_holds_for_its_body_and_count_only() -> None:
+    signer = signing.Signer(KeyRing(NEW, OLD), Now())
+    body, other = signed(signer), signed(signer)
+    voucher = signer.voucher(body, 3)
+    assert voucher is not None and signer.vouches(body, 3, voucher)
+    assert not signer.vouches(body, 4, voucher)
+    assert not signer.vouches(other, 3, voucher)
+    assert not signer.vouches(body, 3, voucher[:-1] + bytes([voucher[-1] ^ 1]))
+    for bad in (None, b"", "x", b"\xff"):
+        assert not signer.vouches(body, 3, bad)
+    assert not signer.vouches(body, "3", voucher)
+    assert signer.voucher(m.encode(request(), "x"), 1) is None  # unsigned: nothing to vouch for
+    retired = signing.Signer(KeyRing(Key("k0", b"\x07" * 32)), Now())
+    assert not signer.vouches(body, 3, retired.voucher(body, 3))
+
+
 def test_equal_messages_are_told_apart_by_their_nonce() -> None:
     """Signals and events of one sender share conv-id and have no conv-seq."""
     clock = Now()
