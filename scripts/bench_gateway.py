@@ -13,7 +13,8 @@ Per system: accepted events/s (the posting's own time), deliveries/s (distinct
 deliveries over the time from the first post to the last arrival), end-to-end
 latency p50/p99 (from the event's post to its delivery's arrival), and what
 went wrong: lost (expected, never arrived), duplicates (arrived again),
-reordered (arrived after a later event of the same subscription) and subs
+reordered (arrived after an event of the same subscription that was posted
+only once this one had been accepted: concurrent posts have no order) and subs
 failed (subscriptions disabled or carrying an error at the end). With --runs N
 the runs alternate (each round in the other order) and the table shows medians.
 
@@ -138,11 +139,12 @@ def failed_subscriptions(url: str, headers: dict[str, str]) -> int:
 
 def post_events(
     url: str, headers: dict[str, str], events: list[dict[str, Any]], clients: int
-) -> tuple[float, dict[str, float], list[str]]:
+) -> tuple[float, dict[str, float], dict[str, float], list[str]]:
     """Post C{events} from C{clients} threads (one kept-alive connection each):
-    (seconds taken, post time of each event id, errors)."""
+    (seconds taken, when each event id was posted, when it was accepted, errors)."""
     parts = urlsplit(url)
     sent: dict[str, float] = {}
+    accepted: dict[str, float] = {}
     errors: list[str] = []
 
     def client(k: int) -> None:
@@ -161,6 +163,8 @@ def post_events(
                 continue
             if resp.status >= 300:
                 errors.append(f"{event['id']}: {resp.status} {text[:200]!r}")
+            else:
+                accepted[event["id"]] = time.monotonic()
         conn.close()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -169,7 +173,7 @@ def post_events(
         t.start()
     for t in threads:
         t.join()
-    return time.monotonic() - t0, sent, errors
+    return time.monotonic() - t0, sent, accepted, errors
 
 
 def wait_deliveries(
@@ -210,7 +214,7 @@ def measure(
     events, expected = make_events(a.events, a.subs, run)
     for k in range(a.subs):
         subscribe(*eventmatch, f"s{k}", receiver.url(f"s{k}"))
-    elapsed, sent, errors = post_events(*receive, events, a.clients)
+    elapsed, sent, accepted, errors = post_events(*receive, events, a.clients)
     if errors:
         print(f"  {len(errors)} posts failed, first: {errors[0]}", flush=True)
     wait_deliveries(receiver, len(expected), a.settle, a.target_down)
@@ -232,18 +236,19 @@ def measure(
         "lost": len(expected) - len(got),
         "duplicates": sum(len(v) - 1 for v in arrivals.values()),
         "unexpected": sum(1 for k in arrivals if k not in expected),
-        "reordered": sum(reordered(ids) for ids in order.values()),
+        "reordered": sum(reordered(ids, sent, accepted) for ids in order.values()),
         "subs_failed": failed,
     }
 
 
-def reordered(ids: list[str]) -> int:
-    """How many of C{ids} (event ids in arrival order) came after a later event."""
-    count, top = 0, ""
+def reordered(ids: list[str], sent: dict[str, float], accepted: dict[str, float]) -> int:
+    """How many of C{ids} (one subscription's event ids, in arrival order) arrived
+    after an event that was posted only once they had been accepted."""
+    count, latest_post = 0, float("-inf")
     for i in ids:
-        if i < top:  # (the ids sort in posting order)
+        if accepted.get(i, float("inf")) < latest_post:
             count += 1
-        top = max(top, i)
+        latest_post = max(latest_post, sent.get(i, float("-inf")))
     return count
 
 
