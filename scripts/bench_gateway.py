@@ -63,6 +63,7 @@ from bench_gateway_receiver import PolicyStub, Receiver  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+BROKER = "amqp://127.0.0.1:5672/"  # (ion's: its login from the environment, not from ps)
 TOKEN = "bench-token"
 PADDING = "x" * 200  # each event's data carries this much besides its tags
 TIMEOUT = 600  # the longest a run waits for its deliveries
@@ -289,10 +290,11 @@ def ion_gateway(work: Path) -> Iterator[str]:
         twistd = Path(sys.executable).parent / "twistd"
         with open(log, "wb") as out:
             server = subprocess.Popen(
-                [str(twistd), "--pidfile=", "-n", "cc", "-n", "--broker", AMQP, "-s", sysname,
+                [str(twistd), "--pidfile=", "-n", "cc", "-n", "--broker", BROKER, "-s", sysname,
                  "--container-id", f"{sysname}-gw", "--config", str(work / "ion.yml"),
                  "--ready-file", str(ready), "res/deploy/gateway.rel"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "ION_BROKER__USERNAME": "guest", "ION_BROKER__PASSWORD": "guest"},
             )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
