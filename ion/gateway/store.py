@@ -32,6 +32,7 @@ class Subscription:
     auth: dict[str, Any] | None
     disabled: bool
     error: str | None
+    extensions: dict[str, Any] | None = None  # (Pacifica merges them into the posted event)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Delivery:
     target_url: str
     auth: dict[str, Any] | None
     attempts: int
+    extensions: dict[str, Any] | None = None  # the subscription's, for the posted event
 
 
 # The fields a user gives (and may change) in Pacifica's API, and their defaults.

@@ -78,8 +78,10 @@ async def test_active_subscriptions_leave_out_disabled_keep_errored(make_store: 
     await store.update_subscription(disabled, {"disabled": 1.0})
     await store.update_subscription(errored, {"error": "boom"})
     await store.delete_subscription(deleted)
+    await store.update_subscription(live, {"extensions": {"k": "v"}})
     active = {s.uuid: s for s in await store.active_subscriptions()}
     assert set(active) == {live, errored}
+    assert active[live].extensions == {"k": "v"} and active[errored].extensions is None
     assert active[errored].error == "boom" and not active[errored].disabled
 
 
@@ -115,12 +117,21 @@ async def test_enqueue_is_idempotent(make_store: Any) -> None:
 async def test_claim_one_per_subscription_in_order(make_store: Any) -> None:
     """A claim gives each subscription's oldest pending delivery only; the next comes after it."""
     store = await make_store()
-    a, b = await subscribe(store), await subscribe(store, target_url="http://b.example/")
+    a = await subscribe(store)
+    b = await subscribe(
+        store,
+        target_url="http://b.example/",
+        auth={"type": "header", "header": {"type": "Bearer", "credentials": "c"}},
+        extensions={"x": 1},
+    )
     await fill(store, a, 3)
     await fill(store, b, 2, start=10)
     got = await store.claim("w1", 100.0, 30, 10)
     assert {(d.subscription, d.event["id"]) for d in got} == {(a, "0"), (b, "10")}
-    assert {d.subscription: d.target_url for d in got}[b] == "http://b.example/"
+    by_sub = {d.subscription: d for d in got}
+    assert by_sub[b].target_url == "http://b.example/" and by_sub[b].extensions == {"x": 1}
+    assert by_sub[b].auth == {"type": "header", "header": {"type": "Bearer", "credentials": "c"}}
+    assert by_sub[a].auth is None and by_sub[a].extensions is None
     # (heads are leased: nothing more for anyone, not even the same worker)
     assert await store.claim("w1", 100.0, 30, 10) == []
     assert await store.claim("w2", 100.0, 30, 10) == []
@@ -133,7 +144,6 @@ async def test_claim_one_per_subscription_in_order(make_store: Any) -> None:
         got = await store.claim("w1", 100.0, 30, 10)
     assert seen == ["0", "1", "2"]
     assert got == []
-    assert [d.seq for d in []] == []
 
 
 @pytest_twisted.ensureDeferred
