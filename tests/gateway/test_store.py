@@ -302,3 +302,25 @@ async def test_a_newer_schema_is_refused(make_store: Any) -> None:
     )
     with pytest.raises(StartupError, match="999"):
         await make_store()
+
+
+@pytest_twisted.ensureDeferred
+async def test_prune_forgets_only_what_is_old_and_done(make_store: Any) -> None:
+    """Pruning drops delivered deliveries and sightings older than the cut, nothing pending."""
+    clock = task.Clock()
+    store = await make_store(clock)
+    sub = await subscribe(store)
+    clock.advance(100)
+    assert await store.first_sighting("/t", "old")
+    await fill(store, sub, 2)
+    (d,) = await store.claim("w", 100.0, 30, 10)
+    await store.delivered(d.id, "w")
+    clock.advance(100)
+    assert await store.first_sighting("/t", "new")
+    assert await store.prune(150.0) == 2
+    assert await store.first_sighting("/t", "old")
+    assert not await store.first_sighting("/t", "new")
+    (pending,) = await store.claim("w", 200.0, 30, 10)
+    assert pending.event["id"] == "1"
+    # (the delivered one forgotten: the same event may be enqueued again)
+    assert await store.enqueue(key("/t", "0"), event(0), [sub]) == 1
