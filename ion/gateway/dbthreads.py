@@ -122,7 +122,7 @@ class PostgresBackend(_Threads):
 
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or conn.broken:  # (a lost server: connect again)
             import psycopg
             from psycopg import sql
 
