@@ -202,12 +202,22 @@ class SqlStore:
     def _active(self, cursor: Any) -> list[Subscription]:
         rows = self._x(
             cursor,
-            'SELECT uuid, "user", name, jsonpath, target_url, auth, disabled, error '
+            'SELECT uuid, "user", name, jsonpath, target_url, auth, disabled, error, extensions '
             "FROM subscriptions WHERE deleted IS NULL AND disabled IS NULL ORDER BY created, uuid",
         ).fetchall()
         return [
-            Subscription(u, user, n, jp, url, json.loads(auth) or None, d is not None, e)
-            for (u, user, n, jp, url, auth, d, e) in rows
+            Subscription(
+                u,
+                user,
+                n,
+                jp,
+                url,
+                json.loads(auth) or None,
+                d is not None,
+                e,
+                json.loads(x) or None,
+            )
+            for (u, user, n, jp, url, auth, d, e, x) in rows
         ]
 
     async def changed(self) -> int:
@@ -268,7 +278,8 @@ class SqlStore:
         lock = " FOR UPDATE OF o SKIP LOCKED" if self._pg else ""
         rows = self._x(
             cursor,
-            "SELECT o.id, o.subscription, o.seq, o.event, s.target_url, s.auth, o.attempts "
+            "SELECT o.id, o.subscription, o.seq, o.event, s.target_url, s.auth, o.attempts, "
+            "s.extensions "
             "FROM subscriptions s JOIN outbox o ON o.seq = ("
             "  SELECT MIN(h.seq) FROM outbox h WHERE h.subscription = s.uuid"
             "  AND h.delivered_at IS NULL AND h.parked = 0) "
@@ -284,8 +295,10 @@ class SqlStore:
                 (worker, now + lease, row[0]),
             )
         return [
-            Delivery(i, sub, seq, json.loads(ev), url, json.loads(auth) or None, attempts)
-            for (i, sub, seq, ev, url, auth, attempts) in rows
+            Delivery(
+                i, sub, seq, json.loads(ev), url, json.loads(auth) or None, n, json.loads(x) or None
+            )
+            for (i, sub, seq, ev, url, auth, n, x) in rows
         ]
 
     async def delivered(self, delivery_id: str, worker: str) -> None:
@@ -334,6 +347,23 @@ class SqlStore:
         count = self._unpark(cursor, subscription)
         self._bump(cursor)
         return count
+
+    async def prune(self, before: float) -> int:
+        """Forget deliveries delivered and sightings seen before C{before}; how many rows.
+
+        After this an event seen again is accepted and delivered again: call it
+        with a retention longer than any redelivery (days, not seconds).
+        """
+        return await self._run(self._prune, before)
+
+    def _prune(self, cursor: Any, before: float) -> int:
+        done = self._x(
+            cursor,
+            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+            (before,),
+        ).rowcount
+        done += self._x(cursor, "DELETE FROM sightings WHERE seen < ?", (before,)).rowcount
+        return int(done)
 
     def _unpark(self, cursor: Any, subscription: str) -> int:
         count = self._x(

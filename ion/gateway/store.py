@@ -7,7 +7,8 @@ the same SQL, run in threads so nothing blocks the reactor.
 
 Deliveries that were delivered stay in the outbox (with C{delivered_at}) so a
 redelivered event is not enqueued twice (C{enqueue} is idempotent on the
-event's key and the subscription); nothing prunes them yet.
+event's key and the subscription), and sightings stay so a duplicate CloudEvent
+is accepted once; C{prune(before)} forgets both once older than a retention.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Subscription:
     auth: dict[str, Any] | None
     disabled: bool
     error: str | None
+    extensions: dict[str, Any] | None = None  # (Pacifica merges them into the posted event)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Delivery:
     target_url: str
     auth: dict[str, Any] | None
     attempts: int
+    extensions: dict[str, Any] | None = None  # the subscription's, for the posted event
 
 
 # The fields a user gives (and may change) in Pacifica's API, and their defaults.
@@ -174,6 +177,9 @@ class Store(Protocol):
         self, delivery_id: str, worker: str, error: str, retry_at: float | None
     ) -> None: ...
     async def retry_parked(self, subscription: str) -> int: ...
+    async def prune(self, before: float) -> int:
+        """Forget delivered deliveries and sightings older than C{before} (seconds)."""
+        ...
 
 
 async def open_store(

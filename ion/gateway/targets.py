@@ -73,7 +73,7 @@ async def check_target_resolved(
             return
         raise _bad(f"the host {host!r} does not resolve ({e})") from None
     for _family, _type, _proto, _name, sockaddr in infos:
-        _judge(ipaddress.ip_address(sockaddr[0].split("%", 1)[0]), allow, host)
+        _judge(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), allow, host)
 
 
 def _host(url: Any) -> str:

@@ -78,8 +78,10 @@ async def test_active_subscriptions_leave_out_disabled_keep_errored(make_store: 
     await store.update_subscription(disabled, {"disabled": 1.0})
     await store.update_subscription(errored, {"error": "boom"})
     await store.delete_subscription(deleted)
+    await store.update_subscription(live, {"extensions": {"k": "v"}})
     active = {s.uuid: s for s in await store.active_subscriptions()}
     assert set(active) == {live, errored}
+    assert active[live].extensions == {"k": "v"} and active[errored].extensions is None
     assert active[errored].error == "boom" and not active[errored].disabled
 
 
@@ -115,12 +117,21 @@ async def test_enqueue_is_idempotent(make_store: Any) -> None:
 async def test_claim_one_per_subscription_in_order(make_store: Any) -> None:
     """A claim gives each subscription's oldest pending delivery only; the next comes after it."""
     store = await make_store()
-    a, b = await subscribe(store), await subscribe(store, target_url="http://b.example/")
+    a = await subscribe(store)
+    b = await subscribe(
+        store,
+        target_url="http://b.example/",
+        auth={"type": "header", "header": {"type": "Bearer", "credentials": "c"}},
+        extensions={"x": 1},
+    )
     await fill(store, a, 3)
     await fill(store, b, 2, start=10)
     got = await store.claim("w1", 100.0, 30, 10)
     assert {(d.subscription, d.event["id"]) for d in got} == {(a, "0"), (b, "10")}
-    assert {d.subscription: d.target_url for d in got}[b] == "http://b.example/"
+    by_sub = {d.subscription: d for d in got}
+    assert by_sub[b].target_url == "http://b.example/" and by_sub[b].extensions == {"x": 1}
+    assert by_sub[b].auth == {"type": "header", "header": {"type": "Bearer", "credentials": "c"}}
+    assert by_sub[a].auth is None and by_sub[a].extensions is None
     # (heads are leased: nothing more for anyone, not even the same worker)
     assert await store.claim("w1", 100.0, 30, 10) == []
     assert await store.claim("w2", 100.0, 30, 10) == []
@@ -133,7 +144,6 @@ async def test_claim_one_per_subscription_in_order(make_store: Any) -> None:
         got = await store.claim("w1", 100.0, 30, 10)
     assert seen == ["0", "1", "2"]
     assert got == []
-    assert [d.seq for d in []] == []
 
 
 @pytest_twisted.ensureDeferred
@@ -292,3 +302,56 @@ async def test_a_newer_schema_is_refused(make_store: Any) -> None:
     )
     with pytest.raises(StartupError, match="999"):
         await make_store()
+
+
+@pytest_twisted.ensureDeferred
+async def test_prune_forgets_only_what_is_old_and_done(make_store: Any) -> None:
+    """Pruning drops delivered deliveries and sightings older than the cut, nothing pending."""
+    clock = task.Clock()
+    store = await make_store(clock)
+    sub = await subscribe(store)
+    clock.advance(100)
+    assert await store.first_sighting("/t", "old")
+    await fill(store, sub, 2)
+    (d,) = await store.claim("w", 100.0, 30, 10)
+    await store.delivered(d.id, "w")
+    clock.advance(100)
+    assert await store.first_sighting("/t", "new")
+    assert await store.prune(150.0) == 2
+    assert await store.first_sighting("/t", "old")
+    assert not await store.first_sighting("/t", "new")
+    (pending,) = await store.claim("w", 200.0, 30, 10)
+    assert pending.event["id"] == "1"
+    # (the delivered one forgotten: the same event may be enqueued again)
+    assert await store.enqueue(key("/t", "0"), event(0), [sub]) == 1
+
+
+NEVER_CLOSED = """
+import sys
+from twisted.internet import reactor, defer
+from ion.gateway.config import GatewayConfig
+from ion.gateway.store import open_store
+
+async def main():
+    store = await open_store(GatewayConfig(data_dir=sys.argv[1]), reactor)
+    await store.first_sighting("/s", "1")
+    reactor.stop()  # (the store is never closed)
+
+defer.ensureDeferred(main()).addErrback(lambda f: (f.printTraceback(), reactor.stop()))
+reactor.run()
+"""
+
+
+def test_a_store_never_closed_does_not_keep_the_process_alive(tmp_path: Any) -> None:
+    """The store's threads stop when the reactor shuts down, closed or not."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", NEVER_CLOSED, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "gateway.sqlite").exists()
