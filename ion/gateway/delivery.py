@@ -113,6 +113,7 @@ class DeliveryWorker:
         self.poll = poll
         self.random = random
         self.in_flight: dict[str, Deferred[None]] = {}
+        self._reclaimed: dict[str, Any] = {}
         self._running = False
         self._looping = False
         self._again = False
@@ -181,15 +182,22 @@ class DeliveryWorker:
                 free = self.concurrency - len(self.in_flight)
                 if free <= 0:
                     break  # a post that ends pokes
-                # This worker's own deliveries under way come back too (its lease
-                # holds them): ask for as many more, and leave those out.
+                # Every delivery claimed is leased to this worker: ask for no
+                # more than it starts.
                 claimed = await self.store.claim(
-                    self.worker_id, self.clock.seconds(), self.lease, free + len(self.in_flight)
+                    self.worker_id, self.clock.seconds(), self.lease, free
                 )
-                fresh = [d for d in claimed if d.id not in self.in_flight][:free]
+                fresh = []
+                for delivery in claimed:
+                    if delivery.id in self.in_flight:
+                        # Settled (and made due again, by a retry) while its post
+                        # was winding up here: posted again once that has ended.
+                        self._reclaimed[delivery.id] = delivery
+                    else:
+                        fresh.append(delivery)
                 for delivery in fresh:
                     self._start(delivery)
-                if len(fresh) < free and not self._again:
+                if not fresh or (len(claimed) < free and not self._again):
                     break
         except Exception:
             log.failure("gateway delivery: claiming failed; trying again in {poll}s",
@@ -222,6 +230,9 @@ class DeliveryWorker:
 
         def ended(_: Any) -> None:
             self.in_flight.pop(delivery.id, None)
+            again = self._reclaimed.pop(delivery.id, None)
+            if again is not None and self._running:
+                self._start(again)
             self.poke()
 
         d.addErrback(lambda f: log.failure("gateway delivery {id} failed", f, id=delivery.id))
