@@ -86,6 +86,24 @@ DEFAULTS: dict[str, Any] = {
         "join_check": None,
         "policy": None,
     },
+    "gateway": {
+        "http": "127.0.0.1:8070",
+        "max_body": 1048576,
+        "auth": {"remote_user": False, "tokens": {}},
+        "token_file": None,
+        "data_dir": "ion-data",
+        "database": None,
+        "allow_targets": [],
+        "services": [],
+        "delivery": {
+            "timeout": 10.0,
+            "max_attempts": 8,
+            "backoff": 0.5,
+            "backoff_max": 30.0,
+            "lease": 30.0,
+            "concurrency": 32,
+        },
+    },
 }
 
 ENV_PREFIX = "ION_"

@@ -1,5 +1,8 @@
 """The gateway's settings (keys under C{gateway.}), read and checked once.
 
+Their defaults are L{ion.core.config.DEFAULTS}' (documented in res/config/ion.yml),
+and the same here, for a config without them.
+
 | key                         | default          | meaning                                        |
 | --------------------------- | ---------------- | ---------------------------------------------- |
 | C{http}                     | 127.0.0.1:8070   | where to listen: PORT or HOST:PORT (0: any)   |
@@ -46,10 +49,10 @@ class GatewayConfig:
     http_port: int = 8070
     max_body: int = DEFAULT_MAX_BODY
     remote_user: bool = False
-    tokens: Mapping[str, str] = field(default_factory=dict)
+    tokens: Mapping[str, str] = field(default_factory=dict, repr=False)  # (secrets)
     token_file_setting: str | None = None
     data_dir: str = DEFAULT_DATA_DIR
-    database: str | None = None
+    database: str | None = field(default=None, repr=False)  # (may hold a password)
     allow_targets: tuple[IPNetwork, ...] = ()
     services: tuple[str, ...] = ()
     delivery_timeout: float = 10.0

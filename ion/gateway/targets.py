@@ -50,9 +50,13 @@ def check_target(url: Any, allow_targets: Networks = ()) -> None:
         _judge(ipaddress.ip_address("127.0.0.1"), allow_targets)
 
 
-async def check_target_resolved(url: Any, allow_targets: Networks, reactor: Any) -> None:
+async def check_target_resolved(
+    url: Any, allow_targets: Networks, reactor: Any, *, allow_unresolved: bool = False
+) -> None:
     """L{check_target}, then every address C{url}'s host resolves to.
 
+    @param allow_unresolved: a name that does not resolve passes (a subscription
+        may name a target before it exists; delivery checks again).
     @raise HttpError: 400, field C{target_url}: refused, or the name does not resolve.
     """
     allow = tuple(allow_targets)
@@ -65,9 +69,11 @@ async def check_target_resolved(url: Any, allow_targets: Networks, reactor: Any)
             reactor, reactor.getThreadPool(), socket.getaddrinfo, host, None
         )
     except (OSError, UnicodeError) as e:
+        if allow_unresolved:
+            return
         raise _bad(f"the host {host!r} does not resolve ({e})") from None
     for _family, _type, _proto, _name, sockaddr in infos:
-        _judge(ipaddress.ip_address(sockaddr[0].split("%", 1)[0]), allow, host)
+        _judge(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), allow, host)
 
 
 def _host(url: Any) -> str:

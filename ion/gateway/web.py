@@ -219,7 +219,7 @@ class JsonResource(Resource):
         try:
             user = None
             if not self.public:
-                authenticator = getattr(request.channel.site, "authenticator", None)
+                authenticator = getattr(getattr(request, "site", None), "authenticator", None)
                 if authenticator is not None:
                     user = authenticator.user_of(request)
             status, body = await self.handle(request, user, path_segments(request))

@@ -11,15 +11,15 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 
 @implementer(IBodyProducer)
 class _Bytes:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, chunked: bool = False) -> None:
         self.data = data
-        self.length = len(data)
+        self.length = UNKNOWN_LENGTH if chunked else len(data)
 
     def startProducing(self, consumer: Any) -> Any:
         from twisted.internet.defer import succeed
@@ -67,15 +67,17 @@ async def fetch(
     body: Any = None,
     headers: dict[str, str] | None = None,
     raw: bytes | None = None,
+    chunked: bool = False,
 ) -> Answer:
-    """C{method} C{url} with C{body} as JSON (or C{raw} bytes); the answer, read whole."""
+    """C{method} C{url} with C{body} as JSON (or C{raw} bytes; C{chunked}: without
+    announcing its length); the answer, read whole."""
     hdrs = Headers({k: [v] for k, v in (headers or {}).items()})
     data = raw
     if body is not None:
         data = json.dumps(body).encode()
         if not hdrs.hasHeader("content-type"):
             hdrs.setRawHeaders("content-type", ["application/json"])
-    producer = _Bytes(data) if data is not None else None
+    producer = _Bytes(data, chunked) if data is not None else None
     response = await Agent(reactor).request(method.encode(), url.encode(), hdrs, producer)
     done: Deferred[bytes] = Deferred()
     response.deliverBody(_Collect(done))

@@ -106,3 +106,18 @@ def test_database_password_is_not_shown() -> None:
     with pytest.raises(ConfigurationError) as info:
         GatewayConfig.from_config({"gateway": {"database": "mysql://u:pw@h/db"}})
     assert "pw" not in str(info.value)
+
+
+def test_defaults_match_the_container_defaults() -> None:
+    """ion's DEFAULTS (and so ion.yml) give the same settings as no keys at all."""
+    from ion.core.config import DEFAULTS
+
+    assert GatewayConfig.from_config(Config(DEFAULTS)) == GatewayConfig.from_config({})
+
+
+def test_repr_shows_no_secrets() -> None:
+    """The settings' repr carries neither the tokens nor the database URL."""
+    c = GatewayConfig.from_config(
+        {"gateway": {"auth": {"tokens": {"s3cr3t": "ann"}}, "database": "postgresql://u:pw@h/d"}}
+    )
+    assert "s3cr3t" not in repr(c) and "pw" not in repr(c)

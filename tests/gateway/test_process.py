@@ -72,9 +72,10 @@ async def test_unknown_paths_are_json_404(start_gateway: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_port_taken_fails_the_spawn(start_gateway: Any, make_container: Any) -> None:
-    """A gateway that cannot listen fails to start, saying where."""
+async def test_port_taken_fails_the_spawn(start_gateway: Any, tmp_path: Path) -> None:
+    """A gateway that cannot listen fails to start, saying where, leaving no token file."""
     first = await start_gateway()
     with pytest.raises(SpawnError) as info:
-        await start_gateway(first.container, http=first.port)
+        await start_gateway(first.container, http=first.port, auth={"tokens": {}})
     assert f"gateway: cannot listen on 127.0.0.1:{first.port}" in str(info.value)
+    assert not (tmp_path / "data" / "gateway.token").exists()  # (its token went with it)

@@ -6,12 +6,16 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
 
+from ion.core import exception as exc
 from ion.core.exception import BadRequest, NotFound
 from ion.core.messaging import message as m
 from ion.core.process.service import ServiceProcess
+from ion.gateway.rpc import call_service
+from ion.gateway.web import HttpError
 from ion.services.hello.service import HelloService
 from tests.core.security.test_policy import policy_config
 from tests.gateway.client import fetch
@@ -156,3 +160,50 @@ async def test_method_and_shape(start_gateway: Any, make_container: Any) -> None
     base = await served(start_gateway, make_container)
     assert (await fetch("GET", f"{base}/rpc/probe/whoami", headers=AUTH)).status == 405
     assert (await fetch("POST", f"{base}/rpc/probe", headers=AUTH)).status == 404
+
+
+class Raising:
+    """A stand-in process whose rpc_send fails with C{error}, at once or later."""
+
+    def __init__(self, error: Exception, at_once: bool = False) -> None:
+        self.error = error
+        self.at_once = at_once
+
+    def rpc_send(self, *args: Any, **kwargs: Any) -> Any:
+        from twisted.internet.defer import fail
+
+        if self.at_once:
+            raise self.error
+        return fail(self.error)
+
+
+def _received(code: int, error_type: str, message: str = "m") -> exc.ReceivedError:
+    return exc.received_error({}, {"code": code, "type": error_type, "message": message})
+
+
+@pytest.mark.parametrize(
+    ("error", "at_once", "status", "field"),
+    [
+        (exc.NoSuchServiceError("x"), False, 404, "service"),
+        (exc.TimeoutError("x"), False, 504, None),
+        (_received(408, "TimeoutError"), False, 504, None),
+        (_received(3002, "HandlerTimeoutError"), False, 504, None),
+        (_received(400, "UnknownOpError"), False, 404, "op"),
+        (_received(409, "Conflict"), False, 409, None),
+        (_received(500, "RuntimeError"), False, 500, None),
+        (_received(503, "ProcessError"), False, 500, None),
+        (exc.MessageFormatError("over broker.max_message_size (9)"), True, 413, "body"),
+        (exc.MessageFormatError("cannot encode"), True, 400, "body"),
+        (exc.MessageFormatError("unknown type"), False, 502, None),
+        (exc.ConnectionLostError("gone"), False, 503, None),
+        (exc.ConnectionClosedError("closed"), True, 503, None),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_each_error_maps_to_its_status(
+    error: Exception, at_once: bool, status: int, field: str | None
+) -> None:
+    """Every way a call can fail is one HTTP status (and field), never an exception."""
+    with pytest.raises(HttpError) as info:
+        await call_service(Raising(error, at_once), "svc", "op", None, "ann", None)
+    assert (info.value.status, info.value.field) == (status, field)

@@ -128,5 +128,8 @@ async def test_body_over_the_limit_is_413(base: str) -> None:
     a = await fetch("POST", f"{base}/echo", raw=big)
     assert a.status == 413
     assert a.json["error"]["field"] == "body"
+    chunked = await fetch("POST", f"{base}/echo", raw=big, chunked=True)
+    assert (chunked.status, chunked.json["error"]["field"]) == (413, "body")
     exact = b'"' + b"x" * (LIMIT - 2) + b'"'
     assert (await fetch("POST", f"{base}/echo", raw=exact)).status == 200
+    assert (await fetch("POST", f"{base}/echo", raw=exact, chunked=True)).status == 200
