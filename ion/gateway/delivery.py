@@ -1,7 +1,8 @@
 """The delivery worker: posts the outbox's deliveries to their targets, retrying.
 
 The worker loops on C{store.claim}: each claimed delivery is posted to its
-target as a structured CloudEvent (C{application/cloudevents+json}) with the
+target as a structured CloudEvent (C{application/cloudevents+json}; the
+subscription's extensions merged in as Pacifica does, L{posted_event}) with the
 header C{Ion-Delivery-Id} (the delivery's id, the same on every attempt) and
 the subscription's auth (Pacifica's forms: C{basic} username/password, or
 C{header} type and credentials as C{Authorization}). A 2xx answer settles it
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from ion.gateway.config import GatewayConfig
 
-__all__ = ["DeliveryWorker", "auth_headers"]
+__all__ = ["DeliveryWorker", "auth_headers", "posted_event"]
 
 log = Logger()
 
@@ -70,6 +71,18 @@ def auth_headers(auth: dict[str, Any] | None) -> dict[str, str]:
         header = auth.get("header") or {}
         return {"Authorization": f"{header.get('type', '')} {header.get('credentials', '')}"}
     return {}
+
+
+def posted_event(delivery: Any) -> dict[str, Any]:
+    """The event as posted: whole, with the subscription's C{extensions} merged into
+    its C{extensions} member as Pacifica does (only when the subscription has some)."""
+    extra = getattr(delivery, "extensions", None)
+    if not extra:
+        return delivery.event  # type: ignore[no-any-return]
+    event = dict(delivery.event)
+    merged = event.get("extensions")
+    event["extensions"] = {**(merged if isinstance(merged, dict) else {}), **extra}
+    return event
 
 
 class DeliveryWorker:
@@ -270,7 +283,7 @@ class DeliveryWorker:
         """Post C{delivery}; None on a 2xx, else what went wrong."""
         if self.check_target is not None:
             await self.check_target(delivery.target_url)
-        body = json.dumps(delivery.event, separators=(",", ":")).encode()
+        body = json.dumps(posted_event(delivery), separators=(",", ":")).encode()
         headers = {"Content-Type": STRUCTURED, "Ion-Delivery-Id": delivery.id}
         headers.update(auth_headers(delivery.auth))
         posting = self.poster(delivery.target_url, body, headers)

