@@ -114,6 +114,9 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path) -> None:
             by_event.setdefault(g["event"]["id"], set()).add(g["delivery"])
         assert set(by_event) == {f"k{n}" for n in range(EVENTS)}
         assert all(len(ids) == 1 for ids in by_event.values()), by_event
+        held = receiver.got.items[0]  # the post under way when it was killed: posted again
+        again = [g for g in receiver.got.items[1:] if g["event"]["id"] == held["event"]["id"]]
+        assert again and again[0]["delivery"] == held["delivery"]
         order = [g["event"]["data"]["n"] for g in receiver.got.items]
         assert order == sorted(order)  # one subscription: in order, repeats adjacent
     finally:
