@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from twisted.logger import Logger
+
 from ion.gateway.delivery import DeliveryWorker, Poster
 from ion.gateway.matcher import Matcher
 from ion.gateway.publish import CloudEventPublisher
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from ion.gateway.config import GatewayConfig
 
 __all__ = ["EventFlow", "worker_id"]
+
+log = Logger()
 
 
 def worker_id(process: Process) -> str:
@@ -48,6 +52,12 @@ class EventFlow:
         reactor: Any,
         poster: Poster | None = None,
     ) -> None:
+        if config.delivery_lease <= config.delivery_timeout:
+            # A lease that ends while its post may still be under way lets another
+            # instance post the same delivery meanwhile.
+            log.warn("gateway: delivery.lease ({lease}s) is not longer than delivery.timeout "
+                     "({timeout}s): other instances may post a delivery still under way",
+                     lease=config.delivery_lease, timeout=config.delivery_timeout)  # fmt: skip
         self.http = HttpPoster(reactor, config.delivery_concurrency) if poster is None else None
         allow = config.allow_targets
 

@@ -78,12 +78,19 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "type": {"type": "string", "minLength": 1},
             "subject": {"type": "string"},
             "time": {"type": "string", "format": "date-time"},
-            "datacontenttype": {"type": "string"},
             "dataschema": {"type": "string", "format": "uri"},
+            "datacontenttype": {"type": "string", "pattern": "/"},
             "data": {},
-            "data_base64": {"type": "string", "contentEncoding": "base64"},
+            "data_base64": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+            },
         },
+        # Extension attributes: names of 1-20 lower-case letters and digits.
+        "propertyNames": {"pattern": "^([a-z0-9]{1,20}|data_base64)$"},
         "additionalProperties": {"type": ["string", "integer", "boolean"]},
+        "not": {"required": ["data", "data_base64"]},
     },
     "ReceiveResult": {
         "type": "object",

@@ -63,7 +63,8 @@ def start(tmp: Path, tag: str, port: int, receiver_port: int, n: int) -> subproc
         "data_dir": str(tmp / "data"),
         "auth": {"tokens": {TOKEN: "ann"}},
         "allow_targets": ["127.0.0.0/8"],
-        "delivery": {"backoff": 0.05, "backoff_max": 0.5, "lease": 2, "max_attempts": 1000},
+        "delivery": {"backoff": 0.05, "backoff_max": 0.5, "lease": 2, "timeout": 1,
+                     "max_attempts": 1000},
     }}))  # fmt: skip
     ready = tmp / f"ready-{n}"
     log = (tmp / f"gateway-{n}.log").open("w")
