@@ -43,7 +43,7 @@ class ReceiveResource(JsonResource):
         if path and path != [""]:
             raise HttpError(404, None, "no such resource")
         if request.method != b"POST":
-            raise HttpError(405, None, "POST a CloudEvent to /receive")
+            raise HttpError(405, None, "POST a CloudEvent to /receive", {b"allow": b"POST"})
         if user is None:
             raise HttpError(401, None, "authentication required")
         event = parse(request, self.config.max_body)

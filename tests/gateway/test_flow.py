@@ -192,3 +192,26 @@ async def test_two_gateways_deliver_nothing_twice(
     assert len({g["delivery"] for g in receiver.got.items}) == 160
     workers = {one.flow.worker.worker_id, two.flow.worker.worker_id}  # type: ignore[union-attr]
     assert len(workers) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_receive_over_http(
+    start_gateway: Any, gateway_store: Any, receiver: Receiver
+) -> None:
+    """Over HTTP: binary mode is accepted and delivered as structured JSON; no user
+    is a 401, a bad event a 400 naming the attribute, as JSON."""
+    gateway = await start_gateway(**FAST)
+    await gateway_store.subscribe(gateway, "$.data.x", receiver.url())
+    binary = await fetch("POST", f"{gateway.url}receive", raw=b'{"x": 1}', headers={
+        **AUTH, "Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "b1",
+        "ce-source": "/bin", "ce-type": "t"})  # fmt: skip
+    assert binary.status == 202, binary.body
+    await receiver.got.wait(1, timeout=20)
+    assert receiver.got.items[0]["event"] == {
+        "specversion": "1.0", "id": "b1", "source": "/bin", "type": "t",
+        "datacontenttype": "application/json", "data": {"x": 1},
+    }  # fmt: skip
+    anonymous = await fetch("POST", f"{gateway.url}receive", cloudevent(1))
+    assert anonymous.status == 401
+    bad = await receive(gateway, {**cloudevent(2), "specversion": "0.3"})
+    assert (bad.status, bad.json["error"]["field"]) == (400, "specversion")
