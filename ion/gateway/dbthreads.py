@@ -33,6 +33,9 @@ class _Threads:
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name=name)
         self._pool.start()
         self._closed = False
+        # (the pool's threads are not daemons: a store never closed must not keep
+        # the process alive after the reactor stopped)
+        self._trigger = reactor.addSystemEventTrigger("during", "shutdown", self._at_shutdown)
 
     async def transact(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -49,8 +52,14 @@ class _Threads:
         if self._closed:
             return
         self._closed = True
+        self._reactor.removeSystemEventTrigger(self._trigger)
         # (stop() joins the threads: do it in a thread of the reactor's own pool)
         await deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._stop)
+
+    def _at_shutdown(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stop()
 
     def _stop(self) -> None:
         self._pool.stop()
@@ -122,7 +131,7 @@ class PostgresBackend(_Threads):
 
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or conn.broken:  # (a lost server: connect again)
             import psycopg
             from psycopg import sql
 

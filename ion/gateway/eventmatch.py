@@ -23,6 +23,7 @@ as they are (a client may PUT what it read); a different value is a 400.
 from __future__ import annotations
 
 import ipaddress
+import json
 import uuid as uuidlib
 from datetime import UTC, datetime
 from typing import Any
@@ -242,6 +243,10 @@ def _auth(value: Any) -> dict[str, Any]:
 def _extensions(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise HttpError(400, "extensions", "expected an object")
+    try:
+        json.dumps(value)  # (what the store will do: nesting it cannot write is a 400 here)
+    except (RecursionError, ValueError):
+        raise HttpError(400, "extensions", "nested too deeply") from None
     return value
 
 

@@ -348,6 +348,23 @@ class SqlStore:
         self._bump(cursor)
         return count
 
+    async def prune(self, before: float) -> int:
+        """Forget deliveries delivered and sightings seen before C{before}; how many rows.
+
+        After this an event seen again is accepted and delivered again: call it
+        with a retention longer than any redelivery (days, not seconds).
+        """
+        return await self._run(self._prune, before)
+
+    def _prune(self, cursor: Any, before: float) -> int:
+        done = self._x(
+            cursor,
+            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+            (before,),
+        ).rowcount
+        done += self._x(cursor, "DELETE FROM sightings WHERE seen < ?", (before,)).rowcount
+        return int(done)
+
     def _unpark(self, cursor: Any, subscription: str) -> int:
         count = self._x(
             cursor,

@@ -7,7 +7,8 @@ the same SQL, run in threads so nothing blocks the reactor.
 
 Deliveries that were delivered stay in the outbox (with C{delivered_at}) so a
 redelivered event is not enqueued twice (C{enqueue} is idempotent on the
-event's key and the subscription); nothing prunes them yet.
+event's key and the subscription), and sightings stay so a duplicate CloudEvent
+is accepted once; C{prune(before)} forgets both once older than a retention.
 """
 
 from __future__ import annotations
@@ -176,6 +177,9 @@ class Store(Protocol):
         self, delivery_id: str, worker: str, error: str, retry_at: float | None
     ) -> None: ...
     async def retry_parked(self, subscription: str) -> int: ...
+    async def prune(self, before: float) -> int:
+        """Forget delivered deliveries and sightings older than C{before} (seconds)."""
+        ...
 
 
 async def open_store(

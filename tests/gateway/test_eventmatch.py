@@ -196,6 +196,7 @@ BAD_CREATES = [
     ),
     ({**CREATE, "auth": {**BASIC, "extra": 1}}, "auth.extra"),
     ({**CREATE, "extensions": []}, "extensions"),
+    ({**CREATE, "extensions": "x"}, "extensions"),
     ({**CREATE, "version": 1}, "version"),
     ({**CREATE, "disabled": "yesterday"}, "disabled"),
     ({**CREATE, "error": 3}, "error"),

@@ -302,3 +302,56 @@ async def test_a_newer_schema_is_refused(make_store: Any) -> None:
     )
     with pytest.raises(StartupError, match="999"):
         await make_store()
+
+
+@pytest_twisted.ensureDeferred
+async def test_prune_forgets_only_what_is_old_and_done(make_store: Any) -> None:
+    """Pruning drops delivered deliveries and sightings older than the cut, nothing pending."""
+    clock = task.Clock()
+    store = await make_store(clock)
+    sub = await subscribe(store)
+    clock.advance(100)
+    assert await store.first_sighting("/t", "old")
+    await fill(store, sub, 2)
+    (d,) = await store.claim("w", 100.0, 30, 10)
+    await store.delivered(d.id, "w")
+    clock.advance(100)
+    assert await store.first_sighting("/t", "new")
+    assert await store.prune(150.0) == 2
+    assert await store.first_sighting("/t", "old")
+    assert not await store.first_sighting("/t", "new")
+    (pending,) = await store.claim("w", 200.0, 30, 10)
+    assert pending.event["id"] == "1"
+    # (the delivered one forgotten: the same event may be enqueued again)
+    assert await store.enqueue(key("/t", "0"), event(0), [sub]) == 1
+
+
+NEVER_CLOSED = """
+import sys
+from twisted.internet import reactor, defer
+from ion.gateway.config import GatewayConfig
+from ion.gateway.store import open_store
+
+async def main():
+    store = await open_store(GatewayConfig(data_dir=sys.argv[1]), reactor)
+    await store.first_sighting("/s", "1")
+    reactor.stop()  # (the store is never closed)
+
+defer.ensureDeferred(main()).addErrback(lambda f: (f.printTraceback(), reactor.stop()))
+reactor.run()
+"""
+
+
+def test_a_store_never_closed_does_not_keep_the_process_alive(tmp_path: Any) -> None:
+    """The store's threads stop when the reactor shuts down, closed or not."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", NEVER_CLOSED, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "gateway.sqlite").exists()
