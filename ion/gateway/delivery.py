@@ -44,8 +44,6 @@ from ion.gateway.cloudevent import STRUCTURED
 from ion.gateway.web import HttpError
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
     from ion.gateway.config import GatewayConfig
 
 __all__ = ["DeliveryWorker", "auth_headers", "posted_event"]
@@ -99,7 +97,7 @@ class DeliveryWorker:
         self,
         store: Any,
         worker_id: str,
-        clock: IReactorTime,
+        clock: Any,  # IReactorTime
         poster: Poster,
         check_target: TargetCheck | None = None,
         *,
@@ -130,7 +128,7 @@ class DeliveryWorker:
         self._running = False
         self._looping = False
         self._again = False
-        self._timer: IDelayedCall | None = None
+        self._timer: Any = None  # IDelayedCall
         self._loop_done: Deferred[None] | None = None
 
     @classmethod
@@ -139,7 +137,7 @@ class DeliveryWorker:
         store: Any,
         config: GatewayConfig,
         worker_id: str,
-        clock: IReactorTime,
+        clock: Any,  # IReactorTime
         poster: Poster,
         check_target: TargetCheck | None = None,
     ) -> DeliveryWorker:

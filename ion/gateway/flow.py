@@ -64,8 +64,9 @@ class EventFlow:
         async def check(url: str) -> None:
             await check_target_resolved(url, allow, reactor)
 
+        post: Poster = self.http if poster is None else poster  # type: ignore[assignment]
         self.worker = DeliveryWorker.from_config(
-            store, config, worker_id(process), reactor, poster or self.http, check
+            store, config, worker_id(process), reactor, post, check
         )
         self.matcher = Matcher(process, store, self.worker.poke, reactor)
         self.resource = ReceiveResource(store, CloudEventPublisher(process), config)
