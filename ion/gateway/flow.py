@@ -62,7 +62,10 @@ class EventFlow:
         allow = config.allow_targets
 
         async def check(url: str) -> None:
-            await check_target_resolved(url, allow, reactor)
+            # A name that does not resolve is let through: its post then fails
+            # and is retried (a DNS hiccup must not park a subscription); an
+            # address the allow-list refuses parks it.
+            await check_target_resolved(url, allow, reactor, allow_unresolved=True)
 
         post: Poster = self.http if poster is None else poster  # type: ignore[assignment]
         self.worker = DeliveryWorker.from_config(
