@@ -1,7 +1,8 @@
 """The delivery worker: posts the outbox's deliveries to their targets, retrying.
 
 The worker loops on C{store.claim}: each claimed delivery is posted to its
-target as a structured CloudEvent (C{application/cloudevents+json}) with the
+target as a structured CloudEvent (C{application/cloudevents+json}; the
+subscription's extensions merged in as Pacifica does, L{posted_event}) with the
 header C{Ion-Delivery-Id} (the delivery's id, the same on every attempt) and
 the subscription's auth (Pacifica's forms: C{basic} username/password, or
 C{header} type and credentials as C{Authorization}). A 2xx answer settles it
@@ -43,11 +44,9 @@ from ion.gateway.cloudevent import STRUCTURED
 from ion.gateway.web import HttpError
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
     from ion.gateway.config import GatewayConfig
 
-__all__ = ["DeliveryWorker", "auth_headers"]
+__all__ = ["DeliveryWorker", "auth_headers", "posted_event"]
 
 log = Logger()
 
@@ -72,6 +71,18 @@ def auth_headers(auth: dict[str, Any] | None) -> dict[str, str]:
     return {}
 
 
+def posted_event(delivery: Any) -> dict[str, Any]:
+    """The event as posted: whole, with the subscription's C{extensions} merged into
+    its C{extensions} member as Pacifica does (only when the subscription has some)."""
+    extra = getattr(delivery, "extensions", None)
+    if not extra:
+        return delivery.event  # type: ignore[no-any-return]
+    event = dict(delivery.event)
+    merged = event.get("extensions")
+    event["extensions"] = {**(merged if isinstance(merged, dict) else {}), **extra}
+    return event
+
+
 class DeliveryWorker:
     """Claims due deliveries from C{store} and posts them, C{concurrency} at once.
 
@@ -86,7 +97,7 @@ class DeliveryWorker:
         self,
         store: Any,
         worker_id: str,
-        clock: IReactorTime,
+        clock: Any,  # IReactorTime
         poster: Poster,
         check_target: TargetCheck | None = None,
         *,
@@ -113,10 +124,11 @@ class DeliveryWorker:
         self.poll = poll
         self.random = random
         self.in_flight: dict[str, Deferred[None]] = {}
+        self._reclaimed: dict[str, Any] = {}
         self._running = False
         self._looping = False
         self._again = False
-        self._timer: IDelayedCall | None = None
+        self._timer: Any = None  # IDelayedCall
         self._loop_done: Deferred[None] | None = None
 
     @classmethod
@@ -125,7 +137,7 @@ class DeliveryWorker:
         store: Any,
         config: GatewayConfig,
         worker_id: str,
-        clock: IReactorTime,
+        clock: Any,  # IReactorTime
         poster: Poster,
         check_target: TargetCheck | None = None,
     ) -> DeliveryWorker:
@@ -181,15 +193,22 @@ class DeliveryWorker:
                 free = self.concurrency - len(self.in_flight)
                 if free <= 0:
                     break  # a post that ends pokes
-                # This worker's own deliveries under way come back too (its lease
-                # holds them): ask for as many more, and leave those out.
+                # Every delivery claimed is leased to this worker: ask for no
+                # more than it starts.
                 claimed = await self.store.claim(
-                    self.worker_id, self.clock.seconds(), self.lease, free + len(self.in_flight)
+                    self.worker_id, self.clock.seconds(), self.lease, free
                 )
-                fresh = [d for d in claimed if d.id not in self.in_flight][:free]
+                fresh = []
+                for delivery in claimed:
+                    if delivery.id in self.in_flight:
+                        # Settled (and made due again, by a retry) while its post
+                        # was winding up here: posted again once that has ended.
+                        self._reclaimed[delivery.id] = delivery
+                    else:
+                        fresh.append(delivery)
                 for delivery in fresh:
                     self._start(delivery)
-                if len(fresh) < free and not self._again:
+                if not fresh or (len(claimed) < free and not self._again):
                     break
         except Exception:
             log.failure("gateway delivery: claiming failed; trying again in {poll}s",
@@ -222,6 +241,9 @@ class DeliveryWorker:
 
         def ended(_: Any) -> None:
             self.in_flight.pop(delivery.id, None)
+            again = self._reclaimed.pop(delivery.id, None)
+            if again is not None and self._running:
+                self._start(again)
             self.poke()
 
         d.addErrback(lambda f: log.failure("gateway delivery {id} failed", f, id=delivery.id))
@@ -259,7 +281,7 @@ class DeliveryWorker:
         """Post C{delivery}; None on a 2xx, else what went wrong."""
         if self.check_target is not None:
             await self.check_target(delivery.target_url)
-        body = json.dumps(delivery.event, separators=(",", ":")).encode()
+        body = json.dumps(posted_event(delivery), separators=(",", ":")).encode()
         headers = {"Content-Type": STRUCTURED, "Ion-Delivery-Id": delivery.id}
         headers.update(auth_headers(delivery.auth))
         posting = self.poster(delivery.target_url, body, headers)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from twisted.logger import Logger
+
 from ion.gateway.delivery import DeliveryWorker, Poster
 from ion.gateway.matcher import Matcher
 from ion.gateway.publish import CloudEventPublisher
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from ion.gateway.config import GatewayConfig
 
 __all__ = ["EventFlow", "worker_id"]
+
+log = Logger()
 
 
 def worker_id(process: Process) -> str:
@@ -48,14 +52,24 @@ class EventFlow:
         reactor: Any,
         poster: Poster | None = None,
     ) -> None:
+        if config.delivery_lease <= config.delivery_timeout:
+            # A lease that ends while its post may still be under way lets another
+            # instance post the same delivery meanwhile.
+            log.warn("gateway: delivery.lease ({lease}s) is not longer than delivery.timeout "
+                     "({timeout}s): other instances may post a delivery still under way",
+                     lease=config.delivery_lease, timeout=config.delivery_timeout)  # fmt: skip
         self.http = HttpPoster(reactor, config.delivery_concurrency) if poster is None else None
         allow = config.allow_targets
 
         async def check(url: str) -> None:
-            await check_target_resolved(url, allow, reactor)
+            # A name that does not resolve is let through: its post then fails
+            # and is retried (a DNS hiccup must not park a subscription); an
+            # address the allow-list refuses parks it.
+            await check_target_resolved(url, allow, reactor, allow_unresolved=True)
 
+        post: Poster = self.http if poster is None else poster  # type: ignore[assignment]
         self.worker = DeliveryWorker.from_config(
-            store, config, worker_id(process), reactor, poster or self.http, check
+            store, config, worker_id(process), reactor, post, check
         )
         self.matcher = Matcher(process, store, self.worker.poke, reactor)
         self.resource = ReceiveResource(store, CloudEventPublisher(process), config)

@@ -13,8 +13,11 @@ to another instance (or to this one after a restart).
 
 Events are handled one at a time, in the order the queue hands them over, so
 the outbox (and so each subscription's deliveries) keeps the order in which
-this instance received them; across several instances, events handled by
-different ones have no order between them.
+this instance received them. Across several instances the queue splits the
+events between their matchers, and two matchers' enqueues run side by side:
+between events that different instances matched there is no order (a
+subscription that needs a total order across instances needs one matcher,
+e.g. a single-active-consumer queue: not done).
 
 The subscriptions are cached with their compiled filters and read again when
 C{store.changed()} (a counter every change makes grow) has moved.

@@ -43,7 +43,7 @@ class ReceiveResource(JsonResource):
         if path and path != [""]:
             raise HttpError(404, None, "no such resource")
         if request.method != b"POST":
-            raise HttpError(405, None, "POST a CloudEvent to /receive")
+            raise HttpError(405, None, "POST a CloudEvent to /receive", {b"allow": b"POST"})
         if user is None:
             raise HttpError(401, None, "authentication required")
         event = parse(request, self.config.max_body)
@@ -78,12 +78,19 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "type": {"type": "string", "minLength": 1},
             "subject": {"type": "string"},
             "time": {"type": "string", "format": "date-time"},
-            "datacontenttype": {"type": "string"},
             "dataschema": {"type": "string", "format": "uri"},
+            "datacontenttype": {"type": "string", "pattern": "/"},
             "data": {},
-            "data_base64": {"type": "string", "contentEncoding": "base64"},
+            "data_base64": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+            },
         },
+        # Extension attributes: names of 1-20 lower-case letters and digits.
+        "propertyNames": {"pattern": "^([a-z0-9]{1,20}|data_base64)$"},
         "additionalProperties": {"type": ["string", "integer", "boolean"]},
+        "not": {"required": ["data", "data_base64"]},
     },
     "ReceiveResult": {
         "type": "object",

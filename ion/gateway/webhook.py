@@ -42,9 +42,8 @@ class HttpPoster:
         from io import BytesIO
 
         raw = Headers({k.encode(): [v.encode()] for k, v in headers.items()})
-        response = await self.agent.request(
-            b"POST", url.encode(), raw, FileBodyProducer(BytesIO(body))
-        )
+        producer: Any = FileBodyProducer(BytesIO(body))
+        response: Any = await self.agent.request(b"POST", url.encode(), raw, producer)
         done: Deferred[None] = Deferred()
         response.deliverBody(_Discard(done))
         await done

@@ -138,8 +138,8 @@ class FakeStore:
             row = min(pending, key=lambda r: r.seq)
             if row.next_attempt > now:
                 continue
-            if row.lease_worker not in (None, worker) and row.lease_until > now:
-                continue
+            if row.lease_worker is not None and row.lease_until > now:
+                continue  # leased (to any worker, this one too), as the SQL stores do
             out.append(row)
         out.sort(key=lambda r: r.seq)
         out = out[:limit]

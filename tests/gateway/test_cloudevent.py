@@ -32,6 +32,13 @@ def test_structured_event_is_returned_whole() -> None:
     assert parse(structured(event), LIMIT) == event
 
 
+def test_time_forms_rfc3339_allows() -> None:
+    """Offsets, a lower-case t and z, fractions and a leap second are RFC 3339 times."""
+    for time in ("2026-12-31T23:59:60Z", "2026-01-01t00:00:00.123456789z",
+                 "2026-06-01T12:00:00+05:30"):  # fmt: skip
+        assert parse(structured(dict(EVENT, time=time)), LIMIT)["time"] == time
+
+
 def test_plain_json_holding_a_structured_event() -> None:
     """application/json with a structured event is taken as one (Pacifica's clients send it)."""
     assert parse(structured(EVENT, "application/json; charset=utf-8"), LIMIT) == EVENT

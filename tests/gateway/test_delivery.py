@@ -226,3 +226,38 @@ def test_auth_is_sent() -> None:
     enqueue(store, sub.uuid, "a")
     worker.start()
     assert target.posts[0][2]["Authorization"] == "Token x"
+
+
+def test_made_due_again_while_its_post_winds_up() -> None:
+    """A delivery retried (unparked) while the post that parked it is still ending
+    is posted again once that post has ended, not left leased."""
+    target = Target(status=500)
+    worker, store, _ = make(target, max_attempts=1, poll=1000.0)
+    sub = store.add_subscription("$")
+    enqueue(store, sub.uuid, "a")
+    failed = store.failed
+
+    async def failed_then_retried(*args: Any) -> None:
+        await failed(*args)
+        target.status = 200
+        await store.retry_parked(sub.uuid)  # the API call, before the worker is done
+        worker.poke()
+
+    store.failed = failed_then_retried  # type: ignore[method-assign]
+    worker.start()
+    assert target.ids() == ["a", "a"] and store.rows[0].delivered
+
+
+def test_subscription_extensions_are_merged_as_pacifica_does() -> None:
+    """A subscription's extensions go into the posted event's extensions member;
+    without any, the event is posted as it came."""
+    from types import SimpleNamespace
+
+    from ion.gateway.delivery import posted_event
+
+    event = {"id": "a", "extensions": {"x": 1, "y": 1}}
+    plain = SimpleNamespace(event=event, extensions=None)
+    assert posted_event(plain) is event
+    merged = posted_event(SimpleNamespace(event=event, extensions={"y": 2, "z": 3}))
+    assert merged["extensions"] == {"x": 1, "y": 2, "z": 3}
+    assert event["extensions"] == {"x": 1, "y": 1}  # the stored event is not changed

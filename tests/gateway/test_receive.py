@@ -113,7 +113,7 @@ def test_only_post() -> None:
     req.method = b"GET"
     with pytest.raises(HttpError) as info:
         result(handle(resource, req))
-    assert info.value.status == 405
+    assert info.value.status == 405 and info.value.headers == {b"allow": b"POST"}
 
 
 def test_publisher_that_raises_at_once() -> None:

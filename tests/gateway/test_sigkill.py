@@ -63,7 +63,8 @@ def start(tmp: Path, tag: str, port: int, receiver_port: int, n: int) -> subproc
         "data_dir": str(tmp / "data"),
         "auth": {"tokens": {TOKEN: "ann"}},
         "allow_targets": ["127.0.0.0/8"],
-        "delivery": {"backoff": 0.05, "backoff_max": 0.5, "lease": 2, "max_attempts": 1000},
+        "delivery": {"backoff": 0.05, "backoff_max": 0.5, "lease": 2, "timeout": 1,
+                     "max_attempts": 1000},
     }}))  # fmt: skip
     ready = tmp / f"ready-{n}"
     log = (tmp / f"gateway-{n}.log").open("w")
@@ -114,6 +115,9 @@ async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path) -> None:
             by_event.setdefault(g["event"]["id"], set()).add(g["delivery"])
         assert set(by_event) == {f"k{n}" for n in range(EVENTS)}
         assert all(len(ids) == 1 for ids in by_event.values()), by_event
+        held = receiver.got.items[0]  # the post under way when it was killed: posted again
+        again = [g for g in receiver.got.items[1:] if g["event"]["id"] == held["event"]["id"]]
+        assert again and again[0]["delivery"] == held["delivery"]
         order = [g["event"]["data"]["n"] for g in receiver.got.items]
         assert order == sorted(order)  # one subscription: in order, repeats adjacent
     finally:
