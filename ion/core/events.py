@@ -96,9 +96,15 @@ def publish(
     event: Any,
     origin: str | None = None,
     container_id: str | None = None,
+    confirm: bool = False,
 ) -> Deferred[None]:
     """Publish C{event} (its C{origin} field, unless C{origin} is given); an
-    event that names no container is stamped with C{container_id}."""
+    event that names no container is stamped with C{container_id}.
+
+    With C{confirm}, the Deferred fires only once the broker has taken the event
+    (RabbitMQ: a publisher confirm, the message persistent); events are otherwise
+    sent on the plain channel, unconfirmed, unless the system's queues are quorum
+    queues."""
     if origin is not None:
         event.origin = origin
     if container_id and not event.container_id:
@@ -122,7 +128,7 @@ def publish(
     body = m.encode(headers, event, getattr(exchange, "signer", None))
     if exchange.tap is not None:
         exchange.tap.event(headers, len(body), key)
-    return exchange.publish_event(key, body)
+    return exchange.publish_event(key, body, confirm)
 
 
 class EventPublisher:
@@ -299,6 +305,7 @@ _KINDS = {
     "LoggingError": EventId.LOGGING_ERROR,
     "LoggingInfo": EventId.LOGGING_INFO,
     "DataBlock": EventId.DATABLOCK,
+    "CloudEvent": EventId.CLOUDEVENT,
 }
 
 for _kind, _eid in _KINDS.items():

@@ -6,11 +6,13 @@ C{gateway at http://HOST:PORT/}. Its site serves:
 
     /rpc/<service>/<op>    service ops (L{ion.gateway.rpc})
     /openapi.json          the OpenAPI document (L{ion.gateway.openapi}), unauthenticated
-    /eventmatch, /receive  subscriptions and CloudEvents, where those modules are installed
+    /eventmatch, /receive  subscriptions and CloudEvents, where the store module is installed
     anything else          the routes services declare (L{ion.gateway.declared})
 
 Every request but C{/openapi.json}'s is authenticated (L{ion.gateway.auth}).
-On termination it stops listening first, then closes the store.
+With a store it also runs the CloudEvent flow (L{ion.gateway.flow}: the matcher
+and the delivery worker). On termination it stops the flow, then listening,
+then closes the store.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ion.core.process.process import Process
 from ion.gateway import auth
 from ion.gateway.config import GatewayConfig
 from ion.gateway.declared import RETRY, RoutesResource, RouteTable
+from ion.gateway.flow import EventFlow
 from ion.gateway.openapi import OpenApiResource
 from ion.gateway.routes import parse_routes
 from ion.gateway.rpc import RpcResource
@@ -102,6 +105,8 @@ class Gateway(Process):
         self.store: Any = None
         self.token_file: str | None = None
         self.site: GatewaySite | None = None
+        self.flow: EventFlow | None = None
+        self.poster: Any = None  # webhook poster for the flow (None: HTTP); tests set one
 
     async def on_activate(self) -> None:
         assert self.container is not None
@@ -116,6 +121,11 @@ class Gateway(Process):
         open_store = optional("ion.gateway.store", "open_store")
         if open_store is not None:
             self.store = await open_store(config, reactor)
+            # Owned after _Served: stopped before the store closes; started before
+            # the site listens, so /receive's events have their queue.
+            self.flow = EventFlow(self, self.store, config, reactor, self.poster)
+            self.own(self.flow)
+            await self.flow.start()
         self.routes = RouteTable(config.services)
         if config.services:
             await self._ask_routes()  # (the services already running: served from the start)
@@ -149,6 +159,8 @@ class Gateway(Process):
             b"rpc": RpcResource(self, config.max_body),
             b"openapi.json": OpenApiResource(self.routes.openapi_paths),
         }
+        if self.flow is not None:
+            children[b"receive"] = self.flow.resource
         eventmatch = optional("ion.gateway.eventmatch", "EventMatchResource")
         if eventmatch is not None and self.store is not None:
             children[b"eventmatch"] = eventmatch(self.store, config)

@@ -143,7 +143,7 @@ class OfflineExchange:
     def event_unheard(self, key: str) -> bool:
         return False  # every event is kept in events
 
-    def publish_event(self, key: str, body: bytes) -> defer.Deferred[None]:
+    def publish_event(self, key: str, body: bytes, confirm: bool = False) -> defer.Deferred[None]:
         self.events.append(m.decode(body).content)
         return defer.succeed(None)
 

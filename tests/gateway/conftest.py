@@ -11,6 +11,9 @@ import pytest_twisted
 from ion.core.cc.container import Container
 from ion.gateway.process import Gateway
 
+# A gateway store on SQLite, then on PostgreSQL (tests/gateway/stores.py).
+from tests.gateway.stores import make_store  # noqa: F401
+
 TOKEN = "test-token-ann-0123456789"
 OTHER = "test-token-bob-0123456789"
 

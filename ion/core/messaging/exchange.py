@@ -234,11 +234,14 @@ class ExchangeManager(Service):
         unheard = getattr(self.broker, "unheard", None)
         return unheard is not None and unheard(self.events_exchange, key)
 
-    def publish_event(self, key: str, body: bytes) -> Deferred[None]:
+    def publish_event(self, key: str, body: bytes, confirm: bool = False) -> Deferred[None]:
         """Publish to this system's events exchange (nobody listening is fine);
-        confirmed (and persistent) when the system's shared queues are quorum
-        queues, so a named subscription keeps it through a node's loss."""
-        return self.broker.publish(self.events_exchange, key, body, None, False, self.durable)
+        confirmed (and persistent) when C{confirm} is given or the system's shared
+        queues are quorum queues, so a named subscription keeps it through a node's
+        loss. Confirmed, the Deferred fires once the broker has taken it."""
+        return self.broker.publish(
+            self.events_exchange, key, body, None, False, confirm or self.durable
+        )
 
     async def declare_subscription(
         self, binding_key: str, name: str | None = None, owner: str = "subscriber"

@@ -29,6 +29,8 @@ class EventId(IntEnum):
     LOGGING_ERROR = 3002
     LOGGING_INFO = 3003
     DATABLOCK = 4001
+    # A CloudEvent the HTTP gateway accepted (ion.gateway.receive); origin: its source.
+    CLOUDEVENT = 5001
 
 
 PAYLOAD_FIELD: dict[EventId, str] = {
@@ -48,4 +50,5 @@ PAYLOAD_FIELD: dict[EventId, str] = {
     EventId.LOGGING_ERROR: "logging",
     EventId.LOGGING_INFO: "logging",
     EventId.DATABLOCK: "data_block",
+    EventId.CLOUDEVENT: "cloudevent",
 }

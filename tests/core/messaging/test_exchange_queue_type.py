@@ -80,4 +80,7 @@ async def test_requests_and_events_confirmed_on_quorum_queues(kind: str, confirm
     await manager.publish("hello", b"request", mandatory=True, report_returns=True)
     await manager.publish_event("1001.x", b"event")
     await manager.publish("p.1@c", b"reply")  # replies go to exclusive queues: never
-    assert sent == [("hello", confirmed), ("1001.x", confirmed), ("p.1@c", False)]
+    await manager.publish_event("5001.y", b"event", confirm=True)  # asked for: always
+    assert sent == [
+        ("hello", confirmed), ("1001.x", confirmed), ("p.1@c", False), ("5001.y", True),
+    ]  # fmt: skip

@@ -34,6 +34,7 @@ SAMPLES = {
     2335: {"container_id": "c1", "state": "TERMINATED"},
     2336: {"supervisor_id": "sup.1@c1", "child_id": "b", "new_pid": "b.3@c1", "restarts": 1},
     2337: {"observer_id": "c1", "peer_id": "c2", "epoch": 3, "state": "DEAD", "silent_for": 0.5},
+    2338: {"source": "/orders", "id": "e1", "type": "t", "json": '{"specversion": "1.0"}'},
     20001: {
         "name": "Ada",
         "id": 7,

@@ -9,7 +9,7 @@ from ion.core.object.proto import events_pb2
 def test_event_ids_match_the_original_table():
     """The standard event ids have the original's numbers; ion's supervision
     events take 1053 and 1054, and its container peer state 1055, unused there,
-    beside process life cycle (1052)."""
+    beside process life cycle (1052); the gateway's CloudEvents take 5001."""
     assert {e.name: e.value for e in EventId} == {
         "RESOURCE_LIFECYCLE": 1001,
         "CONTAINER_LIFECYCLE": 1051,
@@ -27,6 +27,7 @@ def test_event_ids_match_the_original_table():
         "LOGGING_ERROR": 3002,
         "LOGGING_INFO": 3003,
         "DATABLOCK": 4001,
+        "CLOUDEVENT": 5001,
     }
 
 

@@ -24,6 +24,7 @@ EXPECTED_IDS = {
     2335: events_pb2.ContainerLifecycleEvent,
     2336: events_pb2.SupervisionEvent,
     2337: events_pb2.PeerStateEvent,
+    2338: events_pb2.CloudEventEvent,
     20001: examples_pb2.Person,
     20002: examples_pb2.Address,
 }

@@ -202,8 +202,20 @@ class PeerStateEvent(_message.Message):
     links_ended: int
     def __init__(self, observer_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., epoch: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., silent_for: _Optional[float] = ..., links_ended: _Optional[int] = ...) -> None: ...
 
+class CloudEventEvent(_message.Message):
+    __slots__ = ("source", "id", "type", "json")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    id: str
+    type: str
+    json: str
+    def __init__(self, source: _Optional[str] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+
 class EventMessage(_message.Message):
-    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle", "supervision", "peer_state")
+    __slots__ = ("event_id", "origin", "datetime", "description", "name", "user_id", "container_id", "resource_lifecycle", "schedule", "resource_modification", "logging", "subscription", "data_block", "app_lifecycle", "container_startup", "process_lifecycle", "container_lifecycle", "supervision", "peer_state", "cloudevent")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     DATETIME_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +235,7 @@ class EventMessage(_message.Message):
     CONTAINER_LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
     SUPERVISION_FIELD_NUMBER: _ClassVar[int]
     PEER_STATE_FIELD_NUMBER: _ClassVar[int]
+    CLOUDEVENT_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     origin: str
     datetime: float
@@ -242,4 +255,5 @@ class EventMessage(_message.Message):
     container_lifecycle: ContainerLifecycleEvent
     supervision: SupervisionEvent
     peer_state: PeerStateEvent
-    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ..., supervision: _Optional[_Union[SupervisionEvent, _Mapping]] = ..., peer_state: _Optional[_Union[PeerStateEvent, _Mapping]] = ...) -> None: ...
+    cloudevent: CloudEventEvent
+    def __init__(self, event_id: _Optional[int] = ..., origin: _Optional[str] = ..., datetime: _Optional[float] = ..., description: _Optional[str] = ..., name: _Optional[str] = ..., user_id: _Optional[str] = ..., container_id: _Optional[str] = ..., resource_lifecycle: _Optional[_Union[ResourceLifecycleEvent, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleEvent, _Mapping]] = ..., resource_modification: _Optional[_Union[ResourceModificationEvent, _Mapping]] = ..., logging: _Optional[_Union[LoggingEvent, _Mapping]] = ..., subscription: _Optional[_Union[SubscriptionEvent, _Mapping]] = ..., data_block: _Optional[_Union[DataBlockEvent, _Mapping]] = ..., app_lifecycle: _Optional[_Union[AppLifecycleEvent, _Mapping]] = ..., container_startup: _Optional[_Union[ContainerStartupEvent, _Mapping]] = ..., process_lifecycle: _Optional[_Union[ProcessLifecycleEvent, _Mapping]] = ..., container_lifecycle: _Optional[_Union[ContainerLifecycleEvent, _Mapping]] = ..., supervision: _Optional[_Union[SupervisionEvent, _Mapping]] = ..., peer_state: _Optional[_Union[PeerStateEvent, _Mapping]] = ..., cloudevent: _Optional[_Union[CloudEventEvent, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,231 @@
+"""The matcher: subscriptions cached, filters matched, deliveries enqueued before the ack."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from ion.core.cc.container import Container
+from ion.core.process.process import Process
+from ion.gateway.cloudevent import event_key
+from ion.gateway.matcher import Matcher
+from ion.gateway.publish import CloudEventPublisher, origin_of
+from tests.gateway.fakes import FakeStore
+from tests.helpers import Collector
+
+
+class HasKey:
+    """A stand-in filter: matches when the event has the top-level key it names."""
+
+    compiled: list[str] = []
+
+    def __init__(self, text: str) -> None:
+        if text == "!":
+            raise ValueError("does not compile")
+        HasKey.compiled.append(text)
+        self.key = text
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        return self.key in event
+
+
+def event(i: str = "e1", **extra: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": i, "source": "/s", "type": "t", **extra}
+
+
+def make(store: FakeStore, clock: Clock | None = None) -> tuple[Matcher, list[int]]:
+    pokes: list[int] = []
+    matcher = Matcher(None, store, lambda: pokes.append(1), clock or Clock(),  # type: ignore[arg-type]
+                      compile_filter=HasKey)  # fmt: skip
+    matcher._running = True
+    return matcher, pokes
+
+
+def run(coro: Any) -> Any:
+    out: list[Any] = []
+    Deferred.fromCoroutine(coro).addBoth(out.append)
+    assert out, "did not finish"
+    return out[0]
+
+
+def test_enqueues_the_matching_subscriptions_and_pokes() -> None:
+    """Each matching subscription gets a delivery; the worker is poked once."""
+    store = FakeStore()
+    a, b, _ = store.add_subscription("data"), store.add_subscription("subject"), None
+    matcher, pokes = make(store)
+    assert run(matcher.handle(event(data={"x": 1}))) == 1
+    assert [(r.subscription, r.event_key) for r in store.rows] == [(a.uuid, event_key("/s", "e1"))]
+    assert pokes == [1]
+    assert run(matcher.handle(event("e2", data=1, subject="s"))) == 2
+    assert {r.subscription for r in store.rows[1:]} == {a.uuid, b.uuid}
+
+
+def test_no_match_no_enqueue_no_poke() -> None:
+    """An event no filter matches enqueues nothing."""
+    store = FakeStore()
+    store.add_subscription("data")
+    matcher, pokes = make(store)
+    assert run(matcher.handle(event())) == 0 and store.rows == [] and pokes == []
+
+
+def test_redelivered_event_is_enqueued_once() -> None:
+    """The same event twice (a redelivery) adds no second delivery and no poke."""
+    store = FakeStore()
+    store.add_subscription("data")
+    matcher, pokes = make(store)
+    run(matcher.handle(event(data=1)))
+    assert run(matcher.handle(event(data=1))) == 0
+    assert len(store.rows) == 1 and pokes == [1]
+
+
+def test_subscriptions_are_read_again_only_after_a_change() -> None:
+    """The cache holds until changed() moves; then new and disabled subscriptions count."""
+    store = FakeStore()
+    first = store.add_subscription("data")
+    matcher, _ = make(store)
+    run(matcher.handle(event("1", data=1)))
+    run(matcher.handle(event("2", data=1)))
+    assert store.calls.count("active_subscriptions") == 1
+    second = store.add_subscription("data")
+    store.set_subscription(first.uuid, disabled=True)
+    run(matcher.handle(event("3", data=1)))
+    assert store.calls.count("active_subscriptions") == 2
+    assert [r.subscription for r in store.rows] == [first.uuid, first.uuid, second.uuid]
+
+
+def test_a_filter_that_does_not_compile_is_skipped() -> None:
+    """A stored filter that no longer compiles does not stop the others."""
+    store = FakeStore()
+    store.add_subscription("!")
+    good = store.add_subscription("data")
+    matcher, _ = make(store)
+    run(matcher.handle(event(data=1)))
+    assert [r.subscription for r in store.rows] == [good.uuid]
+
+
+def test_enqueue_failure_is_retried_before_the_ack() -> None:
+    """While the database fails, the handler keeps the event (no ack) and tries again."""
+    store, clock = FakeStore(), Clock()
+    store.add_subscription("data")
+    store.fail_enqueue = 2
+    matcher, pokes = make(store, clock)
+    d = Deferred.fromCoroutine(matcher.handle(event(data=1)))
+    assert not d.called
+    clock.advance(1.0)
+    assert not d.called
+    clock.advance(1.0)
+    assert d.called and len(store.rows) == 1 and pokes == [1]
+
+
+def test_stopped_matcher_never_acks_a_failing_event() -> None:
+    """Stopped while the enqueue fails, the handler never ends: the event is not acked."""
+    store, clock = FakeStore(), Clock()
+    store.add_subscription("data")
+    store.fail_enqueue = 100
+    matcher, _ = make(store, clock)
+    d = Deferred.fromCoroutine(matcher.handle(event(data=1)))
+    matcher._running = False
+    clock.advance(1.0)
+    clock.advance(10.0)
+    assert not d.called and store.rows == []
+
+
+def test_origin_is_one_safe_word() -> None:
+    """The origin made from a source has no dots or spaces and tells sources apart."""
+    word = origin_of("https://example.com/a b.c")
+    assert "." not in word and " " not in word and word.startswith("https_example")
+    assert origin_of("/a.b") != origin_of("/a_b")
+
+
+@pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """The end-to-end matcher test runs on the embedded broker and on RabbitMQ."""
+    return request.param
+
+
+@pytest_twisted.async_yield_fixture
+async def container(broker_kind: str) -> Any:
+    """A container on the broker of this run; on RabbitMQ what it declared goes after."""
+    from twisted.internet import reactor
+
+    from ion.core.messaging.embedded import EmbeddedBroker
+
+    tag = uuid.uuid4().hex[:8]
+    if broker_kind == "embedded":
+        broker: Any = EmbeddedBroker(reactor).connection()
+    else:
+        from ion.core.messaging.amqp import AmqpBroker
+        from tests.rabbit import URL, require_rabbitmq
+
+        require_rabbitmq()
+        broker = AmqpBroker(reactor, URL, name=f"gw{tag}")
+    made = Container(reactor=reactor, container_id=f"gw{tag}", sysname=f"gwtest-{tag}",
+                     broker=broker)  # fmt: skip
+    await made.start()
+    yield made
+    shared = set(made.exchange.shared_queues)
+    await made.stop()
+    if broker_kind == "rabbitmq":
+        from tests.rabbit import delete_systems
+
+        await delete_systems({made.sysname}, shared)
+
+
+@pytest_twisted.ensureDeferred
+async def test_published_cloudevent_reaches_the_outbox(container: Container) -> None:
+    """A CloudEvent published (confirmed) is consumed from the shared queue, kept whole,
+    and its matches enqueued."""
+    from twisted.internet import reactor
+
+    store = FakeStore()
+    sub = store.add_subscription("data")
+    proc = await container.spawn(Process, name="gateway")
+    pokes: Collector[int] = Collector()
+    matcher = Matcher(proc, store, lambda: pokes(1), reactor, compile_filter=HasKey)
+    await matcher.start()
+    publish = CloudEventPublisher(proc)
+    sent = event("x1", data={"deep": [1, "two"]}, traceparent="00-ab")
+    await publish(sent)
+    await publish(event("x2"))  # no data: no match
+    await publish(event("x3", data=3))
+    await pokes.wait(2, timeout=10)  # a poke follows each enqueue
+    assert [r.event for r in store.rows] == [sent, event("x3", data=3)]
+    assert {r.subscription for r in store.rows} == {sub.uuid}
+    await matcher.stop()
+
+
+def test_events_are_enqueued_one_at_a_time_in_order() -> None:
+    """A second event waits for the first one's enqueue: the outbox keeps their order."""
+    store = FakeStore()
+    store.add_subscription("data")
+    matcher, _ = make(store)
+    gate: Deferred[None] = Deferred()
+    enqueue = store.enqueue
+
+    async def slow_first(key: str, ev: dict, subs: list[str]) -> int:
+        if ev["id"] == "1":
+            await gate
+        return await enqueue(key, ev, subs)
+
+    store.enqueue = slow_first  # type: ignore[method-assign]
+    done: list[str] = []
+    matcher._on_event(_ion_event(event("1", data=1)), None).addCallback(lambda _: done.append("1"))
+    matcher._on_event(_ion_event(event("2", data=1)), None).addCallback(lambda _: done.append("2"))
+    assert done == [] and store.rows == []
+    gate.callback(None)
+    assert sorted(done) == ["1", "2"]  # (the lock starts 2 before 1's callbacks end)
+    assert [r.event["id"] for r in store.rows] == ["1", "2"]
+
+
+def _ion_event(cloudevent: dict[str, Any]) -> Any:
+    import json
+
+    from ion.core.events import create_event
+    from ion.core.object.event_ids import EventId
+
+    return create_event(EventId.CLOUDEVENT, origin="o", json=json.dumps(cloudevent))
