@@ -3,8 +3,11 @@
 An event is answered 202 only after the broker confirmed its publish: from
 then on the matcher's shared queue holds it until the matches are in the
 outbox. A (source, id) pair seen before is answered 200 as a duplicate and not
-published again. A publish that fails forgets the sighting (so the sender may
-try again) and is answered 503.
+published again. The sighting is recorded only once the publish is confirmed,
+so a container that dies between the two has the sender's retry published
+again, never answered "duplicate" for an event it lost (two publishes of one
+event match once: the outbox takes one delivery per event and subscription).
+A publish that fails is answered 503, and the sender may try again.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ Publisher = Callable[[dict[str, Any]], Awaitable[None]]
 class ReceiveResource(JsonResource):
     """The C{/receive} resource.
 
-    @param store: the gateway's store (C{first_sighting}, C{forget_sighting}).
+    @param store: the gateway's store (C{seen}, C{first_sighting}).
     @param publisher: publishes an event; its awaitable ends once the broker
         confirmed it (L{ion.gateway.publish.CloudEventPublisher}).
     @param config: the gateway's config (C{max_body}).
@@ -48,14 +51,16 @@ class ReceiveResource(JsonResource):
             raise HttpError(401, None, "authentication required")
         event = parse(request, self.config.max_body)
         source, event_id = event["source"], event["id"]
-        if not await self.store.first_sighting(source, event_id):
-            return 200, {"accepted": False, "duplicate": True, "source": source, "id": event_id}
+        duplicate = {"accepted": False, "duplicate": True, "source": source, "id": event_id}
+        if await self.store.seen(source, event_id):
+            return 200, duplicate
         try:
             await self.publisher(event)
         except Exception as e:
             log.warn("event {id} of {source} not published: {e}", id=event_id, source=source, e=e)
-            await self.store.forget_sighting(source, event_id)
             raise HttpError(503, None, "the event could not be published; try again") from None
+        if not await self.store.first_sighting(source, event_id):
+            return 200, duplicate  # (a twin post of it was published meanwhile)
         return 202, {"accepted": True, "duplicate": False, "source": source, "id": event_id}
 
 

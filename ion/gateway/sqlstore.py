@@ -240,13 +240,12 @@ class SqlStore:
             == 1
         )
 
-    async def forget_sighting(self, source: str, event_id: str) -> None:
-        await self._run(self._forget, source, event_id)
+    async def seen(self, source: str, event_id: str) -> bool:
+        return await self._run(self._seen, source, event_id)
 
-    def _forget(self, cursor: Any, source: str, event_id: str) -> None:
-        self._x(
-            cursor, "DELETE FROM sightings WHERE source = ? AND event_id = ?", (source, event_id)
-        )
+    def _seen(self, cursor: Any, source: str, event_id: str) -> bool:
+        query = "SELECT 1 FROM sightings WHERE source = ? AND event_id = ?"
+        return self._x(cursor, query, (source, event_id)).fetchone() is not None
 
     async def enqueue(self, event_key: str, event: dict[str, Any], subscriptions: list[str]) -> int:
         if not subscriptions:

@@ -109,8 +109,8 @@ class FakeStore:
         self.sightings.add((source, event_id))
         return True
 
-    async def forget_sighting(self, source: str, event_id: str) -> None:
-        self.sightings.discard((source, event_id))
+    async def seen(self, source: str, event_id: str) -> bool:
+        return (source, event_id) in self.sightings
 
     async def enqueue(self, event_key: str, event: dict, subscriptions: list[str]) -> int:
         if self.fail_enqueue:

@@ -76,8 +76,23 @@ def test_duplicate_is_accepted_once() -> None:
     assert len(publisher.published) == 2 and not other.called
 
 
-def test_publish_failure_is_503_and_forgotten() -> None:
-    """A failed publish answers 503 and forgets the sighting: the sender may retry."""
+def test_a_sighting_is_recorded_only_once_the_publish_is_confirmed() -> None:
+    """Until the broker confirms, the event is not a sighting (a gateway that
+    died now would publish the sender's retry, not call it a duplicate); of two
+    posts of one event in flight together, the second confirmed is the duplicate."""
+    resource, store, publisher = make()
+    first = handle(resource, request())
+    twin = handle(resource, request())
+    assert store.sightings == set() and len(publisher.published) == 2
+    publisher.pending[0].callback(None)
+    assert result(first)[0] == 202 and store.sightings == {("/orders", "e1")}
+    publisher.pending[1].callback(None)
+    status, body = result(twin)
+    assert status == 200 and body["duplicate"]
+
+
+def test_publish_failure_is_503_and_not_a_sighting() -> None:
+    """A failed publish answers 503 and records no sighting: the sender may retry."""
     resource, store, publisher = make()
     d = handle(resource, request())
     publisher.pending[0].errback(BrokerNackError("nacked"))

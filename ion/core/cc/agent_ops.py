@@ -210,4 +210,5 @@ def process_record(proc: Process) -> dict[str, Any]:
         "links": len(proc.links),
         "monitors": len(proc._monitors),
         "timers": proc.timers.info(),  # runs, skips, errors of each periodic entrypoint
+        "later_errors": proc.timers.later_errors,  # call_later calls that raised
     }

@@ -188,6 +188,7 @@ class Process(Linking, Termination):
             await runtime.start_intake(self.intake(), prefetch)
         except BaseException:
             self._lifecycle.fail()
+            self.timers.halt()  # (a call_later made in on_activate runs not, in ERROR)
             self._announce("ERROR")
             raise
         self.timers.start()

@@ -130,10 +130,11 @@ class Policy:
         C{verified}: its signature was checked (signing on)."""
         op = msg.op or ""
         user = msg.headers.get(m.USER_ID)
+        unproven = self.unproven(msg, user, verified)
         if passed(msg.headers.get(m.EXPIRY), now):
             decision, why = EXPIRED, "the request expired (its caller's deadline passed)"
-        elif (why := self.unproven(msg, user, verified)) is not None:
-            decision = UNAUTHENTICATED
+        elif unproven is not None:
+            decision, why = UNAUTHENTICATED, unproven
         else:
             decision, why = self.decide(service, op, user)
         self.count(service, op, decision)

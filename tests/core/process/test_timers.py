@@ -26,6 +26,7 @@ from tests.core.process.timed import (
     Failing,
     FailingActivate,
     Jittery,
+    LaterThenFailingActivate,
     Overlapping,
     Slow,
     Ticker,
@@ -294,6 +295,18 @@ async def test_a_process_whose_activate_fails_runs_no_timer() -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_call_later_armed_by_a_failing_activate_never_runs() -> None:
+    clock = Clock()
+    container = OfflineContainer(reactor=clock)
+    with pytest.raises(exc.SpawnError, match="no"):
+        await container.spawn(LaterThenFailingActivate)
+    proc = LaterThenFailingActivate.made.pop()
+    assert clock.getDelayedCalls() == []
+    clock.advance(2)
+    assert proc.ticks == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_call_later_fires_with_its_arguments_where_handlers_run() -> None:
     from ion.core.process import context
 
@@ -361,6 +374,9 @@ async def test_timer_counts_show_in_the_agents_process_record() -> None:
     _advance(clock, 4, step=1)
     assert process_record(proc)["timers"]["flaky"]["runs"] == 2
     assert process_record(proc)["timers"]["flaky"]["errors"] == 1
+    proc.call_later(1, lambda: {}["boom"])
+    _advance(clock, 1, step=1)
+    assert process_record(proc)["later_errors"] == 1
     await container.stop()
 
 

@@ -105,6 +105,18 @@ class FailingActivate(Ticker):
         raise RuntimeError("no")
 
 
+class LaterThenFailingActivate(Ticker):
+    """Arms a call_later in on_activate, then fails to activate."""
+
+    service_name = "laterthenfailing"
+    made: list[Ticker] = []  # (each instance, for the test to look at after the failed spawn)
+
+    def on_activate(self) -> None:
+        self.made.append(self)
+        self.call_later(1, self.ticks.append, "later")
+        raise RuntimeError("no")
+
+
 class Bounded(Slow):
     """Its runs may take 2.5 s (the class's handler_timeout), as its handlers."""
 
