@@ -12,7 +12,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 
 from ion.core.exception import StartupError
 from ion.gateway import migrations
-from ion.gateway.store import Store
+from ion.gateway.store import LeaseLost, Store
 
 FIELDS = {"name": "n", "jsonpath": "$.data", "target_url": "http://example.com/hook"}
 
@@ -263,6 +263,66 @@ async def test_two_stores_never_claim_the_same_delivery(make_store: Any) -> None
     assert len(taken) == len(set(taken)) == 40
     for s in subs:
         assert [i for sub, i in taken if sub == s] == ["0", "1", "2", "3", "4"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_lease_is_held_by_one_owner_until_it_expires(make_store: Any) -> None:
+    """A lease is taken when free, extended by its owner, refused to another until it
+    expires, and free again once released."""
+    store = await make_store()
+    assert await store.hold("m", "a", 100.0, 10.0)
+    assert not await store.hold("m", "b", 105.0, 10.0)
+    assert await store.hold("m", "a", 108.0, 10.0)  # extended to 118
+    assert not await store.hold("m", "b", 117.0, 10.0)
+    assert await store.hold("other", "b", 117.0, 10.0)  # (names are apart)
+    assert await store.hold("m", "b", 118.0, 10.0)  # expired: taken over
+    assert not await store.hold("m", "a", 119.0, 10.0)
+    await store.release("m", "a")  # not a's: nothing happens
+    assert not await store.hold("m", "a", 119.0, 10.0)
+    await store.release("m", "b")
+    assert await store.hold("m", "a", 119.0, 10.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_owners_racing_for_a_lease_one_wins(make_store: Any) -> None:
+    """Several instances taking one free (then expired) lease at once: exactly one gets it."""
+    stores = [await make_store() for _ in range(3)]
+    for now in (0.0, 100.0):
+        results = await DeferredList(
+            [
+                ensureDeferred(store.hold("m", f"o{i}{j}", now, 10.0))
+                for i, store in enumerate(stores)
+                for j in range(3)
+            ],
+            fireOnOneErrback=True,
+        )
+        assert sum(held for _, held in results) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_enqueue_for_a_holder_commits_only_while_it_holds(make_store: Any) -> None:
+    """An enqueue for (lease, owner) writes while the owner holds it, even past its end,
+    and raises LeaseLost, writing nothing, once another took it (or none holds it)."""
+    store = await make_store()
+    sub = await subscribe(store)
+    assert await store.hold("matcher", "a", 0.0, 10.0)
+    assert await store.enqueue(key("/t", "1"), event(1), [sub], holder=("matcher", "a")) == 1
+    with pytest.raises(LeaseLost):
+        await store.enqueue(key("/t", "2"), event(2), [sub], holder=("matcher", "b"))
+    with pytest.raises(LeaseLost):
+        await store.enqueue(key("/t", "2"), event(2), [sub], holder=("nothing", "a"))
+    # expired but not taken: a's writes still come before any new holder's
+    assert await store.enqueue(key("/t", "2"), event(2), [sub], holder=("matcher", "a")) == 1
+    assert await store.hold("matcher", "b", 20.0, 10.0)
+    with pytest.raises(LeaseLost):
+        await store.enqueue(key("/t", "3"), event(3), [sub], holder=("matcher", "a"))
+    assert await store.enqueue(key("/t", "3"), event(3), [sub], holder=("matcher", "b")) == 1
+    claimed = []
+    while batch := await store.claim("w", 0.0, 30, 10):
+        claimed += [d.event["id"] for d in batch]
+        for d in batch:
+            await store.delivered(d.id, "w")
+    assert claimed == ["1", "2", "3"]
 
 
 @pytest_twisted.ensureDeferred
