@@ -9,11 +9,13 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from ion.core.cc.container import Container
+from ion.core.events import Requeue
 from ion.core.process.process import Process
 from ion.gateway.cloudevent import event_key
-from ion.gateway.matcher import Matcher
+from ion.gateway.matcher import LEASE, Matcher
 from ion.gateway.publish import CloudEventPublisher, origin_of
 from tests.gateway.fakes import FakeStore
 from tests.helpers import Collector
@@ -38,18 +40,43 @@ def event(i: str = "e1", **extra: Any) -> dict[str, Any]:
     return {"specversion": "1.0", "id": i, "source": "/s", "type": "t", **extra}
 
 
-def make(store: FakeStore, clock: Clock | None = None) -> tuple[Matcher, list[int]]:
+class Consumer:
+    """A stand-in for the queue's consumer: whether it consumes, and the handler."""
+
+    def __init__(self) -> None:
+        self.consuming = False
+        self.handler: Any = None
+
+    def __call__(self, handler: Any) -> Consumer:
+        self.handler = handler
+        return self
+
+    async def start(self) -> None:
+        assert not self.consuming
+        self.consuming = True
+
+    async def stop(self) -> None:
+        self.consuming = False
+
+
+def make(store: FakeStore, clock: Clock | None = None, owner: str = "one",
+         lease: float = 9.0) -> tuple[Matcher, list[int], Consumer]:  # fmt: skip
+    """A matcher started (on the fake consumer): it holds the lease if it is free."""
     pokes: list[int] = []
+    consumer = Consumer()
     matcher = Matcher(None, store, lambda: pokes.append(1), clock or Clock(),  # type: ignore[arg-type]
-                      compile_filter=HasKey)  # fmt: skip
-    matcher._running = True
-    return matcher, pokes
+                      compile_filter=HasKey, owner=owner, lease=lease,
+                      subscribe=consumer)  # fmt: skip
+    run(matcher.start())
+    return matcher, pokes, consumer
 
 
 def run(coro: Any) -> Any:
     out: list[Any] = []
     Deferred.fromCoroutine(coro).addBoth(out.append)
     assert out, "did not finish"
+    if isinstance(out[0], Failure):
+        out[0].raiseException()
     return out[0]
 
 
@@ -57,7 +84,7 @@ def test_enqueues_the_matching_subscriptions_and_pokes() -> None:
     """Each matching subscription gets a delivery; the worker is poked once."""
     store = FakeStore()
     a, b, _ = store.add_subscription("data"), store.add_subscription("subject"), None
-    matcher, pokes = make(store)
+    matcher, pokes, _ = make(store)
     assert run(matcher.handle(event(data={"x": 1}))) == 1
     assert [(r.subscription, r.event_key) for r in store.rows] == [(a.uuid, event_key("/s", "e1"))]
     assert pokes == [1]
@@ -69,7 +96,7 @@ def test_no_match_no_enqueue_no_poke() -> None:
     """An event no filter matches enqueues nothing."""
     store = FakeStore()
     store.add_subscription("data")
-    matcher, pokes = make(store)
+    matcher, pokes, _ = make(store)
     assert run(matcher.handle(event())) == 0 and store.rows == [] and pokes == []
 
 
@@ -77,7 +104,7 @@ def test_redelivered_event_is_enqueued_once() -> None:
     """The same event twice (a redelivery) adds no second delivery and no poke."""
     store = FakeStore()
     store.add_subscription("data")
-    matcher, pokes = make(store)
+    matcher, pokes, _ = make(store)
     run(matcher.handle(event(data=1)))
     assert run(matcher.handle(event(data=1))) == 0
     assert len(store.rows) == 1 and pokes == [1]
@@ -87,7 +114,7 @@ def test_subscriptions_are_read_again_only_after_a_change() -> None:
     """The cache holds until changed() moves; then new and disabled subscriptions count."""
     store = FakeStore()
     first = store.add_subscription("data")
-    matcher, _ = make(store)
+    matcher, _, _ = make(store)
     run(matcher.handle(event("1", data=1)))
     run(matcher.handle(event("2", data=1)))
     assert store.calls.count("active_subscriptions") == 1
@@ -103,7 +130,7 @@ def test_a_filter_that_does_not_compile_is_skipped() -> None:
     store = FakeStore()
     store.add_subscription("!")
     good = store.add_subscription("data")
-    matcher, _ = make(store)
+    matcher, _, _ = make(store)
     run(matcher.handle(event(data=1)))
     assert [r.subscription for r in store.rows] == [good.uuid]
 
@@ -113,7 +140,7 @@ def test_enqueue_failure_is_retried_before_the_ack() -> None:
     store, clock = FakeStore(), Clock()
     store.add_subscription("data")
     store.fail_enqueue = 2
-    matcher, pokes = make(store, clock)
+    matcher, pokes, _ = make(store, clock)
     d = Deferred.fromCoroutine(matcher.handle(event(data=1)))
     assert not d.called
     clock.advance(1.0)
@@ -122,17 +149,76 @@ def test_enqueue_failure_is_retried_before_the_ack() -> None:
     assert d.called and len(store.rows) == 1 and pokes == [1]
 
 
-def test_stopped_matcher_never_acks_a_failing_event() -> None:
-    """Stopped while the enqueue fails, the handler never ends: the event is not acked."""
+def test_stopped_matcher_gives_a_failing_event_back() -> None:
+    """Stopped while the enqueue fails, the handler gives its event back (Requeue, so not
+    acked) and the matcher releases the lease only after that."""
     store, clock = FakeStore(), Clock()
     store.add_subscription("data")
     store.fail_enqueue = 100
-    matcher, _ = make(store, clock)
-    d = Deferred.fromCoroutine(matcher.handle(event(data=1)))
-    matcher._running = False
+    matcher, _, consumer = make(store, clock)
+    d = matcher._on_event(_ion_event(event(data=1)), None)
+    stopped = Deferred.fromCoroutine(matcher.stop())
+    assert not consumer.consuming and not stopped.called and LEASE in store.leases
     clock.advance(1.0)
-    clock.advance(10.0)
-    assert not d.called and store.rows == []
+    assert d.called and stopped.called and store.rows == [] and store.leases == {}
+    d.addErrback(lambda f: f.trap(Requeue))
+
+
+def test_standby_does_not_consume_and_takes_over_once_the_lease_expires() -> None:
+    """A second matcher finds the lease held: it does not consume, and an event it still
+    gets is given back; once the holder stops renewing, it takes over within 4/3 lease."""
+    store, clock = FakeStore(), Clock()
+    store.add_subscription("data")
+    one, _, first = make(store, clock, "one", lease=9.0)
+    two, _, second = make(store, clock, "two", lease=9.0)
+    assert (one.holding, first.consuming) == (True, True)
+    assert (two.holding, second.consuming) == (False, False)
+    with pytest.raises(Requeue):
+        run(two.handle(event(data=1)))
+    for _ in range(6):  # renewed every 3 s: the holder keeps it
+        clock.advance(3.0)
+    assert one.holding and not two.holding and store.leases[LEASE][0] == "one"
+    one._loop.stop()  # type: ignore[union-attr]  # (paused: renews no more; held till 27)
+    clock.advance(6.0)  # 24: not yet
+    assert not two.holding and not second.consuming
+    clock.advance(3.0)  # 27: expired, taken at the standby's next try
+    assert two.holding and second.consuming and store.leases[LEASE][0] == "two"
+    assert run(two.handle(event("e2", data=1))) == 1
+    # The paused one, back, finds the lease gone: it stops consuming at once.
+    run(one._tend())
+    assert not one.holding and not first.consuming
+
+
+def test_lease_lost_at_enqueue_stops_consuming_and_gives_the_event_back() -> None:
+    """An enqueue refused for the lease (another took it) writes nothing; the matcher
+    stops consuming, the event and those behind it go back to the queue."""
+    store, clock = FakeStore(), Clock()
+    store.add_subscription("data")
+    matcher, pokes, consumer = make(store, clock)
+    store.leases[LEASE] = ("other", clock.seconds() + 100)
+    first = matcher._on_event(_ion_event(event("1", data=1)), None)
+    second = matcher._on_event(_ion_event(event("2", data=1)), None)
+    for d in (first, second):
+        assert d.called
+        d.addErrback(lambda f: f.trap(Requeue))
+    assert not matcher.holding and not consumer.consuming
+    assert store.rows == [] and pokes == []
+    clock.advance(3.0)  # it keeps trying, as a standby
+    assert not matcher.holding
+    store.leases.clear()
+    clock.advance(3.0)
+    assert matcher.holding and consumer.consuming
+
+
+def test_stop_releases_the_lease_for_a_standby() -> None:
+    """A stopped holder releases the lease: a standby takes it at its next try."""
+    store, clock = FakeStore(), Clock()
+    one, _, first = make(store, clock, "one")
+    two, _, second = make(store, clock, "two")
+    run(one.stop())
+    assert not first.consuming and LEASE not in store.leases
+    clock.advance(3.0)
+    assert two.holding and second.consuming
 
 
 def test_origin_is_one_safe_word() -> None:
@@ -203,14 +289,14 @@ def test_events_are_enqueued_one_at_a_time_in_order() -> None:
     """A second event waits for the first one's enqueue: the outbox keeps their order."""
     store = FakeStore()
     store.add_subscription("data")
-    matcher, _ = make(store)
+    matcher, _, _ = make(store)
     gate: Deferred[None] = Deferred()
     enqueue = store.enqueue
 
-    async def slow_first(key: str, ev: dict, subs: list[str]) -> int:
+    async def slow_first(key: str, ev: dict, subs: list[str], holder: Any = None) -> int:
         if ev["id"] == "1":
             await gate
-        return await enqueue(key, ev, subs)
+        return await enqueue(key, ev, subs, holder)
 
     store.enqueue = slow_first  # type: ignore[method-assign]
     done: list[str] = []
