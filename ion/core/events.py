@@ -218,9 +218,8 @@ class EventSubscriber:
         self._starting = True
         try:
             exchange = container.exchange
-            self.queue = await exchange.declare_subscription(
-                self.binding_key, self.queue_name, owner=str(self.process.id)
-            )
+            await self.declare()
+            assert self.queue is not None
             # Bounded as a process's requests are: an async handler holds its event
             # unacked, so no more than prefetch of them run (and wait) at once.
             prefetch = int(self.process.config.get("broker.prefetch", 32))
@@ -237,6 +236,16 @@ class EventSubscriber:
                          proc=self.process, e=e)  # fmt: skip
             raise
         return self
+
+    async def declare(self) -> str:
+        """Declare and bind the queue without consuming (L{start} does it too): a
+        shared queue then keeps the events for whichever subscriber starts on it."""
+        container = self.process.container
+        assert container is not None, "process is not spawned"
+        self.queue = await container.exchange.declare_subscription(
+            self.binding_key, self.queue_name, owner=str(self.process.id)
+        )
+        return self.queue
 
     async def stop(self) -> None:
         """Stop receiving (a shared queue stays for the other subscribers)."""

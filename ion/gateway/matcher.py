@@ -1,15 +1,14 @@
 """The matcher: CloudEvents from the events exchange into the outbox.
 
 It consumes the gateway's CloudEvent events (event id 5001) from one shared
-queue, C{<sysname>.gateway.match}, so that several gateway instances share the
-events, each going to one of them. For each event it finds the active
+queue, C{<sysname>.gateway.match}, which every gateway instance binds and only
+one consumes at a time (see below). For each event it finds the active
 subscriptions whose JSONPath filter matches and enqueues one delivery per
 match (C{store.enqueue}, one transaction, idempotent on the event key and
 subscription) before its handler ends: the event is acked only then, so an
 event the broker confirmed is either in the outbox or still in the queue.
-A failing enqueue (the database is away) is tried again until it succeeds;
-a matcher stopped meanwhile leaves its event unacked, for the broker to hand
-to another instance (or to this one after a restart).
+A failing enqueue (the database is away) is tried again until it succeeds,
+or the matcher stops or loses the lease: then the event goes back to the queue.
 
 Events are handled one at a time, in the order the queue hands them over, so
 the outbox (and so each subscription's deliveries) keeps the order in which
@@ -33,12 +32,14 @@ C{store.changed()} (a counter every change makes grow) has moved.
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ion.core.events import EventSubscriber, Requeue
 from ion.core.object.event_ids import EventId
@@ -76,7 +77,7 @@ class Matcher:
         default: a random one).
     @param lease: seconds the lease is taken for; renewed every third of it.
     @param subscribe: makes the queue's consumer from the event handler: an object
-        with async C{start()} and C{stop()} (default: an L{EventSubscriber}).
+        with async C{declare()}, C{start()} and C{stop()} (default: an L{EventSubscriber}).
     @ivar holding: whether this matcher holds the lease (and so consumes).
     """
 
@@ -110,7 +111,10 @@ class Matcher:
         self._running = False
         self.holding = False
         self._until = 0.0  # when the lease this matcher last took ends
-        self._lock = DeferredLock()  # one event at a time
+        # One event at a time: the one under way, and those that came meanwhile
+        # (each with the Deferred that holds its ack).
+        self._busy: Deferred[Any] | None = None
+        self._waiting: deque[tuple[dict[str, Any], Deferred[Any]]] = deque()
         self._turn = DeferredLock()  # one take or drop of the lease at a time
         self._loop: LoopingCall | None = None
 
@@ -123,6 +127,9 @@ class Matcher:
         """Try for the lease now (consuming if it is had) and every third of it from now on."""
         self._running = True
         self._subscriber = self._subscribe(self._on_event)
+        # Bound now, holder or not: what is accepted before a holder consumes waits
+        # in the queue (an event no queue is bound for is dropped).
+        await self._subscriber.declare()
         await self._tend()
         self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self._tend()))
         self._loop.clock = self.clock
@@ -135,10 +142,9 @@ class Matcher:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         await self._lose("stopped")
-        # The event under way is enqueued or given back before a standby may take
-        # over (those waiting behind it are given back: it no longer holds).
-        await self._lock.acquire()
-        self._lock.release()
+        # The event under way is enqueued or given back before a standby may take over.
+        if self._busy is not None:
+            await self._busy
         try:
             await self.store.release(LEASE, self.owner)
         except Exception as e:  # it expires instead
@@ -196,14 +202,42 @@ class Matcher:
         except Exception as e:  # (a broker gone took the consumer with it)
             log.warn("gateway matcher {owner}: stopping its consumer failed: {e}",
                      owner=self.owner, e=e)  # fmt: skip
+        # Given back once nothing consumes here (else they could come straight back),
+        # newest first: RabbitMQ puts each one given back at the head of the queue
+        # (the embedded broker in its place), so they stay in order, the one under
+        # way (the oldest, given back after, if at all) in front.
+        waiting, self._waiting = self._waiting, deque()
+        for _, d in reversed(waiting):
+            d.errback(Failure(Requeue(why)))
 
     def _on_event(self, event: Any, msg: Any) -> Deferred[Any]:
         # Its Deferred holds the ack: it fires once the deliveries are enqueued.
         # One event at a time, in the order they came: the outbox's order is a
         # subscription's delivery order, and two enqueues under way at once
         # (database threads) could commit in either order.
-        cloudevent = cloudevent_of(event)
-        return self._lock.run(lambda: Deferred.fromCoroutine(self.handle(cloudevent)))
+        acked: Deferred[Any] = Deferred()
+        if not self.holding and not self._turn.locked:  # (a straggler: no drop to give it back)
+            acked.errback(Failure(Requeue("this gateway's matcher does not hold the lease")))
+            return acked
+        self._waiting.append((cloudevent_of(event), acked))
+        self._next()
+        return acked
+
+    def _next(self) -> None:
+        # (not holding: those waiting are given back together, by _drop)
+        if self._busy is not None or not self._waiting or not self.holding:
+            return
+        cloudevent, acked = self._waiting.popleft()
+        self._busy = Deferred.fromCoroutine(self.handle(cloudevent))
+        self._busy.addBoth(self._done, acked)
+
+    def _done(self, result: Any, acked: Deferred[Any]) -> None:
+        self._busy = None
+        if isinstance(result, Failure):
+            acked.errback(result)
+        else:
+            acked.callback(result)
+        self._next()
 
     async def handle(self, cloudevent: dict[str, Any]) -> int:
         """Enqueue the deliveries of C{cloudevent}; return how many were new.
