@@ -342,6 +342,28 @@ async def test_reopen_keeps_everything_and_migrates_once(make_store: Any) -> Non
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_version_1_database_gets_its_leases_table(make_store: Any) -> None:
+    """A database of schema version 1 (no leases) is migrated to the current one on
+    open, its rows kept."""
+    store = await make_store()
+    sub = await subscribe(store)
+
+    def back_to_1(cursor: Any) -> None:
+        cursor.execute("DROP TABLE leases")
+        cursor.execute("UPDATE schema_version SET version = 1")
+
+    await store._run(back_to_1)  # type: ignore[attr-defined]
+    await store.close()
+    again = await make_store()
+    assert await again.hold("matcher", "a", 0.0, 10.0)
+    assert [s.uuid for s in await again.active_subscriptions()] == [sub]
+    version = await again._run(  # type: ignore[attr-defined]
+        lambda c: c.execute("SELECT version FROM schema_version").fetchall()
+    )
+    assert version == [(migrations.VERSION,)] == [(2,)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_concurrent_opens_migrate_once(make_store: Any) -> None:
     """Several instances opening a fresh database at once all succeed, one schema row."""
     stores = await DeferredList(
