@@ -48,8 +48,6 @@ from ion.gateway.publish import cloudevent_of
 from ion.gateway.store import LeaseLost
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
-
     from ion.core.process.process import Process
 
 __all__ = ["LEASE", "QUEUE_NAME", "Matcher"]
@@ -86,7 +84,7 @@ class Matcher:
         process: Process,
         store: Any,
         poke: Callable[[], None],
-        clock: IReactorTime,
+        clock: Any,  # IReactorTime
         *,
         queue_name: str = QUEUE_NAME,
         compile_filter: Callable[[str], Any] = _compile_filter,
