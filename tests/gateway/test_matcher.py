@@ -213,6 +213,23 @@ def test_lease_lost_at_enqueue_stops_consuming_and_gives_the_event_back() -> Non
     assert matcher.holding and consumer.consuming
 
 
+def test_a_lease_that_cannot_be_renewed_is_kept_only_till_its_end() -> None:
+    """While the database does not answer, the holder goes on consuming until the lease
+    it last took ends (a standby may take it then), and then stops."""
+    store, clock = FakeStore(), Clock()
+    matcher, _, consumer = make(store, clock, lease=9.0)  # held till 9
+
+    async def down(*args: Any) -> bool:
+        raise RuntimeError("database is down")
+
+    store.hold = down  # type: ignore[method-assign]
+    clock.advance(3.0)
+    clock.advance(3.0)
+    assert matcher.holding and consumer.consuming
+    clock.advance(3.0)  # 9: its end
+    assert not matcher.holding and not consumer.consuming
+
+
 def test_stop_releases_the_lease_for_a_standby() -> None:
     """A stopped holder releases the lease: a standby takes it at its next try."""
     store, clock = FakeStore(), Clock()
