@@ -95,6 +95,7 @@ DEFAULTS: dict[str, Any] = {
         "database": None,
         "allow_targets": [],
         "services": [],
+        "match_lease": 10.0,
         "delivery": {
             "timeout": 10.0,
             "max_attempts": 8,

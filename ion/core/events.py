@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ion.core.drops import cause_of
 from ion.core.exception import FieldError, IllegalStateError, IonError, MessageFormatError
@@ -159,8 +160,16 @@ class EventPublisher:
         return self.publish_event(self.create_event(**fields))
 
 
+class Requeue(IonError):
+    """Raised by an event handler (or its Deferred fails with it): the event goes back
+    to its queue, for whichever subscriber takes it next, instead of being acked."""
+
+
 class EventSubscriber:
     """Receives events matching an event id and origin pattern, for a process.
+
+    An event is acked once its handler returned (or its Deferred fired), whether
+    or not it failed; a handler that raises L{Requeue} gives the event back.
 
     @param origin: an origin or AMQP pattern (default C{#}: any origin).
     @param event_id: overrides the class's C{event_id} (None: any event).
@@ -209,9 +218,8 @@ class EventSubscriber:
         self._starting = True
         try:
             exchange = container.exchange
-            self.queue = await exchange.declare_subscription(
-                self.binding_key, self.queue_name, owner=str(self.process.id)
-            )
+            await self.declare()
+            assert self.queue is not None
             # Bounded as a process's requests are: an async handler holds its event
             # unacked, so no more than prefetch of them run (and wait) at once.
             prefetch = int(self.process.config.get("broker.prefetch", 32))
@@ -228,6 +236,16 @@ class EventSubscriber:
                          proc=self.process, e=e)  # fmt: skip
             raise
         return self
+
+    async def declare(self) -> str:
+        """Declare and bind the queue without consuming (L{start} does it too): a
+        shared queue then keeps the events for whichever subscriber starts on it."""
+        container = self.process.container
+        assert container is not None, "process is not spawned"
+        self.queue = await container.exchange.declare_subscription(
+            self.binding_key, self.queue_name, owner=str(self.process.id)
+        )
+        return self.queue
 
     async def stop(self) -> None:
         """Stop receiving (a shared queue stays for the other subscribers)."""
@@ -270,6 +288,9 @@ class EventSubscriber:
             result = self.ondata(event, msg)
             if hasattr(result, "__await__") and not isinstance(result, Deferred):
                 result = ensureDeferred(result)  # started here: it runs in the place
+        except Requeue:
+            settle(delivery, requeue=True)
+            return
         except Exception:
             log.failure("{proc}: event handler raised", proc=self.process)
             settle(delivery)
@@ -277,13 +298,17 @@ class EventSubscriber:
         finally:
             context.left(token)
         if isinstance(result, Deferred):
-            d = result
-            d.addErrback(
-                lambda f: log.failure("{proc}: event handler failed", f, proc=self.process)
-            )
-            d.addBoth(lambda _: settle(delivery))
+            result.addBoth(self._settle, delivery)
         else:
             settle(delivery)
+
+    def _settle(self, result: Any, delivery: Any) -> None:
+        if isinstance(result, Failure):
+            if result.check(Requeue):
+                settle(delivery, requeue=True)
+                return
+            log.failure("{proc}: event handler failed", result, proc=self.process)
+        settle(delivery)
 
 
 # Publisher and subscriber classes for the original's event id table:

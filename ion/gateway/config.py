@@ -14,6 +14,7 @@ and the same here, for a config without them.
 | C{database}                 | None             | None: SQLite in data_dir; or postgresql://...  |
 | C{allow_targets}            | []               | CIDRs webhook targets may reach though private |
 | C{services}                 | []               | services whose declared routes are served      |
+| C{match_lease}              | 10               | seconds the matching gateway holds its lease   |
 | C{delivery.timeout}         | 10               | seconds for one webhook post                   |
 | C{delivery.max_attempts}    | 8                | attempts before a delivery is parked           |
 | C{delivery.backoff}         | 0.5              | first retry delay, seconds                     |
@@ -55,6 +56,7 @@ class GatewayConfig:
     database: str | None = field(default=None, repr=False)  # (may hold a password)
     allow_targets: tuple[IPNetwork, ...] = ()
     services: tuple[str, ...] = ()
+    match_lease: float = 10.0
     delivery_timeout: float = 10.0
     delivery_max_attempts: int = 8
     delivery_backoff: float = 0.5
@@ -93,6 +95,7 @@ class GatewayConfig:
             database=_database(_get(g, "database", None)),
             allow_targets=_networks(_get(g, "allow_targets", None)),
             services=_names(_get(g, "services", None)),
+            match_lease=_number(g, "match_lease", 10.0, float),
             delivery_timeout=_number(g, "delivery.timeout", 10.0, float),
             delivery_max_attempts=_number(g, "delivery.max_attempts", 8, int, least=1),
             delivery_backoff=_number(g, "delivery.backoff", 0.5, float),

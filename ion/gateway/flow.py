@@ -71,7 +71,8 @@ class EventFlow:
         self.worker = DeliveryWorker.from_config(
             store, config, worker_id(process), reactor, post, check
         )
-        self.matcher = Matcher(process, store, self.worker.poke, reactor)
+        self.matcher = Matcher(process, store, self.worker.poke, reactor,
+                               owner=self.worker.worker_id, lease=config.match_lease)  # fmt: skip
         self.resource = ReceiveResource(store, CloudEventPublisher(process), config)
 
     async def start(self) -> None:

@@ -70,6 +70,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE changes (id INTEGER PRIMARY KEY, counter BIGINT NOT NULL)",
         "INSERT INTO changes (id, counter) VALUES (1, 0)",
     ],
+    # 2: named leases (the one gateway that matches holds "matcher")
+    [
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until DOUBLE PRECISION NOT NULL
+        )""",
+    ],
 ]
 
 VERSION = len(MIGRATIONS)

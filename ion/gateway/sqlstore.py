@@ -15,6 +15,12 @@ order. Claims of several processes exclude each other: SQLite's write lock
 C{FOR UPDATE SKIP LOCKED}, and a head leased or delivered meanwhile fails the
 recheck PostgreSQL makes on a locked row. A worker that dies leaves its leases
 to expire; the deliveries are then claimed again (at least once).
+
+Named leases (L{SqlStore.hold}) are one upsert that takes or extends the row
+only when it is free, expired or the owner's own, so two owners racing for it
+cannot both win. An C{enqueue} made for a lease's holder first reads the lease
+row locked (PostgreSQL: C{FOR SHARE}, which a taker's upsert waits for; SQLite:
+the write lock): a holder that lost its lease cannot write after the new one.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from ion.gateway.store import (
     RECORD_COLUMNS,
     USER_FIELDS,
     Delivery,
+    LeaseLost,
     Subscription,
     SubscriptionRecord,
 )
@@ -247,15 +254,30 @@ class SqlStore:
         query = "SELECT 1 FROM sightings WHERE source = ? AND event_id = ?"
         return self._x(cursor, query, (source, event_id)).fetchone() is not None
 
-    async def enqueue(self, event_key: str, event: dict[str, Any], subscriptions: list[str]) -> int:
+    async def enqueue(
+        self,
+        event_key: str,
+        event: dict[str, Any],
+        subscriptions: list[str],
+        holder: tuple[str, str] | None = None,
+    ) -> int:
         if not subscriptions:
             return 0
         text = json.dumps(event, separators=(",", ":"))
-        return await self._run(self._enqueue, event_key, text, subscriptions, self._clock.seconds())
+        now = self._clock.seconds()
+        return await self._run(self._enqueue, event_key, text, subscriptions, now, holder)
 
     def _enqueue(
-        self, cursor: Any, event_key: str, text: str, subscriptions: list[str], now: float
+        self,
+        cursor: Any,
+        event_key: str,
+        text: str,
+        subscriptions: list[str],
+        now: float,
+        holder: tuple[str, str] | None,
     ) -> int:
+        if holder is not None:
+            self._check_holder(cursor, *holder)
         added = 0
         for sub in dict.fromkeys(subscriptions):  # (once each, in the order given)
             added += self._x(
@@ -265,6 +287,36 @@ class SqlStore:
                 (uuidlib.uuid4().hex, sub, event_key, text, now),
             ).rowcount
         return added
+
+    # --- leases ----------------------------------------------------------------------
+
+    async def hold(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        return await self._run(self._hold, name, owner, now, ttl)
+
+    def _hold(self, cursor: Any, name: str, owner: str, now: float, ttl: float) -> bool:
+        row = self._x(
+            cursor,
+            "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+            "WHERE leases.owner = excluded.owner OR leases.until <= ? RETURNING owner",
+            (name, owner, now + ttl, now),
+        ).fetchone()
+        return row is not None
+
+    async def release(self, name: str, owner: str) -> None:
+        await self._run(self._release, name, owner)
+
+    def _release(self, cursor: Any, name: str, owner: str) -> None:
+        self._x(cursor, "DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+    def _check_holder(self, cursor: Any, name: str, owner: str) -> None:
+        # Held by its owner, expired or not: only a taker's write ends it, and the
+        # lock makes that write wait for this transaction (or this one see it).
+        lock = " FOR SHARE" if self._pg else ""
+        row = self._x(cursor, f"SELECT owner FROM leases WHERE name = ?{lock}", (name,)).fetchone()
+        if row is None or row[0] != owner:
+            holder = "no one" if row is None else "another owner"
+            raise LeaseLost(f"lease {name!r} is held by {holder}, not by {owner}")
 
     # --- the delivery worker ------------------------------------------------------
 

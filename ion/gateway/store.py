@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ion.core.exception import IonError
 from ion.gateway.config import GatewayConfig
+
+
+class LeaseLost(IonError):
+    """A write made on a lease's behalf found the lease held by another owner (or by none)."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +174,27 @@ class Store(Protocol):
     async def seen(self, source: str, event_id: str) -> bool: ...
     async def first_sighting(self, source: str, event_id: str) -> bool: ...
     async def enqueue(
-        self, event_key: str, event: dict[str, Any], subscriptions: list[str]
-    ) -> int: ...
+        self,
+        event_key: str,
+        event: dict[str, Any],
+        subscriptions: list[str],
+        holder: tuple[str, str] | None = None,
+    ) -> int:
+        """One delivery per subscription, in one transaction; idempotent on (event_key,
+        subscription); how many are new. With C{holder} (lease name, owner) it commits
+        only if that lease is still the owner's, else raises L{LeaseLost}."""
+        ...
+
+    # leases: one holder of a name at a time, for a time
+    async def hold(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        """Take the lease C{name} for C{owner} until C{now + ttl} if it is free, expired
+        or already C{owner}'s (then extend it); whether C{owner} holds it now."""
+        ...
+
+    async def release(self, name: str, owner: str) -> None:
+        """Give up the lease C{name} if C{owner} holds it."""
+        ...
+
     async def claim(self, worker: str, now: float, lease: float, limit: int) -> list[Delivery]: ...
     async def delivered(self, delivery_id: str, worker: str) -> None: ...
     async def failed(

@@ -158,6 +158,31 @@ async def test_named_queue_shares_events(make_container: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_requeued_event_goes_back_to_its_queue(container: Container) -> None:
+    """A handler raising Requeue (at once, or as its Deferred fails) gives its event back:
+    the queue hands it out again, and it is acked when a handler takes it."""
+    from twisted.internet.defer import fail
+
+    proc = await container.spawn(Process, name="sub")
+    got: Collector = Collector()
+
+    def handler(event: Any, msg: Any) -> Any:
+        got((event.schedule.task_id, msg.delivery.redelivered))
+        if len(got.items) == 1:
+            raise events.Requeue("not now")
+        if len(got.items) == 2:
+            return fail(events.Requeue("not yet"))
+        return None
+
+    await events.EventSubscriber(proc, event_id=2001, queue_name="again", handler=handler).start()
+    await emit(proc, 2001, "scheduler", task_id="t")
+    await got.wait(3)
+    await emit(proc, 2001, "scheduler", task_id="u")
+    await got.wait(4)  # (a fourth copy of t would come before u)
+    assert got.items == [("t", False), ("t", True), ("t", True), ("u", False)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_process_lifecycle_events(container: Container) -> None:
     """Spawning and terminating a process publishes 1052 READY, ACTIVE, TERMINATED."""
     listener = await container.spawn(Process, name="listener")

@@ -9,6 +9,8 @@ from typing import Any
 
 from twisted.web.http_headers import Headers
 
+from ion.gateway.store import LeaseLost
+
 try:
     from ion.gateway.store import Delivery, Subscription
 except ImportError:  # the store module is not here yet: the shared design's dataclasses
@@ -77,6 +79,7 @@ class FakeStore:
         self.sightings: set[tuple[str, str]] = set()
         self.rows: list[_Row] = []
         self.fail_enqueue = 0  # enqueue raises this many more times
+        self.leases: dict[str, tuple[str, float]] = {}  # name -> (owner, until)
         self.calls: list[str] = []
 
     # --- test set-up ----------------------------------------------------------------------
@@ -112,10 +115,13 @@ class FakeStore:
     async def seen(self, source: str, event_id: str) -> bool:
         return (source, event_id) in self.sightings
 
-    async def enqueue(self, event_key: str, event: dict, subscriptions: list[str]) -> int:
+    async def enqueue(self, event_key: str, event: dict, subscriptions: list[str],
+                      holder: tuple[str, str] | None = None) -> int:  # fmt: skip
         if self.fail_enqueue:
             self.fail_enqueue -= 1
             raise RuntimeError("database is down")
+        if holder is not None and self.leases.get(holder[0], (None,))[0] != holder[1]:
+            raise LeaseLost(f"lease {holder[0]!r} is not {holder[1]}'s")
         new = 0
         for sub in subscriptions:
             if any(r.event_key == event_key and r.subscription == sub for r in self.rows):
@@ -124,6 +130,17 @@ class FakeStore:
                                   event))  # fmt: skip
             new += 1
         return new
+
+    async def hold(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        held = self.leases.get(name)
+        if held is not None and held[0] != owner and held[1] > now:
+            return False
+        self.leases[name] = (owner, now + ttl)
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        if self.leases.get(name, (None,))[0] == owner:
+            del self.leases[name]
 
     async def claim(self, worker: str, now: float, lease: float, limit: int) -> list[Delivery]:
         out = []

@@ -22,7 +22,7 @@ def test_defaults() -> None:
     assert c.database is None and c.data_dir == "ion-data"
     assert c.sqlite_path == os.path.join("ion-data", "gateway.sqlite")
     assert c.token_file == os.path.join("ion-data", "gateway.token")
-    assert c.allow_targets == () and c.services == ()
+    assert c.allow_targets == () and c.services == () and c.match_lease == 10.0
     assert (c.delivery_timeout, c.delivery_max_attempts, c.delivery_backoff) == (10.0, 8, 0.5)
     assert (c.delivery_backoff_max, c.delivery_lease, c.delivery_concurrency) == (30.0, 30.0, 32)
 
@@ -40,6 +40,7 @@ def test_values_read() -> None:
                 "database": "postgresql://u@h/db",
                 "allow_targets": ["127.0.0.0/8", "::1"],
                 "services": ["hello"],
+                "match_lease": 6,
                 "delivery": {"timeout": 1, "max_attempts": 2, "backoff": 0.1,
                              "backoff_max": 3, "lease": 4, "concurrency": 5},
             }
@@ -50,7 +51,7 @@ def test_values_read() -> None:
     assert c.token_file == "/x/t" and c.sqlite_path == os.path.join("d", "gateway.sqlite")
     assert c.database == "postgresql://u@h/db"
     assert c.allow_targets == (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
-    assert c.services == ("hello",)
+    assert c.services == ("hello",) and c.match_lease == 6.0
     assert (c.delivery_timeout, c.delivery_max_attempts, c.delivery_backoff) == (1.0, 2, 0.1)
     assert (c.delivery_backoff_max, c.delivery_lease, c.delivery_concurrency) == (3.0, 4.0, 5)
 
@@ -78,6 +79,7 @@ def test_values_read() -> None:
         ("delivery.backoff", -1),
         ("delivery.backoff_max", 0.1),
         ("delivery.lease", "x"),
+        ("match_lease", 0),
         ("delivery.concurrency", 0),
     ],
 )

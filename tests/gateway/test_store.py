@@ -12,7 +12,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 
 from ion.core.exception import StartupError
 from ion.gateway import migrations
-from ion.gateway.store import Store
+from ion.gateway.store import LeaseLost, Store
 
 FIELDS = {"name": "n", "jsonpath": "$.data", "target_url": "http://example.com/hook"}
 
@@ -266,6 +266,66 @@ async def test_two_stores_never_claim_the_same_delivery(make_store: Any) -> None
 
 
 @pytest_twisted.ensureDeferred
+async def test_lease_is_held_by_one_owner_until_it_expires(make_store: Any) -> None:
+    """A lease is taken when free, extended by its owner, refused to another until it
+    expires, and free again once released."""
+    store = await make_store()
+    assert await store.hold("m", "a", 100.0, 10.0)
+    assert not await store.hold("m", "b", 105.0, 10.0)
+    assert await store.hold("m", "a", 108.0, 10.0)  # extended to 118
+    assert not await store.hold("m", "b", 117.0, 10.0)
+    assert await store.hold("other", "b", 117.0, 10.0)  # (names are apart)
+    assert await store.hold("m", "b", 118.0, 10.0)  # expired: taken over
+    assert not await store.hold("m", "a", 119.0, 10.0)
+    await store.release("m", "a")  # not a's: nothing happens
+    assert not await store.hold("m", "a", 119.0, 10.0)
+    await store.release("m", "b")
+    assert await store.hold("m", "a", 119.0, 10.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_owners_racing_for_a_lease_one_wins(make_store: Any) -> None:
+    """Several instances taking one free (then expired) lease at once: exactly one gets it."""
+    stores = [await make_store() for _ in range(3)]
+    for now in (0.0, 100.0):
+        results = await DeferredList(
+            [
+                ensureDeferred(store.hold("m", f"o{i}{j}", now, 10.0))
+                for i, store in enumerate(stores)
+                for j in range(3)
+            ],
+            fireOnOneErrback=True,
+        )
+        assert sum(held for _, held in results) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_enqueue_for_a_holder_commits_only_while_it_holds(make_store: Any) -> None:
+    """An enqueue for (lease, owner) writes while the owner holds it, even past its end,
+    and raises LeaseLost, writing nothing, once another took it (or none holds it)."""
+    store = await make_store()
+    sub = await subscribe(store)
+    assert await store.hold("matcher", "a", 0.0, 10.0)
+    assert await store.enqueue(key("/t", "1"), event(1), [sub], holder=("matcher", "a")) == 1
+    with pytest.raises(LeaseLost):
+        await store.enqueue(key("/t", "2"), event(2), [sub], holder=("matcher", "b"))
+    with pytest.raises(LeaseLost):
+        await store.enqueue(key("/t", "2"), event(2), [sub], holder=("nothing", "a"))
+    # expired but not taken: a's writes still come before any new holder's
+    assert await store.enqueue(key("/t", "2"), event(2), [sub], holder=("matcher", "a")) == 1
+    assert await store.hold("matcher", "b", 20.0, 10.0)
+    with pytest.raises(LeaseLost):
+        await store.enqueue(key("/t", "3"), event(3), [sub], holder=("matcher", "a"))
+    assert await store.enqueue(key("/t", "3"), event(3), [sub], holder=("matcher", "b")) == 1
+    claimed = []
+    while batch := await store.claim("w", 0.0, 30, 10):
+        claimed += [d.event["id"] for d in batch]
+        for d in batch:
+            await store.delivered(d.id, "w")
+    assert claimed == ["1", "2", "3"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_reopen_keeps_everything_and_migrates_once(make_store: Any) -> None:
     """A store opened again (a restart) finds its rows; the schema version is current."""
     store = await make_store()
@@ -279,6 +339,28 @@ async def test_reopen_keeps_everything_and_migrates_once(make_store: Any) -> Non
         lambda c: c.execute("SELECT version FROM schema_version").fetchall()
     )
     assert version == [(migrations.VERSION,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_version_1_database_gets_its_leases_table(make_store: Any) -> None:
+    """A database of schema version 1 (no leases) is migrated to the current one on
+    open, its rows kept."""
+    store = await make_store()
+    sub = await subscribe(store)
+
+    def back_to_1(cursor: Any) -> None:
+        cursor.execute("DROP TABLE leases")
+        cursor.execute("UPDATE schema_version SET version = 1")
+
+    await store._run(back_to_1)  # type: ignore[attr-defined]
+    await store.close()
+    again = await make_store()
+    assert await again.hold("matcher", "a", 0.0, 10.0)
+    assert [s.uuid for s in await again.active_subscriptions()] == [sub]
+    version = await again._run(  # type: ignore[attr-defined]
+        lambda c: c.execute("SELECT version FROM schema_version").fetchall()
+    )
+    assert version == [(migrations.VERSION,)] == [(2,)]
 
 
 @pytest_twisted.ensureDeferred

@@ -237,7 +237,8 @@ class Process(Linking, Termination):
         self.runtime.leave_shared_intake(self.intake())
 
     def own(self, thing: Any) -> None:
-        """Stop C{thing} (it has an async C{stop()}) when this process terminates.
+        """Stop C{thing} (it has an async C{stop()}) when this process terminates
+        (once, however often it is owned: a subscriber started again is owned again).
 
         @raise IllegalStateError: the process is terminating or gone, so nothing
             would stop C{thing}.
@@ -246,7 +247,8 @@ class Process(Linking, Termination):
             raise exc.IllegalStateError(
                 f"{self} is {self._winding_down_as()}; it cannot own {thing!r}"
             )
-        self._owned.append(thing)
+        if not any(owned is thing for owned in self._owned):
+            self._owned.append(thing)
 
     def call_later(self, delay: float, f: Callable[..., Any], *args: Any) -> Later:
         """Run C{f(*args)} (plain or async) C{delay} seconds from now on this

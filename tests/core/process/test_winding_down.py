@@ -381,3 +381,21 @@ async def test_a_stop_awaited_from_the_boot_itself_does_not_wait_for_the_boot(lo
     with pytest.raises(exc.StartupError, match="stopped while booting"):
         await wait_for(cc.when_ready())
     await logs.wait_for_text("container booting stopped from its own boot")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_thing_owned_again_is_stopped_once(container: Any) -> None:
+    """A subscriber stopped and started again is owned again: terminate stops it once."""
+    proc = await container.spawn(Process, name="p")
+    stops: list[str] = []
+
+    class Owned:
+        async def stop(self) -> None:
+            stops.append("stopped")
+
+    thing = Owned()
+    proc.own(thing)
+    proc.own(thing)
+    proc.own(Owned())
+    await container.terminate(proc)
+    assert stops == ["stopped", "stopped"]
