@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http_headers import Headers
 
 __all__ = ["HttpPoster"]
@@ -26,6 +26,13 @@ class _Discard(Protocol):
             self.done.callback(None)
 
 
+class _QuietFactory(_HTTP11ClientFactory):
+    """The pool's connection factory, without a log line for every connection
+    it starts and stops (a busy gateway opens many)."""
+
+    noisy = False
+
+
 class HttpPoster:
     """Posts bodies and answers the status; redirects are not followed (a 3xx is
     a failed delivery: a target must not send the gateway elsewhere).
@@ -35,6 +42,7 @@ class HttpPoster:
 
     def __init__(self, reactor: Any, per_host: int = 32) -> None:
         self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool._factory = _QuietFactory  # (a private attribute: Twisted has no public switch)
         self.pool.maxPersistentPerHost = per_host
         self.agent = Agent(reactor, pool=self.pool)
 

@@ -23,8 +23,9 @@ async def poster() -> Any:
 
 
 @pytest_twisted.ensureDeferred
-async def test_posts_body_and_headers_and_answers_the_status(poster: HttpPoster) -> None:
-    """The body and headers arrive; the status comes back (2xx and not)."""
+async def test_posts_body_and_headers_and_answers_the_status(poster: HttpPoster, logs: Any) -> None:
+    """The body and headers arrive; the status comes back (2xx and not); the
+    pool's connections are not logged one by one."""
     receiver = await Receiver(reactor).up()
     try:
         headers = {"Content-Type": "application/cloudevents+json", "Ion-Delivery-Id": "d1"}
@@ -33,6 +34,7 @@ async def test_posts_body_and_headers_and_answers_the_status(poster: HttpPoster)
         assert (got["event"], got["delivery"]) == ({"id": "e1"}, "d1")
         receiver.status = 503
         assert await poster(receiver.url(), b'{"id": "e2"}', headers) == 503
+        assert not logs.texts_with("_HTTP11ClientFactory")
     finally:
         await receiver.down()
 
