@@ -13,7 +13,8 @@ A received message is taken when its key id is in the ring, its signature
 matches (C{hmac.compare_digest}), its signed C{kid} header names the same key,
 its C{ts} is within C{security.max_skew} seconds of this container's clock,
 and its signature has not been taken by the same consumer before
-(L{ReplayCache}), unless this is a redelivery: the broker's own flag, or the
+(L{ReplayCache}; an rpc answer is not recorded: its call takes one answer,
+and drops any other as late), unless this is a redelivery: the broker's own flag, or the
 copy a container sends round to count a classic queue's redeliveries (see
 L{ion.core.process.poison}), whose transport header carries that count and a
 voucher, an HMAC of the count and the signature under the system's key
@@ -49,6 +50,8 @@ _DOMAIN = b"ion-sig-3\0"
 _BLOCK = 64  # SHA-256's block size
 _pack = msgpack.Packer(use_bin_type=True).pack
 _TS, _KID, _NONCE = m.TS, m.KID, m.NONCE
+_PROTOCOL, _PERFORMATIVE = m.PROTOCOL, m.PERFORMATIVE
+_ANSWERS = frozenset({"inform_result", "failure"})  # (an rpc call's answers)
 _DIGEST = 32
 _NONCE_MASK = 2**63 - 1
 #: The first byte of a signed body: one msgpack never uses, so no unsigned body has it.
@@ -211,9 +214,12 @@ class Signer:
         skew = self.max_skew_ms
         if type(ts) is not int or abs(now - ts) > skew:
             self._refuse(headers, OUT_OF_WINDOW, f"ts outside the window of ±{skew // 1000} s")
-        why = self.replay.check((consumer, sig), ts, ts + skew, now, redelivery)
-        if why is not None:
-            self._refuse(headers, REPLAYED, why)
+        # An rpc answer needs no replay record: its call takes one answer and
+        # closes, and a second (a replay) finds no call and is dropped as late.
+        if headers.get(_PERFORMATIVE) not in _ANSWERS or headers.get(_PROTOCOL) != "rpc":
+            why = self.replay.check((consumer, sig), ts, ts + skew, now, redelivery)
+            if why is not None:
+                self._refuse(headers, REPLAYED, why)
         self.verified += 1
         return opened
 
