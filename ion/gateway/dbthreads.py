@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -89,7 +90,7 @@ class SqliteBackend(_Threads):
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             # (FULL: a committed outbox row survives a power cut, not only a crash)
             conn.execute("PRAGMA synchronous=FULL")
             self._conn = conn
@@ -153,3 +154,19 @@ class PostgresBackend(_Threads):
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+
+
+def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Put C{conn}'s database in WAL mode. Another connection opening the same
+    new file at that moment makes SQLite answer "database is locked" at once,
+    without its busy handler, so it is tried again (in the store's thread,
+    never the reactor's) until C{patience} seconds have passed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
