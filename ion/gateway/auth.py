@@ -17,15 +17,12 @@ the file's path, never the token. The file is removed when the gateway stops.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import os
 import secrets
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from ion.core.exception import StartupError
+from ion.core.security.token_file import write_token
 from ion.gateway.config import GatewayConfig
 from ion.gateway.web import HttpError
 
@@ -86,7 +83,7 @@ def generated(config: GatewayConfig) -> tuple[str, str] | None:
     if config.tokens or config.remote_user:
         return None
     token = secrets.token_urlsafe(32)
-    write_token(config.token_file, token)
+    write_token(config.token_file, token, "gateway.token_file")
     return token, config.token_file
 
 
@@ -96,27 +93,3 @@ def authenticator_for(config: GatewayConfig, token: str | None = None) -> Authen
     if token is not None:
         tokens[token] = LOCAL_USER
     return Authenticator(tokens, config.remote_user)
-
-
-def write_token(path: str, token: str) -> None:
-    """Write C{token} to C{path}: a new file of our own (mode 0600, never through
-    a link someone planted), renamed into place; its directory is made if missing."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".token.", dir=directory)  # mode 0600
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(token + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:
-        raise StartupError(f"gateway.token_file {path}: {e.strerror}") from None
-
-
-def remove_token(path: str) -> None:
-    """Remove a generated token's file (the token dies with the gateway)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

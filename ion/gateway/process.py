@@ -1,23 +1,22 @@
 """The gateway process (L{Gateway}), spawned by the app C{gateway} (res/apps/gateway.app).
 
 On activation it reads its config (L{ion.gateway.config}), opens the store
-when the store module is installed, and listens on C{gateway.http}, logging
+(L{ion.gateway.store}), starts the event flow and listens on C{gateway.http}, logging
 C{gateway at http://HOST:PORT/}. Its site serves:
 
     /rpc/<service>/<op>    service ops (L{ion.gateway.rpc})
     /openapi.json          the OpenAPI document (L{ion.gateway.openapi}), unauthenticated
-    /eventmatch, /receive  subscriptions and CloudEvents, where the store module is installed
+    /eventmatch, /receive  subscriptions and CloudEvents (L{ion.gateway.eventmatch}, L{ion.gateway.receive})
     anything else          the routes services declare (L{ion.gateway.declared})
 
 Every request but C{/openapi.json}'s is authenticated (L{ion.gateway.auth}).
-With a store it also runs the CloudEvent flow (L{ion.gateway.flow}: the matcher
+It also runs the CloudEvent flow (L{ion.gateway.flow}: the matcher
 and the delivery worker). On termination it stops the flow, then listening,
 then closes the store.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -26,26 +25,19 @@ from twisted.web.resource import Resource
 from ion.core import exception as exc
 from ion.core.observe.web.service import is_loopback
 from ion.core.process.process import Process
+from ion.core.security.token_file import remove_token
 from ion.gateway import auth
 from ion.gateway.config import GatewayConfig
 from ion.gateway.declared import RETRY, RoutesResource, RouteTable
+from ion.gateway.eventmatch import EventMatchResource
 from ion.gateway.flow import EventFlow
 from ion.gateway.openapi import OpenApiResource
 from ion.gateway.routes import parse_routes
 from ion.gateway.rpc import RpcResource
+from ion.gateway.store import open_store
 from ion.gateway.web import GatewaySite
 
 ROUTES_TIMEOUT = 5.0  # seconds a service has to answer http_routes
-
-
-def optional(module: str, name: str) -> Any:
-    """C{module.name}, or None when C{module} is not installed."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as e:
-        if e.name != module:
-            raise
-        return None
 
 
 class GatewayRoot(Resource):
@@ -75,7 +67,7 @@ class _Served:
         if listening is not None:
             await listening.stopListening()
         if g.token_file is not None:
-            auth.remove_token(g.token_file)
+            remove_token(g.token_file)
         store, g.store = g.store, None
         if store is not None:
             await store.close()
@@ -118,14 +110,12 @@ class Gateway(Process):
             self.log.info("gateway: no authentication configured; a token for user "
                           "{user!r} is in {path}", user=auth.LOCAL_USER, path=made[1])  # fmt: skip
         self.own(_Served(self))  # (from here on, what is made is undone on terminate)
-        open_store = optional("ion.gateway.store", "open_store")
-        if open_store is not None:
-            self.store = await open_store(config, reactor)
-            # Owned after _Served: stopped before the store closes; started before
-            # the site listens, so /receive's events have their queue.
-            self.flow = EventFlow(self, self.store, config, reactor, self.poster)
-            self.own(self.flow)
-            await self.flow.start()
+        self.store = await open_store(config, reactor)
+        # Owned after _Served: stopped before the store closes; started before
+        # the site listens, so /receive's events have their queue.
+        self.flow = EventFlow(self, self.store, config, reactor, self.poster)
+        self.own(self.flow)
+        await self.flow.start()
         self.routes = RouteTable(config.services)
         if config.services:
             await self._ask_routes()  # (the services already running: served from the start)
@@ -154,17 +144,14 @@ class Gateway(Process):
                               url=self.url)  # fmt: skip
 
     def children_resources(self, config: GatewayConfig) -> dict[bytes, Any]:
-        """The root's named children: the gateway's own and those of the modules installed."""
-        children: dict[bytes, Any] = {
+        """The root's named children."""
+        assert self.flow is not None
+        return {
             b"rpc": RpcResource(self, config.max_body),
             b"openapi.json": OpenApiResource(self.routes.openapi_paths),
+            b"receive": self.flow.resource,
+            b"eventmatch": EventMatchResource(self.store, config),
         }
-        if self.flow is not None:
-            children[b"receive"] = self.flow.resource
-        eventmatch = optional("ion.gateway.eventmatch", "EventMatchResource")
-        if eventmatch is not None and self.store is not None:
-            children[b"eventmatch"] = eventmatch(self.store, config)
-        return children
 
     async def _ask_routes(self) -> None:
         """Ask each service not yet known for its routes; again later for those that

@@ -8,7 +8,6 @@ gateway of a test opens the same database, as gateway instances of one system do
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,8 +17,6 @@ import pytest_twisted
 from ion.gateway import process as gateway_process
 from tests.gateway.fakes import FakeStore
 from tests.helpers import Collector
-
-HAVE_STORE = importlib.util.find_spec("ion.gateway.store") is not None
 
 
 class StoreKind:
@@ -36,7 +33,6 @@ class StoreKind:
             from tests.gateway.stores import StoreMaker
 
             self.maker = StoreMaker(kind, tmp_path)
-        real_optional = gateway_process.optional
 
         async def open_store(config: Any, reactor: Any) -> Any:
             store = shared if kind == "fake" else await self.maker(reactor)
@@ -44,12 +40,7 @@ class StoreKind:
             self.stores.append(store)
             return store
 
-        def optional(module: str, name: str) -> Any:
-            if module == "ion.gateway.store" and name == "open_store":
-                return open_store
-            return real_optional(module, name)
-
-        monkeypatch.setattr(gateway_process, "optional", optional)
+        monkeypatch.setattr(gateway_process, "open_store", open_store)
 
     def _watch(self, store: Any) -> None:
         """Tell C{errors} of each delivery parked (the subscription's error set)."""
@@ -95,11 +86,7 @@ class StoreKind:
             await self.maker.cleanup()
 
 
-KINDS = [
-    "fake",
-    pytest.param("sqlite", marks=pytest.mark.skipif(not HAVE_STORE, reason="no store module")),
-    pytest.param("postgresql", marks=pytest.mark.skipif(not HAVE_STORE, reason="no store module")),
-]
+KINDS = ["fake", "sqlite", "postgresql"]
 
 
 @pytest_twisted.async_yield_fixture(params=KINDS)

@@ -9,7 +9,6 @@ once, and an event that arrives twice does so with the same C{Ion-Delivery-Id}.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import subprocess
@@ -27,12 +26,7 @@ from tests.gateway.receiver import Receiver
 from tests.helpers import closed_port
 from tests.launch import REPO, await_file, cc_command, clean_env
 
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.skipif(
-        importlib.util.find_spec("ion.gateway.store") is None, reason="no gateway store module"
-    ),
-]
+pytestmark = pytest.mark.rabbitmq
 
 TOKEN = "sigkill-token-0123456789"
 EVENTS = 30

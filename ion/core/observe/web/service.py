@@ -12,11 +12,9 @@ C{web.token_file} when set) that POSTed actions must carry.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import secrets
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
@@ -30,6 +28,7 @@ from ion.core.observe import hub as hub_mod
 from ion.core.observe.arcs import kind_of
 from ion.core.observe.web.watch import SystemWatch
 from ion.core.process.implicit import ImplicitProcess
+from ion.core.security.token_file import remove_token, write_token
 
 if TYPE_CHECKING:
     from twisted.web.http import Request
@@ -119,7 +118,7 @@ class WebView(Service):
         from ion.core.observe.web.resources import make_site
 
         if self.token_file:
-            self._write_token(self.token_file)
+            write_token(self.token_file, self.token, "web.token_file")
         endpoint = TCP4ServerEndpoint(self.reactor, self.port, interface=self.host)
         try:
             self._listening = await endpoint.listen(make_site(self))
@@ -132,22 +131,6 @@ class WebView(Service):
         else:
             log.warn("observer web view at {url}: {host} is not loopback, so it is "
                      "reachable from the network", url=self.url, host=self.host)  # fmt: skip
-
-    def _write_token(self, path: str) -> None:
-        """Write the token to a new file of our own (mode 0600, never through a
-        link someone planted), renamed into place."""
-        directory = os.path.dirname(os.path.abspath(path))
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".token.", dir=directory)  # mode 0600
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(self.token + "\n")
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except OSError as e:
-            raise StartupError(f"web.token_file {path}: {e.strerror}") from None
 
     def stopService(self) -> Deferred[Any]:
         super().stopService()
@@ -163,8 +146,7 @@ class WebView(Service):
             transport.abortConnection()  # (a reader that stopped reading would hold it)
         self.streams.clear()
         if self.token_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.token_file)  # the token dies with the view
+            remove_token(self.token_file)  # the token dies with the view
         self.url = None
         listening, self._listening = self._listening, None
         if listening is None:
