@@ -96,6 +96,7 @@ DEFAULTS: dict[str, Any] = {
         "allow_targets": [],
         "services": [],
         "match_lease": 10.0,
+        "retention": 604800.0,
         "delivery": {
             "timeout": 10.0,
             "max_attempts": 8,

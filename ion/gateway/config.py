@@ -21,6 +21,7 @@ and the same here, for a config without them.
 | C{delivery.backoff_max}     | 30               | largest retry delay, seconds                   |
 | C{delivery.lease}           | 30               | seconds a worker holds a claimed delivery      |
 | C{delivery.concurrency}     | 32               | deliveries posted at once                      |
+| C{retention}                | 604800           | seconds delivered rows and sightings are kept  |
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ion.core.observe.web.service import parse_listen
 DEFAULT_HTTP = "127.0.0.1:8070"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_DATA_DIR = "ion-data"
+DEFAULT_RETENTION = 7 * 24 * 3600.0  # a week: longer than any redelivery
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,6 +65,7 @@ class GatewayConfig:
     delivery_backoff_max: float = 30.0
     delivery_lease: float = 30.0
     delivery_concurrency: int = 32
+    retention: float = DEFAULT_RETENTION
 
     @property
     def token_file(self) -> str:
@@ -102,6 +105,7 @@ class GatewayConfig:
             delivery_backoff_max=_number(g, "delivery.backoff_max", 30.0, float),
             delivery_lease=_number(g, "delivery.lease", 30.0, float),
             delivery_concurrency=_number(g, "delivery.concurrency", 32, int, least=1),
+            retention=_number(g, "retention", DEFAULT_RETENTION, float),
         )._checked()
 
     def _checked(self) -> GatewayConfig:

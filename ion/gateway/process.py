@@ -38,6 +38,7 @@ from ion.gateway.store import open_store
 from ion.gateway.web import GatewaySite
 
 ROUTES_TIMEOUT = 5.0  # seconds a service has to answer http_routes
+PRUNE_EVERY = 3600.0  # seconds between prunes of the store (less for a shorter retention)
 
 
 class GatewayRoot(Resource):
@@ -116,6 +117,7 @@ class Gateway(Process):
         self.flow = EventFlow(self, self.store, config, reactor, self.poster)
         self.own(self.flow)
         await self.flow.start()
+        self.call_later(0, self._prune)
         self.routes = RouteTable(config.services)
         if config.services:
             await self._ask_routes()  # (the services already running: served from the start)
@@ -152,6 +154,27 @@ class Gateway(Process):
             b"receive": self.flow.resource,
             b"eventmatch": EventMatchResource(self.store, config),
         }
+
+    async def _prune(self) -> None:
+        """Forget delivered deliveries and seen event ids older than
+        C{gateway.retention}, now and every L{PRUNE_EVERY} seconds: the store
+        does not grow for ever. A failure (the database away) is logged and
+        the next prune tries again."""
+        assert self.settings is not None and self.container is not None
+        retention = self.settings.retention
+        try:
+            count = await self.store.prune(self.container.reactor.seconds() - retention)
+        except Exception as e:  # the database's own errors: the gateway goes on
+            if self.winding_down:
+                return  # (its store closes under it)
+            self.log.warn("gateway: pruning the store failed (tried again in {every:g} s): {e}",
+                          every=min(PRUNE_EVERY, retention), e=e)  # fmt: skip
+        else:
+            if count:
+                self.log.info("gateway: forgot {n} delivered or seen event row(s) older than "
+                              "{retention:g} s", n=count, retention=retention)  # fmt: skip
+        if not self.winding_down:
+            self.call_later(min(PRUNE_EVERY, retention), self._prune)
 
     async def _ask_routes(self) -> None:
         """Ask each service not yet known for its routes; again later for those that

@@ -25,6 +25,7 @@ def test_defaults() -> None:
     assert c.allow_targets == () and c.services == () and c.match_lease == 10.0
     assert (c.delivery_timeout, c.delivery_max_attempts, c.delivery_backoff) == (10.0, 8, 0.5)
     assert (c.delivery_backoff_max, c.delivery_lease, c.delivery_concurrency) == (30.0, 30.0, 32)
+    assert c.retention == 7 * 24 * 3600
 
 
 def test_values_read() -> None:
@@ -80,6 +81,8 @@ def test_values_read() -> None:
         ("delivery.backoff_max", 0.1),
         ("delivery.lease", "x"),
         ("match_lease", 0),
+        ("retention", -1),
+        ("retention", "a week"),
         ("delivery.concurrency", 0),
     ],
 )

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 
 from ion.core.exception import SpawnError
 from ion.gateway.openapi import document
 from ion.gateway.process import Gateway
+from ion.test.waiting import wait_for
 from tests.gateway.client import fetch
 from tests.gateway.conftest import TOKEN, gateway_config
 from tests.helpers import closed_port
@@ -79,3 +81,37 @@ async def test_port_taken_fails_the_spawn(start_gateway: Any, tmp_path: Path) ->
         await start_gateway(first.container, http=first.port, auth={"tokens": {}})
     assert f"gateway: cannot listen on 127.0.0.1:{first.port}" in str(info.value)
     assert not (tmp_path / "data" / "gateway.token").exists()  # (its token went with it)
+
+
+@pytest_twisted.ensureDeferred
+async def test_store_forgets_what_is_older_than_the_retention(
+    start_gateway: Any, logs: Any
+) -> None:
+    """Delivered deliveries and seen event ids go once gateway.retention has passed,
+    on the gateway's own schedule: the store does not grow for ever."""
+    gw = await start_gateway(retention=0.2)
+    assert await gw.store.first_sighting("/t", "seen-once")
+    assert not await gw.store.first_sighting("/t", "seen-once")
+    await logs.wait_for_text("forgot 1 delivered or seen event row(s) older than 0.2 s")
+    assert await gw.store.first_sighting("/t", "seen-once")  # forgotten: first again
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_prune_is_logged_and_tried_again(start_gateway: Any, logs: Any) -> None:
+    """A prune the database fails is a warning, and the next one runs."""
+    gw = await start_gateway(retention=0.2)
+    real, cuts = gw.store.prune, []
+    again: Deferred[None] = Deferred()
+
+    async def failing_once(before: float) -> int:
+        cuts.append(before)
+        if len(cuts) == 1:
+            raise OSError("database away")
+        if not again.called:
+            again.callback(None)
+        return int(await real(before))
+
+    gw.store.prune = failing_once
+    await logs.wait_for_text("pruning the store failed (tried again in 0.2 s): database away")
+    await wait_for(again)
+    assert cuts[1] > cuts[0] and gw.state == "ACTIVE"
