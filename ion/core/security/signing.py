@@ -49,6 +49,7 @@ SIGNED = (
 _DOMAIN = b"ion-sig-3\0"
 _BLOCK = 64  # SHA-256's block size
 _pack = msgpack.Packer(use_bin_type=True).pack
+_unpackb = msgpack.unpackb
 _TS, _KID, _NONCE = m.TS, m.KID, m.NONCE
 _PROTOCOL, _PERFORMATIVE = m.PROTOCOL, m.PERFORMATIVE
 _ANSWERS = frozenset({"inform_result", "failure"})  # (an rpc call's answers)
@@ -204,11 +205,18 @@ class Signer:
         if not hmac.compare_digest(outer.digest(), sig):
             self._refuse(_readable(payload), BAD_SIGNATURE, f"bad signature (key id {_shown(kid)})")
         # Authentic from here: a key holder sent it. Is it well made, and fresh?
-        opened = open_unchecked(payload)
-        if opened is None or opened[0].get(_KID) != kid:
-            self._refuse(opened[0] if opened else {}, BAD_SIGNATURE,
+        try:
+            frame = _unpackb(payload, raw=False, strict_map_key=False)
+        except Exception:  # msgpack raises several unrelated types for bad input
+            frame = None
+        if (
+            type(frame) is not list
+            or len(frame) != 2
+            or type(headers := frame[0]) is not dict
+            or headers.get(_KID) != kid
+        ):
+            self._refuse(_readable(payload), BAD_SIGNATURE,
                          "signed payload is not [headers, content] with its kid")  # fmt: skip
-        headers = opened[0]
         ts = headers.get(_TS)
         now = int(self._now() * 1000)
         skew = self.max_skew_ms
@@ -221,7 +229,7 @@ class Signer:
             if why is not None:
                 self._refuse(headers, REPLAYED, why)
         self.verified += 1
-        return opened
+        return headers, frame[1]
 
     def _refuse_unsigned(self, body: bytes) -> NoReturn:
         opened = open_unchecked(body)
