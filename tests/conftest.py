@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
+import pytest
 import pytest_twisted
 from hypothesis import settings
 from twisted.logger import globalLogPublisher
@@ -21,6 +22,24 @@ from tests.rabbit_node import event_broker, event_node, tls_node  # noqa: F401
 
 # ion's wheel and fresh virtualenvs with it installed (tests/wheel.py).
 from tests.wheel import built_wheel, fresh_venv  # noqa: F401
+
+# Which tests keep to one pytest-xdist worker (tests/xdist_groups.py).
+from tests.xdist_groups import assign_groups, check_grouped, fail_if_ungrouped
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None, None, None]:
+    """Tests that share a costly fixture run on one xdist worker (tests/xdist_groups.py):
+    marked before xdist's hook reads the marks, checked after it put them in the ids."""
+    assign_groups(items)
+    yield
+    check_grouped(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_ungrouped(item)
+
 
 # Under CI, property tests draw the same examples every run, so a submission
 # does not pass or fail by luck; elsewhere they keep exploring.

@@ -52,6 +52,7 @@ from tests.core.process.linkers import boot_script
 from tests.helpers import Collector, wait_for
 from tests.launch import POLL, REPO, TIMEOUT, cc_command, clean_env
 from tests.rabbit import URL, delete_systems, require_rabbitmq
+from tests.xdist_groups import on_rabbit_nodes
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -360,7 +361,11 @@ class AgentSystem:
         assert not left, f"left on the broker: {left}"
 
 
-@pytest.fixture(params=[PRESENCE, PROBE])
+# PRESENCE asks for the suite's node at run time: its tests go where the node runs.
+_PRESENCE = pytest.param(PRESENCE, marks=on_rabbit_nodes)
+
+
+@pytest.fixture(params=[_PRESENCE, PROBE])
 def broker_url(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(url, mode): the suite's node with presence notices, or the shared broker."""
     if request.param == PRESENCE:
@@ -378,7 +383,7 @@ async def system(broker_url: tuple[str, str], tmp_path: Path) -> AsyncIterator[A
         await s.cleanup()
 
 
-presence_only = pytest.mark.parametrize("broker_url", [PRESENCE], indirect=True)
+presence_only = pytest.mark.parametrize("broker_url", [_PRESENCE], indirect=True)
 probe_only = pytest.mark.parametrize("broker_url", [PROBE], indirect=True)
 
 
