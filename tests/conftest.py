@@ -41,6 +41,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     fail_if_ungrouped(item)
 
 
+# The browser tier's summary lines (tests/browser/summary.py): a plugin registered here,
+# as xdist's main process, which prints the summary, loads no conftest below tests/.
+pytest_plugins = ["tests.browser.summary"]
+
 # Under CI, property tests draw the same examples every run, so a submission
 # does not pass or fail by luck; elsewhere they keep exploring.
 settings.register_profile("ci", derandomize=True)

@@ -10,7 +10,6 @@ Screenshots go to C{$ION_SCREENSHOTS}, else a temporary directory; the summary n
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from ion.test.brokers import on_ci, unique_sysname
+from tests.browser.summary import SHOT, TIER
 from tests.browser.webview import WebView
 from tests.rabbit import delete_systems, require_rabbitmq
 
@@ -42,8 +42,7 @@ FLAGS = (
     "--window-size=1200,800",
 )
 
-_tier = {"tests": 0, "ran": 0, "seconds": 0.0}
-_shots: list[Path] = []
+_current: pytest.Item | None = None  # the test running now (its screenshots go in its report)
 
 
 def unavailable() -> str | None:
@@ -117,7 +116,8 @@ def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str],
     def save(driver: Any, name: str) -> Path:
         path = folder / f"{name}.png"
         assert driver.save_screenshot(str(path)), f"no screenshot saved at {path}"
-        _shots.append(path)
+        if _current is not None:  # the summary learns of it from the test's report
+            _current.user_properties.append((SHOT, str(path)))
         print(f"screenshot: {path}")
         return path
 
@@ -126,29 +126,11 @@ def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str],
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    if item.get_closest_marker("browser") is None:
-        return (yield)
-    start = time.monotonic()
+    global _current
+    _current = item
+    if item.get_closest_marker("browser") is not None:
+        item.user_properties.append((TIER, True))  # so each of its reports says so
     try:
         return (yield)
     finally:
-        _tier["tests"] += 1
-        _tier["seconds"] += time.monotonic() - start
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Any:
-    if item.get_closest_marker("browser") is not None:
-        _tier["ran"] += 1  # not skipped
-    return (yield)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _tier["tests"]:
-        skipped = _tier["tests"] - _tier["ran"]
-        terminalreporter.write_line(
-            f"browser tier: {_tier['ran']} tests in {_tier['seconds']:.2f} s (target < 10 s)"
-            + (f", {skipped} not run" if skipped else "")
-        )
-    for path in _shots:
-        terminalreporter.write_line(f"browser tier screenshot: {path}")
+        _current = None
