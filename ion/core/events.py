@@ -268,7 +268,7 @@ class EventSubscriber:
             return None
         me = f"{self.process.id}/{self.queue}"  # one replay record per subscription
         again = bool(getattr(delivery, "redelivered", False))
-        return lambda body: signer.verify(body, me, again)
+        return signer.verifier(me, again)
 
     def _on_delivery(self, delivery: Any) -> None:
         try:
