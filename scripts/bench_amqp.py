@@ -212,26 +212,30 @@ def cleanup(sysname: str) -> None:
     conn.close()
 
 
-def ion_client(sysname: str, seq: int, calls: int, conc: int, settings: Settings) -> None:
-    from twisted.internet import defer, task
-
+async def start_client(reactor: Any, sysname: str, settings: Settings) -> tuple[Any, Any]:
+    """A client container of C{sysname} run with C{settings}, started, and the
+    process in it that calls: (container, process)."""
     from ion.core.cc.container import Container
     from ion.core.config import DEFAULTS, Config
     from ion.core.messaging.amqp import AmqpBroker
     from ion.core.process.process import Process
 
+    cc = Container(
+        reactor=reactor,
+        container_id=f"{sysname}-client",
+        sysname=sysname,
+        broker=AmqpBroker(reactor, URL, name=f"{sysname}-client"),
+        config=Config(DEFAULTS).merged(settings.config()),
+    )
+    await cc.start()
+    return cc, await cc.spawn(Process, name="client")
+
+
+def ion_client(sysname: str, seq: int, calls: int, conc: int, settings: Settings) -> None:
+    from twisted.internet import defer, task
+
     async def main(reactor: Any) -> None:
-        broker = AmqpBroker(reactor, URL, name=f"{sysname}-client")
-        config = Config(DEFAULTS).merged(settings.config())
-        cc = Container(
-            reactor=reactor,
-            container_id=f"{sysname}-client",
-            sysname=sysname,
-            broker=broker,
-            config=config,
-        )
-        await cc.start()
-        client = await cc.spawn(Process, name="client")
+        cc, client = await start_client(reactor, sysname, settings)
         for _ in range(WARMUP):
             await client.rpc_send("echo", "echo", PAYLOAD)
         cpu0 = time.process_time()

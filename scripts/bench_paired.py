@@ -52,26 +52,12 @@ def client(sysnames: list[str], setting: str, seq: int) -> None:
     """The client (in its own OS process): one container per value, calls alternated."""
     from twisted.internet import defer, task
 
-    from ion.core.cc.container import Container
-    from ion.core.config import DEFAULTS, Config
-    from ion.core.messaging.amqp import AmqpBroker
-    from ion.core.process.process import Process
-
     async def main(reactor: Any) -> None:
         clients, containers = [], []
         for sysname, value in zip(sysnames, VALUES, strict=True):
-            config = Config(DEFAULTS).merged(settings(setting, value).config())
-            broker = AmqpBroker(reactor, amqp.URL, name=f"{sysname}-client")
-            cc = Container(
-                reactor=reactor,
-                container_id=f"{sysname}-client",
-                sysname=sysname,
-                broker=broker,
-                config=config,
-            )
-            await cc.start()
+            cc, client = await amqp.start_client(reactor, sysname, settings(setting, value))
             containers.append(cc)
-            clients.append(await cc.spawn(Process, name="client"))
+            clients.append(client)
         for _ in range(amqp.WARMUP):
             for c in clients:
                 await c.rpc_send("echo", "echo", amqp.PAYLOAD)
