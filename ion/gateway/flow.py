@@ -58,8 +58,10 @@ class EventFlow:
             log.warn("gateway: delivery.lease ({lease}s) is not longer than delivery.timeout "
                      "({timeout}s): other instances may post a delivery still under way",
                      lease=config.delivery_lease, timeout=config.delivery_timeout)  # fmt: skip
-        self.http = HttpPoster(reactor, config.delivery_concurrency) if poster is None else None
         allow = config.allow_targets
+        self.http = (
+            HttpPoster(reactor, config.delivery_concurrency, allow) if poster is None else None
+        )
 
         async def check(url: str) -> None:
             # A name that does not resolve is let through: its post then fails

@@ -10,7 +10,9 @@ L{check_target} needs no network: it judges IP literals (also the old IPv4
 forms like C{127.1} or C{2130706433}) and the name C{localhost}. A name can
 resolve to anything, and change, so L{check_target_resolved} resolves it (in a
 thread: C{getaddrinfo} blocks) and judges every address; delivery calls it
-before each post.
+before each post, and the post itself connects only to an address it resolved
+and judged at that moment (L{allowed_addresses}; L{ion.gateway.webhook}), so a
+name that changes in between (DNS rebinding) reaches nothing it may not.
 """
 
 from __future__ import annotations
@@ -65,15 +67,48 @@ async def check_target_resolved(
     if _literal(host) is not None:
         return
     try:
-        infos = await deferToThreadPool(
-            reactor, reactor.getThreadPool(), socket.getaddrinfo, host, None
-        )
+        await allowed_addresses(host, allow, reactor)
+    except Unresolved:
+        if not allow_unresolved:
+            raise
+
+
+class Unresolved(HttpError):
+    """A target's name does not resolve."""
+
+
+async def allowed_addresses(
+    host: str, allow: Networks, reactor: Any, resolve: Any = None
+) -> list[IPAddress]:
+    """The addresses C{host} (a name or an IP literal) stands for, every one of
+    them allowed: resolved once (in a thread: C{getaddrinfo} blocks), so a
+    connection made to one of them goes where was judged.
+
+    @param resolve: C{getaddrinfo}'s signature (None: C{socket.getaddrinfo}).
+    @raise Unresolved: the name does not resolve.
+    @raise HttpError: 400, field C{target_url}: an address is refused.
+    """
+    allow = tuple(allow)
+    address = _literal(host)
+    if address is not None:
+        _judge(address, allow)
+        return [address]
+    if host == "localhost" or host.endswith(".localhost"):
+        _judge(ipaddress.ip_address("127.0.0.1"), allow)  # (whatever a resolver says)
+    try:
+        lookup = resolve or socket.getaddrinfo
+        infos = await deferToThreadPool(reactor, reactor.getThreadPool(), lookup, host, None)
     except (OSError, UnicodeError) as e:
-        if allow_unresolved:
-            return
-        raise _bad(f"the host {host!r} does not resolve ({e})") from None
+        raise Unresolved(400, FIELD, f"the host {host!r} does not resolve ({e})") from None
+    addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
-        _judge(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), allow, host)
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        _judge(address, allow, host)
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise Unresolved(400, FIELD, f"the host {host!r} resolves to no address")
+    return addresses
 
 
 def _host(url: Any) -> str:

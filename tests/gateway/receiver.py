@@ -24,6 +24,7 @@ class _Hook(Resource):
         r = self.receiver
         got = {
             "path": request.path.decode(),
+            "host": (request.getHeader(b"host") or b"").decode(),
             "delivery": (request.getHeader(b"ion-delivery-id") or b"").decode(),
             "content_type": (request.getHeader(b"content-type") or b"").decode(),
             "authorization": (request.getHeader(b"authorization") or b"").decode(),
