@@ -41,6 +41,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from ion.gateway.cloudevent import STRUCTURED
+from ion.gateway.targets import Unresolved
 from ion.gateway.web import HttpError
 
 if TYPE_CHECKING:
@@ -253,6 +254,8 @@ class DeliveryWorker:
         park = False
         try:
             error = await self._post(delivery)
+        except Unresolved as e:  # (a DNS hiccup must not park a subscription)
+            error = e.message
         except HttpError as e:  # the allow-list refuses the target now
             error, park = f"target refused: {e.message}", True
         except Exception as e:

@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 
 from ion.gateway.delivery import DeliveryWorker, auth_headers
+from ion.gateway.targets import Unresolved
 from ion.gateway.web import HttpError
 from tests.gateway.fakes import FakeStore
 
@@ -160,6 +161,18 @@ def test_connection_error_is_a_failed_attempt() -> None:
     enqueue(store, sub.uuid, "a")
     worker.start()
     assert store.rows[0].errors[0].startswith("ConnectionRefusedError")
+
+
+def test_a_name_that_does_not_resolve_when_posted_is_retried_not_parked() -> None:
+    """The poster's own lookup failing is a failed attempt, retried: only a refused
+    address parks."""
+    gone = Unresolved(400, "target_url", "the host 'hooks.example' does not resolve")
+    worker, store, _ = make(lambda *a: _failing(gone), poll=99.0)
+    sub = store.add_subscription("$")
+    enqueue(store, sub.uuid, "a")
+    worker.start()
+    assert store.rows[0].errors == ["the host 'hooks.example' does not resolve"]
+    assert not store.rows[0].parked
 
 
 async def _failing(e: Exception) -> int:
