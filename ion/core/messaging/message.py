@@ -34,6 +34,11 @@ USER_ID = "user-id"
 EXPIRY = "expiry"
 TS = "ts"
 ENCODING = "encoding"
+# Signals (ion.core.process.signals): the epoch of the sender's container and,
+# on a link or monitor asked of another container, the epoch of the receiver's
+# container that the sender knows (ion.core.process.remote).
+SENDER_EPOCH = "sender-epoch"
+RECEIVER_EPOCH = "receiver-epoch"
 # Signed messages (ion.core.security.signing): key id, per-signer number.
 KID = "kid"
 NONCE = "nonce"

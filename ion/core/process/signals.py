@@ -5,6 +5,10 @@ operations below, published (mandatory) to the receiving process's own queue,
 the path its ordinary messages take. When the broker cannot carry one (its
 connection is down), a signal to a process of this container is handed to
 that process directly instead (L{inject}), through the same intake.
+
+A signal may carry the epoch of its sender's container (C{sender-epoch}), and
+a link or monitor asked of another container the epoch of that container its
+sender knows (C{receiver-epoch}).
 """
 
 from __future__ import annotations
@@ -33,15 +37,20 @@ def container_of(pid: str) -> str:
     return pid.rpartition("@")[2]
 
 
-def encode(sender: str, to: str, op: str, content: dict[str, Any] | None) -> bytes:
+def encode(
+    sender: str, to: str, op: str, content: dict[str, Any] | None, epoch: int | None = None
+) -> bytes:
     """The wire bytes of signal C{op} from C{sender} to C{to} (unsigned: for a
     process of this container, L{inject})."""
-    return m.encode(headers(sender, to, op), content or {})
+    return m.encode(headers(sender, to, op, epoch), content or {})
 
 
-def headers(sender: str, to: str, op: str) -> dict[str, Any]:
-    """The headers of signal C{op} from C{sender} to C{to}."""
-    return {
+def headers(
+    sender: str, to: str, op: str, epoch: int | None = None, to_epoch: int | None = None
+) -> dict[str, Any]:
+    """The headers of signal C{op} from C{sender} (of a container in C{epoch})
+    to C{to} (of a container its sender knows in C{to_epoch}); None: not known."""
+    h = {
         m.SENDER: sender,
         m.RECEIVER: to,
         m.CONV_ID: f"{SIGNAL}:{sender}",
@@ -50,14 +59,34 @@ def headers(sender: str, to: str, op: str) -> dict[str, Any]:
         m.OP: op,
         m.TS: int(time.time() * 1000),
     }
+    if epoch is not None:
+        h[m.SENDER_EPOCH] = epoch
+    if to_epoch is not None:
+        h[m.RECEIVER_EPOCH] = to_epoch
+    return h
+
+
+def epochs(msg: m.Message) -> tuple[int | None, int | None]:
+    """The sender's and the receiver's epochs signal C{msg} names (None: none, or not a number)."""
+    return _epoch(msg.headers.get(m.SENDER_EPOCH)), _epoch(msg.headers.get(m.RECEIVER_EPOCH))
+
+
+def _epoch(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def send(
-    container: Container, sender: str, to: str, op: str, content: dict[str, Any] | None = None
+    container: Container,
+    sender: str,
+    to: str,
+    op: str,
+    content: dict[str, Any] | None = None,
+    epoch: int | None = None,
+    to_epoch: int | None = None,
 ) -> Deferred[None]:
-    """Publish signal C{op} to C{to}'s queue; the Deferred fails with
-    L{UnroutableError} when there is no such queue."""
-    h = headers(sender, to, op)
+    """Publish signal C{op} to C{to}'s queue (L{headers} for the epochs); the
+    Deferred fails with L{UnroutableError} when there is no such queue."""
+    h = headers(sender, to, op, epoch, to_epoch)
     body = m.encode(h, content or {}, container.exchange.signer)
     tap = container.exchange.tap
     if tap is not None:
@@ -84,8 +113,10 @@ class Injected:
         """Nothing to give back."""
 
 
-def inject(proc: Any, sender: str, op: str, content: dict[str, Any] | None) -> None:
-    """Hand signal C{op} from C{sender} to C{proc} (a process of this container)
-    as if its queue had delivered it."""
+def inject(
+    proc: Any, sender: str, op: str, content: dict[str, Any] | None, epoch: int | None = None
+) -> None:
+    """Hand signal C{op} from C{sender} (of a container in C{epoch}) to C{proc}
+    (a process of this container) as if its queue had delivered it."""
     me = str(proc.id)
-    proc.runtime.deliver(Injected(me, encode(sender, me, op, content)))
+    proc.runtime.deliver(Injected(me, encode(sender, me, op, content, epoch)))

@@ -46,6 +46,7 @@ from ion.core.security.replay import ReplayCache
 SIGNED = (
     m.SENDER, m.RECEIVER, m.REPLY_TO, m.CONV_ID, m.CONV_SEQ, m.PROTOCOL, m.PERFORMATIVE,
     m.OP, m.STATUS, m.USER_ID, m.EXPIRY, m.TS, m.ENCODING, m.KID, m.NONCE,
+    m.SENDER_EPOCH, m.RECEIVER_EPOCH,
 )  # fmt: skip
 _DOMAIN = b"ion-sig-3\0"
 _BLOCK = 64  # SHA-256's block size

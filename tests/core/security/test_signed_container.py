@@ -83,6 +83,8 @@ TAMPERED = {
     m.ENCODING: "msgpack",
     m.KID: "k1",
     m.NONCE: None,  # one more
+    m.SENDER_EPOCH: 7,
+    m.RECEIVER_EPOCH: 7,
 }
 
 

@@ -69,6 +69,8 @@ TAMPERED = {
     m.ENCODING: "msgpack",
     m.KID: OLD.kid,
     m.NONCE: None,  # (one more)
+    m.SENDER_EPOCH: 7,
+    m.RECEIVER_EPOCH: 7,
 }
 
 
