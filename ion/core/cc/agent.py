@@ -14,9 +14,10 @@ C{<sysname>.cc.<cid>.<epoch>}, exclusive to the container's connection:
 
 What it hears feeds L{ion.core.cc.membership.Membership}, which judges each
 peer UP, SUSPECT, DEAD or LEFT; a peer DEAD or LEFT ends the links and
-monitors into it (C{noconnection}) and is announced (event 1055). The epoch
-goes up each time this container's broker connection comes back, with a new
-agent queue: peers end the old epoch and meet the new one. What it sends is
+monitors made with that epoch of it or an earlier one (C{noconnection}; not
+those made with a newer one: L{ion.core.process.remote}) and is announced
+(event 1055). The epoch goes up each time this container's broker connection
+comes back, with a new agent queue: peers end the old epoch and meet the new one. What it sends is
 in L{ion.core.cc.agent_wire}, its ops in L{ion.core.cc.agent_ops}.
 """
 
@@ -230,8 +231,8 @@ class ContainerAgent(agent_ops.AgentOps, AgentWire, Process):
         new = peer.state
         silent = self.container.reactor.seconds() - peer.last_heard
         ended = 0
-        if new in (DEAD, LEFT) and not self._newer_epoch_up(peer):
-            ended = self.container.proc_manager.container_lost(peer.cid)
+        if new in (DEAD, LEFT):  # (not those made with a newer epoch of it)
+            ended = self.container.proc_manager.container_lost(peer.cid, peer.epoch)
         if old is None:
             self.log.info("container {cid} (epoch {epoch}) UP", cid=peer.cid, epoch=peer.epoch)
         elif new == SUSPECT:
@@ -249,12 +250,6 @@ class ContainerAgent(agent_ops.AgentOps, AgentWire, Process):
             1055, peer.cid, observer_id=self.container.id, peer_id=peer.cid,
             epoch=peer.epoch, state=new, reason=why, silent_for=silent, links_ended=ended,
         )  # fmt: skip
-
-    def _newer_epoch_up(self, peer: Peer) -> bool:
-        """Whether a newer epoch of C{peer}'s container is known (it came back)."""
-        assert self.membership is not None
-        newest = self.membership.peers.get(peer.cid)
-        return newest is not None and newest is not peer and not newest.ended
 
     # -- epochs: coming back -------------------------------------------------------------
 

@@ -16,8 +16,9 @@ C{sys_link} or C{sys_monitor} signal recorded by the other side. That side
 answers C{noproc} when the process has ended; a signal that finds no queue
 (NO_ROUTE) comes back as C{noproc} too, and one the broker cannot take (its
 connection is down, or no answer within C{container.rpc_timeout}) as
-C{noconnection}. Links into a container that is cut off fire C{noconnection}
-(L{ion.core.process.remote}).
+C{noconnection}. Links into a container that is cut off fire C{noconnection};
+each side of a link or monitor across containers remembers the other
+container's epoch it was made under (L{ion.core.process.remote}).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ion.core.process.signals import DEMONITOR, DOWN, EXIT, LINK, MONITOR, SIGNA
 
 if TYPE_CHECKING:
     from ion.core.cc.container import Container
+    from ion.core.process.remote import RemoteLinks
     from ion.core.process.runtime import ProcessRuntime
 
 __all__ = ["DEMONITOR", "DOWN", "EXIT", "LINK", "MONITOR", "SIGNAL", "UNLINK", "Linking"]
@@ -58,6 +60,7 @@ class Linking:
     _links: set[str]  # pids linked with this one
     _monitors: dict[str, str]  # ref -> pid this process monitors
     _watchers: dict[str, str]  # ref -> pid monitoring this process
+    _epochs: dict[str, int]  # pid linked or ref -> the epoch of its container (other ones)
 
     # -- hooks -----------------------------------------------------------------
 
@@ -90,7 +93,8 @@ class Linking:
         elif self._is_local(pid):
             self._signal(me, EXIT, {"reason": NOPROC}, sender=pid)
         else:
-            self._signal(pid, LINK)
+            to_epoch = self._made_under(pid, self._known_epoch(pid))
+            self._signal(pid, LINK, to_epoch=to_epoch)
 
     def unlink(self, pid: str | ProcessId) -> None:
         """Remove the link with C{pid}; no exit signal of it arrives after this."""
@@ -98,6 +102,7 @@ class Linking:
         if pid not in self._links:
             return
         self._links.discard(pid)
+        self._epochs.pop(pid, None)
         local = self._local(pid)
         if local is not None:
             local._links.discard(str(self.id))
@@ -118,7 +123,8 @@ class Linking:
         elif self._is_local(pid):
             self._signal(str(self.id), DOWN, {"ref": ref, "reason": NOPROC}, sender=pid)
         else:
-            self._signal(pid, MONITOR, {"ref": ref})
+            to_epoch = self._made_under(ref, self._known_epoch(pid))
+            self._signal(pid, MONITOR, {"ref": ref}, to_epoch=to_epoch)
         return ref
 
     def demonitor(self, ref: str, flush: bool = False) -> None:
@@ -127,6 +133,7 @@ class Linking:
         pid = self._monitors.pop(ref, None)
         if pid is None:
             return
+        self._epochs.pop(ref, None)
         local = self._local(pid)
         if local is not None:
             local._watchers.pop(ref, None)
@@ -166,25 +173,53 @@ class Linking:
         assert self.container is not None
         return signals.container_of(pid) == self.container.id
 
-    def _signal(
-        self, to: str, op: str, content: dict[str, Any] | None = None, sender: str | None = None
-    ) -> None:
-        """Send signal C{op} to C{to}'s own queue (works once terminated too)."""
+    def _remote_links(self) -> RemoteLinks:
         assert self.container is not None
-        sender = sender or str(self.id)
-        d = signals.send(self.container, sender, to, op, content)
+        return self.container.proc_manager.remote
+
+    def _known_epoch(self, pid: str) -> int | None:
+        """The epoch of C{pid}'s container (another) this container's agent knows."""
+        return self._remote_links().epoch_of(signals.container_of(pid))
+
+    def _made_under(self, key: str, epoch: int | None) -> int | None:
+        """Remember that the link (by pid) or monitor (by ref) C{key} into
+        another container was made under its C{epoch} (None: not known)."""
+        if epoch is None:
+            self._epochs.pop(key, None)
+        else:
+            self._epochs[key] = epoch
+        return epoch
+
+    def _signal(
+        self,
+        to: str,
+        op: str,
+        content: dict[str, Any] | None = None,
+        sender: str | None = None,
+        epoch: int | None = None,
+        to_epoch: int | None = None,
+    ) -> None:
+        """Send signal C{op} to C{to}'s own queue (works once terminated too).
+        One from this process carries this container's epoch; one in another's
+        name (C{sender}), to this process, the epoch given (L{signals.headers})."""
+        assert self.container is not None
+        if sender is None:
+            sender, epoch = str(self.id), self._remote_links().epoch
+        d = signals.send(self.container, sender, to, op, content, epoch, to_epoch)
         if not d.called and op in (LINK, MONITOR):  # the linker waits on its answer
             d.addTimeout(self._rpc_timeout, self.container.reactor)
-        d.addErrback(self._signal_lost, to, op, content, sender)
+        d.addErrback(self._signal_lost, to, op, content, sender, epoch)
 
-    def _signal_lost(self, failure: Any, to: str, op: str, content: Any, sender: str) -> None:
+    def _signal_lost(
+        self, failure: Any, to: str, op: str, content: Any, sender: str, epoch: int | None
+    ) -> None:
         """The broker did not take signal C{op} to C{to}."""
         if failure.check(UnroutableError):
             self.signal_returned(to, op, content)
             return
         local = self._local(to)
         if local is not None:  # the broker link is down: hand it over here
-            signals.inject(local, sender, op, content)
+            signals.inject(local, sender, op, content, epoch)
         elif op in (LINK, MONITOR) and not self._is_local(to):
             self._refused(to, op, content, NOCONNECTION)
         else:
@@ -200,9 +235,11 @@ class Linking:
         """The link or monitor of C{to} that C{op} asked for ends with C{reason}."""
         me = str(self.id)
         if op == LINK and to in self._links:
-            self._signal(me, EXIT, {"reason": reason}, sender=to)
+            self._signal(me, EXIT, {"reason": reason}, sender=to, epoch=self._epochs.get(to))
         elif op == MONITOR and isinstance(content, dict) and content.get("ref") in self._monitors:
-            self._signal(me, DOWN, {"ref": content["ref"], "reason": reason}, sender=to)
+            ref = content["ref"]
+            self._signal(me, DOWN, {"ref": ref, "reason": reason}, sender=to,
+                         epoch=self._epochs.get(ref))  # fmt: skip
 
     def _signal_exits(self, reason: str) -> None:
         """This process has ended with C{reason}: tell its links and watchers."""
@@ -214,25 +251,30 @@ class Linking:
             self._signal(pid, DOWN, {"ref": ref, "reason": reason})
         for ref in list(self._monitors):  # nobody to watch for any more
             self.demonitor(ref)
+        self._epochs.clear()
 
-    def _cut(self, gone: Callable[[str], bool]) -> list[Owed]:
-        """The processes that C{gone} picks cannot be reached: links and monitors
-        to them fire C{noconnection} here now (as signals from them, each ending
-        its link or monitor as it is handled), watchers of them are dropped.
-        Return the signals owed to them, should they be reached again: an exit
-        signal per link, a down signal per watcher, a demonitor per monitor."""
+    def _cut(self, gone: Callable[[str, int | None], bool], epoch: int | None) -> list[Owed]:
+        """The processes that C{gone} picks (given each pid and the epoch of its
+        container the link or monitor was made under) cannot be reached: links
+        and monitors to them fire C{noconnection} here now (as signals from
+        them, of that epoch, each ending its link or monitor as it is handled),
+        watchers of them are dropped. Return the signals owed to them, should
+        they be reached again (this container being in C{epoch}): an exit signal
+        per link, a down signal per watcher, a demonitor per monitor."""
         me = str(self.id)
         owed: list[Owed] = []
         lost = {"reason": NOCONNECTION}
-        for pid in [p for p in self._links if gone(p)]:
-            owed.append((me, pid, EXIT, lost))
-            signals.inject(self, pid, EXIT, lost)
-        for ref, pid in [(r, p) for r, p in self._monitors.items() if gone(p)]:
-            owed.append((me, pid, DEMONITOR, {"ref": ref}))
-            signals.inject(self, pid, DOWN, {"ref": ref, **lost})
-        for ref, pid in [(r, p) for r, p in self._watchers.items() if gone(p)]:
+        made = self._epochs.get
+        for pid in [p for p in self._links if gone(p, made(p))]:
+            owed.append((me, pid, EXIT, lost, epoch))
+            signals.inject(self, pid, EXIT, lost, made(pid))
+        for ref, pid in [(r, p) for r, p in self._monitors.items() if gone(p, made(r))]:
+            owed.append((me, pid, DEMONITOR, {"ref": ref}, epoch))
+            signals.inject(self, pid, DOWN, {"ref": ref, **lost}, made(ref))
+        for ref, pid in [(r, p) for r, p in self._watchers.items() if gone(p, made(r))]:
             del self._watchers[ref]
-            owed.append((me, pid, DOWN, {"ref": ref, **lost}))
+            self._epochs.pop(ref, None)
+            owed.append((me, pid, DOWN, {"ref": ref, **lost}, epoch))
         return owed
 
     def _on_signal(self, content: Any, headers: dict[str, Any], msg: m.Message) -> Any:
@@ -243,26 +285,45 @@ class Linking:
             self.runtime.drops.dropped("malformed signal", sender=msg.sender, where=str(self.id),
                                        detail=repr(msg))  # fmt: skip
             return None
+        epoch, to_epoch = signals.epochs(msg)
         if op == EXIT:
             if sender not in self._links:
                 return None  # unlinked meanwhile
+            made = self._epochs.get(sender)
+            if made is not None and epoch is not None and epoch < made:
+                return None  # the late end of an earlier link (L{ion.core.process.remote})
             self._links.discard(sender)
+            self._epochs.pop(sender, None)
             if type(self).trap_exits:
                 return self.on_exit(sender, reason)
             if reason != NORMAL:  # as in OTP: only normal is ignored, shutdown too ends it
                 self._exit_by_signal(sender, reason)
         elif op == DOWN:
             if ref is not None and self._monitors.pop(ref, None) is not None:
+                self._epochs.pop(ref, None)
                 return self.on_down(ref, sender, reason)
+        elif op in (LINK, MONITOR) and self._of_another_epoch(to_epoch):
+            self.log.debug("{proc}: {op} from {pid} dropped: asked of epoch {e}, not this one",
+                           proc=self, op=op, pid=sender, e=to_epoch)  # fmt: skip
         elif op == LINK:
             self._links.add(sender)
+            self._made_under(sender, epoch)
         elif op == UNLINK:
             self._links.discard(sender)
+            self._epochs.pop(sender, None)
         elif op == MONITOR and ref is not None:
             self._watchers[ref] = sender
+            self._made_under(ref, epoch)
         elif op == DEMONITOR and ref is not None:
             self._watchers.pop(ref, None)
+            self._epochs.pop(ref, None)
         return None
+
+    def _of_another_epoch(self, to_epoch: int | None) -> bool:
+        """Whether a link or monitor was asked of another epoch of this
+        container than its own (L{ion.core.process.remote})."""
+        own = self._remote_links().epoch
+        return to_epoch is not None and own is not None and to_epoch != own
 
     def signal_inactive(self, msg: m.Message) -> None:
         """A signal reaching a process not ACTIVE. Once it has ended, a link or

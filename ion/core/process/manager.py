@@ -68,10 +68,11 @@ class ProcessManager(Service):
             proc.broker_lost(error)
         self.remote.connection_lost()
 
-    def container_lost(self, container_id: str) -> int:
-        """Container C{container_id} is gone: links and monitors into it end
-        C{noconnection} (L{RemoteLinks.container_lost}); how many ended."""
-        return self.remote.container_lost(container_id)
+    def container_lost(self, container_id: str, epoch: int | None = None) -> int:
+        """Epoch C{epoch} of container C{container_id} has ended (None: the
+        container is gone): links and monitors made with it end C{noconnection}
+        (L{RemoteLinks.container_lost}); how many ended."""
+        return self.remote.container_lost(container_id, epoch)
 
     async def spawn(
         self,

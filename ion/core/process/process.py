@@ -87,6 +87,7 @@ class Process(Linking, Termination):
         self._links: set[str] = set()
         self._monitors: dict[str, str] = {}  # ref -> pid it watches
         self._watchers: dict[str, str] = {}  # ref -> pid watching it
+        self._epochs: dict[str, int] = {}  # pid or ref -> epoch of the other container
 
     # -- identity and state ------------------------------------------------
 

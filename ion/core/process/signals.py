@@ -6,9 +6,11 @@ the path its ordinary messages take. When the broker cannot carry one (its
 connection is down), a signal to a process of this container is handed to
 that process directly instead (L{inject}), through the same intake.
 
-A signal may carry the epoch of its sender's container (C{sender-epoch}), and
-a link or monitor asked of another container the epoch of that container its
-sender knows (C{receiver-epoch}).
+A signal carries the epoch of its sender's container (C{sender-epoch}), and a
+link or monitor asked of another container the epoch of that container its
+sender knows (C{receiver-epoch}): what they are for is in
+L{ion.core.process.remote}. A container without an agent has no epoch: its
+signals carry none.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ EXIT, DOWN = "sys_exit", "sys_down"
 LINK, UNLINK, MONITOR, DEMONITOR = "sys_link", "sys_unlink", "sys_monitor", "sys_demonitor"
 OPS = frozenset({EXIT, DOWN, LINK, UNLINK, MONITOR, DEMONITOR})
 
-#: A signal owed to a process of another container: (sender, receiver, op, content).
-Owed = tuple[str, str, str, dict[str, Any]]
+#: A signal owed to a process of another container: (sender, receiver, op,
+#: content, the epoch of the sender's container when it became owed).
+Owed = tuple[str, str, str, dict[str, Any], int | None]
 
 
 def container_of(pid: str) -> str:
