@@ -13,6 +13,7 @@ from ion.core.cc.container import Container
 from ion.core.config import DEFAULTS, Config, merge
 from ion.core.messaging.embedded import EmbeddedBroker
 from ion.core.messaging.message import decode
+from ion.core.process.process import Process
 
 T = TypeVar("T")
 
@@ -45,6 +46,23 @@ class SpinGuardClock(Clock):
                     f"the clock spins: {self._now_calls} calls scheduled for now at {now:g}s"
                 )
         return super().callLater(delay, callable, *args, **kw)
+
+
+class Watcher(Process):
+    """Traps exits and monitors; records what it is told."""
+
+    trap_exits = True
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.exits: list[tuple[str, str]] = []
+        self.downs: list[tuple[str, str]] = []
+
+    def on_exit(self, pid: str, reason: str) -> None:
+        self.exits.append((pid, reason))
+
+    def on_down(self, ref: str, pid: str, reason: str) -> None:
+        self.downs.append((pid, reason))
 
 
 class System:

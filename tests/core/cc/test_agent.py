@@ -15,7 +15,7 @@ from ion.core.cc.agent import ContainerAgent
 from ion.core.cc.membership import DEAD, LEFT, SUSPECT, UP
 from ion.core.process.process import Process
 from ion.core.process.supervisor import Supervisor
-from tests.core.cc.agent_system import H, K, System
+from tests.core.cc.agent_system import H, K, System, Watcher
 
 ALLOW = ["tests.core.cc.test_agent:*", "ion.services.*"]
 
@@ -35,23 +35,6 @@ class Crashy(Process):
 class BadInit(Process):
     def on_init(self) -> None:
         raise ValueError("no good")
-
-
-class Watcher(Process):
-    """Traps exits and monitors; records what it is told."""
-
-    trap_exits = True
-
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        super().__init__(*a, **kw)
-        self.exits: list[tuple[str, str]] = []
-        self.downs: list[tuple[str, str]] = []
-
-    def on_exit(self, pid: str, reason: str) -> None:
-        self.exits.append((pid, reason))
-
-    def on_down(self, ref: str, pid: str, reason: str) -> None:
-        self.downs.append((pid, reason))
 
 
 @pytest.fixture

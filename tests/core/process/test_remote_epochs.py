@@ -13,27 +13,9 @@ from ion.core import exception as exc
 from ion.core.cc.membership import UP
 from ion.core.process import signals
 from ion.core.process.exit import NOCONNECTION
-from ion.core.process.process import Process
-from tests.core.cc.agent_system import System
+from tests.core.cc.agent_system import System, Watcher
 
 STEP = 0.05  # fake seconds for the signals under way to arrive (well below k·H)
-
-
-class Trap(Process):
-    """Traps exits; records its on_exit and on_down calls."""
-
-    trap_exits = True
-
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        super().__init__(*a, **kw)
-        self.exits: list[tuple[str, str]] = []
-        self.downs: list[tuple[str, str]] = []
-
-    def on_exit(self, pid: str, reason: str) -> None:
-        self.exits.append((pid, reason))
-
-    def on_down(self, ref: str, pid: str, reason: str) -> None:
-        self.downs.append((pid, reason))
 
 
 @pytest.fixture
@@ -44,10 +26,10 @@ def system() -> Any:
 
 
 def _two(system: System) -> tuple[Any, Any, Any, Any]:
-    """c1 and c2 up and met: (c1, c2, a Trap of c1, a Trap of c2)."""
+    """c1 and c2 up and met: (c1, c2, a Watcher of c1, a Watcher of c2)."""
     c1, c2 = system.start("c1"), system.start("c2")
     system.run(STEP)
-    return c1, c2, system.wait(c1.spawn(Trap)), system.wait(c2.spawn(Trap))
+    return c1, c2, system.wait(c1.spawn(Watcher)), system.wait(c2.spawn(Watcher))
 
 
 def _new_epoch_unheard(system: System, c1: Any, c2: Any) -> None:
