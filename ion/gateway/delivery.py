@@ -10,7 +10,7 @@ delivered; anything else (another status, a connection error, no answer
 within C{delivery.timeout}) fails it with a retry after an exponential backoff
 with full jitter (C{delivery.backoff} doubling up to C{delivery.backoff_max});
 the C{delivery.max_attempts}-th failure, or a target the allow-list refuses
-when checked again before the post, parks it and sets the subscription's
+when its post connects (L{ion.gateway.webhook}), parks it and sets the subscription's
 error (C{retry_parked} resumes it).
 
 Order: C{claim} hands out at most one delivery per subscription, its oldest
@@ -54,7 +54,6 @@ log = Logger()
 # (url, body, headers) -> the target's HTTP status
 Poster = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
 # Raises HttpError when the target may no longer be reached (the allow-list).
-TargetCheck = Callable[[str], Awaitable[Any]]
 
 
 def auth_headers(auth: dict[str, Any] | None) -> dict[str, str]:
@@ -90,7 +89,6 @@ class DeliveryWorker:
     @param worker_id: unique per gateway process (container id and process id).
     @param clock: the reactor's time (C{callLater}, C{seconds}).
     @param poster: posts one delivery; returns the status.
-    @param check_target: checks the target URL again before each post.
     @param random: a source of floats in [0, 1) for the jitter.
     """
 
@@ -100,7 +98,6 @@ class DeliveryWorker:
         worker_id: str,
         clock: Any,  # IReactorTime
         poster: Poster,
-        check_target: TargetCheck | None = None,
         *,
         timeout: float = 10.0,
         max_attempts: int = 8,
@@ -115,7 +112,6 @@ class DeliveryWorker:
         self.worker_id = worker_id
         self.clock = clock
         self.poster = poster
-        self.check_target = check_target
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -140,7 +136,6 @@ class DeliveryWorker:
         worker_id: str,
         clock: Any,  # IReactorTime
         poster: Poster,
-        check_target: TargetCheck | None = None,
     ) -> DeliveryWorker:
         """A worker with the C{gateway.delivery.*} settings of C{config}."""
         return cls(
@@ -148,7 +143,6 @@ class DeliveryWorker:
             worker_id,
             clock,
             poster,
-            check_target,
             timeout=config.delivery_timeout,
             max_attempts=config.delivery_max_attempts,
             backoff=config.delivery_backoff,
@@ -256,7 +250,7 @@ class DeliveryWorker:
             error = await self._post(delivery)
         except Unresolved as e:  # (a DNS hiccup must not park a subscription)
             error = e.message
-        except HttpError as e:  # the allow-list refuses the target now
+        except HttpError as e:  # the allow-list refuses the target now (the poster's connect)
             error, park = f"target refused: {e.message}", True
         except Exception as e:
             error = _describe(e)
@@ -282,8 +276,6 @@ class DeliveryWorker:
 
     async def _post(self, delivery: Any) -> str | None:
         """Post C{delivery}; None on a 2xx, else what went wrong."""
-        if self.check_target is not None:
-            await self.check_target(delivery.target_url)
         body = json.dumps(posted_event(delivery), separators=(",", ":")).encode()
         headers = {"Content-Type": STRUCTURED, "Ion-Delivery-Id": delivery.id}
         headers.update(auth_headers(delivery.auth))

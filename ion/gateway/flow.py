@@ -18,7 +18,6 @@ from ion.gateway.delivery import DeliveryWorker, Poster
 from ion.gateway.matcher import Matcher
 from ion.gateway.publish import CloudEventPublisher
 from ion.gateway.receive import ReceiveResource
-from ion.gateway.targets import check_target_resolved
 from ion.gateway.webhook import HttpPoster
 
 if TYPE_CHECKING:
@@ -63,16 +62,8 @@ class EventFlow:
             HttpPoster(reactor, config.delivery_concurrency, allow) if poster is None else None
         )
 
-        async def check(url: str) -> None:
-            # A name that does not resolve is let through: its post then fails
-            # and is retried (a DNS hiccup must not park a subscription); an
-            # address the allow-list refuses parks it.
-            await check_target_resolved(url, allow, reactor, allow_unresolved=True)
-
         post: Poster = self.http if poster is None else poster  # type: ignore[assignment]
-        self.worker = DeliveryWorker.from_config(
-            store, config, worker_id(process), reactor, post, check
-        )
+        self.worker = DeliveryWorker.from_config(store, config, worker_id(process), reactor, post)
         self.matcher = Matcher(process, store, self.worker.poke, reactor,
                                owner=self.worker.worker_id, lease=config.match_lease)  # fmt: skip
         self.resource = ReceiveResource(store, CloudEventPublisher(process), config)

@@ -9,10 +9,10 @@ a subscription must not reach into the system's own network.
 L{check_target} needs no network: it judges IP literals (also the old IPv4
 forms like C{127.1} or C{2130706433}) and the name C{localhost}. A name can
 resolve to anything, and change, so L{check_target_resolved} resolves it (in a
-thread: C{getaddrinfo} blocks) and judges every address; delivery calls it
-before each post, and the post itself connects only to an address it resolved
-and judged at that moment (L{allowed_addresses}; L{ion.gateway.webhook}), so a
-name that changes in between (DNS rebinding) reaches nothing it may not.
+thread: C{getaddrinfo} blocks) and judges every address when a subscription
+names it; a delivery's post connects only to an address it resolved and judged
+for that connection (L{allowed_addresses}; L{ion.gateway.webhook}), so a name
+that changes in between (DNS rebinding) reaches nothing it may not.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ async def check_target_resolved(
     """L{check_target}, then every address C{url}'s host resolves to.
 
     @param allow_unresolved: a name that does not resolve passes (a subscription
-        may name a target before it exists; delivery checks again).
+        may name a target before it exists; each post's connection is judged again).
     @raise HttpError: 400, field C{target_url}: refused, or the name does not resolve.
     """
     allow = tuple(allow_targets)

@@ -128,18 +128,17 @@ def test_parks_after_max_attempts() -> None:
 
 
 def test_refused_target_parks_at_once() -> None:
-    """A target the allow-list refuses at delivery time is not posted to, and parks."""
-    target = Target()
-
-    async def refuse(url: str) -> None:
-        raise HttpError(400, "target_url", "a private address")
-
-    worker, store, _ = make(target, check_target=refuse)
+    """A target the allow-list refuses when its post connects (the poster's
+    endpoints, ion.gateway.webhook) is not posted to, and parks."""
+    refused = HttpError(400, "target_url", "hooks.example resolves to 10.0.0.7, a private address")
+    worker, store, _ = make(lambda *a: _failing(refused), poll=99.0)
     sub = store.add_subscription("$")
     enqueue(store, sub.uuid, "a")
     worker.start()
-    assert target.posts == [] and store.rows[0].parked
-    assert "target refused" in store.subscriptions[sub.uuid].error
+    assert store.rows[0].parked
+    assert (
+        "target refused: hooks.example resolves to 10.0.0.7" in store.subscriptions[sub.uuid].error
+    )
 
 
 def test_timeout_is_a_failed_attempt() -> None:
