@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -72,6 +73,21 @@ def make(store: FakeStore, clock: Clock | None = None, owner: str = "one",
                       subscribe=consumer)  # fmt: skip
     run(matcher.start())
     return matcher, pokes, consumer
+
+
+def gate_enqueue(store: FakeStore, held: Callable[[dict[str, Any], Any], bool]) -> Deferred[None]:
+    """Make C{store}'s enqueue wait, for the events and holders C{held(event, holder)}
+    names, until the returned Deferred fires."""
+    gate: Deferred[None] = Deferred()
+    enqueue = store.enqueue
+
+    async def gated(key: str, ev: dict, subs: list[str], holder: Any = None) -> int:
+        if held(ev, holder):
+            await gate
+        return await enqueue(key, ev, subs, holder)
+
+    store.enqueue = gated  # type: ignore[method-assign]
+    return gate
 
 
 def run(coro: Any) -> Any:
@@ -340,15 +356,7 @@ async def test_events_held_by_a_matcher_that_lost_the_lease_go_to_the_new_holder
 
     store = FakeStore()
     store.add_subscription("data")
-    gate: Deferred[None] = Deferred()
-    enqueue = store.enqueue
-
-    async def paused(key: str, ev: dict, subs: list[str], holder: Any = None) -> int:
-        if holder is not None and holder[1] == "one":
-            await gate
-        return await enqueue(key, ev, subs, holder)
-
-    store.enqueue = paused  # type: ignore[method-assign]
+    gate = gate_enqueue(store, lambda _ev, holder: holder is not None and holder[1] == "one")
     proc = await container.spawn(Process, name="gateway")
     pokes: Collector[int] = Collector()
     one = Matcher(proc, store, lambda: pokes(1), reactor, compile_filter=HasKey, owner="one",
@@ -383,15 +391,7 @@ async def test_a_stopped_holder_gives_its_events_back_in_order_to_the_standby(
 
     store = FakeStore()
     store.add_subscription("data")
-    gate: Deferred[None] = Deferred()
-    enqueue = store.enqueue
-
-    async def slow(key: str, ev: dict, subs: list[str], holder: Any = None) -> int:
-        if holder is not None and holder[1] == "one":
-            await gate
-        return await enqueue(key, ev, subs, holder)
-
-    store.enqueue = slow  # type: ignore[method-assign]
+    gate = gate_enqueue(store, lambda _ev, holder: holder is not None and holder[1] == "one")
     proc = await container.spawn(Process, name="gateway")
     pokes: Collector[int] = Collector()
     one = Matcher(proc, store, lambda: pokes(1), reactor, compile_filter=HasKey, owner="one",
@@ -429,15 +429,7 @@ def test_events_are_enqueued_one_at_a_time_in_order() -> None:
     store = FakeStore()
     store.add_subscription("data")
     matcher, _, _ = make(store)
-    gate: Deferred[None] = Deferred()
-    enqueue = store.enqueue
-
-    async def slow_first(key: str, ev: dict, subs: list[str], holder: Any = None) -> int:
-        if ev["id"] == "1":
-            await gate
-        return await enqueue(key, ev, subs, holder)
-
-    store.enqueue = slow_first  # type: ignore[method-assign]
+    gate = gate_enqueue(store, lambda ev, _holder: ev["id"] == "1")
     done: list[str] = []
     matcher._on_event(_ion_event(event("1", data=1)), None).addCallback(lambda _: done.append("1"))
     matcher._on_event(_ion_event(event("2", data=1)), None).addCallback(lambda _: done.append("2"))
