@@ -184,6 +184,8 @@ class Process(Linking, Termination):
             runtime.max_redeliveries = self._setting(
                 "process.max_redeliveries", 5, "redeliveries >= 0"
             )
+            if (signer := getattr(runtime.exchange, "signer", None)) is not None:
+                signer.allow_redeliveries(runtime.max_redeliveries)
             await run_hook(self.on_activate, self._place)
             prefetch = int(self.config.get("broker.prefetch", 32))
             await runtime.start_intake(self.intake(), prefetch)

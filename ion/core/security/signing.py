@@ -144,9 +144,8 @@ class Signer:
         self._sealing = (current, prefix, *self._pads[current])
         self._now = now
         self.max_skew_ms = int(max_skew * 1000)
-        # A redelivery round takes a signature twice (the broker's flagged
-        # delivery, then the counting copy): every round a process allows, and the first.
-        self.replay = ReplayCache(replay_size, max_repeats=2 * max_redeliveries + 2)
+        self.replay = ReplayCache(replay_size, max_repeats=1)
+        self.allow_redeliveries(max_redeliveries)
         self._nonce = secrets.randbits(62)  # another count than a restarted container's
         self.signed = 0
         self.verified = 0
@@ -154,6 +153,13 @@ class Signer:
         self.refused: Counter[str] = Counter()
         #: Called with (headers, error) for each message refused (the boot check listens).
         self.listeners: list[Listener] = []
+
+    def allow_redeliveries(self, limit: int) -> None:
+        """Take a redelivered message as often as a process allowing C{limit}
+        redeliveries needs (a process may allow more than the container's
+        C{process.max_redeliveries}): each round takes its signature twice, the
+        broker's flagged delivery and the counting copy, and there is the first."""
+        self.replay.max_repeats = max(self.replay.max_repeats, 2 * limit + 2)
 
     def seal(self, headers: dict[str, Any], content: Any) -> bytes:
         """The signed body of a message of C{headers} (given C{ts}, C{kid} and

@@ -194,21 +194,26 @@ async def test_a_request_redelivered_too_often_goes_to_the_dead_letter_queue(
 @pytest.mark.parametrize(
     "ion_broker", ["local", pytest.param("amqp", marks=pytest.mark.rabbitmq)], indirect=True
 )
+@pytest.mark.parametrize("limit_of", ["container", "process"])
 @pytest_twisted.ensureDeferred
 async def test_signed_redelivery_copies_are_taken_as_redeliveries(
-    ion_container_factory, tmp_path
+    ion_container_factory, tmp_path, limit_of
 ) -> None:
     """Signing on, a classic queue: each copy sent round to count a redelivery
     carries a voucher for its count, so the replay check takes it (the request
-    runs max_redeliveries + 1 times) and refuses none of them."""
+    runs max_redeliveries + 1 times) and refuses none of them; also when the
+    process allows more redeliveries than its container (its spawn config)."""
     from ion.core.security.keys import new_key_line
 
     key_file = tmp_path / "ion.key"
     key_file.write_text(new_key_line("k1") + "\n")
     key_file.chmod(0o600)
     signing = {"security": {"signing": True, "key_file": str(key_file), "join_check": 0}}
-    container = await ion_container_factory(config={"process": {"max_redeliveries": 4}, **signing})
-    service = await container.spawn(Crashy)
+    limit = {"process": {"max_redeliveries": 4 if limit_of == "container" else 8}}
+    container = await ion_container_factory(
+        config={**signing, **(limit if limit_of == "container" else {})}
+    )
+    service = await container.spawn(Crashy, config=limit if limit_of == "process" else None)
     client = await (await ion_container_factory(config=signing)).spawn(Process, name="client")
     queue = container.exchange.queue_name(poison.DEAD_LETTER_KEY)
     await container.exchange.declare_shared(queue)
@@ -217,7 +222,8 @@ async def test_signed_redelivery_copies_are_taken_as_redeliveries(
     await client.send("crashy", "crash", "signed")
     [letter] = await dead.wait(1)
     letter.ack()
-    assert service.runs == [("signed", False)] + [("signed", True)] * 4
+    rounds = limit["process"]["max_redeliveries"]
+    assert service.runs == [("signed", False)] + [("signed", True)] * rounds
     assert container.exchange.signer.refused == {}
 
 
