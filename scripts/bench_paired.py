@@ -41,21 +41,19 @@ SETTINGS = ("sign", "tap", "secure")
 VALUES = ("on", "off")
 
 
-def settings(setting: str, value: str) -> amqp.Settings:
-    return amqp.Settings(**{setting: value == "on" and not SAME})
+def settings(setting: str, value: str, same: bool) -> amqp.Settings:
+    """The settings of side C{value}; both off when C{same} (an A/A run)."""
+    return amqp.Settings(**{setting: value == "on" and not same})
 
 
-SAME = os.environ.get("ION_BENCH_SAME") == "1"  # (--same, handed to the client too)
-
-
-def client(sysnames: list[str], setting: str, seq: int) -> None:
+def client(sysnames: list[str], setting: str, seq: int, same: bool) -> None:
     """The client (in its own OS process): one container per value, calls alternated."""
     from twisted.internet import defer, task
 
     async def main(reactor: Any) -> None:
         clients, containers = [], []
         for sysname, value in zip(sysnames, VALUES, strict=True):
-            cc, client = await amqp.start_client(reactor, sysname, settings(setting, value))
+            cc, client = await amqp.start_client(reactor, sysname, settings(setting, value, same))
             containers.append(cc)
             clients.append(client)
         for _ in range(amqp.WARMUP):
@@ -75,25 +73,29 @@ def client(sysnames: list[str], setting: str, seq: int) -> None:
     task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 
-def run_round(setting: str, seq: int, first: int) -> tuple[list[list[float]], list[float]]:
+def run_round(
+    setting: str, seq: int, first: int, same: bool
+) -> tuple[list[list[float]], list[float]]:
     """One round: both servers, one client; the latencies (s) and each server's
     CPU per call (us), on first. C{first}: which server starts first."""
     order = (first, 1 - first)
     with ExitStack() as stack:
         servers: dict[int, tuple[str, Any]] = {}
         for side in order:
-            servers[side] = stack.enter_context(amqp.ion_server(settings(setting, VALUES[side])))
+            servers[side] = stack.enter_context(
+                amqp.ion_server(settings(setting, VALUES[side], same))
+            )
         pids = [servers[side][1].pid for side in (0, 1)]
         before = [amqp.cpu_seconds(p) for p in pids]
         out = subprocess.run(
-            [sys.executable, __file__, "--client", setting, str(seq),
-             servers[0][0], servers[1][0]],
+            [sys.executable, __file__, *(["--same"] if same else []), "--client", setting,
+             str(seq), servers[0][0], servers[1][0]],
             capture_output=True, text=True, timeout=600, check=True,
         ).stdout  # fmt: skip
         after = [amqp.cpu_seconds(p) for p in pids]
     answer = json.loads(out.strip().splitlines()[-1])
     lat, signed = answer["latencies"], answer["signed"]
-    if setting == "sign" and (signed[0] > 0) == SAME or signed[1] > 0:
+    if (setting == "sign" and (signed[0] > 0) == same) or signed[1] > 0:
         raise SystemExit(f"signing is not as asked (messages signed, on / off: {signed})")
     calls = amqp.WARMUP + seq
     cpu = [
@@ -115,20 +117,16 @@ def main() -> None:
     ap.add_argument("--same", action="store_true", help="both sides off: an A/A run")
     ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.same:
-        global SAME
-        SAME = True
-        os.environ["ION_BENCH_SAME"] = "1"
     if a.client:
         setting, seq, *sysnames = a.client
-        client(sysnames, setting, int(seq))
+        client(sysnames, setting, int(seq), a.same)
         return
     if a.setting == "sign" and not os.environ.get("ION_SYSTEM_KEY"):
         from ion.core.security.keys import new_key_line
 
         os.environ["ION_SYSTEM_KEY"] = new_key_line("bench")  # both servers' and the client's
     print(
-        ("A/A: both sides off, " if SAME else "")
+        ("A/A: both sides off, " if a.same else "")
         + f"{a.setting} on / off, rpc over RabbitMQ, 1 KiB echo; {a.rounds} rounds of"
         f" {a.seq} sequential calls a value, alternated call by call in one client"
     )
@@ -137,7 +135,7 @@ def main() -> None:
     changes50, changes90, pooled = [], [], [[], []]
     cpus: list[list[float]] = [[], []]
     for r in range(a.rounds):
-        lat, cpu = run_round(a.setting, a.seq, r % 2)
+        lat, cpu = run_round(a.setting, a.seq, r % 2, a.same)
         p50 = [amqp.percentile(x, 0.5) * 1e6 for x in lat]
         p90 = [amqp.percentile(x, 0.9) * 1e6 for x in lat]
         changes50.append(p50[0] / p50[1])

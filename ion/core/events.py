@@ -198,6 +198,7 @@ class EventSubscriber:
         self.queue: str | None = None
         self._tag: str | None = None
         self._starting = False
+        self._verifiers: tuple[m.Verify, m.Verify] | None = None  # fresh, redelivered
 
     @property
     def binding_key(self) -> str:
@@ -266,9 +267,10 @@ class EventSubscriber:
         signer = self.process.container.exchange.signer
         if signer is None:
             return None
-        me = f"{self.process.id}/{self.queue}"  # one replay record per subscription
-        again = bool(getattr(delivery, "redelivered", False))
-        return signer.verifier(me, again)
+        if self._verifiers is None:
+            me = f"{self.process.id}/{self.queue}"  # one replay record per subscription
+            self._verifiers = (signer.verifier(me), signer.verifier(me, True))
+        return self._verifiers[bool(getattr(delivery, "redelivered", False))]
 
     def _on_delivery(self, delivery: Any) -> None:
         try:

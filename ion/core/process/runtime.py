@@ -74,7 +74,7 @@ class ProcessRuntime(GiveBack):
         self.handler_limit: float | None = None  # set at activate
         self.max_redeliveries = 5  # set at activate
         self._me = self._reply_key = "<unattached>"  # (no routing key is)
-        self._verify: tuple[Any, m.Verify] | None = None
+        self._verify: m.Verify | None = None  # the signer's verifier of fresh deliveries
         self._place = context.Here()
         self._inflight = 0
         self._waiting: deque[m.Message] = deque()  # delivered, not started (concurrency)
@@ -99,7 +99,7 @@ class ProcessRuntime(GiveBack):
         self.conversation_timeout = conversation_timeout
         self.clock = clock
         self._me = pid
-        self._verify = None  # (signer, its verifier for pid): made again for the new pid
+        self._verify = None  # (made again for this pid)
         self._reply_key = pid + REPLY_KEY_SUFFIX
         self._reply_queue = exchange.queue_name(self._reply_key)
         self._place = place
@@ -269,10 +269,9 @@ class ProcessRuntime(GiveBack):
         )
         if again:
             return signer.verifier(me, True)
-        fresh = self._verify
-        if fresh is None or fresh[0] is not signer:  # (made once: one call a message)
-            fresh = self._verify = (signer, signer.verifier(me))
-        return fresh[1]
+        if self._verify is None:  # (the container's signer is set once, before any process)
+            self._verify = signer.verifier(me)
+        return self._verify
 
     def _takes_while_inactive(self, msg: m.Message, state: str) -> bool:
         """A message of a C{generic} conversation this process already holds is

@@ -193,15 +193,6 @@ class Signer:
         C{redelivery}: the broker says it delivered this message before (a
         requeue, or the poison check's copy): taken again a few times.
         """
-        return self._open(consumer, redelivery, body)
-
-    def verifier(self, consumer: str, redelivery: bool = False) -> Callable[[bytes], Any]:
-        """L{verify} for C{consumer}'s deliveries, as a L{m.Verify}: made once
-        and kept by a consumer (a C{partial}, so each message costs one Python
-        call, not two)."""
-        return partial(self._open, consumer, redelivery)
-
-    def _open(self, consumer: str, redelivery: bool, body: bytes) -> tuple[dict[str, Any], Any]:
         size = len(body)
         if size < 2 + _DIGEST or body[0] != MAGIC:
             self._refuse_unsigned(body)
@@ -247,6 +238,11 @@ class Signer:
                 self._refuse(headers, REPLAYED, why)
         self.verified += 1
         return headers, frame[1]
+
+    def verifier(self, consumer: str, redelivery: bool = False) -> Callable[[bytes], Any]:
+        """L{verify} for C{consumer}'s deliveries, as a L{m.Verify} (a C{partial}:
+        a consumer keeps one, and a message costs one Python call, not two)."""
+        return partial(self.verify, consumer=consumer, redelivery=redelivery)
 
     def _refuse_unsigned(self, body: bytes) -> NoReturn:
         opened = open_unchecked(body)
