@@ -51,9 +51,10 @@ __all__ = ["DeliveryWorker", "auth_headers", "posted_event"]
 
 log = Logger()
 
-# (url, body, headers) -> the target's HTTP status
+# (url, body, headers) -> the target's HTTP status; raises HttpError when the
+# allow-list refuses the target's address (parked), Unresolved when its name
+# does not resolve (retried).
 Poster = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
-# Raises HttpError when the target may no longer be reached (the allow-list).
 
 
 def auth_headers(auth: dict[str, Any] | None) -> dict[str, str]:

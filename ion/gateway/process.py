@@ -83,7 +83,7 @@ class Gateway(Process):
     @ivar url: C{http://HOST:PORT/} while listening, else None.
     @ivar settings: the L{GatewayConfig}, once active.
     @ivar routes: the services' declared routes (L{RouteTable}).
-    @ivar store: the subscription store, when its module is installed.
+    @ivar store: the subscription store.
     """
 
     name = "gateway"
@@ -157,22 +157,24 @@ class Gateway(Process):
 
     async def _prune(self) -> None:
         """Forget delivered deliveries and seen event ids older than
-        C{gateway.retention}, now and every L{PRUNE_EVERY} seconds: the store
-        does not grow for ever. A failure (the database away) is logged and
-        the next prune tries again."""
+        C{gateway.retention}, now and every L{PRUNE_EVERY} seconds, so the store
+        does not grow for ever: on the gateway that holds the matcher's lease,
+        one of all those sharing the database. A failure (the database away) is
+        logged and the next prune tries again."""
         assert self.settings is not None and self.container is not None
         retention = self.settings.retention
-        try:
-            count = await self.store.prune(self.container.reactor.seconds() - retention)
-        except Exception as e:  # the database's own errors: the gateway goes on
-            if self.winding_down:
-                return  # (its store closes under it)
-            self.log.warn("gateway: pruning the store failed (tried again in {every:g} s): {e}",
-                          every=min(PRUNE_EVERY, retention), e=e)  # fmt: skip
-        else:
-            if count:
-                self.log.info("gateway: forgot {n} delivered or seen event row(s) older than "
-                              "{retention:g} s", n=count, retention=retention)  # fmt: skip
+        if self.flow is not None and self.flow.matcher.holding:
+            try:
+                count = await self.store.prune(self.container.reactor.seconds() - retention)
+            except Exception as e:  # the database's own errors: the gateway goes on
+                if self.winding_down:
+                    return  # (its store closes under it)
+                self.log.warn("gateway: pruning the store failed (tried again in {every:g} s): "
+                              "{e}", every=min(PRUNE_EVERY, retention), e=e)  # fmt: skip
+            else:
+                if count:
+                    self.log.info("gateway: forgot {n} delivered or seen event row(s) older "
+                                  "than {retention:g} s", n=count, retention=retention)  # fmt: skip
         if not self.winding_down:
             self.call_later(min(PRUNE_EVERY, retention), self._prune)
 

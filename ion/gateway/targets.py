@@ -61,13 +61,8 @@ async def check_target_resolved(
         may name a target before it exists; each post's connection is judged again).
     @raise HttpError: 400, field C{target_url}: refused, or the name does not resolve.
     """
-    allow = tuple(allow_targets)
-    check_target(url, allow)
-    host = _host(url)
-    if _literal(host) is not None:
-        return
     try:
-        await allowed_addresses(host, allow, reactor)
+        await allowed_addresses(_host(url), allow_targets, reactor)
     except Unresolved:
         if not allow_unresolved:
             raise

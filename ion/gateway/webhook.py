@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Protocol
 from twisted.web.client import (
     URI,
@@ -54,9 +55,9 @@ class _QuietFactory(_HTTP11ClientFactory):
 @implementer(IAgentEndpointFactory)
 class PinnedEndpoints:
     """The Agent's endpoints: TCP (TLS for https, verified against the URL's
-    host) to the first address the URL's host resolves to, once every address
-    it resolves to is allowed (L{allowed_addresses}); else the connection
-    fails with the reason, and the delivery with it.
+    host) to the addresses the URL's host resolves to, in turn until one
+    answers, once every one of them is allowed (L{allowed_addresses}); else
+    the connection fails with the reason, and the delivery with it.
 
     @param resolve: C{getaddrinfo}'s signature (None: C{socket.getaddrinfo}).
     """
@@ -81,12 +82,18 @@ class _PinnedEndpoint:
     async def _connect(self, factory: Any) -> Any:
         e, uri = self.endpoints, self.uri
         host = uri.host.decode("ascii")
-        (address, *_) = await allowed_addresses(host, e.allow, e.reactor, e.resolve)
-        tcp = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
-        endpoint: Any = tcp(e.reactor, str(address), uri.port)
-        if uri.scheme == b"https":
-            endpoint = wrapClientTLS(e.tls.creatorForNetloc(uri.host, uri.port), endpoint)
-        return await endpoint.connect(factory)
+        addresses = await allowed_addresses(host, e.allow, e.reactor, e.resolve)
+        for n, address in enumerate(addresses):  # each in turn, as HostnameEndpoint does
+            tcp = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
+            endpoint: Any = tcp(e.reactor, str(address), uri.port)
+            if uri.scheme == b"https":
+                endpoint = wrapClientTLS(e.tls.creatorForNetloc(uri.host, uri.port), endpoint)
+            try:
+                return await endpoint.connect(factory)
+            except ConnectError:
+                if n == len(addresses) - 1:
+                    raise
+        raise AssertionError("allowed_addresses answers at least one address")
 
 
 class HttpPoster:

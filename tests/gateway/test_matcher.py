@@ -351,7 +351,7 @@ async def test_events_held_by_a_matcher_that_lost_the_lease_go_to_the_new_holder
     container: Container,
 ) -> None:
     """A holder whose lease was taken while it held events (paused) writes none of them:
-    the broker hands them to the new holder, which enqueues them all, in order."""
+    the broker hands them to the new holder, which enqueues them all."""
     from twisted.internet import reactor
 
     store = FakeStore()

@@ -116,3 +116,18 @@ async def test_every_address_of_a_name_must_be_allowed() -> None:
             await p("http://nowhere.example/hook", b"{}", {})
     finally:
         await p.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_addresses_of_a_name_are_tried_in_turn() -> None:
+    """One address refusing the connection, the next one allowed is tried (as
+    Twisted's own endpoints do for a name with several)."""
+    receiver = await Receiver(reactor).up()  # (on 127.0.0.1 only: 127.0.0.2 refuses)
+    answers = {"two.example": ["127.0.0.2", "127.0.0.1"]}
+    p = HttpPoster(reactor, allow=LOOPBACK, resolve=resolver(answers, []))
+    try:
+        assert await p(f"http://two.example:{receiver.port}/hook", b'{"id": "e3"}', {}) == 200
+        assert [g["event"] for g in receiver.got.items] == [{"id": "e3"}]
+    finally:
+        await p.close()
+        await receiver.down()
