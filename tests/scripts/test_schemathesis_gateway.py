@@ -11,11 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from ion.test.brokers import on_ci
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "schemathesis_gateway"
 
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation() -> None:
-    pytest.importorskip("schemathesis", reason="schemathesis is in the test extra")
+    try:
+        import schemathesis  # noqa: F401
+    except ImportError:
+        if on_ci():  # (under CI nothing skips: the test extra installs it)
+            pytest.fail("schemathesis is not installed (it is in the test extra)")
+        pytest.skip("schemathesis is not installed (it is in the test extra)")
     # 15 examples an operation (the script's default is 50): the coverage
     # phase still makes ~750 cases, in a quarter of the time.
     argv = [sys.executable, str(SCRIPT), "-n", "15"]
