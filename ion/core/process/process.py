@@ -169,8 +169,7 @@ class Process(Linking, Termination):
             await self.runtime.open(self.intake())
             await run_hook(self.on_init, self._place)
         except BaseException:
-            self._lifecycle.fail()
-            self._announce("ERROR")
+            self._failed()
             raise
         self._announce("READY")
 
@@ -190,12 +189,17 @@ class Process(Linking, Termination):
             prefetch = int(self.config.get("broker.prefetch", 32))
             await runtime.start_intake(self.intake(), prefetch)
         except BaseException:
-            self._lifecycle.fail()
-            self.timers.halt()  # (a call_later made in on_activate runs not, in ERROR)
-            self._announce("ERROR")
+            self._failed()
             raise
         self.timers.start()
         self._announce("ACTIVE")
+
+    def _failed(self) -> None:
+        """Go to ERROR: its timers halt (a call_later made in on_init or
+        on_activate runs not), and it says so."""
+        self._lifecycle.fail()
+        self.timers.halt()
+        self._announce("ERROR")
 
     def _concurrency_setting(self) -> int:
         value = type(self).concurrency
@@ -233,9 +237,7 @@ class Process(Linking, Termination):
             return
         self.log.error("{proc}: receives nothing more from {queue} ({error}); now ERROR",
                        proc=self, queue=queue, error=error)  # fmt: skip
-        self._lifecycle.fail()
-        self.timers.halt()  # (it serves nothing more: its timers neither)
-        self._announce("ERROR")
+        self._failed()
         self.fail_conversations(exc.ProcessError(f"{self} failed: {queue} is lost: {error}"))
         self.runtime.leave_shared_intake(self.intake())
 

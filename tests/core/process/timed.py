@@ -98,13 +98,6 @@ class Crashing(Failing):
     crash_on_error = True
 
 
-class FailingActivate(Ticker):
-    service_name = "failingactivate"
-
-    def on_activate(self) -> None:
-        raise RuntimeError("no")
-
-
 class LaterThenFailingActivate(Ticker):
     """Arms a call_later in on_activate, then fails to activate."""
 
