@@ -346,12 +346,10 @@ async def test_events_wait_in_the_queue_for_a_holder(container: Container) -> No
     await matcher.stop()
 
 
-@pytest_twisted.ensureDeferred
-async def test_events_held_by_a_matcher_that_lost_the_lease_go_to_the_new_holder(
-    container: Container,
-) -> None:
-    """A holder whose lease was taken while it held events (paused) writes none of them:
-    the broker hands them to the new holder, which enqueues them all."""
+async def held_by_one(container: Container) -> tuple[Any, Deferred[None], Any, Any, Any]:
+    """A store with one subscription whose enqueues by matcher "one" wait for the
+    returned gate, a gateway process, the pokes of each matcher (by number), and
+    matcher "one" on that store (not started)."""
     from twisted.internet import reactor
 
     store = FakeStore()
@@ -361,6 +359,18 @@ async def test_events_held_by_a_matcher_that_lost_the_lease_go_to_the_new_holder
     pokes: Collector[int] = Collector()
     one = Matcher(proc, store, lambda: pokes(1), reactor, compile_filter=HasKey, owner="one",
                   lease=600)  # fmt: skip
+    return store, gate, proc, pokes, one
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_held_by_a_matcher_that_lost_the_lease_go_to_the_new_holder(
+    container: Container,
+) -> None:
+    """A holder whose lease was taken while it held events (paused) writes none of them:
+    the broker hands them to the new holder, which enqueues them all."""
+    from twisted.internet import reactor
+
+    store, gate, proc, pokes, one = await held_by_one(container)
     await one.start()
     publish = CloudEventPublisher(proc)
     for n in range(10):
@@ -389,13 +399,7 @@ async def test_a_stopped_holder_gives_its_events_back_in_order_to_the_standby(
     over, and the outbox holds them all once, in order."""
     from twisted.internet import reactor
 
-    store = FakeStore()
-    store.add_subscription("data")
-    gate = gate_enqueue(store, lambda _ev, holder: holder is not None and holder[1] == "one")
-    proc = await container.spawn(Process, name="gateway")
-    pokes: Collector[int] = Collector()
-    one = Matcher(proc, store, lambda: pokes(1), reactor, compile_filter=HasKey, owner="one",
-                  lease=600)  # fmt: skip
+    store, gate, proc, pokes, one = await held_by_one(container)
     arrived: Collector[int] = Collector()
     on_event = one._on_event
 
